@@ -1,0 +1,3 @@
+// The qumra codec module: SPICE's lossless image codecs. Each export works on buffers in this module's
+// linear memory (see memory.ts). One line per codec file; keep them sorted.
+export * from "./memory";
