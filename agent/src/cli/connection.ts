@@ -1,0 +1,73 @@
+// Connections to one or more agents: address parsing, TLS credentials, deadlines, promisified calls.
+import * as grpc from "@grpc/grpc-js";
+import { readFileSync } from "node:fs";
+
+export interface GlobalOptions {
+  host: string[];
+  json: boolean;
+  /** Seconds per call. */
+  timeout: number;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
+}
+
+export const DEFAULT_HOST = "127.0.0.1:50051";
+
+/** A gRPC target for "H:P", "[v6]:P" or "unix:/path". */
+export function targetOf(host: string): string {
+  if (host.startsWith("unix:")) return host;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/.test(host)) {
+    throw new Error(`--host ${host}: expected HOST:PORT (e.g. 127.0.0.1:50051) or unix:/path/to/socket`);
+  }
+  return host;
+}
+
+export function credentialsOf(options: GlobalOptions): grpc.ChannelCredentials {
+  if (!options.tlsCa && !options.tlsCert && !options.tlsKey) return grpc.credentials.createInsecure();
+  if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error("a client certificate needs both --tls-cert and --tls-key");
+  const read = (file: string | undefined) => (file ? readFileSync(file) : null);
+  return grpc.credentials.createSsl(read(options.tlsCa), read(options.tlsKey), read(options.tlsCert));
+}
+
+export function channelOptions(options: GlobalOptions): grpc.ChannelOptions {
+  return {
+    ...(options.tlsServerName ? { "grpc.ssl_target_name_override": options.tlsServerName } : {}),
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  };
+}
+
+type ClientConstructor<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => C;
+
+/** A client of one service on one host. */
+export function clientFor<C>(Ctor: ClientConstructor<C>, host: string, options: GlobalOptions): C {
+  return new Ctor(targetOf(host), credentialsOf(options), channelOptions(options));
+}
+
+export function deadline(options: GlobalOptions): Date {
+  return new Date(Date.now() + options.timeout * 1000);
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: grpc.Metadata,
+  options: Partial<grpc.CallOptions>,
+  callback: (err: grpc.ServiceError | null, response: Res) => void,
+) => grpc.ClientUnaryCall;
+
+/** Calls a unary method with the global deadline; rejects with the gRPC error. */
+export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, options: GlobalOptions): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method(request, new grpc.Metadata(), { deadline: deadline(options) }, (err, response) => (err ? reject(err) : resolve(response)));
+  });
+}
+
+/** "UNAVAILABLE: connect ECONNREFUSED …" for a gRPC error, the message for any other. */
+export function describeError(err: unknown): { code: string; message: string } {
+  const e = err as Partial<grpc.ServiceError> & Error;
+  if (typeof e.code === "number" && grpc.status[e.code]) {
+    return { code: grpc.status[e.code], message: (e.details ?? e.message).replace(/\.? Resolution note: *$/, "") };
+  }
+  return { code: "ERROR", message: e?.message ?? String(err) };
+}

@@ -1,0 +1,43 @@
+// qumra: the command-line client. `qumra [--host H:P]… [--json] NOUN VERB`.
+import { Command, Option } from "commander";
+import { DEFAULT_HOST, targetOf, type GlobalOptions } from "./connection.js";
+import { registerHost } from "./host.js";
+import { VERSION } from "../version.js";
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+export function buildProgram(): Command {
+  const program = new Command("qumra")
+    .description("Drive qumra agents: hosts, VMs, displays, codecs and benchmarks")
+    .version(VERSION)
+    .addOption(new Option("--host <host:port>", `agent address, repeatable: the command runs on every host in parallel (default ${DEFAULT_HOST}, or $QUMRA_HOST)`).argParser(collect))
+    .option("--json", "machine-readable output", false)
+    .option("--timeout <seconds>", "deadline of each call", "30")
+    .option("--tls-ca <file>", "CA certificate (PEM) to verify the agent")
+    .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+    .option("--tls-key <file>", "client private key (PEM)")
+    .option("--tls-server-name <name>", "name expected in the agent's certificate")
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(`qumra: ${text.replace(/^error: /, "")}`) });
+
+  const globals = (): GlobalOptions => {
+    const o = program.opts<{ host?: string[]; json: boolean; timeout: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; tlsServerName?: string }>();
+    const hosts = o.host ?? [process.env.QUMRA_HOST || DEFAULT_HOST];
+    hosts.forEach(targetOf);
+    const timeout = Number(o.timeout);
+    if (!(timeout > 0)) throw new Error(`--timeout ${o.timeout}: expected a positive number of seconds`);
+    return { ...o, host: hosts, timeout };
+  };
+
+  registerHost(program, globals);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.stderr.write(`qumra: ${(err as Error).message}\n`);
+    process.exitCode = 2;
+  }
+}

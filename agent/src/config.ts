@@ -1,0 +1,146 @@
+// Agent configuration: flags > QUMRA_* environment > defaults, validated at start with clear messages.
+import { parseArgs } from "node:util";
+import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import net from "node:net";
+import type { Level } from "pino";
+import { LOG_LEVELS } from "./logger.js";
+import { defaultVmmPath } from "./paths.js";
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  /** With a CA, clients must present a certificate it signed (mutual TLS). */
+  ca?: Buffer;
+}
+
+export interface AgentConfig {
+  /** TCP address "host:port", or undefined when the agent listens on a unix socket only. */
+  listen?: { host: string; port: number };
+  unix?: string;
+  stateDir: string;
+  runtimeDir: string;
+  tls?: TlsFiles;
+  logLevel: Level;
+  vmmPath: string;
+  /** How long graceful shutdown waits for calls in flight before cancelling them. */
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export const USAGE = `Usage: qumra-agent [options]
+
+  --listen HOST:PORT     TCP address for gRPC (default 127.0.0.1:50051; "none" to disable)
+  --unix PATH            also (or, without --listen, only) listen on this unix socket
+  --state-dir DIR        VM specs and states (default /var/lib/qumra as root, else ~/.local/state/qumra)
+  --runtime-dir DIR      control sockets and framebuffers (default /run/qumra as root, else $XDG_RUNTIME_DIR/qumra
+                         or STATE_DIR/run)
+  --tls-cert FILE        server certificate (PEM); required to listen on a non-loopback address
+  --tls-key FILE         server private key (PEM)
+  --tls-ca FILE          CA (PEM) whose client certificates are required (mutual TLS)
+  --log-level LEVEL      fatal|error|warn|info|debug|trace (default info)
+  --vmm PATH             the qumra-vmm helper binary (default native/build/qumra-vmm)
+  --shutdown-timeout MS  grace period for calls in flight on SIGTERM (default 5000)
+  -h, --help             this text
+
+Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
+
+const OPTIONS = {
+  listen: { type: "string" },
+  unix: { type: "string" },
+  "state-dir": { type: "string" },
+  "runtime-dir": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-ca": { type: "string" },
+  "log-level": { type: "string" },
+  vmm: { type: "string" },
+  "shutdown-timeout": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type OptionName = Exclude<keyof typeof OPTIONS, "help">;
+
+/** Parses argv and env; returns "help" when --help was asked. Throws ConfigError with a clear message. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig | "help" {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  if (values.help) return "help";
+
+  const get = (name: OptionName): string | undefined => {
+    const flag = values[name];
+    if (typeof flag === "string") return flag;
+    const fromEnv = env[`QUMRA_${name.toUpperCase().replaceAll("-", "_")}`];
+    return fromEnv === "" ? undefined : fromEnv;
+  };
+
+  const isRoot = process.getuid?.() === 0;
+  const unix = get("unix");
+  const listenText = get("listen") ?? (unix ? "none" : "127.0.0.1:50051");
+  const listen = listenText === "none" ? undefined : parseHostPort(listenText, "--listen");
+  if (!listen && !unix) throw new ConfigError("nothing to listen on: give --listen HOST:PORT or --unix PATH");
+  if (unix && Buffer.byteLength(unix) > 107) throw new ConfigError(`--unix ${unix}: a unix socket path must be at most 107 bytes`);
+
+  const stateDir = path.resolve(
+    get("state-dir") ?? (isRoot ? "/var/lib/qumra" : path.join(env.XDG_STATE_HOME ?? path.join(os.homedir(), ".local", "state"), "qumra")),
+  );
+  const runtimeDir = path.resolve(
+    get("runtime-dir") ?? (isRoot ? "/run/qumra" : env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, "qumra") : path.join(stateDir, "run")),
+  );
+
+  const tls = loadTls(get("tls-cert"), get("tls-key"), get("tls-ca"));
+  if (listen && !tls && !isLoopback(listen.host)) {
+    throw new ConfigError(
+      `refusing to listen on ${listen.host}:${listen.port} without TLS: a non-loopback address needs --tls-cert and --tls-key (and --tls-ca for client certificates)`,
+    );
+  }
+
+  const logLevel = (get("log-level") ?? "info") as Level;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level ${logLevel}: expected one of ${LOG_LEVELS.join(", ")}`);
+
+  const timeoutText = get("shutdown-timeout") ?? "5000";
+  const shutdownTimeoutMs = Number(timeoutText);
+  if (!Number.isInteger(shutdownTimeoutMs) || shutdownTimeoutMs < 0 || shutdownTimeoutMs > 600_000) {
+    throw new ConfigError(`--shutdown-timeout ${timeoutText}: expected milliseconds from 0 to 600000`);
+  }
+
+  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs };
+}
+
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new ConfigError(`${what} ${text}: expected HOST:PORT, e.g. 127.0.0.1:50051 or [::1]:50051`);
+  return { host: match[1] ?? match[2], port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (net.isIPv4(host)) return host.startsWith("127.");
+  if (net.isIPv6(host)) return host === "::1" || host === "0:0:0:0:0:0:0:1";
+  return false;
+}
+
+function loadTls(cert?: string, key?: string, ca?: string): TlsFiles | undefined {
+  if (!cert && !key && !ca) return undefined;
+  if (!cert || !key) throw new ConfigError("TLS needs both --tls-cert and --tls-key");
+  return { cert: readPem(cert, "--tls-cert"), key: readPem(key, "--tls-key"), ca: ca ? readPem(ca, "--tls-ca") : undefined };
+}
+
+function readPem(file: string, what: string): Buffer {
+  if (!existsSync(file)) throw new ConfigError(`${what} ${file}: no such file`);
+  const data = readFileSync(file);
+  if (!data.includes("-----BEGIN ")) throw new ConfigError(`${what} ${file}: not a PEM file`);
+  return data;
+}

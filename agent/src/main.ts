@@ -1,0 +1,86 @@
+// qumra-agent: config → logger → services → listen; graceful shutdown on SIGTERM/SIGINT.
+import { mkdirSync } from "node:fs";
+import { loadConfig, ConfigError, USAGE, type AgentConfig } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { AgentServer } from "./api/server.js";
+import { hostService } from "./api/host-service.js";
+import { unimplementedService } from "./api/status.js";
+import { HostInfo } from "./host/host-facts.js";
+import { HostServiceService } from "./gen/qumra/v1/host.js";
+import { VmServiceService } from "./gen/qumra/v1/vm.js";
+import { DisplayServiceService } from "./gen/qumra/v1/display.js";
+import { VERSION } from "./version.js";
+
+export async function runAgent(config: AgentConfig, logger: Logger): Promise<AgentServer> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
+  const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
+  const host = new HostInfo(config.vmmPath);
+
+  const server = new AgentServer(config, logger, [
+    {
+      name: "qumra.v1.HostService",
+      definition: HostServiceService,
+      implementation: hostService(host, identity, () => ({ total: 0, running: 0 })),
+    },
+    {
+      name: "qumra.v1.VmService",
+      definition: VmServiceService,
+      implementation: unimplementedService(VmServiceService, "VM lifecycle arrives with the native VMM helper (issue 3)"),
+    },
+    {
+      name: "qumra.v1.DisplayService",
+      definition: DisplayServiceService,
+      implementation: unimplementedService(DisplayServiceService, "the display pipeline arrives with issue 5"),
+    },
+  ]);
+  identity.listen = await server.listen();
+  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION }, "qumra-agent listening");
+  return server;
+}
+
+async function main(): Promise<void> {
+  let config: AgentConfig | "help";
+  try {
+    config = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`qumra-agent: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (config === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const logger = createLogger(config.logLevel);
+  // Handlers go in before listening, so a signal that comes while starting still stops cleanly.
+  let stopSignal: NodeJS.Signals | undefined;
+  let starting: Promise<AgentServer | undefined> = Promise.resolve(undefined);
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopSignal) return;
+    stopSignal = signal;
+    logger.info({ signal }, "shutting down");
+    starting
+      .then((server) => server?.shutdown(config.shutdownTimeoutMs))
+      .then(() => {
+        logger.info("stopped");
+        process.exit(0);
+      })
+      .catch(() => process.exit(1));
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+
+  starting = runAgent(config, logger);
+  try {
+    await starting;
+  } catch (err) {
+    logger.fatal({ err }, "qumra-agent failed to start");
+    process.stderr.write(`qumra-agent: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,71 @@
+// Agent configuration: flags over environment over defaults, and clear errors.
+import { describe, it, expect } from "vitest";
+import { spawnSync } from "node:child_process";
+import { loadConfig, ConfigError, isLoopback, parseHostPort } from "../agent/src/config.js";
+import { agentBin } from "./helpers/agent.js";
+
+const load = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+  const config = loadConfig(argv, env);
+  if (config === "help") throw new Error("unexpected help");
+  return config;
+};
+
+describe("agent configuration", () => {
+  it("defaults to loopback 127.0.0.1:50051", () => {
+    const c = load([]);
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 50051 });
+    expect(c.unix).toBeUndefined();
+    expect(c.logLevel).toBe("info");
+    expect(c.shutdownTimeoutMs).toBe(5000);
+  });
+
+  it("takes QUMRA_* environment, and flags over it", () => {
+    expect(load([], { QUMRA_LISTEN: "127.0.0.2:7000", QUMRA_STATE_DIR: "/tmp/s" })).toMatchObject({ listen: { host: "127.0.0.2", port: 7000 }, stateDir: "/tmp/s" });
+    expect(load(["--listen", "[::1]:9"], { QUMRA_LISTEN: "127.0.0.2:7000" }).listen).toEqual({ host: "::1", port: 9 });
+  });
+
+  it("listens only on the unix socket when no --listen is given with --unix", () => {
+    const c = load(["--unix", "/tmp/q.sock"]);
+    expect(c.listen).toBeUndefined();
+    expect(c.unix).toBe("/tmp/q.sock");
+    expect(load(["--unix", "/tmp/q.sock", "--listen", "127.0.0.1:1"]).listen).toEqual({ host: "127.0.0.1", port: 1 });
+  });
+
+  it.each([
+    [["--listen", "nonsense"], /--listen nonsense: expected HOST:PORT/],
+    [["--listen", "1.2.3.4:99999"], /expected HOST:PORT/],
+    [["--listen", "10.0.0.1:50051"], /refusing to listen on 10\.0\.0\.1:50051 without TLS/],
+    [["--tls-cert", "/nonexistent.pem", "--tls-key", "/x"], /--tls-cert \/nonexistent.pem: no such file/],
+    [["--tls-cert", "/etc/hostname"], /TLS needs both --tls-cert and --tls-key/],
+    [["--log-level", "loud"], /--log-level loud: expected one of/],
+    [["--shutdown-timeout=-1"], /--shutdown-timeout -1: expected milliseconds/],
+    [["--shutdown-timeout", "soon"], /--shutdown-timeout soon: expected milliseconds/],
+    [["--bogus"], /Unknown option '--bogus'/],
+    [["--listen", "none"], /nothing to listen on/],
+    [["--unix", `/tmp/${"x".repeat(120)}`], /at most 107 bytes/],
+  ])("rejects %j with a clear message", (argv, message) => {
+    expect(() => load(argv)).toThrow(ConfigError);
+    expect(() => load(argv)).toThrow(message);
+  });
+
+  it("knows loopback addresses", () => {
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost"]) expect(isLoopback(h), h).toBe(true);
+    for (const h of ["0.0.0.0", "10.1.1.1", "::", "example.org", "128.0.0.1"]) expect(isLoopback(h), h).toBe(false);
+    expect(parseHostPort("[::1]:50051", "x")).toEqual({ host: "::1", port: 50051 });
+  });
+
+  it("the agent exits 2 with the message and usage on bad flags", () => {
+    const r = spawnSync(process.execPath, [agentBin, "--listen", "bad"], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^qumra-agent: --listen bad: expected HOST:PORT/);
+    const unknown = spawnSync(process.execPath, [agentBin, "--frobnicate"], { encoding: "utf8" });
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/Unknown option '--frobnicate'[\s\S]*Usage: qumra-agent/);
+  });
+
+  it("the agent prints its usage with --help", () => {
+    const r = spawnSync(process.execPath, [agentBin, "--help"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Usage: qumra-agent/);
+  });
+});

@@ -1,0 +1,88 @@
+// Starts a real qumra-agent process (from the build output) for integration tests.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const agentBin = path.join(repoRoot, "bin", "qumra-agent.js");
+export const cliBin = path.join(repoRoot, "bin", "qumra.js");
+
+export interface RunningAgent {
+  process: ChildProcess;
+  /** TCP address "127.0.0.1:PORT" when listening on TCP. */
+  address?: string;
+  /** Every address the agent reported. */
+  listen: string[];
+  stateDir: string;
+  runtimeDir: string;
+  logs: () => string;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `qumra-${prefix}-`));
+}
+
+/** Starts an agent with `args` (default: an ephemeral loopback port and temp state/runtime dirs). */
+export async function startAgent(args: string[] = [], opts: { stateDir?: string; runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningAgent> {
+  const stateDir = opts.stateDir ?? tempDir("state");
+  const runtimeDir = opts.runtimeDir ?? tempDir("run");
+  const hasListen = args.some((a) => a === "--listen" || a === "--unix");
+  const child = spawn(
+    process.execPath,
+    [agentBin, ...(hasListen ? [] : ["--listen", "127.0.0.1:0"]), "--state-dir", stateDir, "--runtime-dir", runtimeDir, ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } },
+  );
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+
+  const listen = await new Promise<string[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent did not start within 20 s:\n${output}`)), 20_000);
+    const check = () => {
+      for (const line of output.split("\n")) {
+        if (!line.includes('"qumra-agent listening"')) continue;
+        clearTimeout(timer);
+        return resolve((JSON.parse(line) as { listen: string[] }).listen);
+      }
+    };
+    child.stdout!.on("data", check);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited with ${code} before listening:\n${output}`));
+    });
+  });
+
+  return {
+    process: child,
+    address: listen.find((a) => !a.startsWith("unix:")),
+    listen,
+    stateDir,
+    runtimeDir,
+    logs: () => output,
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export function cleanup(...dirs: string[]): void {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs the CLI to completion; resolves with exit code and output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cliBin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
