@@ -1,0 +1,286 @@
+// Shared definitions for the LZ and GLZ codecs (SPICE's lz_common.h format): image types, header
+// constants, error codes and the per-pixel-type "kinds".
+//
+// A kind is a final class whose methods are all inlined. Codec loops are generic over the kind and
+// call its methods through a null instance (`changetype<K>(0)`), so every loop is compiled once per
+// pixel type and never tests the type at run time.
+
+export const LZ_MAGIC: u32 = 0x20205a4c;
+export const LZ_VERSION: u32 = 0x00010001;
+
+// LzImageType
+export const LZ_PLT1_LE: i32 = 1;
+export const LZ_PLT1_BE: i32 = 2;
+export const LZ_PLT4_LE: i32 = 3;
+export const LZ_PLT4_BE: i32 = 4;
+export const LZ_PLT8: i32 = 5;
+export const LZ_RGB16: i32 = 6;
+export const LZ_RGB24: i32 = 7;
+export const LZ_RGB32: i32 = 8;
+export const LZ_RGBA: i32 = 9;
+export const LZ_XXXA: i32 = 10;
+export const LZ_A8: i32 = 11;
+
+/** Literal runs hold at most this many units; a control byte below it starts a literal run. */
+export const MAX_COPY: u32 = 32;
+
+// Error codes returned (negated) by every export of the LZ/GLZ family.
+export const ERR_ARGS: i32 = -1; // bad type, size or stride
+export const ERR_OUTPUT: i32 = -2; // output buffer too small
+export const ERR_TRUNCATED: i32 = -3; // stream ends too early
+export const ERR_MAGIC: i32 = -4; // not an LZ/GLZ stream
+export const ERR_VERSION: i32 = -5; // unknown version
+export const ERR_TYPE: i32 = -6; // type not supported
+export const ERR_SIZE: i32 = -7; // width/height/stride invalid or too large
+export const ERR_CORRUPT: i32 = -8; // an operation runs past the image or before its start
+export const ERR_TRAILING: i32 = -9; // bytes left after the image
+export const ERR_STATE: i32 = -10; // encoder/decoder not initialised
+export const ERR_WINDOW: i32 = -11; // image larger than the GLZ window
+export const ERR_MISSING: i32 = -12; // reference to an image the decoder does not hold
+export const ERR_ORDER: i32 = -13; // GLZ image id out of order
+
+/** Largest image (stride × height bytes) the format accepts, as in lz.c. */
+export const MAX_IMAGE_BYTES: u64 = 1024 * 1024 * 1024 - 1;
+
+/** Bytes per unit in the encoder input for a type (units are pixels, or bytes for palettes). */
+export function unitBytes(type: i32): i32 {
+  if (type == LZ_RGB16) return 2;
+  if (type == LZ_RGB24) return 3;
+  if (type == LZ_RGB32 || type == LZ_RGBA || type == LZ_XXXA) return 4;
+  return 1;
+}
+
+/** Pixels per byte of palette types (0 for the others). */
+export function pltPixelsPerByte(type: i32): i32 {
+  if (type == LZ_PLT1_LE || type == LZ_PLT1_BE) return 8;
+  if (type == LZ_PLT4_LE || type == LZ_PLT4_BE) return 2;
+  if (type == LZ_PLT8) return 1;
+  return 0;
+}
+
+/** Row bytes the header must carry for a type and width (the minimum for palettes). */
+export function headerStride(type: i32, width: i32): i32 {
+  const ppb = pltPixelsPerByte(type);
+  if (ppb != 0) return (width + ppb - 1) / ppb;
+  return width * unitBytes(type);
+}
+
+/** Checks a header's (type, width, height, stride) like lz.c's lz_set_sizes; returns 0 or an error. */
+export function checkSizes(type: i32, width: i32, height: i32, stride: i32): i32 {
+  if (type < LZ_PLT1_LE || type > LZ_A8) return ERR_TYPE;
+  if (width <= 0 || height <= 0 || stride <= 0) return ERR_SIZE;
+  const ppb = pltPixelsPerByte(type);
+  if (ppb != 0) {
+    const minBytes = width / ppb;
+    if (stride > minBytes && (width % ppb == 0 || stride - minBytes > 1)) return ERR_SIZE;
+    if (stride < minBytes) return ERR_SIZE;
+  } else if (<i64>stride != <i64>width * unitBytes(type)) {
+    return ERR_SIZE;
+  }
+  if (<u64>stride * <u64>height > MAX_IMAGE_BYTES) return ERR_SIZE;
+  return 0;
+}
+
+/** Number of coded units of an image: pixels for RGB types, packed bytes for palettes. */
+export function unitCount(type: i32, width: i32, height: i32, stride: i32): usize {
+  if (pltPixelsPerByte(type) != 0) return <usize>stride * <usize>height;
+  return <usize>width * <usize>height;
+}
+
+// ---- big-endian helpers ----
+
+@inline export function putBE32(p: usize, v: u32): void {
+  store<u32>(p, bswap<u32>(v));
+}
+
+@inline export function getBE32(p: usize): u32 {
+  return bswap<u32>(load<u32>(p));
+}
+
+/** Reads a big-endian u32 byte by byte (no alignment or over-read assumptions). */
+@inline export function readBE32(p: usize): u32 {
+  return (<u32>load<u8>(p) << 24) | (<u32>load<u8>(p, 1) << 16) | (<u32>load<u8>(p, 2) << 8) | <u32>load<u8>(p, 3);
+}
+
+// ---- hashing ----
+
+@inline function djb(h: u32, c: u32): u32 {
+  return ((h << 5) + h) ^ c;
+}
+
+// ---- pixel kinds ----
+//
+// Members used by the encoders:
+//   bpp      input bytes per unit
+//   cat      0: RGB24/32 (a match may be 1 unit), 1: RGB16 (2 units), 2: one-byte units (3 units)
+//   same     equality as the format defines it (RGB ignores the pad byte, RGB16 ignores bit 15)
+//   hash     DJB2 over the three units at p (unmasked)
+//   emit     writes the unit's literal bytes at op and returns the next op; it may write up to
+//            three bytes past the literal (the output bound leaves room for that)
+// Members used by the decoders:
+//   obpp     output bytes per unit, lit/litBytes: one literal from the stream to the output
+
+@final export class KRgb32 {
+  @inline get bpp(): usize { return 4; }
+  @inline get obpp(): usize { return 4; }
+  @inline get litBytes(): usize { return 3; }
+  @inline get cat(): i32 { return 0; }
+  @inline same(a: usize, b: usize): bool {
+    return ((load<u32>(a) ^ load<u32>(b)) & 0xffffff) == 0;
+  }
+  @inline hash(p: usize): u32 {
+    let h: u32 = 5381;
+    h = djb(h, load<u8>(p, 2)); h = djb(h, load<u8>(p, 1)); h = djb(h, load<u8>(p, 0));
+    h = djb(h, load<u8>(p, 6)); h = djb(h, load<u8>(p, 5)); h = djb(h, load<u8>(p, 4));
+    h = djb(h, load<u8>(p, 10)); h = djb(h, load<u8>(p, 9)); h = djb(h, load<u8>(p, 8));
+    return h;
+  }
+  @inline emit(op: usize, p: usize): usize {
+    store<u32>(op, load<u32>(p));
+    return op + 3;
+  }
+  @inline lit(op: usize, ip: usize): void {
+    store<u32>(op, <u32>load<u8>(ip) | (<u32>load<u8>(ip, 1) << 8) | (<u32>load<u8>(ip, 2) << 16));
+  }
+  @inline copyUnit(dst: usize, src: usize): void {
+    store<u32>(dst, load<u32>(src));
+  }
+}
+
+/** The alpha pass of RGBA (and XXXA): byte 3 of four-byte pixels, coded like one-byte units. */
+@final export class KAlpha {
+  @inline get bpp(): usize { return 4; }
+  @inline get obpp(): usize { return 4; }
+  @inline get litBytes(): usize { return 1; }
+  @inline get cat(): i32 { return 2; }
+  @inline same(a: usize, b: usize): bool {
+    return load<u8>(a, 3) == load<u8>(b, 3);
+  }
+  @inline hash(p: usize): u32 {
+    let h: u32 = 5381;
+    h = djb(h, load<u8>(p, 3)); h = djb(h, load<u8>(p, 7)); h = djb(h, load<u8>(p, 11));
+    return h;
+  }
+  @inline emit(op: usize, p: usize): usize {
+    store<u8>(op, load<u8>(p, 3));
+    return op + 1;
+  }
+  @inline lit(op: usize, ip: usize): void {
+    store<u8>(op, load<u8>(ip), 3);
+  }
+  @inline copyUnit(dst: usize, src: usize): void {
+    store<u8>(dst, load<u8>(src, 3), 3);
+  }
+}
+
+@final export class KRgb24 {
+  @inline get bpp(): usize { return 3; }
+  @inline get obpp(): usize { return 3; }
+  @inline get litBytes(): usize { return 3; }
+  @inline get cat(): i32 { return 0; }
+  @inline same(a: usize, b: usize): bool {
+    return load<u16>(a) == load<u16>(b) && load<u8>(a, 2) == load<u8>(b, 2);
+  }
+  @inline hash(p: usize): u32 {
+    let h: u32 = 5381;
+    h = djb(h, load<u8>(p, 2)); h = djb(h, load<u8>(p, 1)); h = djb(h, load<u8>(p, 0));
+    h = djb(h, load<u8>(p, 5)); h = djb(h, load<u8>(p, 4)); h = djb(h, load<u8>(p, 3));
+    h = djb(h, load<u8>(p, 8)); h = djb(h, load<u8>(p, 7)); h = djb(h, load<u8>(p, 6));
+    return h;
+  }
+  @inline emit(op: usize, p: usize): usize {
+    store<u16>(op, load<u16>(p));
+    store<u8>(op, load<u8>(p, 2), 2);
+    return op + 3;
+  }
+  @inline lit(op: usize, ip: usize): void {
+    store<u16>(op, load<u16>(ip));
+    store<u8>(op, load<u8>(ip, 2), 2);
+  }
+  @inline copyUnit(dst: usize, src: usize): void {
+    store<u16>(dst, load<u16>(src));
+    store<u8>(dst, load<u8>(src, 2), 2);
+  }
+}
+
+/** RGB16 (x1r5g5b5, little endian in memory); the stream carries the high byte first. */
+@final export class KRgb16 {
+  @inline get bpp(): usize { return 2; }
+  @inline get obpp(): usize { return 2; }
+  @inline get litBytes(): usize { return 2; }
+  @inline get cat(): i32 { return 1; }
+  @inline same(a: usize, b: usize): bool {
+    return ((load<u16>(a) ^ load<u16>(b)) & 0x7fff) == 0;
+  }
+  @inline hash(p: usize): u32 {
+    let h: u32 = 5381;
+    h = djb(h, load<u8>(p, 0)); h = djb(h, load<u8>(p, 1) & 0x7f);
+    h = djb(h, load<u8>(p, 2)); h = djb(h, load<u8>(p, 3) & 0x7f);
+    h = djb(h, load<u8>(p, 4)); h = djb(h, load<u8>(p, 5) & 0x7f);
+    return h;
+  }
+  @inline emit(op: usize, p: usize): usize {
+    store<u16>(op, bswap<u16>(load<u16>(p)));
+    return op + 2;
+  }
+  @inline lit(op: usize, ip: usize): void {
+    store<u16>(op, bswap<u16>(load<u16>(ip)));
+  }
+  @inline copyUnit(dst: usize, src: usize): void {
+    store<u16>(dst, load<u16>(src));
+  }
+}
+
+/** One-byte units: palette indices (PLT1/4/8, packed bytes) and A8. */
+@final export class KByte {
+  @inline get bpp(): usize { return 1; }
+  @inline get obpp(): usize { return 1; }
+  @inline get litBytes(): usize { return 1; }
+  @inline get cat(): i32 { return 2; }
+  @inline same(a: usize, b: usize): bool {
+    return load<u8>(a) == load<u8>(b);
+  }
+  @inline hash(p: usize): u32 {
+    let h: u32 = 5381;
+    h = djb(h, load<u8>(p, 0)); h = djb(h, load<u8>(p, 1)); h = djb(h, load<u8>(p, 2));
+    return h;
+  }
+  @inline emit(op: usize, p: usize): usize {
+    store<u8>(op, load<u8>(p));
+    return op + 1;
+  }
+  @inline lit(op: usize, ip: usize): void {
+    store<u8>(op, load<u8>(ip));
+  }
+  @inline copyUnit(dst: usize, src: usize): void {
+    store<u8>(dst, load<u8>(src));
+  }
+}
+
+/**
+ * Upper bound of the bytes one pass of `units` units can take: every unit costs at most its literal
+ * bytes plus one control byte (matches are never longer than the literals they replace), plus
+ * slack for the look-ahead stores of `emit`.
+ */
+export function passBound(units: usize, litBytes: usize): usize {
+  return units * (litBytes + 1) + 16;
+}
+
+/** Copies `rows` rows of `rowBytes` bytes from a strided source into a packed destination. */
+export function packRows(dst: usize, src: usize, rowBytes: usize, stride: usize, rows: usize): void {
+  if (stride == rowBytes) {
+    memory.copy(dst, src, rowBytes * rows);
+    return;
+  }
+  for (let y: usize = 0; y < rows; y++) {
+    memory.copy(dst + y * rowBytes, src + y * stride, rowBytes);
+  }
+}
+
+/** Spreads packed rows (already at dst) to a larger stride, in place, last row first. */
+export function spreadRows(dst: usize, rowBytes: usize, stride: usize, rows: usize): void {
+  if (stride == rowBytes || rows < 2) return;
+  for (let y = <isize>rows - 1; y >= 1; y--) {
+    memory.copy(dst + <usize>y * stride, dst + <usize>y * rowBytes, rowBytes);
+  }
+}
