@@ -3,3 +3,4 @@
 export * from "./memory";
 export * from "./lz";
 export * from "./lz_decode";
+export * from "./quic";
