@@ -1,5 +1,6 @@
 // Runs one command on every --host in parallel and prints one result per host.
-import { describeError, type GlobalOptions } from "./connection.js";
+import type { ChannelCredentials, ChannelOptions } from "@grpc/grpc-js";
+import { clientFor, describeError, type GlobalOptions } from "./connection.js";
 
 export interface HostResult<T> {
   host: string;
@@ -53,5 +54,26 @@ export function toJson(value: unknown, indent = 2): string {
     value,
     (_key, v) => (typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v),
     indent,
+  );
+}
+
+/** fanOut with one client of `Ctor` per host, closed when the work is done. */
+export function withClients<C extends { close(): void }, T>(
+  options: GlobalOptions,
+  Ctor: new (address: string, credentials: ChannelCredentials, options?: ChannelOptions) => C,
+  work: (client: C, host: string) => Promise<T>,
+  render: (result: T) => string,
+): Promise<HostResult<T>[]> {
+  return fanOut(
+    options,
+    async (host) => {
+      const client = clientFor(Ctor, host, options);
+      try {
+        return await work(client, host);
+      } finally {
+        client.close();
+      }
+    },
+    render,
   );
 }

@@ -2,9 +2,11 @@
 import { Command, Option } from "commander";
 import { DEFAULT_HOST, targetOf, type GlobalOptions } from "./connection.js";
 import { registerHost } from "./host.js";
+import { registerVm } from "./vm.js";
+import { registerBench } from "./bench.js";
 import { VERSION } from "../version.js";
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+import { collect } from "./parse.js";
 
 export function buildProgram(): Command {
   const program = new Command("qumra")
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
   };
 
   registerHost(program, globals);
+  registerVm(program, globals);
+  registerBench(program, globals);
   return program;
 }
 

@@ -1,0 +1,62 @@
+// Numbered VM events: kept in a bounded ring so a watcher can resume from a sequence number,
+// and fanned out to live subscribers. The last number is persisted so numbers keep growing across restarts.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { writeAtomic } from "./store.js";
+import type { VmRecord, VmState } from "./types.js";
+
+export type VmEventType = "CREATED" | "STATE_CHANGED" | "GUEST_RESET" | "DELETED" | "NOTICE";
+
+export interface VmEvent {
+  sequence: number;
+  time: Date;
+  type: VmEventType;
+  vmId: string;
+  previousState?: VmState;
+  state: VmState;
+  reason: string;
+  vm?: VmRecord;
+}
+
+export type Subscriber = (event: VmEvent) => void;
+
+export class EventLog {
+  private readonly ring: VmEvent[] = [];
+  private readonly subscribers = new Set<Subscriber>();
+  private sequence: number;
+  private readonly file: string;
+  /** Events numbered at or below this were emitted by an earlier agent process and are not kept. */
+  readonly firstKept: number;
+
+  constructor(stateDir: string, private readonly capacity = 10_000) {
+    this.file = path.join(stateDir, "events.json");
+    this.sequence = existsSync(this.file) ? (JSON.parse(readFileSync(this.file, "utf8")) as { lastSequence: number }).lastSequence : 0;
+    this.firstKept = this.sequence + 1;
+  }
+
+  get lastSequence(): number {
+    return this.sequence;
+  }
+
+  append(event: Omit<VmEvent, "sequence" | "time">): VmEvent {
+    const full: VmEvent = { ...event, sequence: ++this.sequence, time: new Date() };
+    this.ring.push(full);
+    if (this.ring.length > this.capacity) this.ring.shift();
+    writeAtomic(this.file, JSON.stringify({ lastSequence: this.sequence }));
+    for (const subscriber of this.subscribers) subscriber(full);
+    return full;
+  }
+
+  /** Events after `sequence`, or undefined when some of them are no longer kept. */
+  since(sequence: number): VmEvent[] | undefined {
+    if (sequence >= this.sequence) return [];
+    const oldest = this.ring[0]?.sequence ?? this.sequence + 1;
+    if (sequence + 1 < oldest || sequence + 1 < this.firstKept) return undefined;
+    return this.ring.filter((e) => e.sequence > sequence);
+  }
+
+  subscribe(subscriber: Subscriber): () => void {
+    this.subscribers.add(subscriber);
+    return () => this.subscribers.delete(subscriber);
+  }
+}

@@ -1,0 +1,96 @@
+// Validation of VM ids and specs, with messages that name the field and the accepted range.
+import { QumraError, invalidArgument } from "../errors.js";
+import type { VmSpec } from "./types.js";
+
+export const MIB = 1024 * 1024;
+export const MAX_IMAGE_BYTES = 16 * MIB;
+export const DEFAULT_LOAD_ADDRESS = 0x100000;
+
+const VM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const NAME = /^[A-Za-z0-9._-]{1,63}$/;
+const LABEL_KEY = /^[A-Za-z0-9._/-]{1,63}$/;
+
+export function validateVmId(vmId: string, field = "vm_id"): void {
+  if (!VM_ID.test(vmId)) {
+    throw invalidArgument(`${field} '${vmId}' is invalid: use 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit`);
+  }
+}
+
+/** What a client asked for, before defaults and checks (units: bytes, pixels). */
+export interface SpecRequest {
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  boot?: { kind: "demo" } | { kind: "flat"; image: Uint8Array; loadAddress: number; entryAddress: number; mode: "long" | "protected" };
+  display?: { width: number; height: number };
+  labels: Record<string, string>;
+}
+
+export interface HostLimits {
+  /** KVM_CAP_MAX_VCPUS of this host. */
+  maxVcpus: number;
+  /** Bytes of memory the host can still give (MemAvailable). */
+  availableMemory: number;
+}
+
+/** Applies defaults and checks every field; the image's own bytes are returned separately for storage. */
+export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits, sha256: (b: Uint8Array) => string): { spec: VmSpec; image?: Uint8Array } {
+  const name = req.name || vmId;
+  if (!NAME.test(name)) throw invalidArgument(`spec.name '${name}' is invalid: use 1 to 63 characters of A-Z, a-z, 0-9, '.', '_' and '-'`);
+
+  const vcpus = req.vcpus || 1;
+  if (!Number.isInteger(vcpus) || vcpus < 1) throw invalidArgument(`spec.vcpus ${vcpus} is invalid: at least 1`);
+  if (vcpus > limits.maxVcpus) {
+    throw new QumraError("resource-exhausted", `spec.vcpus ${vcpus} is more than this host's KVM allows per VM (${limits.maxVcpus})`);
+  }
+
+  const memoryBytes = req.memoryBytes || 64 * MIB;
+  if (!Number.isSafeInteger(memoryBytes) || memoryBytes < MIB || memoryBytes % 4096 !== 0) {
+    throw invalidArgument(`spec.memory_bytes ${memoryBytes} is invalid: at least 1 MiB (1048576) and a multiple of 4096`);
+  }
+  if (memoryBytes > limits.availableMemory) {
+    throw new QumraError(
+      "resource-exhausted",
+      `spec.memory_bytes ${memoryBytes} (${(memoryBytes / MIB).toFixed(0)} MiB) is more than this host can give now (${Math.floor(limits.availableMemory / MIB)} MiB available)`,
+    );
+  }
+
+  const width = req.display?.width || 1024;
+  const height = req.display?.height || 768;
+  if (width < 64 || width > 4096 || height < 64 || height > 2160) {
+    throw invalidArgument(`spec.display ${width}x${height} is invalid: width 64 to 4096, height 64 to 2160`);
+  }
+
+  const labelEntries = Object.entries(req.labels);
+  if (labelEntries.length > 32) throw invalidArgument(`spec.labels has ${labelEntries.length} entries: at most 32`);
+  for (const [key, value] of labelEntries) {
+    if (!LABEL_KEY.test(key)) throw invalidArgument(`spec.labels key '${key}' is invalid: 1 to 63 characters of A-Z, a-z, 0-9, '.', '_', '/' and '-'`);
+    if (value.length > 255) throw invalidArgument(`spec.labels['${key}'] is ${value.length} characters long: at most 255`);
+  }
+
+  const base = { name, vcpus, memoryBytes, display: { width, height }, labels: { ...req.labels } };
+  const boot = req.boot;
+  if (!boot) throw invalidArgument("spec.boot is missing: give flat_image or demo");
+  if (boot.kind === "demo") return { spec: { ...base, boot: { kind: "demo" } } };
+
+  const size = boot.image.length;
+  if (size === 0) throw invalidArgument("spec.flat_image.image is empty");
+  if (size > MAX_IMAGE_BYTES) throw invalidArgument(`spec.flat_image.image is ${size} bytes: at most ${MAX_IMAGE_BYTES} (16 MiB)`);
+  const loadAddress = boot.loadAddress || DEFAULT_LOAD_ADDRESS;
+  const hex = (n: number) => `0x${n.toString(16)}`;
+  if (loadAddress % 4096 !== 0) throw invalidArgument(`spec.flat_image.load_address ${hex(loadAddress)} is not page-aligned (4096)`);
+  if (boot.mode === "long" && loadAddress < DEFAULT_LOAD_ADDRESS) {
+    throw invalidArgument(`spec.flat_image.load_address ${hex(loadAddress)} is below 0x100000: in long mode the page tables and GDT live there`);
+  }
+  if (loadAddress + size > memoryBytes) {
+    throw invalidArgument(`spec.flat_image: the ${size}-byte image at ${hex(loadAddress)} ends past guest memory (${hex(memoryBytes)} bytes)`);
+  }
+  const entryAddress = boot.entryAddress || loadAddress;
+  if (entryAddress < loadAddress || entryAddress >= loadAddress + size) {
+    throw invalidArgument(`spec.flat_image.entry_address ${hex(entryAddress)} is outside the image (${hex(loadAddress)} to ${hex(loadAddress + size - 1)})`);
+  }
+  return {
+    spec: { ...base, boot: { kind: "flat", imageSha256: sha256(boot.image), imageBytes: size, loadAddress, entryAddress, mode: boot.mode } },
+    image: boot.image,
+  };
+}

@@ -1,0 +1,23 @@
+// The VM lifecycle: CREATED → RUNNING ⇄ PAUSED → STOPPED; any → CRASHED; DELETED once removed.
+import { failedPrecondition } from "../errors.js";
+import type { VmState } from "./types.js";
+
+const TRANSITIONS: Record<VmState, readonly VmState[]> = {
+  CREATED: ["RUNNING", "STOPPED", "CRASHED", "DELETED"],
+  RUNNING: ["PAUSED", "STOPPED", "CRASHED"],
+  PAUSED: ["RUNNING", "STOPPED", "CRASHED"],
+  STOPPED: ["DELETED"],
+  CRASHED: ["DELETED", "STOPPED"],
+  DELETED: [],
+};
+
+export function canTransition(from: VmState, to: VmState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** Throws FAILED_PRECONDITION naming the VM's current state when `action` needs one of `allowed`. */
+export function requireState(vmId: string, current: VmState, allowed: readonly VmState[], action: string): void {
+  if (!allowed.includes(current)) {
+    throw failedPrecondition(`cannot ${action} VM '${vmId}': it is ${current} (needs ${allowed.join(" or ")})`);
+  }
+}
