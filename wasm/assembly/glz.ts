@@ -1,0 +1,426 @@
+// SPICE GLZ encoder (spice-server's glz-encoder), byte-exact for one encoder on one dictionary with
+// every image given as one chunk.
+//
+// The dictionary window keeps the most recent images, up to `windowPixels` pixels in all. Their
+// pixels are copied into window storage owned by this module (a ring of 2 × windowPixels pixels, so
+// an image always lies in one piece: see place()). The hash table has 2^20 entries of
+// (segment index, pixel index). Segment indices are recycled exactly as spice-server recycles them
+// (a freed segment is reused first), because a stale hash entry then points into the image that now
+// owns the index, and the output depends on that.
+import {
+  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, MAX_COPY,
+  ERR_ARGS, ERR_OUTPUT, ERR_STATE, ERR_WINDOW, KRgb32, KAlpha, passBound, packRows, putBE32,
+} from "./lz_common";
+
+const HASH_LOG: u32 = 20;
+const HASH_SIZE: usize = 1 << HASH_LOG;
+const HASH_MASK: u32 = (1 << HASH_LOG) - 1;
+const HEADER_BYTES: usize = 33;
+const MAX_WINDOW: u32 = 1 << 25;
+
+const MAX_PIXEL_SHORT_DISTANCE: u64 = 4096;
+const MAX_PIXEL_MEDIUM_DISTANCE: u64 = 131072;
+const MAX_PIXEL_LONG_DISTANCE: u64 = 33554432;
+const MAX_IMAGE_DIST: u64 = 16777215;
+
+const NONE: u32 = 0xffffffff;
+
+// Segment records (one per image): 32 bytes each.
+const SEG_BYTES: usize = 32;
+const S_ID = 0; // u64 image id
+const S_PSF = 8; // u64 pixels that entered the window before this segment
+const S_START = 16; // u32 first pixel in window storage
+const S_SIZE = 20; // u32 pixels
+const S_TYPE = 24; // u32 LZ type, 0 while the segment is free
+const S_NEXT = 28; // u32 next segment in window order
+
+let limit: u32 = 0; // window size in pixels
+let storage: usize = 0; // 2 × limit pixels of 4 bytes
+let storageLimit: u32 = 0; // the largest limit the storage was allocated for
+let htab: usize = 0; // HASH_SIZE × (u32 segment, u32 pixel)
+let segs: usize = 0;
+let segCap: u32 = 0;
+let segFresh: u32 = 0; // segment indices handed out so far
+let freeStack: usize = 0; // freed segment indices, last freed on top
+let freeTop: u32 = 0;
+let winHead: u32 = NONE; // oldest segment in the window
+let winTail: u32 = NONE; // newest
+let nextId: u64 = 0;
+let pixelsSoFar: u64 = 0;
+let cursor: u32 = 0; // where the last image ended in storage
+
+// match results of doMatch
+let mImageDist: u64 = 0;
+let mPixDist: u64 = 0;
+
+@inline function seg(i: u32): usize {
+  return segs + <usize>i * SEG_BYTES;
+}
+
+/**
+ * Sets up (or resets) the encoder: an empty window of `windowPixels` pixels, image ids from 0.
+ * Allocates window storage and the hash table; returns 0 or a negative error.
+ */
+export function glzInit(windowPixels: u32): i32 {
+  if (windowPixels == 0 || windowPixels > MAX_WINDOW) return ERR_ARGS;
+  if (windowPixels > storageLimit) {
+    storage = heap.alloc(<usize>windowPixels * 8);
+    storageLimit = windowPixels;
+  }
+  if (htab == 0) htab = heap.alloc(HASH_SIZE * 8);
+  if (segs == 0) {
+    segCap = 1024;
+    segs = heap.alloc(<usize>segCap * SEG_BYTES);
+    freeStack = heap.alloc(<usize>segCap * 4);
+  }
+  limit = windowPixels;
+  memory.fill(htab, 0, HASH_SIZE * 8);
+  memory.fill(segs, 0, <usize>segCap * SEG_BYTES);
+  segFresh = 0;
+  freeTop = 0;
+  winHead = NONE;
+  winTail = NONE;
+  nextId = 0;
+  pixelsSoFar = 0;
+  cursor = 0;
+  return 0;
+}
+
+/** Id the next encoded image gets. */
+export function glzNextImageId(): f64 {
+  return <f64>nextId;
+}
+
+/** Number of images in the window. */
+export function glzWindowImages(): i32 {
+  let n = 0;
+  for (let s = winHead; s != NONE; s = load<u32>(seg(s), S_NEXT)) n++;
+  return n;
+}
+
+function growSegs(): void {
+  const cap = segCap * 2;
+  const ns = heap.alloc(<usize>cap * SEG_BYTES);
+  memory.copy(ns, segs, <usize>segCap * SEG_BYTES);
+  memory.fill(ns + <usize>segCap * SEG_BYTES, 0, <usize>segCap * SEG_BYTES);
+  const nf = heap.alloc(<usize>cap * 4);
+  memory.copy(nf, freeStack, <usize>freeTop * 4);
+  segs = ns;
+  freeStack = nf;
+  segCap = cap;
+}
+
+/**
+ * Drops the oldest images until an image of `size` pixels fits, then adds it; returns its segment
+ * and leaves the distance to the window's oldest image in `headDist`.
+ */
+let headDist: u32 = 0;
+function addImage(type: i32, size: u32): u32 {
+  let newHead = NONE;
+  if (winHead != NONE) {
+    const t = seg(winTail);
+    let cur = load<u64>(t, S_PSF) + <u64>load<u32>(t, S_SIZE) - load<u64>(seg(winHead), S_PSF);
+    let h = winHead;
+    while (cur + <u64>size > <u64>limit) {
+      cur -= <u64>load<u32>(seg(h), S_SIZE);
+      h = load<u32>(seg(h), S_NEXT);
+    }
+    newHead = h;
+    while (winHead != h) {
+      const s = winHead;
+      winHead = load<u32>(seg(s), S_NEXT);
+      store<u32>(seg(s), 0, S_TYPE);
+      store<u32>(freeStack + <usize>freeTop * 4, s);
+      freeTop++;
+    }
+    if (winHead == NONE) winTail = NONE;
+  }
+
+  let s: u32;
+  if (freeTop > 0) {
+    freeTop--;
+    s = load<u32>(freeStack + <usize>freeTop * 4);
+  } else {
+    if (segFresh == segCap) growSegs();
+    s = segFresh++;
+  }
+  const pos: u32 = <u64>cursor + <u64>size <= <u64>limit * 2 ? cursor : 0;
+  cursor = pos + size;
+  const r = seg(s);
+  store<u64>(r, nextId, S_ID);
+  store<u64>(r, pixelsSoFar, S_PSF);
+  store<u32>(r, pos, S_START);
+  store<u32>(r, size, S_SIZE);
+  store<u32>(r, <u32>type, S_TYPE);
+  store<u32>(r, NONE, S_NEXT);
+  nextId++;
+  pixelsSoFar += size;
+  if (winTail == NONE) {
+    winHead = s;
+  } else {
+    store<u32>(seg(winTail), s, S_NEXT);
+  }
+  winTail = s;
+  headDist = newHead != NONE ? <u32>(load<u64>(r, S_ID) - load<u64>(seg(newHead), S_ID)) : 0;
+  return s;
+}
+
+/** Size of a reference's encoding apart from its length bytes. */
+@inline function refEncodeSize(imageDist: u64, pixDist: u64): i32 {
+  if (pixDist < MAX_PIXEL_SHORT_DISTANCE) {
+    if (imageDist < 64) return 3;
+    if (imageDist < 16384) return 4;
+    if (imageDist < 4194304) return 5;
+    return 6;
+  }
+  let size: i32;
+  if (imageDist == 0) size = 3;
+  else if (imageDist < 256) size = 4;
+  else if (imageDist < 65536) size = 5;
+  else size = 6;
+  if (pixDist >= MAX_PIXEL_MEDIUM_DISTANCE) size++;
+  return size;
+}
+
+function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
+  const pd = <u32>pixDist;
+  const id = <u32>imageDist;
+  const far: u32 = pixDist < MAX_PIXEL_SHORT_DISTANCE ? 0 : 16;
+  if (len < 7) {
+    store<u8>(op++, <u8>((len << 5) + far + (pd & 15)));
+  } else {
+    store<u8>(op++, <u8>((7 << 5) + far + (pd & 15)));
+    for (len -= 7; len >= 255; len -= 255) store<u8>(op++, 255);
+    store<u8>(op++, <u8>len);
+  }
+  store<u8>(op++, <u8>(pd >> 4));
+  if (far == 0) {
+    if (imageDist < 64) {
+      store<u8>(op++, <u8>(id & 0x3f));
+    } else if (imageDist < 16384) {
+      store<u8>(op++, <u8>(64 + (id & 0x3f)));
+      store<u8>(op++, <u8>(id >> 6));
+    } else if (imageDist < 4194304) {
+      store<u8>(op++, <u8>(128 + (id & 0x3f)));
+      store<u8>(op++, <u8>(id >> 6));
+      store<u8>(op++, <u8>(id >> 14));
+    } else {
+      store<u8>(op++, <u8>(192 + (id & 0x3f)));
+      store<u8>(op++, <u8>(id >> 6));
+      store<u8>(op++, <u8>(id >> 14));
+      store<u8>(op++, <u8>(id >> 22));
+    }
+    return op;
+  }
+  const longDist: u32 = pixDist < MAX_PIXEL_MEDIUM_DISTANCE ? 0 : 32;
+  const hi = (pd >> 12) & 31;
+  if (imageDist == 0) {
+    store<u8>(op++, <u8>(longDist + hi));
+  } else if (imageDist < 256) {
+    store<u8>(op++, <u8>(longDist + 64 + hi));
+    store<u8>(op++, <u8>id);
+  } else if (imageDist < 65536) {
+    store<u8>(op++, <u8>(longDist + 128 + hi));
+    store<u8>(op++, <u8>id);
+    store<u8>(op++, <u8>(id >> 8));
+  } else {
+    store<u8>(op++, <u8>(longDist + 192 + hi));
+    store<u8>(op++, <u8>id);
+    store<u8>(op++, <u8>(id >> 8));
+    store<u8>(op++, <u8>(id >> 16));
+  }
+  if (longDist != 0) store<u8>(op++, <u8>(pd >> 17));
+  return op;
+}
+
+/**
+ * Length of the match between the hash candidate (segment rs, pixel rp) and ip, or 0 when it is
+ * unusable; sets mImageDist/mPixDist. `ipIdx` is ip's pixel index in the current image.
+ */
+@inline function doMatch<K>(rs: u32, rp: u32, ip: usize, ipIdx: usize, ipBound: usize, curId: u64): usize {
+  const K = changetype<K>(0);
+  const bpp = K.bpp;
+  const minRef: i64 = K.cat == 2 ? 4 : 2;
+  const maxRef: usize = K.cat == 2 ? 7 : K.cat == 1 ? 3 : 2;
+  const r = seg(rs);
+  const rSize = load<u32>(r, S_SIZE);
+  if (<i64>rp > <i64>rSize - minRef) return 0;
+  const rBase = storage + <usize>load<u32>(r, S_START) * bpp;
+  let ref = rBase + <usize>rp * bpp;
+  const refLimit = rBase + <usize>rSize * bpp;
+  let tip = ip;
+  if (!K.same(ref, tip)) return 0;
+  if (!K.same(ref + bpp, tip + bpp)) return 0;
+  ref += 2 * bpp;
+  tip += 2 * bpp;
+  if (K.cat == 2) {
+    if (!K.same(ref, tip)) return 0;
+    if (!K.same(ref + bpp, tip + bpp)) return 0;
+    ref += 2 * bpp;
+    tip += 2 * bpp;
+  }
+  const imageDist = curId - load<u64>(r, S_ID);
+  const pixDist: u64 = imageDist == 0 ? <u64>ipIdx - <u64>rp : <u64>rp;
+  if (pixDist == 0 || pixDist >= MAX_PIXEL_LONG_DISTANCE || imageDist > MAX_IMAGE_DIST) return 0;
+  while (tip < ipBound && ref < refLimit) {
+    if (!K.same(ref, tip)) break;
+    ref += bpp;
+    tip += bpp;
+  }
+  const len = (tip - ip) / bpp;
+  mImageDist = imageDist;
+  mPixDist = pixDist;
+  if (len > maxRef) return len;
+  let need = refEncodeSize(imageDist, pixDist);
+  if (K.cat == 0) need /= 3;
+  else if (K.cat == 1) need /= 2;
+  need++;
+  if (len < <usize>need) return 0;
+  return len;
+}
+
+@inline function putHash(hv: u32, s: u32, pix: usize): void {
+  store<u64>(htab + (<usize>hv << 3), <u64>s | (<u64>pix << 32));
+}
+
+/** Codes the image in segment s with kind K (one pass); returns the new output position. */
+function compress<K>(s: u32, op: usize): usize {
+  const K = changetype<K>(0);
+  const bpp = K.bpp;
+  const r = seg(s);
+  const n = <usize>load<u32>(r, S_SIZE);
+  const base = storage + <usize>load<u32>(r, S_START) * bpp;
+  const curId = load<u64>(r, S_ID);
+  const curType = load<u32>(r, S_TYPE);
+  if (n < 4) {
+    store<u8>(op++, <u8>(n - 1));
+    for (let i: usize = 0; i < n; i++) op = K.emit(op, base + i * bpp);
+    return op;
+  }
+  let lastCopy = op;
+  store<u8>(op++, <u8>(MAX_COPY - 1));
+  putHash(K.hash(base) & HASH_MASK, s, 0);
+  op = K.emit(op, base);
+  op = K.emit(op, base + bpp);
+  let copy: u32 = 2;
+
+  const end = base + n * bpp;
+  const ipBound = end - 2 * bpp;
+  const ipLimit = end - 6 * bpp;
+  let ip = base + 2 * bpp;
+
+  while (ip < ipLimit) {
+    const anchor = ip;
+    let len: usize = 0;
+    let imageDist: u64 = 0;
+    let pixDist: u64 = 0;
+
+    if (K.same(ip - bpp, ip) && K.same(ip, ip + bpp) && K.same(ip + bpp, ip + 2 * bpp)) {
+      const x = ip + 2 * bpp;
+      ip += 3 * bpp;
+      len = 3;
+      while (ip < ipBound) {
+        if (!K.same(ip, x)) break;
+        ip += bpp;
+        len++;
+      }
+      pixDist = 1;
+    } else {
+      const hv = K.hash(ip) & HASH_MASK;
+      const e = load<u64>(htab + (<usize>hv << 3));
+      const rs = <u32>e;
+      const idx = (anchor - base) / bpp;
+      if (rs == s || (rs < segFresh && load<u32>(seg(rs), S_TYPE) == curType)) {
+        len = doMatch<K>(rs, <u32>(e >> 32), ip, idx, ipBound, curId);
+        imageDist = mImageDist;
+        pixDist = mPixDist;
+      }
+      putHash(hv, s, idx);
+    }
+
+    if (len != 0) {
+      if (imageDist == 0) pixDist--;
+      if (copy != 0) store<u8>(lastCopy, <u8>(copy - 1));
+      else op--;
+      copy = 0;
+      ip = anchor + (len - 2) * bpp;
+      if (K.cat == 1) len -= 1;
+      else if (K.cat == 2) len -= 2;
+      op = putMatch(op, imageDist, pixDist, len);
+      if (K.cat == 2 || ip > anchor) putHash(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
+      ip += bpp;
+      if (K.cat != 0 || ip > anchor) putHash(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
+      ip += bpp;
+      lastCopy = op;
+      store<u8>(op++, <u8>(MAX_COPY - 1));
+      continue;
+    }
+
+    op = K.emit(op, anchor);
+    ip = anchor + bpp;
+    if (++copy == MAX_COPY) {
+      copy = 0;
+      lastCopy = op;
+      store<u8>(op++, <u8>(MAX_COPY - 1));
+    }
+  }
+
+  while (ip < end) {
+    op = K.emit(op, ip);
+    ip += bpp;
+    if (++copy == MAX_COPY) {
+      copy = 0;
+      lastCopy = op;
+      store<u8>(op++, <u8>(MAX_COPY - 1));
+    }
+  }
+  if (copy != 0) store<u8>(lastCopy, <u8>(copy - 1));
+  else op--;
+  return op;
+}
+
+/** Output bytes `glzEncode` may need for an image (negative for unsupported arguments). */
+export function glzEncodeBound(type: i32, width: i32, height: i32): isize {
+  if ((type != LZ_RGB32 && type != LZ_RGBA) || width <= 0 || height <= 0) return ERR_ARGS;
+  const n = <u64>width * <u64>height;
+  if (n > <u64>MAX_WINDOW) return ERR_WINDOW;
+  let bound = HEADER_BYTES + passBound(<usize>n, 3);
+  if (type == LZ_RGBA) bound += passBound(<usize>n, 1);
+  return <isize>bound;
+}
+
+/**
+ * Encodes one image (RGB32 or RGBA, rows `stride` bytes apart) into the dictionary and writes its
+ * GLZ stream at outPtr. The image gets the next id; older images are dropped from the window as
+ * spice-server drops them. Returns the bytes written or a negative error.
+ */
+export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDown: i32,
+                          inPtr: usize, outPtr: usize, outCapacity: usize): isize {
+  if (storage == 0) return ERR_STATE;
+  const bound = glzEncodeBound(type, width, height);
+  if (bound < 0) return bound;
+  const rowBytes = <usize>width * 4;
+  if (<usize>stride < rowBytes) return ERR_ARGS;
+  const n = <u64>width * <u64>height;
+  if (n > <u64>limit) return ERR_WINDOW;
+  if (outCapacity < <usize>bound) return ERR_OUTPUT;
+
+  const s = addImage(type, <u32>n);
+  const r = seg(s);
+  packRows(storage + <usize>load<u32>(r, S_START) * 4, inPtr, rowBytes, <usize>stride, <usize>height);
+
+  putBE32(outPtr, LZ_MAGIC);
+  putBE32(outPtr + 4, LZ_VERSION);
+  store<u8>(outPtr + 8, <u8>((type & 15) | (topDown != 0 ? 16 : 0)));
+  putBE32(outPtr + 9, width);
+  putBE32(outPtr + 13, height);
+  putBE32(outPtr + 17, <u32>rowBytes);
+  const id = load<u64>(r, S_ID);
+  putBE32(outPtr + 21, <u32>(id >> 32));
+  putBE32(outPtr + 25, <u32>id);
+  putBE32(outPtr + 29, headDist);
+
+  let op = compress<KRgb32>(s, outPtr + HEADER_BYTES);
+  if (type == LZ_RGBA) op = compress<KAlpha>(s, op);
+  return <isize>(op - outPtr);
+}
