@@ -1,8 +1,8 @@
 // The qumra codec module: SPICE's lossless image codecs. Each export works on buffers in this module's
 // linear memory (see memory.ts). One line per codec file; keep them sorted.
 export * from "./memory";
-export * from "./quic";
 export * from "./glz";
 export * from "./glz_decode";
 export * from "./lz";
 export * from "./lz_decode";
+export * from "./quic";
