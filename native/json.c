@@ -149,3 +149,72 @@ int json_get_str(const char *json, size_t len, const char *key, char *out, size_
 	out[n] = 0;
 	return 0;
 }
+
+static size_t skip_ws(const char *s, size_t i, size_t len)
+{
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* Copies a token (string body or bare word) of at most 63 bytes; returns the index after it. */
+static size_t take_token(const char *s, size_t i, size_t len, char *out, int *is_string)
+{
+	size_t n = 0;
+
+	*is_string = s[i] == '"';
+	if (*is_string) {
+		for (i++; i < len && s[i] != '"'; i++) {
+			if (s[i] == '\\' || (unsigned char)s[i] < 0x20 || n >= 63)
+				return 0;
+			out[n++] = s[i];
+		}
+		if (i >= len)
+			return 0;
+		i++;
+	} else {
+		for (; i < len && ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z')); i++) {
+			if (n >= 63)
+				return 0;
+			out[n++] = s[i];
+		}
+		if (!n)
+			return 0;
+	}
+	out[n] = 0;
+	return i;
+}
+
+int json_flat_each(const char *json, size_t len, json_member_cb cb, void *opaque)
+{
+	char key[64], val[64];
+	size_t i = skip_ws(json, 0, len);
+	int is_str, r;
+
+	if (i >= len || json[i] != '{')
+		return -1;
+	i = skip_ws(json, i + 1, len);
+	if (i < len && json[i] == '}')
+		return skip_ws(json, i + 1, len) == len ? 0 : -1;
+	for (;;) {
+		if (i >= len || json[i] != '"' || !(i = take_token(json, i, len, key, &is_str)))
+			return -1;
+		i = skip_ws(json, i, len);
+		if (i >= len || json[i] != ':')
+			return -1;
+		i = skip_ws(json, i + 1, len);
+		if (i >= len || !(i = take_token(json, i, len, val, &is_str)))
+			return -1;
+		r = cb(opaque, key, val, is_str);
+		if (r)
+			return r;
+		i = skip_ws(json, i, len);
+		if (i < len && json[i] == ',') {
+			i = skip_ws(json, i + 1, len);
+			continue;
+		}
+		if (i < len && json[i] == '}')
+			return skip_ws(json, i + 1, len) == len ? 0 : -1;
+		return -1;
+	}
+}

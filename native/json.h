@@ -23,4 +23,11 @@ void sb_json_str(struct sbuf *sb, const char *s);
 int json_get_u64(const char *json, size_t len, const char *key, uint64_t *out);
 int json_get_str(const char *json, size_t len, const char *key, char *out, size_t outlen);
 
+
+
+/* Walks a flat JSON object whose values are strings (no escapes), unsigned integers or
+ * booleans; calls cb(key, value-text, is_string) for each member. Keys and values longer than
+ * 63 bytes are refused. Returns 0, -1 if malformed, or the first non-zero cb result. */
+typedef int (*json_member_cb)(void *opaque, const char *key, const char *value, int is_string);
+int json_flat_each(const char *json, size_t len, json_member_cb cb, void *opaque);
 #endif

@@ -1,0 +1,174 @@
+/* Flat-image boot: copy the image, build a GDT (and identity page tables for long mode),
+ * and start the boot vCPU directly in protected or long mode at the entry point. */
+#include "boot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define PTE_P   (1ull << 0)
+#define PTE_RW  (1ull << 1)
+#define PTE_PS  (1ull << 7)
+
+#define CR0_PE  (1ull << 0)
+#define CR0_MP  (1ull << 1)
+#define CR0_ET  (1ull << 4)
+#define CR0_NE  (1ull << 5)
+#define CR0_WP  (1ull << 16)
+#define CR0_PG  (1ull << 31)
+#define CR4_PAE (1ull << 5)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+
+/* A GDT descriptor from base/limit/access/flags (flags: G, D/B, L nibble). */
+static uint64_t gdt_entry(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags)
+{
+	return ((uint64_t)(base & 0xff000000) << 32) | ((uint64_t)(flags & 0xf) << 52) |
+	       ((uint64_t)(limit & 0xf0000) << 32) | ((uint64_t)access << 40) |
+	       ((uint64_t)(base & 0xffffff) << 16) | (limit & 0xffff);
+}
+
+static int load_image(struct vm *vm, char *err, size_t errlen)
+{
+	const struct vm_config *c = &vm->cfg;
+	struct stat st;
+	uint8_t *dst;
+	ssize_t n;
+	int fd;
+
+	fd = open(c->image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "image %s: %s", c->image, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (st.st_size == 0 || c->load_addr < BOOT_AREA_END) {
+		snprintf(err, errlen, "image %s: %s", c->image, st.st_size == 0 ? "empty" :
+			 "load address below 0xa0000 would overlap the boot GDT/page tables");
+		close(fd);
+		return -1;
+	}
+	dst = memory_gpa_to_host(&vm->mem, c->load_addr, (uint64_t)st.st_size);
+	if (!dst) {
+		snprintf(err, errlen, "image %s (%lld bytes) at 0x%llx does not fit in guest RAM",
+			 c->image, (long long)st.st_size, (unsigned long long)c->load_addr);
+		close(fd);
+		return -1;
+	}
+	for (off_t off = 0; off < st.st_size; off += n) {
+		n = read(fd, dst + off, (size_t)(st.st_size - off));
+		if (n <= 0) {
+			snprintf(err, errlen, "image %s: read: %s", c->image, n < 0 ? strerror(errno) : "short");
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	if (c->entry < c->load_addr || c->entry >= c->load_addr + (uint64_t)st.st_size)
+		log_warn("entry 0x%llx lies outside the image", (unsigned long long)c->entry);
+	return 0;
+}
+
+static int build_page_tables(struct vm *vm, char *err, size_t errlen)
+{
+	uint64_t top = memory_top(&vm->mem);
+	uint64_t gib = (top + (1ull << 30) - 1) >> 30, i, j;
+	uint64_t *pml4, *pdpt, *pd;
+
+	if (BOOT_PD_ADDR + gib * 0x1000 > BOOT_AREA_END) {
+		snprintf(err, errlen, "guest-physical space of %llu GiB is too large to identity-map",
+			 (unsigned long long)gib);
+		return -1;
+	}
+	pml4 = memory_gpa_to_host(&vm->mem, BOOT_PML4_ADDR, 0x1000);
+	pdpt = memory_gpa_to_host(&vm->mem, BOOT_PDPT_ADDR, 0x1000);
+	pd = memory_gpa_to_host(&vm->mem, BOOT_PD_ADDR, gib * 0x1000);
+	if (!pml4 || !pdpt || !pd) {
+		snprintf(err, errlen, "guest RAM too small for the boot page tables");
+		return -1;
+	}
+	memset(pml4, 0, 0x1000);
+	memset(pdpt, 0, 0x1000);
+	pml4[0] = BOOT_PDPT_ADDR | PTE_P | PTE_RW;
+	for (i = 0; i < gib; i++) {
+		pdpt[i] = (BOOT_PD_ADDR + i * 0x1000) | PTE_P | PTE_RW;
+		for (j = 0; j < 512; j++)
+			pd[i * 512 + j] = ((i << 30) | (j << 21)) | PTE_P | PTE_RW | PTE_PS;
+	}
+	return 0;
+}
+
+int boot_load(struct vm *vm, char *err, size_t errlen)
+{
+	uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, 4 * 8);
+
+	if (!gdt) {
+		snprintf(err, errlen, "guest RAM too small for the boot GDT");
+		return -1;
+	}
+	gdt[0] = 0;
+	gdt[1] = gdt_entry(0, 0xfffff, 0x9b, 0xa);	/* code, L=1, G=1 */
+	gdt[2] = gdt_entry(0, 0xfffff, 0x93, 0xc);	/* data, D/B=1, G=1 */
+	gdt[3] = gdt_entry(0, 0xfffff, 0x9b, 0xc);	/* code, D/B=1, G=1 */
+	if (vm->cfg.mode == BOOT_LONG && build_page_tables(vm, err, errlen) < 0)
+		return -1;
+	return load_image(vm, err, errlen);
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, int code64)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->g = 1;
+	s->l = code64;
+	s->db = !code64;
+}
+
+int boot_setup_vcpu(struct vm *vm, int vcpu_fd, char *err, size_t errlen)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	int lm = vm->cfg.mode == BOOT_LONG;
+
+	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
+		snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
+		return -1;
+	}
+	flat_segment(&sregs.cs, lm ? BOOT_SEL_CODE64 : BOOT_SEL_CODE32, 0xb, lm);
+	flat_segment(&sregs.ds, BOOT_SEL_DATA, 0x3, 0);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.gdt.base = BOOT_GDT_ADDR;
+	sregs.gdt.limit = 4 * 8 - 1;
+	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
+	if (lm) {
+		sregs.cr0 |= CR0_WP | CR0_PG;
+		sregs.cr3 = BOOT_PML4_ADDR;
+		sregs.cr4 = CR4_PAE;
+		sregs.efer = EFER_LME | EFER_LMA;
+	}
+	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0) {
+		snprintf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
+		return -1;
+	}
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = vm->cfg.entry;
+	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0) {
+		snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,301 @@
+/* Control socket: framing, the client connection, the event pump and the poll loop.
+ * Request handlers live in control_ops.c. */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control_ops.h"
+#include "events.h"
+#include "json.h"
+#include "serial.h"
+#include "util.h"
+#include "vcpu.h"
+
+#define OUT_HIGH_WATER (8u << 20)	/* stop streaming console output above this backlog */
+#define CONSOLE_CHUNK  (64u << 10)
+
+int control_listen(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		snprintf(err, errlen, "control socket path too long (max %zu): %s",
+			 sizeof(addr.sun_path) - 1, path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);	/* a stale socket from an earlier helper */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	chmod(path, 0600);
+	return fd;
+}
+
+static void out_append(struct client *c, const void *data, size_t len)
+{
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = MAX(c->out_cap * 2, c->out_len + len + 4096);
+		uint8_t *p = realloc(c->out, cap);
+		if (!p) {
+			log_error("out of memory for client output; dropping the client");
+			c->dead = 1;
+			return;
+		}
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+}
+
+void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t id, const void *payload,
+		 size_t len)
+{
+	struct proto_header h = { (uint32_t)len, type, flags, id };
+
+	if (c->fd < 0 || c->dead)
+		return;
+	out_append(c, &h, sizeof(h));
+	if (len)
+		out_append(c, payload, len);
+}
+
+static const char *error_name(unsigned code)
+{
+	static const char *const names[] = {
+		"OK", "BAD_MESSAGE", "UNKNOWN_TYPE", "INVALID_ARGUMENT", "WRONG_STATE",
+		"OUT_OF_RANGE", "TOO_LARGE", "NO_HELLO", "VERSION", "INTERNAL", "TIMEOUT",
+	};
+	return code < ARRAY_SIZE(names) ? names[code] : "UNKNOWN";
+}
+
+void client_error(struct client *c, uint16_t type, uint32_t id, unsigned code, const char *fmt, ...)
+{
+	char msg[512];
+	struct sbuf sb;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sb_init(&sb);
+	sb_printf(&sb, "{\"code\":%u,\"name\":\"%s\",\"message\":", code, error_name(code));
+	sb_json_str(&sb, msg);
+	sb_printf(&sb, "}");
+	client_send(c, type, PROTO_F_REPLY | PROTO_F_ERROR, id, sb.data, sb.len);
+	sb_free(&sb);
+}
+
+static void client_close(struct client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static void flush_out(struct client *c)
+{
+	size_t done = 0;
+
+	while (done < c->out_len) {
+		ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				c->dead = 1;
+			break;
+		}
+		done += (size_t)n;
+	}
+	memmove(c->out, c->out + done, c->out_len - done);
+	c->out_len -= done;
+}
+
+/* Console bytes written since the client's cursor, as CONSOLE events. */
+static void pump_console(struct server *s)
+{
+	struct client *c = &s->client;
+	uint8_t buf[CONSOLE_CHUNK];
+	uint64_t lost;
+	size_t n;
+
+	while (c->fd >= 0 && c->hello && c->out_len < OUT_HIGH_WATER) {
+		n = ring_read(&s->vm->serial->out, &c->console_pos, buf, sizeof(buf), &lost);
+		if (!n)
+			break;
+		client_send(c, PROTO_EV_CONSOLE, PROTO_F_EVENT | (lost ? PROTO_F_TRUNCATED : 0),
+			    ++s->event_seq, buf, n);
+	}
+}
+
+static void pump_events(struct server *s)
+{
+	struct event *list = events_take(s->vm->events), *e;
+
+	for (e = list; e; e = e->next) {
+		if (s->client.fd >= 0 && s->client.hello)
+			client_send(&s->client, e->type, PROTO_F_EVENT, ++s->event_seq, e->json,
+				    strlen(e->json));
+	}
+	events_free(list);
+	pump_console(s);
+}
+
+static void accept_client(struct server *s, int listen_fd)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	if (s->client.fd >= 0) {
+		log_info("a new client replaces the attached one");
+		client_close(&s->client);
+	}
+	s->client.fd = fd;
+	s->client.in = malloc(PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD);
+	if (!s->client.in) {
+		client_close(&s->client);
+		return;
+	}
+	s->client.console_pos = ring_head(&s->vm->serial->out);
+	log_info("client attached");
+}
+
+/* Reads what is there and handles every complete message. */
+static void read_client(struct server *s)
+{
+	struct client *c = &s->client;
+	struct proto_header h;
+
+	for (;;) {
+		size_t want = c->in_len < PROTO_HEADER_SIZE ? PROTO_HEADER_SIZE - c->in_len : 0;
+		if (!want) {
+			memcpy(&h, c->in, sizeof(h));
+			if (h.length > PROTO_MAX_PAYLOAD) {
+				client_error(c, h.type, h.id, PROTO_E_TOO_LARGE,
+					     "message length %u exceeds the maximum %u; closing the connection",
+					     h.length, PROTO_MAX_PAYLOAD);
+				c->closing = 1;
+				return;
+			}
+			want = PROTO_HEADER_SIZE + h.length - c->in_len;
+		}
+		if (want) {
+			ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+				c->dead = 1;
+				return;
+			}
+			if (n < 0)
+				return;
+			c->in_len += (size_t)n;
+			continue;
+		}
+		c->in_len = 0;
+		control_handle(s, &h, c->in + PROTO_HEADER_SIZE);
+		if (c->dead || c->closing || s->exit_status >= 0)
+			return;
+	}
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void final_flush(struct client *c)
+{
+	uint64_t deadline = now_ns() + 2000000000ull;
+
+	while (c->fd >= 0 && c->out_len && !c->dead && now_ns() < deadline) {
+		struct pollfd p = { c->fd, POLLOUT, 0 };
+		poll(&p, 1, 100);
+		flush_out(c);
+	}
+}
+
+int control_run(struct vm *vm, int listen_fd)
+{
+	struct server s = { .vm = vm, .exit_status = -1, .client = { .fd = -1 }, .started_ns = now_ns() };
+	int sig_fd = setup_signals();
+
+	while (s.exit_status < 0) {
+		struct pollfd p[4] = {
+			{ listen_fd, POLLIN, 0 },
+			{ events_fd(vm->events), POLLIN, 0 },
+			{ sig_fd, POLLIN, 0 },
+			{ s.client.fd, (short)(POLLIN | (s.client.out_len ? POLLOUT : 0)), 0 },
+		};
+		int timeout = -1;
+
+		if (s.client.closing)
+			p[3].events = POLLOUT;
+		if (s.stop.active) {
+			uint64_t now = now_ns();
+			timeout = now >= s.stop.deadline_ns ? 0
+				: (int)MIN((s.stop.deadline_ns - now) / 1000000 + 1, 1000);
+		}
+		if (poll(p, s.client.fd >= 0 ? 4 : 3, timeout) < 0 && errno != EINTR)
+			break;
+		if (p[2].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			(void)!read(sig_fd, &si, sizeof(si));
+			log_info("signal %u: stopping the VM by force", si.ssi_signo);
+			control_stop_now(&s, 1);
+			break;
+		}
+		if (p[1].revents & POLLIN)
+			pump_events(&s);
+		if (p[0].revents & POLLIN)
+			accept_client(&s, listen_fd);
+		if (s.client.fd >= 0 && !s.client.closing && (p[3].revents & (POLLIN | POLLHUP)))
+			read_client(&s);
+		if (s.stop.active)
+			control_stop_progress(&s);
+		pump_events(&s);
+		if (s.client.fd >= 0)
+			flush_out(&s.client);
+		if (s.client.fd >= 0 && (s.client.dead || (s.client.closing && !s.client.out_len) ||
+					 (p[3].revents & (POLLERR | POLLNVAL)))) {
+			log_info("client detached");
+			client_close(&s.client);
+		}
+	}
+	pump_events(&s);
+	final_flush(&s.client);
+	client_close(&s.client);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	return s.exit_status < 0 ? EXIT_INTERNAL : s.exit_status;
+}

@@ -1,0 +1,51 @@
+/* Shared between the control loop (control.c) and the request handlers (control_ops.c). */
+#ifndef QVMM_CONTROL_OPS_H
+#define QVMM_CONTROL_OPS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "vm.h"
+
+struct client {
+	int fd;
+	int hello;			/* HELLO accepted: requests and events flow */
+	int dead;			/* connection failed: close it */
+	int closing;			/* close once the output is flushed */
+	uint8_t *in;			/* one whole message (header + payload) */
+	size_t in_len;
+	uint8_t *out;
+	size_t out_len, out_cap;
+	uint64_t console_pos;		/* absolute position in the console ring */
+};
+
+struct pending_stop {
+	int active;
+	uint32_t id;			/* request id to answer, or 0 */
+	uint64_t deadline_ns;
+};
+
+struct server {
+	struct vm *vm;
+	struct client client;
+	struct pending_stop stop;
+	uint32_t event_seq;
+	uint64_t started_ns;
+	int exit_status;		/* >= 0 once the helper should exit */
+};
+
+void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t id, const void *payload,
+		 size_t len);
+void client_error(struct client *c, uint16_t type, uint32_t id, unsigned code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Handles one request (payload of h->length bytes). */
+void control_handle(struct server *s, const struct proto_header *h, const uint8_t *payload);
+/* Stops the vCPUs at once and sets the exit status (forced: guest did not acknowledge). */
+void control_stop_now(struct server *s, int forced);
+/* Finishes a STOP once the guest acknowledged or the deadline passed. */
+void control_stop_progress(struct server *s);
+
+#endif

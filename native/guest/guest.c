@@ -1,0 +1,246 @@
+/* qumra demo guest: prints a banner on COM1, then obeys commands from the debug device's
+ * mailbox (guest-abi.h). Everything happens in interrupt handlers or right after a wake-up
+ * from hlt, so an idle guest costs nothing; each event does only a little work, because on
+ * kvm-pvm hosts guest code is emulated. */
+#include <stdint.h>
+
+#include "guest-abi.h"
+
+#define COM1 0x3f8
+#define PIC1 0x20
+#define PIC2 0xa0
+
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" :: "a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" :: "a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+struct idt_gate {
+	uint16_t off_lo, sel;
+	uint8_t ist, type;
+	uint16_t off_mid;
+	uint32_t off_hi, zero;
+} __attribute__((packed));
+
+struct idt_ptr {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed));
+
+extern const uint64_t isr_table[48];
+static struct idt_gate idt[48] __attribute__((aligned(16)));
+
+#define QUEUE 64
+static volatile uint32_t cmd_queue[QUEUE];
+static volatile unsigned cmd_head, cmd_count;
+static volatile uint64_t ticks;
+static volatile int heartbeat_due;
+static unsigned heartbeat_period, heartbeat_count;
+static volatile int echo;
+
+static void putc(char c) { outb(COM1, (uint8_t)c); }
+static void puts(const char *s) { while (*s) putc(*s++); }
+
+static void puthex(uint64_t v, int digits)
+{
+	puts("0x");
+	for (int i = digits - 1; i >= 0; i--)
+		putc("0123456789abcdef"[(v >> (i * 4)) & 0xf]);
+}
+
+static void putdec(uint64_t v)
+{
+	char buf[24];
+	int n = 0;
+
+	do {
+		buf[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		putc(buf[--n]);
+}
+
+static void __attribute__((noreturn)) stop_here(void)
+{
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+static void pic_init(void)
+{
+	outb(PIC1, 0x11); outb(PIC2, 0x11);	/* ICW1: edge, cascade, ICW4 */
+	outb(PIC1 + 1, 0x20); outb(PIC2 + 1, 0x28);	/* vectors 0x20.. and 0x28.. */
+	outb(PIC1 + 1, 0x04); outb(PIC2 + 1, 0x02);
+	outb(PIC1 + 1, 0x01); outb(PIC2 + 1, 0x01);
+	/* unmask IRQ 1 (keyboard), 2 (cascade), 4 (COM1), 5 (doorbell); the timer when asked */
+	outb(PIC1 + 1, (uint8_t)~((1 << 1) | (1 << 2) | (1 << 4) | (1 << QG_DOORBELL_IRQ)));
+	outb(PIC2 + 1, 0xff);
+}
+
+static void timer_start(void)
+{
+	outb(0x43, 0x34);		/* channel 0, lo/hi, rate generator */
+	outb(0x40, 0x9b);		/* 1193182 / 11931 = 100 Hz */
+	outb(0x40, 0x2e);
+	outb(PIC1 + 1, inb(PIC1 + 1) & (uint8_t)~1);
+}
+
+static void idt_init(void)
+{
+	uint16_t cs;
+	struct idt_ptr p = { sizeof(idt) - 1, (uint64_t)idt };
+
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	for (int i = 0; i < 48; i++) {
+		uint64_t a = isr_table[i];
+		idt[i] = (struct idt_gate){ (uint16_t)a, cs, 0, 0x8e, (uint16_t)(a >> 16),
+					    (uint32_t)(a >> 32), 0 };
+	}
+	__asm__ volatile("lidt %0" :: "m"(p));
+}
+
+void isr_dispatch(uint64_t vec)
+{
+	if (vec < 32) {
+		puts("exception ");
+		putdec(vec);
+		putc('\n');
+		stop_here();
+	}
+	switch (vec - 32) {
+	case 0:
+		ticks++;
+		if (heartbeat_period && ticks % heartbeat_period == 0)
+			heartbeat_due = 1;
+		break;
+	case 1:
+		while (inb(0x64) & 1) {
+			puts("kbd ");
+			puthex(inb(0x60), 2);
+			putc('\n');
+		}
+		break;
+	case 4:
+		(void)inb(COM1 + 2);
+		while (inb(COM1 + 5) & 1) {
+			uint8_t c = inb(COM1);
+			if (echo)
+				putc((char)c);
+		}
+		break;
+	case QG_DOORBELL_IRQ:
+		for (uint32_t w; (w = inl(QG_PORT_COMMAND)) != 0;) {
+			if (cmd_count < QUEUE) {
+				cmd_queue[(cmd_head + cmd_count) % QUEUE] = w;
+				cmd_count++;
+			}
+		}
+		break;
+	}
+	if (vec >= 40)
+		outb(PIC2, 0x20);
+	outb(PIC1, 0x20);
+}
+
+static void run_command(uint32_t word)
+{
+	uint32_t arg = word >> 8;
+
+	switch (word & 0xff) {
+	case QG_CMD_HEARTBEAT:
+		heartbeat_period = arg;
+		if (arg)
+			timer_start();
+		puts("heartbeat ");
+		putdec(arg);
+		putc('\n');
+		break;
+	case QG_CMD_HALT:
+		puts("halt\n");
+		stop_here();
+	case QG_CMD_TRIPLE_FAULT: {
+		struct idt_ptr none = { 0, 0 };
+		puts("triple fault\n");
+		__asm__ volatile("lidt %0; int3" :: "m"(none));
+		stop_here();
+	}
+	case QG_CMD_SPIN:
+		puts("spin\n");
+		__asm__ volatile("sti");
+		while (!cmd_count)
+			__asm__ volatile("pause");	/* no exits: a pure busy loop */
+		__asm__ volatile("cli");
+		break;
+	case QG_CMD_ECHO:
+		echo = arg != 0;
+		puts(echo ? "echo on\n" : "echo off\n");
+		break;
+	case QG_CMD_PEEK: {
+		uint64_t v = *(volatile uint64_t *)QG_CELL_ADDR;
+		puts("cell=");
+		puthex(v, 16);
+		putc('\n');
+		outl(QG_PORT_RESULT, (uint32_t)v);
+		break;
+	}
+	case QG_CMD_POWEROFF:
+		puts("power-off\n");
+		outb(QG_PORT_POWER, QG_POWER_REQUEST);
+		stop_here();
+	case QG_CMD_EXITS: {
+		uint32_t n = arg;
+		if (n)
+			__asm__ volatile("1: outb %%al, %%dx; dec %%ecx; jnz 1b"
+					 : "+c"(n) : "a"(0), "d"(QG_PORT_BENCH) : "memory");
+		puts("exits done ");
+		putdec(arg);
+		putc('\n');
+		break;
+	}
+	case QG_CMD_PING:
+		puts("pong ");
+		putdec(arg);
+		putc('\n');
+		break;
+	case QG_CMD_HOST_POWEROFF:
+		puts("power-off requested\n");
+		outb(QG_PORT_POWER, QG_POWER_ACK);
+		stop_here();
+	default:
+		puts("unknown command ");
+		puthex(word, 8);
+		putc('\n');
+	}
+}
+
+/* Called from the idle loop with interrupts off after every wake-up; r15 as it was. */
+void guest_poll(uint64_t r15)
+{
+	if (r15) {
+		puts("r15=");
+		puthex(r15, 16);
+		putc('\n');
+	}
+	while (cmd_count) {
+		uint32_t w = cmd_queue[cmd_head];
+		cmd_head = (cmd_head + 1) % QUEUE;
+		cmd_count--;
+		run_command(w);
+	}
+	if (heartbeat_due) {
+		heartbeat_due = 0;
+		puts("tick ");
+		putdec(++heartbeat_count);
+		putc('\n');
+	}
+}
+
+void guest_main(void)
+{
+	idt_init();
+	pic_init();
+	outb(COM1 + 1, 0x01);		/* interrupt on received data */
+	outb(COM1 + 4, 0x08);		/* OUT2: route the UART interrupt */
+	puts("qumra demo guest\n");
+}

@@ -1,0 +1,182 @@
+/* i8042 keyboard controller: enough of the command set for a guest to read scancodes with
+ * IRQ 1 and to reset itself by pulsing the reset line (0xFE to port 0x64). */
+#include "i8042.h"
+
+#include <stdlib.h>
+
+#include "events.h"
+#include "proto.h"
+#include "util.h"
+
+#define STS_OBF   0x01	/* output buffer full */
+#define STS_SYS   0x04
+#define STS_CMD   0x08	/* last write was to the command port */
+#define CB_KBD_INT 0x01	/* configuration byte: keyboard interrupt enabled */
+#define CB_KBD_DIS 0x10
+
+#define CMD_READ_CB   0x20
+#define CMD_WRITE_CB  0x60
+#define CMD_DIS_KBD   0xad
+#define CMD_EN_KBD    0xae
+#define CMD_SELF_TEST 0xaa
+#define CMD_KBD_TEST  0xab
+#define CMD_RESET     0xfe
+
+static int output_full(struct i8042 *k)
+{
+	return k->out_from_ctrl || (k->q_count && !(k->cmd_byte & CB_KBD_DIS));
+}
+
+static void update_irq(struct i8042 *k)
+{
+	int level = output_full(k) && !k->out_from_ctrl && (k->cmd_byte & CB_KBD_INT);
+
+	if (level != k->irq_level) {
+		k->irq_level = level;
+		if (level)
+			k->count.irqs++;
+		vm_irq_line(k->vm, I8042_KBD_IRQ, level);
+	}
+}
+
+static void ctrl_reply(struct i8042 *k, uint8_t v)
+{
+	k->out_from_ctrl = 1;
+	k->ctrl_reply = v;
+}
+
+static uint8_t read_data(struct i8042 *k)
+{
+	uint8_t v;
+
+	if (k->out_from_ctrl) {
+		k->out_from_ctrl = 0;
+		return k->ctrl_reply;
+	}
+	if (!k->q_count)
+		return 0;
+	v = k->queue[k->q_head];
+	k->q_head = (k->q_head + 1) % I8042_QUEUE;
+	k->q_count--;
+	return v;
+}
+
+static void write_command(struct i8042 *k, uint8_t cmd)
+{
+	k->count.commands++;
+	switch (cmd) {
+	case CMD_READ_CB:
+		ctrl_reply(k, k->cmd_byte);
+		break;
+	case CMD_WRITE_CB:
+		k->pending_cmd = cmd;
+		break;
+	case CMD_DIS_KBD:
+		k->cmd_byte |= CB_KBD_DIS;
+		break;
+	case CMD_EN_KBD:
+		k->cmd_byte &= (uint8_t)~CB_KBD_DIS;
+		break;
+	case CMD_SELF_TEST:
+		ctrl_reply(k, 0x55);
+		break;
+	case CMD_KBD_TEST:
+		ctrl_reply(k, 0x00);
+		break;
+	case CMD_RESET:
+		k->count.resets++;
+		log_info("guest reset through the i8042 (0xfe to port 0x64)");
+		events_push(k->vm->events, PROTO_EV_RESET, "{\"source\":\"i8042\"}");
+		vm_guest_stopped(k->vm, VM_STOPPED, "guest reset (i8042)");
+		break;
+	default:		/* other commands (A20, LEDs...) are accepted and ignored */
+		break;
+	}
+}
+
+static void write_data(struct i8042 *k, uint8_t v)
+{
+	if (k->pending_cmd == CMD_WRITE_CB) {
+		k->cmd_byte = v;
+		k->pending_cmd = 0;
+		return;
+	}
+	/* A byte for the keyboard itself: acknowledge (0xFA), as a keyboard does. */
+	ctrl_reply(k, 0xfa);
+}
+
+static void i8042_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)
+{
+	struct i8042 *k = opaque;
+	int is_cmd_port = offset == I8042_COMMAND_PORT - I8042_DATA_PORT;
+
+	(void)len;
+	pthread_mutex_lock(&k->lock);
+	if (is_write) {
+		if (is_cmd_port)
+			write_command(k, data[0]);
+		else
+			write_data(k, data[0]);
+	} else if (is_cmd_port) {
+		data[0] = (uint8_t)(STS_SYS | (output_full(k) ? STS_OBF : 0) |
+				    (k->pending_cmd ? STS_CMD : 0));
+	} else {
+		data[0] = read_data(k);
+	}
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void i8042_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
+			  unsigned len)
+{
+	(void)offset;
+	i8042_io(opaque, 0, is_write, data, len);
+}
+
+static void i8042_cmd_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
+			 unsigned len)
+{
+	(void)offset;
+	i8042_io(opaque, I8042_COMMAND_PORT - I8042_DATA_PORT, is_write, data, len);
+}
+
+size_t i8042_input(struct i8042 *k, const uint8_t *codes, size_t len)
+{
+	size_t n;
+
+	pthread_mutex_lock(&k->lock);
+	n = MIN(len, I8042_QUEUE - k->q_count);
+	for (size_t i = 0; i < n; i++)
+		k->queue[(k->q_head + k->q_count++) % I8042_QUEUE] = codes[i];
+	k->count.scancodes_in += n;
+	k->count.scancodes_dropped += len - n;
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
+struct i8042 *i8042_init(struct vm *vm)
+{
+	struct i8042 *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return NULL;
+	k->vm = vm;
+	k->cmd_byte = CB_KBD_INT | 0x04;
+	pthread_mutex_init(&k->lock, NULL);
+	if (iobus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, k, "i8042-data") < 0 ||
+	    iobus_register(&vm->pio, I8042_COMMAND_PORT, 1, i8042_cmd_io, k, "i8042-cmd") < 0) {
+		i8042_teardown(k);
+		return NULL;
+	}
+	return k;
+}
+
+void i8042_teardown(struct i8042 *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}

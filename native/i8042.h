@@ -1,0 +1,38 @@
+/* i8042 keyboard controller: data port 0x60, status/command port 0x64, IRQ 1. Scancodes come
+ * from the agent; command 0xFE (pulse reset line) resets the guest. */
+#ifndef QVMM_I8042_H
+#define QVMM_I8042_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vm.h"
+
+#define I8042_DATA_PORT    0x60
+#define I8042_COMMAND_PORT 0x64
+#define I8042_KBD_IRQ      1
+#define I8042_QUEUE        256
+
+struct i8042_counters {
+	uint64_t scancodes_in, scancodes_dropped, irqs, commands, resets;
+};
+
+struct i8042 {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	uint8_t queue[I8042_QUEUE];
+	size_t q_head, q_count;
+	uint8_t cmd_byte;		/* controller configuration byte */
+	uint8_t pending_cmd;		/* command waiting for its data byte, or 0 */
+	int out_from_ctrl;		/* output buffer holds a controller reply */
+	uint8_t ctrl_reply;
+	int irq_level;
+	struct i8042_counters count;
+};
+
+struct i8042 *i8042_init(struct vm *vm);
+void i8042_teardown(struct i8042 *k);
+/* Queues scancodes from the agent; returns how many fitted. */
+size_t i8042_input(struct i8042 *k, const uint8_t *codes, size_t len);
+
+#endif

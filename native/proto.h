@@ -1,0 +1,70 @@
+/* The agent <-> helper control protocol (see PROTOCOL.md): framing, message types, flags,
+ * error codes. Everything little-endian. */
+#ifndef QVMM_PROTO_H
+#define QVMM_PROTO_H
+
+#include <stdint.h>
+
+#define PROTO_VERSION     1
+#define PROTO_HEADER_SIZE 12
+#define PROTO_MAX_PAYLOAD ((1u << 20) + 64)	/* 1 MiB of memory data plus its header */
+#define PROTO_MAX_MEM_IO  (1u << 20)
+
+struct proto_header {
+	uint32_t length;	/* payload bytes after the header */
+	uint16_t type;
+	uint16_t flags;
+	uint32_t id;		/* request id (echoed in the reply) or event sequence number */
+} __attribute__((packed));
+
+/* flags */
+#define PROTO_F_REPLY     0x0001
+#define PROTO_F_ERROR     0x0002
+#define PROTO_F_EVENT     0x0004
+#define PROTO_F_TRUNCATED 0x0008	/* console event: bytes were lost before this one */
+
+/* requests (client -> helper); the reply carries the same type */
+enum {
+	PROTO_HELLO = 1,
+	PROTO_STATUS = 2,
+	PROTO_START = 3,
+	PROTO_PAUSE = 4,
+	PROTO_RESUME = 5,
+	PROTO_STOP = 6,
+	PROTO_GET_REGS = 7,
+	PROTO_SET_REGS = 8,
+	PROTO_READ_MEM = 9,
+	PROTO_WRITE_MEM = 10,
+	PROTO_STATS = 11,
+	PROTO_CONSOLE_WRITE = 12,
+	PROTO_CONSOLE_READ = 13,
+	PROTO_KEYBOARD = 14,
+	PROTO_GUEST_COMMAND = 15,
+};
+
+/* events (helper -> client) */
+enum {
+	PROTO_EV_STATE = 0x100,
+	PROTO_EV_CONSOLE = 0x101,
+	PROTO_EV_RESET = 0x102,
+	PROTO_EV_POWEROFF = 0x103,
+	PROTO_EV_TRIPLE_FAULT = 0x104,
+	PROTO_EV_INTERNAL_ERROR = 0x105,
+	PROTO_EV_DEBUG = 0x106,
+};
+
+/* error codes (error reply payload: {"code":N,"name":"...","message":"..."}) */
+enum {
+	PROTO_E_BAD_MESSAGE = 1,
+	PROTO_E_UNKNOWN_TYPE = 2,
+	PROTO_E_INVALID_ARGUMENT = 3,
+	PROTO_E_WRONG_STATE = 4,
+	PROTO_E_OUT_OF_RANGE = 5,
+	PROTO_E_TOO_LARGE = 6,
+	PROTO_E_NO_HELLO = 7,
+	PROTO_E_VERSION = 8,
+	PROTO_E_INTERNAL = 9,
+	PROTO_E_TIMEOUT = 10,
+};
+
+#endif

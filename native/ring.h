@@ -1,0 +1,25 @@
+/* A bounded byte ring addressed by absolute positions (bytes written since start), so
+ * several readers (the live console stream, scrollback requests) can each keep a cursor. */
+#ifndef QVMM_RING_H
+#define QVMM_RING_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ring {
+	uint8_t *buf;
+	size_t size;
+	uint64_t head;			/* absolute position of the next byte written */
+	pthread_mutex_t lock;
+};
+
+int ring_init(struct ring *r, size_t size);
+void ring_free(struct ring *r);
+void ring_write(struct ring *r, const uint8_t *data, size_t len);
+/* Copies up to max bytes starting at absolute *pos (clamped to the oldest byte kept) into out;
+ * advances *pos; returns the count. *lost is set to the bytes skipped because they were gone. */
+size_t ring_read(struct ring *r, uint64_t *pos, uint8_t *out, size_t max, uint64_t *lost);
+uint64_t ring_head(struct ring *r);
+
+#endif

@@ -1,0 +1,220 @@
+/* 16550A UART: registers, FIFO-less transmit (bytes leave at once), a receive buffer fed by
+ * the agent, interrupts on IRQ 4 via the in-kernel irqchip. */
+#include "serial.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "util.h"
+
+/* register offsets */
+#define UART_RBR_THR 0	/* DLAB=1: divisor latch low */
+#define UART_IER     1	/* DLAB=1: divisor latch high */
+#define UART_IIR_FCR 2
+#define UART_LCR     3
+#define UART_MCR     4
+#define UART_LSR     5
+#define UART_MSR     6
+#define UART_SCR     7
+
+#define IER_RDI  0x01
+#define IER_THRI 0x02
+#define IER_RLSI 0x04
+#define IER_MSI  0x08
+#define IIR_NONE 0x01
+#define IIR_MSI  0x00
+#define IIR_THRI 0x02
+#define IIR_RDI  0x04
+#define IIR_FIFO 0xc0
+#define LCR_DLAB 0x80
+#define LSR_DR   0x01
+#define LSR_OE   0x02
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define FCR_FIFO 0x01
+#define FCR_CLRRX 0x02
+
+/* The pending interrupt in priority order; caller holds s->lock. */
+static uint8_t pending_iir(struct serial *s)
+{
+	if ((s->ier & IER_RLSI) && (s->lsr_extra & LSR_OE))
+		return 0x06;
+	if ((s->ier & IER_RDI) && s->rx_count)
+		return IIR_RDI;
+	if ((s->ier & IER_THRI) && s->iir_thre)
+		return IIR_THRI;
+	return IIR_NONE;
+}
+
+static void update_irq(struct serial *s)
+{
+	int level = pending_iir(s) != IIR_NONE;
+
+	if (level != s->irq_level) {
+		s->irq_level = level;
+		if (level)
+			s->count.irqs++;
+		vm_irq_line(s->vm, SERIAL_IRQ, level);
+	}
+}
+
+static void rx_push(struct serial *s, uint8_t c)
+{
+	if (s->rx_count == SERIAL_RX_SIZE) {
+		s->lsr_extra |= LSR_OE;
+		s->count.rx_dropped++;
+		return;
+	}
+	s->rx[(s->rx_head + s->rx_count++) % SERIAL_RX_SIZE] = c;
+	s->count.rx_bytes++;
+}
+
+static void transmit(struct serial *s, uint8_t c)
+{
+	if (s->mcr & MCR_LOOP) {
+		rx_push(s, c);
+	} else {
+		ring_write(&s->out, &c, 1);
+		s->count.tx_bytes++;
+		events_notify(s->vm->events);
+	}
+	s->iir_thre = 1;	/* the holding register is empty again at once */
+}
+
+static uint8_t reg_read(struct serial *s, unsigned reg)
+{
+	uint8_t v;
+
+	switch (reg) {
+	case UART_RBR_THR:
+		if (s->lcr & LCR_DLAB)
+			return s->dll;
+		if (!s->rx_count)
+			return 0;
+		v = s->rx[s->rx_head];
+		s->rx_head = (s->rx_head + 1) % SERIAL_RX_SIZE;
+		s->rx_count--;
+		return v;
+	case UART_IER:
+		return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+	case UART_IIR_FCR:
+		v = pending_iir(s);
+		if (v == IIR_THRI)
+			s->iir_thre = 0;	/* reading IIR acknowledges THRE */
+		return v | ((s->fcr & FCR_FIFO) ? IIR_FIFO : 0);
+	case UART_LCR:
+		return s->lcr;
+	case UART_MCR:
+		return s->mcr;
+	case UART_LSR:
+		v = LSR_THRE | LSR_TEMT | s->lsr_extra | (s->rx_count ? LSR_DR : 0);
+		s->lsr_extra = 0;
+		return v;
+	case UART_MSR:
+		if (s->mcr & MCR_LOOP)	/* loopback: RTS->CTS, DTR->DSR, OUT1->RI, OUT2->DCD */
+			return (uint8_t)(((s->mcr & 0x02) << 3) | ((s->mcr & 0x01) << 5) |
+					 ((s->mcr & 0x04) << 4) | ((s->mcr & 0x08) << 4));
+		return s->msr;
+	default:
+		return s->scr;
+	}
+}
+
+static void reg_write(struct serial *s, unsigned reg, uint8_t v)
+{
+	switch (reg) {
+	case UART_RBR_THR:
+		if (s->lcr & LCR_DLAB)
+			s->dll = v;
+		else
+			transmit(s, v);
+		break;
+	case UART_IER:
+		if (s->lcr & LCR_DLAB) {
+			s->dlm = v;
+		} else {
+			if ((v & IER_THRI) && !(s->ier & IER_THRI))
+				s->iir_thre = 1;
+			s->ier = v & 0x0f;
+		}
+		break;
+	case UART_IIR_FCR:
+		s->fcr = v & 0xc9;
+		if (v & FCR_CLRRX)
+			s->rx_head = s->rx_count = 0;
+		break;
+	case UART_LCR:
+		s->lcr = v;
+		break;
+	case UART_MCR:
+		s->mcr = v & 0x1f;
+		break;
+	case UART_SCR:
+		s->scr = v;
+		break;
+	default:		/* LSR and MSR are read-only */
+		break;
+	}
+}
+
+static void serial_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)
+{
+	struct serial *s = opaque;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < len && offset + i < 8; i++) {
+		if (is_write) {
+			s->count.writes++;
+			reg_write(s, (unsigned)offset + i, data[i]);
+		} else {
+			s->count.reads++;
+			data[i] = reg_read(s, (unsigned)offset + i);
+		}
+	}
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+size_t serial_input(struct serial *s, const uint8_t *data, size_t len)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = MIN(len, SERIAL_RX_SIZE - s->rx_count);
+	for (size_t i = 0; i < n; i++)
+		rx_push(s, data[i]);
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+struct serial *serial_init(struct vm *vm)
+{
+	struct serial *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->vm = vm;
+	s->msr = 0xb0;		/* DCD, DSR, CTS: a cable is attached */
+	s->lcr = 0x03;
+	s->dll = 0x0c;
+	pthread_mutex_init(&s->lock, NULL);
+	if (ring_init(&s->out, SERIAL_RING_SIZE) < 0 ||
+	    iobus_register(&vm->pio, SERIAL_BASE, 8, serial_io, s, "serial") < 0) {
+		serial_teardown(s);
+		return NULL;
+	}
+	return s;
+}
+
+void serial_teardown(struct serial *s)
+{
+	if (!s)
+		return;
+	ring_free(&s->out);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

@@ -1,0 +1,82 @@
+/* The VM as a whole: its KVM fds, memory, vCPUs, I/O buses, devices and life-cycle state.
+ * Locking: vm->lock guards state, pause/quit requests and the parked-vCPU count. */
+#ifndef QVMM_VM_H
+#define QVMM_VM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "iobus.h"
+#include "memory.h"
+
+enum vm_state {
+	VM_CREATED,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPED,	/* guest powered off or reset; the helper stays up until told to stop */
+	VM_CRASHED,	/* triple fault or a KVM exit the helper cannot handle */
+};
+
+enum boot_mode { BOOT_LONG, BOOT_PROTECTED };
+
+struct vm_config {
+	unsigned nr_vcpus;
+	uint64_t mem_size;
+	const char *image;
+	uint64_t load_addr;
+	uint64_t entry;
+	enum boot_mode mode;
+	const char *device;
+	const char *control_path;
+	const char *runtime_dir;
+	uint64_t stop_timeout_ms;
+};
+
+struct vcpu;
+struct serial;
+struct i8042;
+struct debugport;
+struct events;
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd;
+	int vm_fd;
+	int stats_fd;			/* KVM_GET_STATS_FD of the VM, or -1 */
+	int run_size;			/* KVM_GET_VCPU_MMAP_SIZE */
+	struct guest_memory mem;
+	struct iobus pio;
+	struct iobus mmio;
+	struct vcpu *vcpus;
+	unsigned nr_vcpus;
+
+	struct serial *serial;
+	struct i8042 *kbd;
+	struct debugport *debug;
+	struct events *events;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vm_state state;
+	char reason[256];		/* why the VM is in its state (shown by status) */
+	int pause_req;
+	int quit;			/* vCPU threads leave their loop */
+	unsigned live_threads;
+	unsigned parked;
+	int threads_started;
+};
+
+const char *vm_state_name(enum vm_state s);
+
+/* Raises or lowers an interrupt line of the in-kernel irqchip. */
+void vm_irq_line(struct vm *vm, unsigned irq, int level);
+
+/* Called from a vCPU thread (or the control thread) when the guest stopped itself:
+ * power-off, reset, triple fault, internal error. Moves the VM to `state`, records the
+ * reason and makes every vCPU leave KVM_RUN for good. No effect if the VM is not running. */
+void vm_guest_stopped(struct vm *vm, enum vm_state state, const char *reason);
+
+/* Sets the state and pushes a state event; caller holds vm->lock. */
+void vm_set_state_locked(struct vm *vm, enum vm_state state, const char *reason);
+
+#endif
