@@ -6,3 +6,4 @@ export * from "./glz_decode";
 export * from "./lz";
 export * from "./lz_decode";
 export * from "./quic";
+export * from "./quic_decode";
