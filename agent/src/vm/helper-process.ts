@@ -1,0 +1,159 @@
+// Spawns qumra-vmm helpers detached (own session, stdio to a log file, unref'd) so that an agent
+// crash or restart never takes a VM down; the agent re-attaches through the control socket.
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { HelperError } from "./helper-client.js";
+
+/** Helper exit statuses (native/PROTOCOL.md). */
+export const HelperExit = {
+  CLEAN: 0,
+  SETUP: 1,
+  USAGE: 2,
+  FORCED: 3,
+  CRASHED: 4,
+  INTERNAL: 5,
+} as const;
+
+export interface VmSpec {
+  vcpus: number;
+  memoryBytes: number | bigint;
+  /** Run the built-in demo guest (native/build/demo-guest.bin) instead of an image. */
+  demo?: boolean;
+  image?: string;
+  loadAddr?: number | bigint;
+  entry?: number | bigint;
+  mode?: "long" | "protected";
+}
+
+export interface SpawnOptions {
+  spec: VmSpec;
+  /** Directory for the control socket (unless controlPath is given), log and pid file. */
+  runtimeDir: string;
+  controlPath?: string;
+  device?: string;
+  binary?: string;
+  /** How long to wait for the control socket to appear (default 10 s). */
+  waitMs?: number;
+}
+
+export interface SpawnedHelper {
+  pid: number;
+  controlPath: string;
+  logPath: string;
+}
+
+export interface KvmProbe {
+  available: boolean;
+  device: string;
+  apiVersion: number;
+  maxVcpus: number;
+  recommendedVcpus: number;
+  module: string;
+  capabilities: { name: string; id: number; value: number }[];
+  error: string;
+}
+
+/** Repository root, found relative to this file whether it runs from source or from dist/. */
+function repoRoot(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return here.includes(`${path.sep}dist${path.sep}`)
+    ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`))
+    : path.resolve(here, "../../..");
+}
+
+/** native/build/qumra-vmm (override with QUMRA_VMM). */
+export function vmmBinaryPath(): string {
+  return process.env.QUMRA_VMM ?? path.join(repoRoot(), "native", "build", "qumra-vmm");
+}
+
+export function helperArgs(spec: VmSpec, controlPath: string, runtimeDir: string, device?: string): string[] {
+  const args = ["--control", controlPath, "--runtime-dir", runtimeDir, "--vcpus", String(spec.vcpus), "--memory", String(spec.memoryBytes)];
+  if (device) args.push("--device", device);
+  if (spec.demo) {
+    args.push("--demo");
+  } else {
+    if (!spec.image) throw new HelperError("INVALID_ARGUMENT", "VM spec needs an image or demo");
+    args.push("--image", spec.image);
+    if (spec.loadAddr !== undefined) args.push("--load", `0x${BigInt(spec.loadAddr).toString(16)}`);
+    if (spec.entry !== undefined) args.push("--entry", `0x${BigInt(spec.entry).toString(16)}`);
+    if (spec.mode) args.push("--mode", spec.mode);
+  }
+  return args;
+}
+
+/** Runs `qumra-vmm --probe`; never throws for an unusable KVM (available: false). */
+export function probeKvm(device = "/dev/kvm", binary = vmmBinaryPath()): Promise<KvmProbe> {
+  return new Promise((resolve, reject) => {
+    if (!existsSync(binary)) {
+      reject(new HelperError("NOT_FOUND", `${binary} not found: run npm run build:native`));
+      return;
+    }
+    execFile(binary, ["--probe", "--device", device], { timeout: 10_000 }, (err, stdout) => {
+      try {
+        resolve(JSON.parse(stdout) as KvmProbe);
+      } catch {
+        reject(new HelperError("INTERNAL", `probe failed: ${err?.message ?? "unparsable output"}`));
+      }
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Is a process with this pid alive (and ours to signal)? */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a helper detached and waits for its control socket. */
+export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
+  const binary = opts.binary ?? vmmBinaryPath();
+  if (!existsSync(binary)) throw new HelperError("NOT_FOUND", `${binary} not found: run npm run build:native`);
+  mkdirSync(opts.runtimeDir, { recursive: true, mode: 0o700 });
+  const controlPath = opts.controlPath ?? path.join(opts.runtimeDir, "control.sock");
+  const logPath = path.join(opts.runtimeDir, "qumra-vmm.log");
+  const args = helperArgs(opts.spec, controlPath, opts.runtimeDir, opts.device);
+  const logFd = openSync(logPath, "a");
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let child;
+  try {
+    child = spawn(binary, args, { detached: true, stdio: ["ignore", logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+  child.on("exit", (code, signal) => {
+    exited = { code, signal };
+  });
+  child.on("error", () => {
+    exited = { code: null, signal: null };
+  });
+  child.unref();
+  const pid = child.pid;
+  const deadline = Date.now() + (opts.waitMs ?? 10_000);
+  while (Date.now() < deadline) {
+    if (exited || pid === undefined) {
+      let tail = "";
+      try {
+        tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-3).join("\n");
+      } catch {
+        /* no log */
+      }
+      throw new HelperError("SPAWN_FAILED", `qumra-vmm exited (status ${exited?.code ?? "?"}${exited?.signal ? `, ${exited.signal}` : ""}): ${tail}`);
+    }
+    if (existsSync(controlPath)) return { pid, controlPath, logPath };
+    await sleep(20);
+  }
+  try {
+    if (pid !== undefined) process.kill(pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+  throw new HelperError("TIMEOUT", `qumra-vmm did not create ${controlPath} in time`);
+}
