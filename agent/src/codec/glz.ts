@@ -1,0 +1,134 @@
+// SPICE GLZ (spice-server's glz-encoder format) over the WASM codec module. A GLZ encoder keeps a
+// dictionary window of its earlier images, so each GlzEncoder / GlzDecoder owns a module instance;
+// images must be decoded in the order they were encoded.
+import { CodecInstance } from "./instance.js";
+import { CodecError, checkImage, type ImageDesc } from "./image.js";
+import { imageBytes, lzError, type LzExports } from "./lz.js";
+
+export interface GlzExports extends LzExports {
+  glzInit(windowPixels: number): number;
+  glzNextImageId(): number;
+  glzWindowImages(): number;
+  glzEncodeBound(type: number, width: number, height: number): number;
+  glzEncode(type: number, width: number, height: number, stride: number, topDown: number,
+    inPtr: number, outPtr: number, outCapacity: number): number;
+  glzDecoderInit(windowPixels: number): number;
+  glzDecodeHeader(inPtr: number, inLen: number, infoPtr: number): number;
+  glzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number, infoPtr: number): number;
+  glzDecodedPtr(): number;
+}
+
+/** The window spice-gtk asks for when it has no RAM hint (12 MiB of 32-bit pixels). */
+export const DEFAULT_GLZ_WINDOW = 3145728;
+const MAX_GLZ_WINDOW = 1 << 25;
+
+const GLZ_TYPE: Record<string, number> = { rgb32: 8, rgba: 9 };
+
+export interface GlzOptions {
+  /** Dictionary window in pixels (the client's glz_dictionary_window_size); default 3145728. */
+  windowPixels?: number;
+}
+
+function checkWindow(windowPixels: number): number {
+  if (!Number.isInteger(windowPixels) || windowPixels < 1 || windowPixels > MAX_GLZ_WINDOW) {
+    throw new CodecError(`GLZ window of ${windowPixels} pixels is not in 1..${MAX_GLZ_WINDOW}`);
+  }
+  return windowPixels;
+}
+
+/** Encodes a stream of images against a shared dictionary window; image ids start at 0. */
+export class GlzEncoder {
+  readonly codec: CodecInstance<GlzExports>;
+  readonly windowPixels: number;
+
+  constructor(options: GlzOptions = {}) {
+    this.windowPixels = checkWindow(options.windowPixels ?? DEFAULT_GLZ_WINDOW);
+    this.codec = new CodecInstance<GlzExports>();
+    const err = this.codec.exports.glzInit(this.windowPixels);
+    if (err < 0) throw lzError("GLZ init", err);
+  }
+
+  /** A writable view of the input region, for the caller to put the next image's pixels in. */
+  input(size: number): { offset: number; bytes: Uint8Array } {
+    return this.codec.input(size);
+  }
+
+  /** Id the next encoded image gets. */
+  get nextImageId(): number {
+    return this.codec.exports.glzNextImageId();
+  }
+
+  /** Images currently in the dictionary window. */
+  get windowImages(): number {
+    return this.codec.exports.glzWindowImages();
+  }
+
+  /**
+   * Encodes the image at `inputOffset` (default: the input region) as the next GLZ image. Returns a
+   * view of the stream in WASM memory, valid until the next call. Only rgb32 and rgba images of at
+   * most `windowPixels` pixels can be GLZ-coded (spice-server sends larger ones as LZ).
+   */
+  encode(desc: ImageDesc, inputOffset?: number): Uint8Array {
+    checkImage(desc);
+    const type = GLZ_TYPE[desc.type];
+    if (type === undefined) throw new CodecError(`GLZ cannot encode ${desc.type} images (only rgb32, rgba)`);
+    if (desc.width * desc.height > this.windowPixels) {
+      throw new CodecError(`a ${desc.width}x${desc.height} image does not fit a GLZ window of ${this.windowPixels} pixels`);
+    }
+    const x = this.codec.exports;
+    const size = imageBytes(desc);
+    const offset = inputOffset ?? this.codec.input(size).offset;
+    if (offset < 0 || offset + size > x.memory.buffer.byteLength) {
+      throw new CodecError(`input at ${offset} (${size} bytes) is outside the codec memory`);
+    }
+    const bound = x.glzEncodeBound(type, desc.width, desc.height);
+    if (bound < 0) throw lzError("GLZ encode", bound);
+    const out = this.codec.output(bound);
+    const n = x.glzEncode(type, desc.width, desc.height, desc.stride, desc.topDown === false ? 0 : 1,
+      offset, out.offset, out.capacity);
+    if (n < 0) throw lzError("GLZ encode", n);
+    return this.codec.view(out.offset, n);
+  }
+}
+
+export interface GlzDecoded {
+  desc: ImageDesc;
+  /** Packed rows, 4 bytes per pixel; a view of WASM memory valid until the next decode. */
+  pixels: Uint8Array;
+  imageId: number;
+  /** The header's win_head_dist: how many earlier images the encoder's window still held. */
+  windowHeadDistance: number;
+}
+
+/** Decodes a GLZ stream image by image, keeping the window the encoder's references need. */
+export class GlzDecoder {
+  readonly codec: CodecInstance<GlzExports>;
+  readonly windowPixels: number;
+
+  constructor(options: GlzOptions = {}) {
+    this.windowPixels = checkWindow(options.windowPixels ?? DEFAULT_GLZ_WINDOW);
+    this.codec = new CodecInstance<GlzExports>();
+    const err = this.codec.exports.glzDecoderInit(this.windowPixels);
+    if (err < 0) throw lzError("GLZ decoder init", err);
+  }
+
+  /** Decodes the next image (images must come in encoding order). */
+  decode(data: Uint8Array): GlzDecoded {
+    const x = this.codec.exports;
+    const inOff = this.codec.load(data);
+    const info = this.codec.output(32).offset;
+    const n = x.glzDecode(inOff, data.length, 0, 0, 0, info);
+    if (n < 0) throw lzError("GLZ decode", n);
+    const v = new Int32Array(x.memory.buffer, info, 8);
+    const u = new Uint32Array(x.memory.buffer, info, 8);
+    const width = v[1];
+    const height = v[2];
+    const desc: ImageDesc = { type: v[0] === 9 ? "rgba" : "rgb32", width, height, stride: width * 4, topDown: v[3] !== 0 };
+    return {
+      desc,
+      pixels: this.codec.view(x.glzDecodedPtr(), width * height * 4),
+      imageId: u[5] * 2 ** 32 + u[4],
+      windowHeadDistance: u[6],
+    };
+  }
+}
