@@ -36,9 +36,9 @@ static void power_write(struct debugport *d, uint32_t v)
 		return;
 	snprintf(json, sizeof(json), "{\"source\":\"%s\"}",
 		 v == QG_POWER_ACK ? "acknowledged" : "guest");
-	events_push(d->vm->events, PROTO_EV_POWEROFF, json);
 	vm_guest_stopped(d->vm, VM_STOPPED, v == QG_POWER_ACK ? "power-off acknowledged by the guest"
 						       : "power-off requested by the guest");
+	events_push(d->vm->events, PROTO_EV_POWEROFF, json);
 }
 
 static void debug_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)

@@ -30,7 +30,9 @@
 /* Demo guest commands (low byte of the command word; arg = word >> 8, 24 bits). */
 #define QG_CMD_HEARTBEAT    0x01	/* arg: print "tick N" every arg timer ticks (100 Hz); 0 = off */
 #define QG_CMD_HALT         0x02	/* print "halt", then cli; hlt for good */
-#define QG_CMD_TRIPLE_FAULT 0x03	/* print "triple fault", load an empty IDT, int3 */
+#define QG_CMD_TRIPLE_FAULT 0x03	/* print "triple fault", load an empty IDT, then fault: arg 0 page
+					 * fault (unmapped address), 1 ud2, 2 int3 (kvm-pvm cannot emulate
+					 * int3 here: it reports an internal error instead) */
 #define QG_CMD_SPIN         0x04	/* print "spin", busy-loop without exits until the next command */
 #define QG_CMD_ECHO         0x05	/* arg 1: echo serial input back; arg 0: stop echoing */
 #define QG_CMD_PEEK         0x06	/* print "cell=0x%016x" of the u64 at QG_CELL_ADDR; also to RESULT */

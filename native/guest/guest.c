@@ -162,7 +162,13 @@ static void run_command(uint32_t word)
 	case QG_CMD_TRIPLE_FAULT: {
 		struct idt_ptr none = { 0, 0 };
 		puts("triple fault\n");
-		__asm__ volatile("lidt %0; int3" :: "m"(none));
+		/* arg picks the first fault: 0 page fault on an unmapped address, 1 ud2, 2 int3 */
+		if (arg == 1)
+			__asm__ volatile("lidt %0; ud2" :: "m"(none));
+		else if (arg == 2)
+			__asm__ volatile("lidt %0; int3" :: "m"(none));
+		else
+			__asm__ volatile("lidt %0; movq (%1), %%rax" :: "m"(none), "r"(0x7fff00000000ull) : "rax");
 		stop_here();
 	}
 	case QG_CMD_SPIN:
