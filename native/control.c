@@ -24,6 +24,8 @@
 
 #define OUT_HIGH_WATER (8u << 20)	/* stop streaming console output above this backlog */
 #define CONSOLE_CHUNK  (64u << 10)
+#define CONSOLE_LINGER_NS 1000000ull	/* batch console bytes: at most one event per ms... */
+#define CONSOLE_BATCH     4096u		/* ...unless this much is waiting */
 
 int control_listen(const char *path, char *err, size_t errlen)
 {
@@ -151,6 +153,23 @@ static void pump_console(struct server *s)
 	}
 }
 
+/* Console bytes are pending but held back to batch them; returns the ms to wait, or -1. */
+static int console_wait_ms(struct server *s)
+{
+	struct client *c = &s->client;
+	uint64_t head, now;
+
+	if (c->fd < 0 || !c->hello)
+		return -1;
+	head = ring_head(&s->vm->serial->out);
+	if (head <= c->console_pos)
+		return -1;
+	now = now_ns();
+	if (head - c->console_pos >= CONSOLE_BATCH || now >= s->console_sent_ns + CONSOLE_LINGER_NS)
+		return 0;
+	return 1;
+}
+
 static void pump_events(struct server *s)
 {
 	struct event *list = events_take(s->vm->events), *e;
@@ -161,7 +180,10 @@ static void pump_events(struct server *s)
 				    strlen(e->json));
 	}
 	events_free(list);
-	pump_console(s);
+	if (console_wait_ms(s) == 0) {
+		pump_console(s);
+		s->console_sent_ns = now_ns();
+	}
 }
 
 static void accept_client(struct server *s, int listen_fd)
@@ -266,6 +288,8 @@ int control_run(struct vm *vm, int listen_fd)
 			timeout = now >= s.stop.deadline_ns ? 0
 				: (int)MIN((s.stop.deadline_ns - now) / 1000000 + 1, 1000);
 		}
+		if (console_wait_ms(&s) >= 0 && (timeout < 0 || timeout > 1))
+			timeout = 1;	/* batched console output is due within a millisecond */
 		if (poll(p, s.client.fd >= 0 ? 4 : 3, timeout) < 0 && errno != EINTR)
 			break;
 		if (p[2].revents & POLLIN) {
@@ -293,6 +317,7 @@ int control_run(struct vm *vm, int listen_fd)
 		}
 	}
 	pump_events(&s);
+	pump_console(&s);
 	final_flush(&s.client);
 	client_close(&s.client);
 	if (sig_fd >= 0)

@@ -33,6 +33,7 @@ struct server {
 	struct pending_stop stop;
 	uint32_t event_seq;
 	uint64_t started_ns;
+	uint64_t console_sent_ns;	/* when console output was last streamed */
 	int exit_status;		/* >= 0 once the helper should exit */
 };
 
