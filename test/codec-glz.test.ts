@@ -178,6 +178,22 @@ describe("GLZ codec", () => {
     expect(maxImages).toBeGreaterThan(2);
   });
 
+  it("keeps more than 128 images in the window (wide hash entries) and still round-trips", () => {
+    const enc = new GlzEncoder({ windowPixels: 100000 });
+    const dec = new GlzDecoder({ windowPixels: 100000 });
+    const src = generateImage("desktop", 200, 200);
+    const r = rng(4242);
+    for (let i = 0; i < 400; i++) {
+      const w = 4 + (r() % 12), h = 4 + (r() % 12);
+      const x0 = r() % (200 - w), y0 = r() % (200 - h);
+      const px = new Uint8Array(w * h * 4);
+      for (let y = 0; y < h; y++) px.set(src.subarray(((y0 + y) * 200 + x0) * 4, ((y0 + y) * 200 + x0 + w) * 4), y * w * 4);
+      const s = encode(enc, rgb32(w, h), px);
+      expect(same(dec.decode(s).pixels, px), `image ${i}`).toBe(true);
+    }
+    expect(enc.windowImages).toBeGreaterThan(128);
+  });
+
   it("1920x1080: a repeated frame fits a large window and becomes tiny; a full 4096x2160 desktop round-trips", () => {
     const w = 1920, h = 1080;
     const enc = new GlzEncoder({ windowPixels: 6290432 });

@@ -53,6 +53,39 @@ let cursor: u32 = 0; // where the last image ended in storage
 let mImageDist: u64 = 0;
 let mPixDist: u64 = 0;
 
+/**
+ * Hash entry layouts. While fewer than 128 segment indices have been handed out, an entry is one
+ * u32 (segment << 25 | pixel): half the memory traffic of the general u64 layout (segment, pixel).
+ * The table switches to the wide layout, in place, when the 129th index is handed out.
+ */
+@final class ENarrow {
+  @inline get(hv: u32): u64 {
+    const v = load<u32>(htab + (<usize>hv << 2));
+    return <u64>(v >> 25) | (<u64>(v & 0x1ffffff) << 32);
+  }
+  @inline put(hv: u32, s: u32, pix: usize): void {
+    store<u32>(htab + (<usize>hv << 2), (s << 25) | <u32>pix);
+  }
+}
+@final class EWide {
+  @inline get(hv: u32): u64 {
+    return load<u64>(htab + (<usize>hv << 3));
+  }
+  @inline put(hv: u32, s: u32, pix: usize): void {
+    store<u64>(htab + (<usize>hv << 3), <u64>s | (<u64>pix << 32));
+  }
+}
+const NARROW_SEGS: u32 = 128;
+let wide = false;
+
+function widenTable(): void {
+  for (let i = <isize>HASH_SIZE - 1; i >= 0; i--) {
+    const v = load<u32>(htab + (<usize>i << 2));
+    store<u64>(htab + (<usize>i << 3), <u64>(v >> 25) | (<u64>(v & 0x1ffffff) << 32));
+  }
+  wide = true;
+}
+
 @inline function seg(i: u32): usize {
   return segs + <usize>i * SEG_BYTES;
 }
@@ -66,6 +99,8 @@ export function glzInit(windowPixels: u32): i32 {
   if (windowPixels > storageLimit) {
     storage = heap.alloc(<usize>windowPixels * 8);
     storageLimit = windowPixels;
+    // touch the pages now rather than during the first encodes
+    memory.fill(storage, 0, <usize>windowPixels * 8);
   }
   if (htab == 0) htab = heap.alloc(HASH_SIZE * 8);
   if (segs == 0) {
@@ -74,6 +109,7 @@ export function glzInit(windowPixels: u32): i32 {
     freeStack = heap.alloc(<usize>segCap * 4);
   }
   limit = windowPixels;
+  wide = false;
   memory.fill(htab, 0, HASH_SIZE * 8);
   memory.fill(segs, 0, <usize>segCap * SEG_BYTES);
   segFresh = 0;
@@ -143,6 +179,7 @@ function addImage(type: i32, size: u32): u32 {
   } else {
     if (segFresh == segCap) growSegs();
     s = segFresh++;
+    if (segFresh > NARROW_SEGS && !wide) widenTable();
   }
   const pos: u32 = <u64>cursor + <u64>size <= <u64>limit * 2 ? cursor : 0;
   cursor = pos + size;
@@ -279,13 +316,10 @@ function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
   return len;
 }
 
-@inline function putHash(hv: u32, s: u32, pix: usize): void {
-  store<u64>(htab + (<usize>hv << 3), <u64>s | (<u64>pix << 32));
-}
-
 /** Codes the image in segment s with kind K (one pass); returns the new output position. */
-function compress<K>(s: u32, op: usize): usize {
+function compress<K, E>(s: u32, op: usize): usize {
   const K = changetype<K>(0);
+  const E = changetype<E>(0);
   const bpp = K.bpp;
   const r = seg(s);
   const n = <usize>load<u32>(r, S_SIZE);
@@ -299,7 +333,7 @@ function compress<K>(s: u32, op: usize): usize {
   }
   let lastCopy = op;
   store<u8>(op++, <u8>(MAX_COPY - 1));
-  putHash(K.hash(base) & HASH_MASK, s, 0);
+  E.put(K.hash(base) & HASH_MASK, s, 0);
   op = K.emit(op, base);
   op = K.emit(op, base + bpp);
   let copy: u32 = 2;
@@ -327,7 +361,7 @@ function compress<K>(s: u32, op: usize): usize {
       pixDist = 1;
     } else {
       const hv = K.hash(ip) & HASH_MASK;
-      const e = load<u64>(htab + (<usize>hv << 3));
+      const e = E.get(hv);
       const rs = <u32>e;
       const idx = (anchor - base) / bpp;
       if (rs == s || (rs < segFresh && load<u32>(seg(rs), S_TYPE) == curType)) {
@@ -335,7 +369,7 @@ function compress<K>(s: u32, op: usize): usize {
         imageDist = mImageDist;
         pixDist = mPixDist;
       }
-      putHash(hv, s, idx);
+      E.put(hv, s, idx);
     }
 
     if (len != 0) {
@@ -347,9 +381,9 @@ function compress<K>(s: u32, op: usize): usize {
       if (K.cat == 1) len -= 1;
       else if (K.cat == 2) len -= 2;
       op = putMatch(op, imageDist, pixDist, len);
-      if (K.cat == 2 || ip > anchor) putHash(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
+      if (K.cat == 2 || ip > anchor) E.put(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
       ip += bpp;
-      if (K.cat != 0 || ip > anchor) putHash(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
+      if (K.cat != 0 || ip > anchor) E.put(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
       ip += bpp;
       lastCopy = op;
       store<u8>(op++, <u8>(MAX_COPY - 1));
@@ -420,7 +454,13 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   putBE32(outPtr + 25, <u32>id);
   putBE32(outPtr + 29, headDist);
 
-  let op = compress<KRgb32>(s, outPtr + HEADER_BYTES);
-  if (type == LZ_RGBA) op = compress<KAlpha>(s, op);
+  let op: usize;
+  if (wide) {
+    op = compress<KRgb32, EWide>(s, outPtr + HEADER_BYTES);
+    if (type == LZ_RGBA) op = compress<KAlpha, EWide>(s, op);
+  } else {
+    op = compress<KRgb32, ENarrow>(s, outPtr + HEADER_BYTES);
+    if (type == LZ_RGBA) op = compress<KAlpha, ENarrow>(s, op);
+  }
   return <isize>(op - outPtr);
 }

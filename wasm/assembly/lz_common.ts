@@ -129,10 +129,12 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
     return ((load<u32>(a) ^ load<u32>(b)) & 0xffffff) == 0;
   }
   @inline hash(p: usize): u32 {
+    // R, G, B of three pixels, from one 4-byte load per pixel
+    const a = load<u32>(p), b = load<u32>(p, 4), c = load<u32>(p, 8);
     let h: u32 = 5381;
-    h = djb(h, load<u8>(p, 2)); h = djb(h, load<u8>(p, 1)); h = djb(h, load<u8>(p, 0));
-    h = djb(h, load<u8>(p, 6)); h = djb(h, load<u8>(p, 5)); h = djb(h, load<u8>(p, 4));
-    h = djb(h, load<u8>(p, 10)); h = djb(h, load<u8>(p, 9)); h = djb(h, load<u8>(p, 8));
+    h = djb(h, (a >> 16) & 255); h = djb(h, (a >> 8) & 255); h = djb(h, a & 255);
+    h = djb(h, (b >> 16) & 255); h = djb(h, (b >> 8) & 255); h = djb(h, b & 255);
+    h = djb(h, (c >> 16) & 255); h = djb(h, (c >> 8) & 255); h = djb(h, c & 255);
     return h;
   }
   @inline emit(op: usize, p: usize): usize {
