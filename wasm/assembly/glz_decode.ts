@@ -48,6 +48,8 @@ export function glzDecoderInit(windowPixels: u32): i32 {
   if (windowPixels > storageLimit) {
     storage = heap.alloc(<usize>windowPixels * 8);
     storageLimit = windowPixels;
+    // touch the pages now rather than during the first decodes
+    memory.fill(storage, 0, <usize>windowPixels * 8);
   }
   if (recs == 0) {
     recCap = 256;
