@@ -3,7 +3,7 @@
 //
 // The dictionary window keeps the most recent images, up to `windowPixels` pixels in all. Their
 // pixels are copied into window storage owned by this module (a ring of 2 × windowPixels pixels, so
-// an image always lies in one piece: see place()). The hash table has 2^20 entries of
+// an image always lies in one piece: see addImage()). The hash table has 2^20 entries of
 // (segment index, pixel index). Segment indices are recycled exactly as spice-server recycles them
 // (a freed segment is reused first), because a stale hash entry then points into the image that now
 // owns the index, and the output depends on that.
