@@ -14,8 +14,8 @@ import {
   QUIC_TYPE_GRAY, QUIC_TYPE_RGB16, QUIC_TYPE_RGB24, QUIC_TYPE_RGB32, QUIC_TYPE_RGBA,
   Bpc8, Bpc5, PxRgb32, PxRgba, PxRgb24, PxRgb16, PxGray, PassRgb, PassGray, PassAlpha,
   BESTCODE, MELC_BITS, MELC_LAST, STATE_MAIN, STATE_ALPHA, S_WAITCNT, S_SEED, S_TRIGGER, S_WMIDX, S_WMILEFT,
-  S_MELCSTATE, WM_MAX, CTX_MAIN, CTX_ALPHA, ROW_A, FLAGS, FLAG_ROW, scratchBegin, scratchEnd,
-  resetModel, nextWaitMask, nextRand, updateModel, avgFloor4, symbols4,
+  S_MELCSTATE, WM_MAX, CTX_MAIN, CTX_ALPHA, ROW_A, FLAGS, FLAG_ROW, scratchBegin, scratchEnd, SCR, OFF_ROW_B,
+  resetModel, nextWaitMask, nextRand, updateBucket, avgFloor4, symbols4, buckets4, ROW_B, OFF_CAND_MAIN, OFF_CAND_ALPHA,
 } from "./quic_model";
 
 // Bit writer: 64-bit accumulator, whole 32-bit words stored little endian as soon as they fill up.
@@ -30,8 +30,28 @@ let CAND_MAIN: usize = 0;
 let CAND_ALPHA: usize = 0;
 let SYM: usize = 0;
 
+/** SIMD constants: 0x01 bytes, 0x0f bytes, floor(log2) of a low nibble, 4 + floor(log2) of a high
+ *  nibble (0 for 0), the 24-bit pixel mask, the bucket bias, the alpha mask. */
+const SIMD_CONST: usize = memory.data<u8>([
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+  0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+  0, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7,
+  255, 255, 255, 0, 255, 255, 255, 0, 255, 255, 255, 0, 255, 255, 255, 0,
+  0x10, 0x08, 0x00, 0x18, 0x10, 0x08, 0x00, 0x18, 0x10, 0x08, 0x00, 0x18, 0x10, 0x08, 0x00, 0x18,
+  0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255,
+], 16);
+
+/** Four 0/1 flag bytes for each 4-bit lane mask. */
+const FLAG_BYTES: usize = memory.data<u32>([
+  0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
+  0x01000000, 0x01000001, 0x01000100, 0x01000101, 0x01010000, 0x01010001, 0x01010100, 0x01010101,
+]);
+let BKT: usize = 0;
+
 /**
- * Step 1 for row `cur` (previous row `prev`, 0 on the first row): symbols into SYM, equal-left flags
+ * Step 1 for row `cur` (previous row `prev`, 0 on the first row): symbols into SYM, their context
+ * buckets (as model indices, see PxRgb32.bias) into BKT, equal-left flags
  * into `eq` (and `eqA` for alpha), run candidates from this row's and the previous row's flags.
  */
 function prepareRow<T, F>(cur: usize, prev: usize, width: i32, eq: usize, eqPrev: usize, eqA: usize, eqAPrev: usize): void {
@@ -42,52 +62,65 @@ function prepareRow<T, F>(cur: usize, prev: usize, width: i32, eq: usize, eqPrev
     let a: u32 = 0;
     for (let x = 0; x < width; x++) {
       const c = t.load(cur + usize(x) * bpp);
-      store<u32>(SYM + (usize(x) << 2), symbols4<F>(c, a));
+      const sv = symbols4<F>(c, a);
+      store<u32>(SYM + (usize(x) << 2), sv);
+      store<u32>(BKT + (usize(x) << 2), buckets4<F>(sv, t.bias));
       const d = c ^ a;
       store<u8>(eq + x, u8(x > 0 && (d & mainMask) == 0));
       if (t.alpha) store<u8>(eqA + x, u8(x > 0 && (d >> 24) == 0));
       a = c;
     }
-    memory.fill(CAND_MAIN, 0, width);
-    if (t.alpha) memory.fill(CAND_ALPHA, 0, width);
+    memory.fill(CAND_MAIN, 0, usize(width) << 2);
+    if (t.alpha) memory.fill(CAND_ALPHA, 0, usize(width) << 2);
     return;
   }
   // x = 0 predicts from above only.
   let a = t.load(cur);
-  store<u32>(SYM, symbols4<F>(a, t.load(prev)));
+  const sv0 = symbols4<F>(a, t.load(prev));
+  store<u32>(SYM, sv0);
+  store<u32>(BKT, buckets4<F>(sv0, t.bias));
   store<u8>(eq, 0);
   if (t.alpha) store<u8>(eqA, 0);
   let x = 1;
   if (bpp == 4) {
-    // Four pixels per step; residuals in every byte, equality per pixel.
-    const one = i8x16.splat(1);
-    const m = i32x4.splat(mainMask);
-    const am = i32x4.splat(0xff000000);
-    const flagBits = i32x4(0x00000001, 0x00000100, 0x00010000, 0x01000000);
+    // Four pixels per step; residuals in every byte, equality per pixel. Constants come from memory so
+    // that the JIT keeps them in registers instead of rebuilding them in every iteration.
+    const one = v128.load(SIMD_CONST);
+    const nib = v128.load(SIMD_CONST, 16);
+    const lowLog = v128.load(SIMD_CONST, 32);
+    const highLog = v128.load(SIMD_CONST, 48);
+    const pad = v128.load(SIMD_CONST, 64);
+    const bias = v128.load(SIMD_CONST, 80);
+    const alphaMask = v128.load(SIMD_CONST, 96);
+    const zero = i32x4.splat(0);
+    const sym = SYM;
+    const bkt = BKT;
     for (; x + 4 <= width; x += 4) {
-      const p = cur + (usize(x) << 2);
-      const q = prev + (usize(x) << 2);
-      let c = v128.load(p);
-      let l = v128.load(p - 4);
-      const u = v128.load(q);
+      const o = usize(x) << 2;
+      let c = v128.load(cur + o);
+      let l = v128.load(cur + o - 4);
+      const u = v128.load(prev + o);
       if (!t.alpha) {
-        const pad = i32x4.splat(0x00ffffff);
         c = v128.and(c, pad);
         l = v128.and(l, pad);
       }
       // floor((l+u)/2) = rounding average − ((l^u)&1)
       const pred = i8x16.sub(i8x16.avgr_u(l, u), v128.and(v128.xor(l, u), one));
       const r = i8x16.sub(c, pred);
-      const s = v128.xor(i8x16.shl(r, 1), i8x16.shr_s(r, 7));
-      v128.store(SYM + (usize(x) << 2), s);
+      const sv = v128.xor(i8x16.add(r, r), i8x16.lt_s(r, zero));
+      v128.store(sym + o, sv);
+      // bucket = floor(log2(s + 1)) capped at 7, from the two nibbles of min(s + 1, 255)
+      const s1 = i8x16.add_sat_u(sv, one);
+      const hi = v128.and(i16x8.shr_u(s1, 4), nib);
+      const lo = v128.and(s1, nib);
+      const bk = i8x16.max_u(i8x16.swizzle(highLog, hi), i8x16.swizzle(lowLog, lo));
+      v128.store(bkt + o, i32x4.add(bk, bias));
       const d = v128.xor(c, l);
-      const e = i32x4.eq(v128.and(d, m), i32x4.splat(0));
-      // one flag byte per lane → 4 bytes
-      const fe = v128.and(e, flagBits);
-      store<u32>(eq + x, i32x4.extract_lane(fe, 0) | i32x4.extract_lane(fe, 1) | i32x4.extract_lane(fe, 2) | i32x4.extract_lane(fe, 3));
+      const e = i32x4.bitmask(i32x4.eq(t.alpha ? v128.and(d, pad) : d, zero));
+      store<u32>(eq + x, load<u32>(FLAG_BYTES + (usize(e) << 2)));
       if (t.alpha) {
-        const ea = v128.and(i32x4.eq(v128.and(d, am), i32x4.splat(0)), flagBits);
-        store<u32>(eqA + x, i32x4.extract_lane(ea, 0) | i32x4.extract_lane(ea, 1) | i32x4.extract_lane(ea, 2) | i32x4.extract_lane(ea, 3));
+        const ea = i32x4.bitmask(i32x4.eq(v128.and(d, alphaMask), zero));
+        store<u32>(eqA + x, load<u32>(FLAG_BYTES + (usize(ea) << 2)));
       }
     }
     a = t.load(cur + usize(x - 1) * bpp);
@@ -95,7 +128,9 @@ function prepareRow<T, F>(cur: usize, prev: usize, width: i32, eq: usize, eqPrev
   for (; x < width; x++) {
     const c = t.load(cur + usize(x) * bpp);
     const b = t.load(prev + usize(x) * bpp);
-    store<u32>(SYM + (usize(x) << 2), symbols4<F>(c, avgFloor4(a, b)));
+    const sv = symbols4<F>(c, avgFloor4(a, b));
+    store<u32>(SYM + (usize(x) << 2), sv);
+    store<u32>(BKT + (usize(x) << 2), buckets4<F>(sv, t.bias));
     const d = c ^ a;
     store<u8>(eq + x, u8((d & mainMask) == 0));
     if (t.alpha) store<u8>(eqA + x, u8((d >> 24) == 0));
@@ -105,16 +140,19 @@ function prepareRow<T, F>(cur: usize, prev: usize, width: i32, eq: usize, eqPrev
   if (t.alpha) candidates(CAND_ALPHA, eqA, eqAPrev, width);
 }
 
-/** cand[x] = x > 2 && prev[x−1] == prev[x] && cur[x−2] == cur[x−1]. */
+/** cand[x] (a word per pixel) = x > 2 && prev[x−1] == prev[x] && cur[x−2] == cur[x−1]. */
 function candidates(cand: usize, eq: usize, eqPrev: usize, width: i32): void {
-  let x = 3;
+  let x = 0;
   for (; x + 8 <= width; x += 8) {
-    store<u64>(cand + x, load<u64>(eqPrev + x) & load<u64>(eq + x - 1));
+    // x = 0 reads eq[−1]: any byte, cleared below with x = 1, 2.
+    const m = i16x8.extend_low_i8x16_u(v128.and(v128.load64_zero(eqPrev + x), v128.load64_zero(eq + x - 1)));
+    v128.store(cand + (usize(x) << 2), i32x4.extend_low_i16x8_u(m));
+    v128.store(cand + (usize(x) << 2), i32x4.extend_high_i16x8_u(m), 16);
   }
-  for (; x < width; x++) store<u8>(cand + x, load<u8>(eqPrev + x) & load<u8>(eq + x - 1));
-  store<u8>(cand, 0);
-  if (width > 1) store<u8>(cand + 1, 0);
-  if (width > 2) store<u8>(cand + 2, 0);
+  for (; x < width; x++) store<u32>(cand + (usize(x) << 2), u32(load<u8>(eqPrev + x) & (x > 0 ? load<u8>(eq + x - 1) : 0)));
+  store<u32>(cand, 0);
+  if (width > 1) store<u32>(cand, 0, 4);
+  if (width > 2) store<u32>(cand, 0, 8);
 }
 
 /** Appends the `n` low bits of `v` (n ≤ 32) through the globals (used outside the hot loop). */
@@ -128,149 +166,167 @@ function putBits(v: u32, n: u32): void {
   }
 }
 
-/**
- * Step 2 for pixels [i, end) of the current row, one wait-mask segment: codes symbols SYM with the
- * family F for the channels of pass P, contexts from `ctx` (the pass's context row, position −1 at
- * ctx − 4), run candidates `cand`, equal-left flags `eq`, schedule state `st`.
- */
-function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, ctx: usize, eq: usize, cand: usize): void {
-  const f = changetype<F>(0);
+// Rarely used segment parameters, kept out of the coding loop's registers.
+let segState: usize = 0;
+let segWaitmask: u32 = 0;
+let segEq: usize = 0;
+
+/** Codes a run of `n` pixels (MELCODE) through the writer globals; updates the run state of `st`. */
+function codeRun(st: usize, n: u32): void {
+  let mstate = load<u32>(st + S_MELCSTATE);
+  let mbits = u32(load<u8>(MELC_BITS + mstate));
+  let hits: u32 = 0;
+  // A 1 per whole "order" 2^mbits of the current state (moving the state up), then 0 and the remainder.
+  while (n >= (u32(1) << mbits)) {
+    n -= u32(1) << mbits;
+    hits++;
+    if (mstate < u32(MELC_LAST)) {
+      mstate++;
+      mbits = u32(load<u8>(MELC_BITS + mstate));
+    }
+  }
+  while (hits > 16) {
+    putBits(0xffff, 16);
+    hits -= 16;
+  }
+  putBits((((u32(1) << hits) - 1) << (mbits + 1)) | n, hits + mbits + 1);
+  if (mstate > 0) mstate--;
+  store<u32>(st + S_MELCSTATE, mstate);
+}
+
+/** Model update at a sampled position: every channel's bucket (from context `ctxv`) with symbol `sv`. */
+function updateAt<F, P>(ctxv: u32, sv: u32): u32 {
   const p = changetype<P>(0);
-  const enc = f.enc;
-  const bucket = f.bucket;
-  const best0 = BESTCODE + p.ch0 * 8;
-  const best1 = BESTCODE + p.ch1 * 8;
-  const best2 = BESTCODE + p.ch2 * 8;
+  const st = segState;
   const trigger = load<u32>(st + S_TRIGGER);
+  updateBucket<F>((ctxv >> p.sh0) & 0xff, (sv >> p.sh0) & 0xff, trigger);
+  if (p.nch > 1) updateBucket<F>((ctxv >> p.sh1) & 0xff, (sv >> p.sh1) & 0xff, trigger);
+  if (p.nch > 2) updateBucket<F>((ctxv >> p.sh2) & 0xff, (sv >> p.sh2) & 0xff, trigger);
+  return 1 + (nextRand(st + S_SEED) & segWaitmask);
+}
+
+/** Length of the run of pixels equal to their left neighbour from `i` (< end). */
+function runLength(i: i32, end: i32): i32 {
+  const eq = segEq;
+  let j = i;
+  while (j + 8 <= end) {
+    const w = load<u64>(eq + j);
+    if (w != 0x0101010101010101) return j + i32(ctz<u64>(~w & 0x0101010101010101) >> 3) - i;
+    j += 8;
+  }
+  while (j < end && load<u8>(eq + j) != 0) j++;
+  return j - i;
+}
+
+/**
+ * Step 2 for pixels [i, end) of the current row, one wait-mask segment: codes the symbols (SCR row A)
+ * with the family F for the channels of pass P. Contexts are the bucket words (row B) of the last coded
+ * pixel at each position, kept in the pass's context row; the pass's candidate row flags where run
+ * mode may start. `st` is the schedule state.
+ */
+function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize): void {
+  const p = changetype<P>(0);
+  const enc = changetype<F>(0).enc;
+  segState = st;
+  segWaitmask = waitmask;
+  segEq = eq;
+  const base = SCR;
   let acc = wAcc;
   let bits = wBits;
   let out = wOut;
-  let stop = i + i32(load<u32>(st + S_WAITCNT));
-  let runIndex = 0;
-  let mstate = load<u32>(st + S_MELCSTATE);
-  let ctxv = load<u32>(ctx + (usize(i) << 2) - 4);
-  while (i < end) {
-    if (load<u8>(cand + i) != 0 && runIndex != i) {
-      // Run mode: count the pixels equal to their left neighbour, code the count.
-      runIndex = i;
-      let j = i;
-      while (j + 8 <= end) {
-        const w = load<u64>(eq + j);
-        if (w != 0x0101010101010101) {
-          j += i32(ctz<u64>(~w & 0x0101010101010101) >> 3);
-          break;
-        }
-        j += 8;
-      }
-      if (j + 8 > end) {
-        while (j < end && load<u8>(eq + j) != 0) j++;
-      }
-      let n = u32(j - i);
-      // MELCODE: a 1 per whole "order" of the current state (moving up), then 0 and the remainder.
-      let mbits = u32(load<u8>(MELC_BITS + mstate));
-      let hits: u32 = 0;
-      while (n >= (u32(1) << mbits)) {
-        n -= u32(1) << mbits;
-        hits++;
-        if (mstate < u32(MELC_LAST)) {
-          mstate++;
-          mbits = u32(load<u8>(MELC_BITS + mstate));
-        }
-      }
-      while (hits > 16) {
-        acc = (acc << 16) | 0xffff;
-        bits += 16;
-        store<u32>(out, u32(acc >> u64(bits - 32)));
-        out += usize(bits >> 5) << 2;
-        bits &= 31;
-        hits -= 16;
-      }
-      const tail = mbits + 1;
-      acc = (acc << (hits + tail)) | (u64((u32(1) << hits) - 1) << tail) | u64(n);
-      bits += hits + tail;
-      store<u32>(out, u32(acc >> u64(bits - 32)));
-      out += usize(bits >> 5) << 2;
-      bits &= 31;
-      if (mstate > 0) mstate--;
-      const len = j - i;
-      i = j;
-      if (i == end) {
-        stop = stop - runIndex + end; // leaves waitcnt = stop − runIndex below
+  // Pixel positions as addresses in the rows: q = base + 4·i.
+  let q = base + (usize(i) << 2);
+  const qEnd = base + (usize(end) << 2);
+  let qStop = q + (usize(load<u32>(st + S_WAITCNT)) << 2);
+  let qRun: usize = 0;
+  let ctxv = load<u32>(q - 4 + p.ctxOff);
+  while (q < qEnd) {
+    if (load<u32>(q + p.candOff) != 0 && qRun != q) {
+      // Run mode: the pixels equal to their left neighbour are not coded, only their count.
+      qRun = q;
+      wAcc = acc;
+      wBits = bits;
+      wOut = out;
+      const pos = i32((q - base) >> 2);
+      const n = runLength(pos, end);
+      codeRun(segState, u32(n));
+      acc = wAcc;
+      bits = wBits;
+      out = wOut;
+      q += usize(n) << 2;
+      if (q == qEnd) {
+        qStop = qStop - qRun + qEnd; // leaves waitcnt = stop − run start below
         break;
       }
-      stop += len;
-      ctxv = load<u32>(ctx + (usize(i) << 2) - 4);
+      qStop += usize(n) << 2;
+      ctxv = load<u32>(q - 4 + p.ctxOff);
       continue;
     }
-    const sv = load<u32>(SYM + (usize(i) << 2));
-    {
-      const s = (sv >> p.sh0) & 0xff;
-      const c = (ctxv >> p.sh0) & 0xff;
-      const l = u32(load<u8>(best0 + load<u8>(bucket + c)));
-      const e = u32(load<u16>(enc + (((l << 8) | s) << 1)));
-      const n = e >> 8;
-      acc = (acc << n) | u64(e & 0xff);
-      bits += n;
-      store<u32>(out, u32(acc >> u64(bits - 32)));
-      out += usize(bits >> 5) << 2;
-      bits &= 31;
+    const sv = load<u32>(q);
+    // Codewords: ENC[best code of the context's bucket][symbol] = code | length << 8.
+    const e0 = u32(load<u16>(enc + ((u32(load<u8>(BESTCODE + ((ctxv >> p.sh0) & 0xff))) << 9) | (((sv >> p.sh0) & 0xff) << 1))));
+    if (p.nch == 1) {
+      const n0 = e0 >> 8;
+      acc = (acc << n0) | u64(e0 & 0xff);
+      bits += n0;
+    } else {
+      const e1 = u32(load<u16>(enc + ((u32(load<u8>(BESTCODE + ((ctxv >> p.sh1) & 0xff))) << 9) | (((sv >> p.sh1) & 0xff) << 1))));
+      const e2 = u32(load<u16>(enc + ((u32(load<u8>(BESTCODE + ((ctxv >> p.sh2) & 0xff))) << 9) | (((sv >> p.sh2) & 0xff) << 1))));
+      const n1 = e1 >> 8;
+      const n2 = e2 >> 8;
+      const total = (e0 >> 8) + n1 + n2;
+      if (total <= 33) {
+        // All three fit in the accumulator with the ≤ 31 bits pending: one flush for the pixel.
+        const v = (((u64(e0 & 0xff) << n1) | u64(e1 & 0xff)) << n2) | u64(e2 & 0xff);
+        acc = (acc << total) | v;
+        bits += total;
+      } else {
+        const n0 = e0 >> 8;
+        acc = (acc << n0) | u64(e0 & 0xff);
+        bits += n0;
+        store<u64>(out, rotr<u64>(acc << u64(64 - bits), 32));
+        out += usize(bits >> 5) << 2;
+        bits &= 31;
+        acc = (acc << n1) | u64(e1 & 0xff);
+        bits += n1;
+        store<u64>(out, rotr<u64>(acc << u64(64 - bits), 32));
+        out += usize(bits >> 5) << 2;
+        bits &= 31;
+        acc = (acc << n2) | u64(e2 & 0xff);
+        bits += n2;
+      }
     }
-    if (p.nch > 1) {
-      const s = (sv >> p.sh1) & 0xff;
-      const c = (ctxv >> p.sh1) & 0xff;
-      const l = u32(load<u8>(best1 + load<u8>(bucket + c)));
-      const e = u32(load<u16>(enc + (((l << 8) | s) << 1)));
-      const n = e >> 8;
-      acc = (acc << n) | u64(e & 0xff);
-      bits += n;
-      store<u32>(out, u32(acc >> u64(bits - 32)));
-      out += usize(bits >> 5) << 2;
-      bits &= 31;
-    }
-    if (p.nch > 2) {
-      const s = (sv >> p.sh2) & 0xff;
-      const c = (ctxv >> p.sh2) & 0xff;
-      const l = u32(load<u8>(best2 + load<u8>(bucket + c)));
-      const e = u32(load<u16>(enc + (((l << 8) | s) << 1)));
-      const n = e >> 8;
-      acc = (acc << n) | u64(e & 0xff);
-      bits += n;
-      store<u32>(out, u32(acc >> u64(bits - 32)));
-      out += usize(bits >> 5) << 2;
-      bits &= 31;
-    }
-    store<u32>(ctx + (usize(i) << 2), sv);
-    if (i == stop) {
-      updateModel<F>(p.ch0, (ctxv >> p.sh0) & 0xff, (sv >> p.sh0) & 0xff, trigger);
-      if (p.nch > 1) updateModel<F>(p.ch1, (ctxv >> p.sh1) & 0xff, (sv >> p.sh1) & 0xff, trigger);
-      if (p.nch > 2) updateModel<F>(p.ch2, (ctxv >> p.sh2) & 0xff, (sv >> p.sh2) & 0xff, trigger);
-      stop = i + 1 + i32(nextRand(st + S_SEED) & waitmask);
-    }
-    ctxv = sv;
-    i++;
+    // Store the (up to two) completed words and the partial one; keep the partial one pending.
+    store<u64>(out, rotr<u64>(acc << u64(64 - bits), 32));
+    out += usize(bits >> 5) << 2;
+    bits &= 31;
+    const bv = load<u32>(q + OFF_ROW_B);
+    store<u32>(q + p.ctxOff, bv);
+    if (q == qStop) qStop = q + (usize(updateAt<F, P>(ctxv, sv)) << 2);
+    ctxv = bv;
+    q += 4;
   }
-  store<u32>(st + S_WAITCNT, u32(stop - end));
-  store<u32>(st + S_MELCSTATE, mstate);
+  store<u32>(st + S_WAITCNT, u32((qStop - qEnd) >> 2));
   wAcc = acc;
   wBits = bits;
   wOut = out;
 }
 
 /** Step 2 for a whole row: splits it at the wait-mask schedule's boundaries. */
-function codeRow<F, P>(st: usize, width: i32, ctx: usize, eq: usize, cand: usize): void {
+function codeRow<F, P>(st: usize, width: i32, eq: usize): void {
   let pos = 0;
   let left = width;
   while (load<u32>(st + S_WMIDX) < WM_MAX && i32(load<u32>(st + S_WMILEFT)) <= left) {
     const seg = i32(load<u32>(st + S_WMILEFT));
     if (seg > 0) {
-      codeSegment<F, P>(st, pos, pos + seg, (u32(1) << load<u32>(st + S_WMIDX)) - 1, ctx, eq, cand);
+      codeSegment<F, P>(st, pos, pos + seg, (u32(1) << load<u32>(st + S_WMIDX)) - 1, eq);
       left -= seg;
       pos += seg;
     }
     nextWaitMask(st);
   }
   if (left > 0) {
-    codeSegment<F, P>(st, pos, pos + left, (u32(1) << load<u32>(st + S_WMIDX)) - 1, ctx, eq, cand);
+    codeSegment<F, P>(st, pos, pos + left, (u32(1) << load<u32>(st + S_WMIDX)) - 1, eq);
     if (load<u32>(st + S_WMIDX) < WM_MAX) store<u32>(st + S_WMILEFT, load<u32>(st + S_WMILEFT) - u32(left));
   }
 }
@@ -299,9 +355,10 @@ function encodeImage<T, F, P>(width: i32, height: i32, first: usize, step: isize
   const EQ_MAIN_1 = FLAGS + FLAG_ROW;
   const EQ_ALPHA_0 = FLAGS + 2 * FLAG_ROW;
   const EQ_ALPHA_1 = FLAGS + 3 * FLAG_ROW;
-  CAND_MAIN = FLAGS + 4 * FLAG_ROW;
-  CAND_ALPHA = FLAGS + 5 * FLAG_ROW;
+  CAND_MAIN = SCR + OFF_CAND_MAIN;
+  CAND_ALPHA = SCR + OFF_CAND_ALPHA;
   SYM = ROW_A;
+  BKT = ROW_B;
   let prev: usize = 0;
   let row = first;
   for (let y = 0; y < height; y++) {
@@ -313,11 +370,12 @@ function encodeImage<T, F, P>(width: i32, height: i32, first: usize, step: isize
     const eqAPrev = odd ? EQ_ALPHA_0 : EQ_ALPHA_1;
     prepareRow<T, F>(row, prev, width, eq, eqPrev, eqA, eqAPrev);
     // Context of pixel 0: pixel 0 of the previous row (nothing on the first row).
-    store<u32>(CTX_MAIN, y == 0 ? 0 : load<u32>(CTX_MAIN + 4));
-    codeRow<F, P>(STATE_MAIN, width, CTX_MAIN + 4, eq, CAND_MAIN);
+    // (symbol 0, i.e. bucket 0 of each channel).
+    store<u32>(CTX_MAIN - 4, y == 0 ? t.bias : load<u32>(CTX_MAIN));
+    codeRow<F, P>(STATE_MAIN, width, eq);
     if (t.alpha) {
-      store<u32>(CTX_ALPHA, y == 0 ? 0 : load<u32>(CTX_ALPHA + 4));
-      codeRow<F, PassAlpha>(STATE_ALPHA, width, CTX_ALPHA + 4, eqA, CAND_ALPHA);
+      store<u32>(CTX_ALPHA - 4, y == 0 ? t.bias : load<u32>(CTX_ALPHA));
+      codeRow<F, PassAlpha>(STATE_ALPHA, width, eqA);
     }
     prev = row;
     row = usize(isize(row) + step);
@@ -354,7 +412,7 @@ export function quicEncode(type: i32, width: i32, height: i32, stride: i32, topD
   const step: isize = topDown ? isize(stride) : -isize(stride);
   const outEnd = outPtr + outCapacity;
   if (outCapacity < 20) return QUIC_ERR_OUTPUT_TOO_SMALL;
-  scratchBegin(width);
+  scratchBegin();
   const r = encodeType(type, width, height, stride, first, step, outPtr, outEnd);
   scratchEnd();
   return r;

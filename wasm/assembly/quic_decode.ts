@@ -316,7 +316,7 @@ export function quicDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacit
   const rowBytes = u64(width) * u64(bytesPerPixel(type));
   if (u64(outStride) < rowBytes) return QUIC_ERR_BAD_ARGS;
   if (u64(height - 1) * u64(outStride) + rowBytes > u64(outCapacity)) return QUIC_ERR_OUTPUT_TOO_SMALL;
-  scratchBegin(width);
+  scratchBegin();
   const body = inPtr + 20;
   const end = inPtr + inLen;
   let r: i32 = QUIC_ERR_BAD_TYPE;

@@ -220,10 +220,13 @@ export function resetModel(bpc: u32): void {
  * the counters once the best one passes `trigger`.
  */
 @inline export function updateModel<F>(ch: u32, ctx: u32, sym: u32, trigger: u32): void {
+  updateBucket<F>(ch * 8 + u32(load<u8>(changetype<F>(0).bucket + ctx)), sym, trigger);
+}
+
+/** updateModel for a bucket given by its index `cell` = channel × 8 + bucket. */
+@inline export function updateBucket<F>(cell: u32, sym: u32, trigger: u32): void {
   const f = changetype<F>(0);
   const bpc = f.bpc;
-  const b = u32(load<u8>(f.bucket + ctx));
-  const cell = ch * 8 + b;
   const cnt = COUNTERS + (cell << 5);
   const lens = f.len + (sym << 3);
   let best: u32 = bpc - 1;
@@ -266,32 +269,43 @@ export function resetModel(bpc: u32): void {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Row buffers: taken from the heap for the duration of one encode/decode call (the bump allocator gives
-// the last block back on free), so they cost no static memory and fit any width.
+// Row buffers: one block taken from the heap for the duration of an encode/decode call (the bump
+// allocator gives the last block back on free), so they cost no static memory. The rows sit at fixed
+// distances from the block's base (SCR), sized for the widest row: the hot loops then address every row
+// from one base register plus a constant offset.
 
-/** Last coded symbol per position (the context row), main channels; CTX_MAIN − 4 is position −1. */
-export let CTX_MAIN: usize = 0;
-/** Same for the alpha channel. */
-export let CTX_ALPHA: usize = 0;
-/** Rows of packed words (encoder: symbols; decoder: previous/current values). */
+/** Distance between two rows of the block: 65536 + 64 words. */
+export const ROW_SPAN: usize = 0x40100;
+/** Rows of packed words (encoder: symbols, buckets; decoder: previous/current values). */
+export const OFF_ROW_A: usize = 0;
+export const OFF_ROW_B: usize = ROW_SPAN;
+/** Context rows (word per pixel, the last coded one at each position), main channels and alpha. */
+export const OFF_CTX_MAIN: usize = 2 * ROW_SPAN;
+export const OFF_CTX_ALPHA: usize = 3 * ROW_SPAN;
+/** Encoder: "run mode may start here" (word per pixel), main and alpha. */
+export const OFF_CAND_MAIN: usize = 4 * ROW_SPAN;
+export const OFF_CAND_ALPHA: usize = 5 * ROW_SPAN;
+/** Encoder: four byte rows of "equals left neighbour" (main/alpha × this/previous row), ROW_SPAN/4 apart. */
+export const OFF_FLAGS: usize = 6 * ROW_SPAN;
+export const FLAG_ROW: usize = ROW_SPAN >> 2;
+
+/** Base of the row block during a call (16 bytes below it are usable too, for position −1). */
+export let SCR: usize = 0;
 export let ROW_A: usize = 0;
 export let ROW_B: usize = 0;
-/** Six byte-per-pixel flag rows, FLAG_ROW bytes apart. */
+export let CTX_MAIN: usize = 0;
+export let CTX_ALPHA: usize = 0;
 export let FLAGS: usize = 0;
-export let FLAG_ROW: usize = 0;
 let scratch: usize = 0;
 
-export function scratchBegin(width: i32): void {
-  const words = (usize(width) + 16) & ~usize(7);
-  const rowBytes = words << 2;
-  FLAG_ROW = words;
-  scratch = heap.alloc(4 * rowBytes + 6 * FLAG_ROW + 64);
-  const base = (scratch + 15) & ~usize(15);
-  CTX_MAIN = base + 16;
-  CTX_ALPHA = CTX_MAIN + rowBytes;
-  ROW_A = CTX_ALPHA + rowBytes;
-  ROW_B = ROW_A + rowBytes;
-  FLAGS = ROW_B + rowBytes;
+export function scratchBegin(): void {
+  scratch = heap.alloc(7 * ROW_SPAN + 64);
+  SCR = ((scratch + 15) & ~usize(15)) + 16;
+  ROW_A = SCR + OFF_ROW_A;
+  ROW_B = SCR + OFF_ROW_B;
+  CTX_MAIN = SCR + OFF_CTX_MAIN;
+  CTX_ALPHA = SCR + OFF_CTX_ALPHA;
+  FLAGS = SCR + OFF_FLAGS;
 }
 
 export function scratchEnd(): void {
@@ -306,6 +320,8 @@ export function scratchEnd(): void {
 @final export class PxRgb32 {
   @inline get bpp(): usize { return 4; }
   @inline get type(): i32 { return QUIC_TYPE_RGB32; }
+  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
+  @inline get bias(): u32 { return 0x18000810; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 { return load<u32>(p) & 0xffffff; }
   @inline store(p: usize, v: u32): void { store<u32>(p, v & 0xffffff); }
@@ -314,6 +330,8 @@ export function scratchEnd(): void {
 @final export class PxRgba {
   @inline get bpp(): usize { return 4; }
   @inline get type(): i32 { return QUIC_TYPE_RGBA; }
+  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
+  @inline get bias(): u32 { return 0x18000810; }
   @inline get alpha(): bool { return true; }
   @inline load(p: usize): u32 { return load<u32>(p); }
   @inline store(p: usize, v: u32): void { store<u32>(p, v); }
@@ -322,6 +340,8 @@ export function scratchEnd(): void {
 @final export class PxRgb24 {
   @inline get bpp(): usize { return 3; }
   @inline get type(): i32 { return QUIC_TYPE_RGB24; }
+  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
+  @inline get bias(): u32 { return 0x18000810; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 { return u32(load<u16>(p)) | (u32(load<u8>(p, 2)) << 16); }
   @inline store(p: usize, v: u32): void {
@@ -334,6 +354,8 @@ export function scratchEnd(): void {
 @final export class PxRgb16 {
   @inline get bpp(): usize { return 2; }
   @inline get type(): i32 { return QUIC_TYPE_RGB16; }
+  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
+  @inline get bias(): u32 { return 0x18000810; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 {
     const v = u32(load<u16>(p));
@@ -347,6 +369,7 @@ export function scratchEnd(): void {
 @final export class PxGray {
   @inline get bpp(): usize { return 1; }
   @inline get type(): i32 { return QUIC_TYPE_GRAY; }
+  @inline get bias(): u32 { return 0; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 { return u32(load<u8>(p)); }
   @inline store(p: usize, v: u32): void { store<u8>(p, u8(v)); }
@@ -364,6 +387,8 @@ export function scratchEnd(): void {
   @inline get ch0(): u32 { return 0; }
   @inline get ch1(): u32 { return 1; }
   @inline get ch2(): u32 { return 2; }
+  @inline get ctxOff(): usize { return OFF_CTX_MAIN; }
+  @inline get candOff(): usize { return OFF_CAND_MAIN; }
 }
 
 @final export class PassGray {
@@ -375,6 +400,8 @@ export function scratchEnd(): void {
   @inline get ch0(): u32 { return 0; }
   @inline get ch1(): u32 { return 0; }
   @inline get ch2(): u32 { return 0; }
+  @inline get ctxOff(): usize { return OFF_CTX_MAIN; }
+  @inline get candOff(): usize { return OFF_CAND_MAIN; }
 }
 
 @final export class PassAlpha {
@@ -386,6 +413,8 @@ export function scratchEnd(): void {
   @inline get ch0(): u32 { return 3; }
   @inline get ch1(): u32 { return 0; }
   @inline get ch2(): u32 { return 0; }
+  @inline get ctxOff(): usize { return OFF_CTX_ALPHA; }
+  @inline get candOff(): usize { return OFF_CAND_ALPHA; }
 }
 
 /** Residual symbol of every byte: r = (cur − pred) mod 2^bpc mapped 0,+1,−1,+2… → 0,2,1,4… */
@@ -408,4 +437,11 @@ export function scratchEnd(): void {
     const r = ((sym >> 1) & 0x0f0f0f0f) ^ ((sym & 0x01010101) * 0x1f);
     return (r + pred) & 0x1f1f1f1f;
   }
+}
+
+/** Bucket of every byte's symbol, plus the layout's channel bias (see PxRgb32.bias). */
+@inline export function buckets4<F>(sym: u32, bias: u32): u32 {
+  const t = changetype<F>(0).bucket;
+  return (u32(load<u8>(t + (sym & 0xff))) | (u32(load<u8>(t + ((sym >> 8) & 0xff))) << 8) |
+    (u32(load<u8>(t + ((sym >> 16) & 0xff))) << 16) | (u32(load<u8>(t + (sym >> 24))) << 24)) + bias;
 }
