@@ -170,6 +170,10 @@ function putBits(v: u32, n: u32): void {
 let segState: usize = 0;
 let segWaitmask: u32 = 0;
 let segEq: usize = 0;
+let segQ: usize = 0;
+let segQRun: usize = 0;
+let segQStop: usize = 0;
+let segCtx: u32 = 0;
 
 /** Codes a run of `n` pixels (MELCODE) through the writer globals; updates the run state of `st`. */
 function codeRun(st: usize, n: u32): void {
@@ -247,12 +251,17 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
       wAcc = acc;
       wBits = bits;
       wOut = out;
+      segQ = q;
+      segQStop = qStop;
       const pos = i32((q - base) >> 2);
       const n = runLength(pos, end);
       codeRun(segState, u32(n));
       acc = wAcc;
       bits = wBits;
       out = wOut;
+      q = segQ;
+      qRun = q;
+      qStop = segQStop;
       q += usize(n) << 2;
       if (q == qEnd) {
         qStop = qStop - qRun + qEnd; // leaves waitcnt = stop − run start below
@@ -302,7 +311,25 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
     bits &= 31;
     const bv = load<u32>(q + OFF_ROW_B);
     store<u32>(q + p.ctxOff, bv);
-    if (q == qStop) qStop = q + (usize(updateAt<F, P>(ctxv, sv)) << 2);
+    if (q == qStop) {
+      // Nothing stays live across the call: the JIT can keep the loop's state in registers.
+      wAcc = acc;
+      wBits = bits;
+      wOut = out;
+      segQ = q;
+      segQRun = qRun;
+      segCtx = bv;
+      const step = updateAt<F, P>(ctxv, sv);
+      acc = wAcc;
+      bits = wBits;
+      out = wOut;
+      q = segQ;
+      qRun = segQRun;
+      qStop = q + (usize(step) << 2);
+      ctxv = segCtx;
+      q += 4;
+      continue;
+    }
     ctxv = bv;
     q += 4;
   }

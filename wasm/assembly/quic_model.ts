@@ -223,27 +223,37 @@ export function resetModel(bpc: u32): void {
   updateBucket<F>(ch * 8 + u32(load<u8>(changetype<F>(0).bucket + ctx)), sym, trigger);
 }
 
-/** updateModel for a bucket given by its index `cell` = channel × 8 + bucket. */
+/** Adds code `l`'s length for the symbol to its counter; returns the new count. */
+@inline function bump(cnt: usize, lens: usize, l: usize): u32 {
+  const v = load<u32>(cnt + (l << 2)) + u32(load<u8>(lens + l));
+  store<u32>(cnt + (l << 2), v);
+  return v;
+}
+
+/**
+ * updateModel for a bucket given by its index `cell` = channel × 8 + bucket. Unrolled (the family's
+ * size is a compile-time constant): the scan from the largest code down keeps the first minimum.
+ */
 @inline export function updateBucket<F>(cell: u32, sym: u32, trigger: u32): void {
   const f = changetype<F>(0);
-  const bpc = f.bpc;
   const cnt = COUNTERS + (cell << 5);
   const lens = f.len + (sym << 3);
-  let best: u32 = bpc - 1;
-  let bestLen = load<u32>(cnt + (best << 2)) + u32(load<u8>(lens + best));
-  store<u32>(cnt + (best << 2), bestLen);
-  for (let i: i32 = i32(bpc) - 2; i >= 0; i--) {
-    const o = usize(i) << 2;
-    const v = load<u32>(cnt + o) + u32(load<u8>(lens + i));
-    store<u32>(cnt + o, v);
-    if (v < bestLen) {
-      bestLen = v;
-      best = u32(i);
-    }
+  let best: u32, bestLen: u32, v: u32;
+  if (f.bpc == 8) {
+    best = 7; bestLen = bump(cnt, lens, 7);
+    v = bump(cnt, lens, 6); best = select<u32>(6, best, v < bestLen); bestLen = min(v, bestLen);
+    v = bump(cnt, lens, 5); best = select<u32>(5, best, v < bestLen); bestLen = min(v, bestLen);
+    v = bump(cnt, lens, 4); best = select<u32>(4, best, v < bestLen); bestLen = min(v, bestLen);
+  } else {
+    best = 4; bestLen = bump(cnt, lens, 4);
   }
+  v = bump(cnt, lens, 3); best = select<u32>(3, best, v < bestLen); bestLen = min(v, bestLen);
+  v = bump(cnt, lens, 2); best = select<u32>(2, best, v < bestLen); bestLen = min(v, bestLen);
+  v = bump(cnt, lens, 1); best = select<u32>(1, best, v < bestLen); bestLen = min(v, bestLen);
+  v = bump(cnt, lens, 0); best = select<u32>(0, best, v < bestLen); bestLen = min(v, bestLen);
   store<u8>(BESTCODE + cell, u8(best));
   if (bestLen > trigger) {
-    for (let i: u32 = 0; i < bpc; i++) {
+    for (let i: u32 = 0; i < f.bpc; i++) {
       const o = usize(i) << 2;
       store<u32>(cnt + o, load<u32>(cnt + o) >> 1);
     }
