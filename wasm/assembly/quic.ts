@@ -16,9 +16,11 @@ import {
   BESTCODE, MELC_BITS, MELC_LAST, STATE_MAIN, STATE_ALPHA, S_WAITCNT, S_SEED, S_TRIGGER, S_WMIDX, S_WMILEFT,
   S_MELCSTATE, WM_MAX, CTX_MAIN, CTX_ALPHA, ROW_A, FLAGS, FLAG_ROW, scratchBegin, scratchEnd, SCR, OFF_ROW_B,
   resetModel, nextWaitMask, nextRand, updateBucket, avgFloor4, symbols4, buckets4, ROW_B, OFF_CAND_MAIN, OFF_CAND_ALPHA,
+  OFF_CTX_MAIN, OFF_CTX_ALPHA, CODE8, CLEN8, CODE5, CLEN5,
 } from "./quic_model";
 
-// Bit writer: 64-bit accumulator, whole 32-bit words stored little endian as soon as they fill up.
+// Bit writer: a 64-bit accumulator holding `wBits` (< 32 between codes) pending bits at its top; whole
+// 32-bit words are stored little endian as soon as they fill up.
 // Lives in globals between segments and in locals inside the coding loop.
 let wAcc: u64 = 0;
 let wBits: u32 = 0;
@@ -38,7 +40,7 @@ const SIMD_CONST: usize = memory.data<u8>([
   0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
   0, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7,
   255, 255, 255, 0, 255, 255, 255, 0, 255, 255, 255, 0, 255, 255, 255, 0,
-  0x10, 0x08, 0x00, 0x18, 0x10, 0x08, 0x00, 0x18, 0x10, 0x08, 0x00, 0x18, 0x10, 0x08, 0x00, 0x18,
+  0x20, 0x10, 0x00, 0x30, 0x20, 0x10, 0x00, 0x30, 0x20, 0x10, 0x00, 0x30, 0x20, 0x10, 0x00, 0x30,
   0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255,
 ], 16);
 
@@ -114,7 +116,7 @@ function prepareRow<T, F>(cur: usize, prev: usize, width: i32, eq: usize, eqPrev
       const hi = v128.and(i16x8.shr_u(s1, 4), nib);
       const lo = v128.and(s1, nib);
       const bk = i8x16.max_u(i8x16.swizzle(highLog, hi), i8x16.swizzle(lowLog, lo));
-      v128.store(bkt + o, i32x4.add(bk, bias));
+      v128.store(bkt + o, i32x4.add(i8x16.add(bk, bk), bias));
       const d = v128.xor(c, l);
       const e = i32x4.bitmask(i32x4.eq(t.alpha ? v128.and(d, pad) : d, zero));
       store<u32>(eq + x, load<u32>(FLAG_BYTES + (usize(e) << 2)));
@@ -157,11 +159,12 @@ function candidates(cand: usize, eq: usize, eqPrev: usize, width: i32): void {
 
 /** Appends the `n` low bits of `v` (n ≤ 32) through the globals (used outside the hot loop). */
 function putBits(v: u32, n: u32): void {
-  wAcc = (wAcc << n) | u64(v);
+  wAcc |= u64(v) << u64(64 - wBits - n);
   wBits += n;
   if (wBits >= 32) {
+    store<u32>(wOut, u32(wAcc >> 32));
+    wAcc <<= 32;
     wBits -= 32;
-    store<u32>(wOut, u32(wAcc >> wBits));
     wOut += 4;
   }
 }
@@ -171,9 +174,7 @@ let segState: usize = 0;
 let segWaitmask: u32 = 0;
 let segEq: usize = 0;
 let segQ: usize = 0;
-let segQRun: usize = 0;
 let segQStop: usize = 0;
-let segCtx: u32 = 0;
 
 /** Codes a run of `n` pixels (MELCODE) through the writer globals; updates the run state of `st`. */
 function codeRun(st: usize, n: u32): void {
@@ -198,14 +199,15 @@ function codeRun(st: usize, n: u32): void {
   store<u32>(st + S_MELCSTATE, mstate);
 }
 
-/** Model update at a sampled position: every channel's bucket (from context `ctxv`) with symbol `sv`. */
-function updateAt<F, P>(ctxv: u32, sv: u32): u32 {
+/** Model update at the sampled pixel at `q`: every channel's context bucket with the pixel's symbol. */
+function updateAt<F, P>(q: usize): u32 {
   const p = changetype<P>(0);
   const st = segState;
   const trigger = load<u32>(st + S_TRIGGER);
-  updateBucket<F>((ctxv >> p.sh0) & 0xff, (sv >> p.sh0) & 0xff, trigger);
-  if (p.nch > 1) updateBucket<F>((ctxv >> p.sh1) & 0xff, (sv >> p.sh1) & 0xff, trigger);
-  if (p.nch > 2) updateBucket<F>((ctxv >> p.sh2) & 0xff, (sv >> p.sh2) & 0xff, trigger);
+  const ctx = q - 4 + p.ctxOff;
+  updateBucket<F>(u32(load<u8>(ctx + (p.sh0 >> 3))) >> 1, u32(load<u8>(q + (p.sh0 >> 3))), trigger);
+  if (p.nch > 1) updateBucket<F>(u32(load<u8>(ctx + (p.sh1 >> 3))) >> 1, u32(load<u8>(q + (p.sh1 >> 3))), trigger);
+  if (p.nch > 2) updateBucket<F>(u32(load<u8>(ctx + (p.sh2 >> 3))) >> 1, u32(load<u8>(q + (p.sh2 >> 3))), trigger);
   return 1 + (nextRand(st + S_SEED) & segWaitmask);
 }
 
@@ -222,6 +224,64 @@ function runLength(i: i32, end: i32): i32 {
   return j - i;
 }
 
+// Row and table accesses with constant offsets from the pixel's address q (immediate offsets in the
+// generated code, so the loop needs a single pointer). `k` is the channel's index in the pass.
+
+/** Context byte (bucket × 2 + channel offset) of channel k for the pixel at q: the previous position's. */
+@inline function ctxByte<P>(q: usize, k: i32): u32 {
+  const p = changetype<P>(0);
+  if (p.alpha) return u32(load<u8>(q, OFF_CTX_ALPHA - 4 + 3));
+  if (p.nch == 1) return u32(load<u8>(q, OFF_CTX_MAIN - 4));
+  if (k == 0) return u32(load<u8>(q, OFF_CTX_MAIN - 4 + 2));
+  if (k == 1) return u32(load<u8>(q, OFF_CTX_MAIN - 4 + 1));
+  return u32(load<u8>(q, OFF_CTX_MAIN - 4));
+}
+
+/** Symbol of channel k of the pixel at q. */
+@inline function symByte<P>(q: usize, k: i32): u32 {
+  const p = changetype<P>(0);
+  if (p.alpha) return u32(load<u8>(q, 3));
+  if (p.nch == 1) return u32(load<u8>(q));
+  if (k == 0) return u32(load<u8>(q, 2));
+  if (k == 1) return u32(load<u8>(q, 1));
+  return u32(load<u8>(q));
+}
+
+@inline function candAt<P>(q: usize): u32 {
+  return changetype<P>(0).alpha ? load<u32>(q, OFF_CAND_ALPHA) : load<u32>(q, OFF_CAND_MAIN);
+}
+
+@inline function clearCand<P>(q: usize): void {
+  if (changetype<P>(0).alpha) store<u32>(q, 0, OFF_CAND_ALPHA);
+  else store<u32>(q, 0, OFF_CAND_MAIN);
+}
+
+/** The pixel at q becomes the context of the next position. */
+@inline function keepCtx<P>(q: usize): void {
+  if (changetype<P>(0).alpha) store<u32>(q, load<u32>(q, OFF_ROW_B), OFF_CTX_ALPHA);
+  else store<u32>(q, load<u32>(q, OFF_ROW_B), OFF_CTX_MAIN);
+}
+
+/** Row of CODE/CLEN for the context byte c: best code × 256. */
+@inline function bestRow(c: u32): u32 {
+  return u32(load<u16>(usize(c), BESTCODE));
+}
+
+@inline function codeOf<F>(i: u32): u64 {
+  return changetype<F>(0).bpc == 8 ? u64(load<u8>(usize(i), CODE8)) : u64(load<u8>(usize(i), CODE5));
+}
+
+@inline function lenOf<F>(i: u32): u32 {
+  return changetype<F>(0).bpc == 8 ? u32(load<u8>(usize(i), CLEN8)) : u32(load<u8>(usize(i), CLEN5));
+}
+
+/** Three codewords through the writer globals, one at a time (when they may not fit together). */
+function putThree(v0: u32, n0: u32, v1: u32, n1: u32, v2: u32, n2: u32): void {
+  putBits(v0, n0);
+  putBits(v1, n1);
+  putBits(v2, n2);
+}
+
 /**
  * Step 2 for pixels [i, end) of the current row, one wait-mask segment: codes the symbols (SCR row A)
  * with the family F for the channels of pass P. Contexts are the bucket words (row B) of the last coded
@@ -230,7 +290,6 @@ function runLength(i: i32, end: i32): i32 {
  */
 function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize): void {
   const p = changetype<P>(0);
-  const enc = changetype<F>(0).enc;
   segState = st;
   segWaitmask = waitmask;
   segEq = eq;
@@ -242,95 +301,82 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
   let q = base + (usize(i) << 2);
   const qEnd = base + (usize(end) << 2);
   let qStop = q + (usize(load<u32>(st + S_WAITCNT)) << 2);
-  let qRun: usize = 0;
-  let ctxv = load<u32>(q - 4 + p.ctxOff);
   while (q < qEnd) {
-    if (load<u32>(q + p.candOff) != 0 && qRun != q) {
-      // Run mode: the pixels equal to their left neighbour are not coded, only their count.
-      qRun = q;
+    if (candAt<P>(q) != 0) {
+      // Run mode: the pixels equal to their left neighbour are not coded, only their count. The
+      // flag is cleared so that the test cannot fire again here after a run of length 0.
+      clearCand<P>(q);
       wAcc = acc;
       wBits = bits;
       wOut = out;
       segQ = q;
       segQStop = qStop;
-      const pos = i32((q - base) >> 2);
-      const n = runLength(pos, end);
+      const n = runLength(i32((q - base) >> 2), end);
       codeRun(segState, u32(n));
       acc = wAcc;
       bits = wBits;
       out = wOut;
-      q = segQ;
-      qRun = q;
+      const qRun = segQ;
+      q = qRun + (usize(n) << 2);
       qStop = segQStop;
-      q += usize(n) << 2;
       if (q == qEnd) {
         qStop = qStop - qRun + qEnd; // leaves waitcnt = stop − run start below
         break;
       }
       qStop += usize(n) << 2;
-      ctxv = load<u32>(q - 4 + p.ctxOff);
       continue;
     }
-    const sv = load<u32>(q);
-    // Codewords: ENC[best code of the context's bucket][symbol] = code | length << 8.
-    const e0 = u32(load<u16>(enc + ((u32(load<u8>(BESTCODE + ((ctxv >> p.sh0) & 0xff))) << 9) | (((sv >> p.sh0) & 0xff) << 1))));
+    // Codeword of each channel: CODE/CLEN[best code of the context's bucket][symbol]; the context
+    // bytes (bucket × 2 + channel offset) are the last coded pixel's, kept in the context row.
+    const c0 = bestRow(ctxByte<P>(q, 0)) | symByte<P>(q, 0);
+    const n0 = lenOf<F>(c0);
     if (p.nch == 1) {
-      const n0 = e0 >> 8;
-      acc = (acc << n0) | u64(e0 & 0xff);
+      acc |= codeOf<F>(c0) << u64(64 - bits - n0);
       bits += n0;
     } else {
-      const e1 = u32(load<u16>(enc + ((u32(load<u8>(BESTCODE + ((ctxv >> p.sh1) & 0xff))) << 9) | (((sv >> p.sh1) & 0xff) << 1))));
-      const e2 = u32(load<u16>(enc + ((u32(load<u8>(BESTCODE + ((ctxv >> p.sh2) & 0xff))) << 9) | (((sv >> p.sh2) & 0xff) << 1))));
-      const n1 = e1 >> 8;
-      const n2 = e2 >> 8;
-      const total = (e0 >> 8) + n1 + n2;
-      if (total <= 33) {
-        // All three fit in the accumulator with the ≤ 31 bits pending: one flush for the pixel.
-        const v = (((u64(e0 & 0xff) << n1) | u64(e1 & 0xff)) << n2) | u64(e2 & 0xff);
-        acc = (acc << total) | v;
+      const c1 = bestRow(ctxByte<P>(q, 1)) | symByte<P>(q, 1);
+      const c2 = bestRow(ctxByte<P>(q, 2)) | symByte<P>(q, 2);
+      const n1 = lenOf<F>(c1);
+      const n2 = lenOf<F>(c2);
+      const total = n0 + n1 + n2;
+      if (total <= 32) {
+        // The three codewords fit below the ≤ 31 pending bits: one flush for the pixel.
+        const v = (((codeOf<F>(c0) << n1) | codeOf<F>(c1)) << n2) | codeOf<F>(c2);
+        acc |= v << u64(64 - bits - total);
         bits += total;
       } else {
-        const n0 = e0 >> 8;
-        acc = (acc << n0) | u64(e0 & 0xff);
-        bits += n0;
-        store<u64>(out, rotr<u64>(acc << u64(64 - bits), 32));
-        out += usize(bits >> 5) << 2;
-        bits &= 31;
-        acc = (acc << n1) | u64(e1 & 0xff);
-        bits += n1;
-        store<u64>(out, rotr<u64>(acc << u64(64 - bits), 32));
-        out += usize(bits >> 5) << 2;
-        bits &= 31;
-        acc = (acc << n2) | u64(e2 & 0xff);
-        bits += n2;
+        wAcc = acc;
+        wBits = bits;
+        wOut = out;
+        segQ = q;
+        segQStop = qStop;
+        putThree(u32(codeOf<F>(c0)), n0, u32(codeOf<F>(c1)), n1, u32(codeOf<F>(c2)), n2);
+        acc = wAcc;
+        bits = wBits;
+        out = wOut;
+        q = segQ;
+        qStop = segQStop;
       }
     }
-    // Store the (up to two) completed words and the partial one; keep the partial one pending.
-    store<u64>(out, rotr<u64>(acc << u64(64 - bits), 32));
+    // Store the top word (complete or not); drop it from the accumulator only if it is complete.
+    store<u64>(out, rotr<u64>(acc, 32));
+    acc <<= u64(bits & 32);
     out += usize(bits >> 5) << 2;
     bits &= 31;
-    const bv = load<u32>(q + OFF_ROW_B);
-    store<u32>(q + p.ctxOff, bv);
+    keepCtx<P>(q);
     if (q == qStop) {
       // Nothing stays live across the call: the JIT can keep the loop's state in registers.
       wAcc = acc;
       wBits = bits;
       wOut = out;
       segQ = q;
-      segQRun = qRun;
-      segCtx = bv;
-      const step = updateAt<F, P>(ctxv, sv);
+      const step = updateAt<F, P>(q);
       acc = wAcc;
       bits = wBits;
       out = wOut;
       q = segQ;
-      qRun = segQRun;
       qStop = q + (usize(step) << 2);
-      ctxv = segCtx;
-      q += 4;
-      continue;
     }
-    ctxv = bv;
     q += 4;
   }
   store<u32>(st + S_WAITCNT, u32((qStop - qEnd) >> 2));
@@ -409,7 +455,7 @@ function encodeImage<T, F, P>(width: i32, height: i32, first: usize, step: isize
   }
   // Pad the last word, then one all-zero word.
   if (wBits > 0) {
-    store<u32>(wOut, u32(wAcc << (32 - wBits)));
+    store<u32>(wOut, u32(wAcc >> 32));
     wOut += 4;
   }
   store<u32>(wOut, 0);

@@ -48,9 +48,9 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
   const pm = p.mask;
   const dec = f.dec;
   const bucket = f.bucket;
-  const best0 = BESTCODE + p.ch0 * 8;
-  const best1 = BESTCODE + p.ch1 * 8;
-  const best2 = BESTCODE + p.ch2 * 8;
+  const best0 = BESTCODE + p.ch0 * 16;
+  const best1 = BESTCODE + p.ch1 * 16;
+  const best2 = BESTCODE + p.ch2 * 16;
   const trigger = load<u32>(st + S_TRIGGER);
   const inEnd = rEnd;
   let acc = rAcc;
@@ -133,7 +133,7 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
     let sv: u32 = 0;
     {
       const c = (ctxv >> p.sh0) & 0xff;
-      const l = u32(load<u8>(best0 + load<u8>(bucket + c)));
+      const l = u32(load<u16>(best0 + (usize(load<u8>(bucket + c)) << 1))) >> 8;
       const w = u32(acc >> 32);
       const d = dec + (l << 4);
       let s: u32, n: u32;
@@ -156,7 +156,7 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
     }
     if (p.nch > 1) {
       const c = (ctxv >> p.sh1) & 0xff;
-      const l = u32(load<u8>(best1 + load<u8>(bucket + c)));
+      const l = u32(load<u16>(best1 + (usize(load<u8>(bucket + c)) << 1))) >> 8;
       const w = u32(acc >> 32);
       const d = dec + (l << 4);
       let s: u32, n: u32;
@@ -179,7 +179,7 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
     }
     if (p.nch > 2) {
       const c = (ctxv >> p.sh2) & 0xff;
-      const l = u32(load<u8>(best2 + load<u8>(bucket + c)));
+      const l = u32(load<u16>(best2 + (usize(load<u8>(bucket + c)) << 1))) >> 8;
       const w = u32(acc >> 32);
       const d = dec + (l << 4);
       let s: u32, n: u32;

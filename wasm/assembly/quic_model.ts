@@ -89,15 +89,17 @@ export const MELC_LAST: i32 = 31;
 const TRIGGERS: usize = memory.data<u32>([110, 550, 900, 800, 550, 400, 350]);
 
 // Per code family (bits per channel 8 or 5): for each code parameter l and symbol s,
-//   ENC[l][s] = codeword | length << 8    (u16, 256 symbols per l; codewords fit in 8 bits)
+//   CODE[l][s] = codeword, CLEN[l][s] = its length (u8 each, 256 symbols per l; codewords fit in 8 bits)
 //   LEN[s][l] = codeword length           (u8, 8 per symbol, for the model update)
 //   DEC[l]    = { notGR prefix mask, nGR, escape length, escape suffix mask } (4 × u32)
 //   BUCKET[s] = bucket of context s       (u8)
-export const ENC8: usize = memory.data(8 * 256 * 2);
+export const CODE8: usize = memory.data(8 * 256);
+export const CLEN8: usize = memory.data(8 * 256);
 export const LEN8: usize = memory.data(256 * 8);
 export const DEC8: usize = memory.data(8 * 16);
 export const BUCKET8: usize = memory.data(256);
-export const ENC5: usize = memory.data(8 * 256 * 2);
+export const CODE5: usize = memory.data(8 * 256);
+export const CLEN5: usize = memory.data(8 * 256);
 export const LEN5: usize = memory.data(256 * 8);
 export const DEC5: usize = memory.data(8 * 16);
 export const BUCKET5: usize = memory.data(256);
@@ -107,7 +109,7 @@ function ceilLog2(v: u32): u32 {
   return 32 - clz<u32>(v - 1);
 }
 
-function buildFamily(bpc: u32, enc: usize, len: usize, dec: usize, bucket: usize): void {
+function buildFamily(bpc: u32, codes: usize, clens: usize, len: usize, dec: usize, bucket: usize): void {
   for (let l: u32 = 0; l < bpc; l++) {
     let prefix: u32 = MAX_CODEWORD - bpc;
     const cap: u32 = (1 << (bpc - l)) - 1;
@@ -124,7 +126,8 @@ function buildFamily(bpc: u32, enc: usize, len: usize, dec: usize, bucket: usize
         code = (s - nGR) & ((1 << suffix) - 1);
         n = escLen;
       }
-      store<u16>(enc + ((l << 8) + s) * 2, u16(code | (n << 8)));
+      store<u8>(codes + (l << 8) + s, u8(code));
+      store<u8>(clens + (l << 8) + s, u8(n));
       store<u8>(len + s * 8 + l, u8(n));
     }
     const d = dec + l * 16;
@@ -141,15 +144,16 @@ function buildFamily(bpc: u32, enc: usize, len: usize, dec: usize, bucket: usize
   }
 }
 
-buildFamily(8, ENC8, LEN8, DEC8, BUCKET8);
-buildFamily(5, ENC5, LEN5, DEC5, BUCKET5);
+buildFamily(8, CODE8, CLEN8, LEN8, DEC8, BUCKET8);
+buildFamily(5, CODE5, CLEN5, LEN5, DEC5, BUCKET5);
 
 // ---------------------------------------------------------------------------------------------------
 // Code families as compile-time type parameters (never switched on at run time)
 
 @final export class Bpc8 {
   @inline get bpc(): u32 { return 8; }
-  @inline get enc(): usize { return ENC8; }
+  @inline get code(): usize { return CODE8; }
+  @inline get clen(): usize { return CLEN8; }
   @inline get len(): usize { return LEN8; }
   @inline get dec(): usize { return DEC8; }
   @inline get bucket(): usize { return BUCKET8; }
@@ -157,7 +161,8 @@ buildFamily(5, ENC5, LEN5, DEC5, BUCKET5);
 
 @final export class Bpc5 {
   @inline get bpc(): u32 { return 5; }
-  @inline get enc(): usize { return ENC5; }
+  @inline get code(): usize { return CODE5; }
+  @inline get clen(): usize { return CLEN5; }
   @inline get len(): usize { return LEN5; }
   @inline get dec(): usize { return DEC5; }
   @inline get bucket(): usize { return BUCKET5; }
@@ -168,8 +173,8 @@ buildFamily(5, ENC5, LEN5, DEC5, BUCKET5);
 
 /** Counters: [channel 0..3][bucket 0..7][code 0..7] u32. */
 export const COUNTERS: usize = memory.data(4 * 8 * 8 * 4);
-/** Best code parameter: [channel][bucket] u8. */
-export const BESTCODE: usize = memory.data(4 * 8);
+/** Best code parameter l of each [channel][bucket], stored as l << 8 (u16): the row index of CODE/CLEN. */
+export const BESTCODE: usize = memory.data(4 * 8 * 2);
 
 /** Shared update-schedule and run-length state. One for R,G,B (or gray), one for alpha. */
 export const STATE_MAIN: usize = memory.data(32);
@@ -194,7 +199,7 @@ function resetState(st: usize): void {
 /** Starts a new image: clears every channel's model and both schedule states. */
 export function resetModel(bpc: u32): void {
   memory.fill(COUNTERS, 0, 4 * 8 * 8 * 4);
-  memory.fill(BESTCODE, u8(bpc - 1), 4 * 8);
+  for (let i: usize = 0; i < 32; i++) store<u16>(BESTCODE + (i << 1), u16((bpc - 1) << 8));
   resetState(STATE_MAIN);
   resetState(STATE_ALPHA);
 }
@@ -251,7 +256,7 @@ export function resetModel(bpc: u32): void {
   v = bump(cnt, lens, 2); best = select<u32>(2, best, v < bestLen); bestLen = min(v, bestLen);
   v = bump(cnt, lens, 1); best = select<u32>(1, best, v < bestLen); bestLen = min(v, bestLen);
   v = bump(cnt, lens, 0); best = select<u32>(0, best, v < bestLen); bestLen = min(v, bestLen);
-  store<u8>(BESTCODE + cell, u8(best));
+  store<u16>(BESTCODE + (cell << 1), u16(best << 8));
   if (bestLen > trigger) {
     for (let i: u32 = 0; i < f.bpc; i++) {
       const o = usize(i) << 2;
@@ -330,8 +335,9 @@ export function scratchEnd(): void {
 @final export class PxRgb32 {
   @inline get bpp(): usize { return 4; }
   @inline get type(): i32 { return QUIC_TYPE_RGB32; }
-  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
-  @inline get bias(): u32 { return 0x18000810; }
+  /** Added to each byte's bucket × 2 so it is the byte offset of its channel's model in BESTCODE:
+   *  B → channel 2, G → 1, R → 0, A → 3 (× 16). */
+  @inline get bias(): u32 { return 0x30001020; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 { return load<u32>(p) & 0xffffff; }
   @inline store(p: usize, v: u32): void { store<u32>(p, v & 0xffffff); }
@@ -340,8 +346,9 @@ export function scratchEnd(): void {
 @final export class PxRgba {
   @inline get bpp(): usize { return 4; }
   @inline get type(): i32 { return QUIC_TYPE_RGBA; }
-  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
-  @inline get bias(): u32 { return 0x18000810; }
+  /** Added to each byte's bucket × 2 so it is the byte offset of its channel's model in BESTCODE:
+   *  B → channel 2, G → 1, R → 0, A → 3 (× 16). */
+  @inline get bias(): u32 { return 0x30001020; }
   @inline get alpha(): bool { return true; }
   @inline load(p: usize): u32 { return load<u32>(p); }
   @inline store(p: usize, v: u32): void { store<u32>(p, v); }
@@ -350,8 +357,9 @@ export function scratchEnd(): void {
 @final export class PxRgb24 {
   @inline get bpp(): usize { return 3; }
   @inline get type(): i32 { return QUIC_TYPE_RGB24; }
-  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
-  @inline get bias(): u32 { return 0x18000810; }
+  /** Added to each byte's bucket × 2 so it is the byte offset of its channel's model in BESTCODE:
+   *  B → channel 2, G → 1, R → 0, A → 3 (× 16). */
+  @inline get bias(): u32 { return 0x30001020; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 { return u32(load<u16>(p)) | (u32(load<u8>(p, 2)) << 16); }
   @inline store(p: usize, v: u32): void {
@@ -364,8 +372,9 @@ export function scratchEnd(): void {
 @final export class PxRgb16 {
   @inline get bpp(): usize { return 2; }
   @inline get type(): i32 { return QUIC_TYPE_RGB16; }
-  /** Added to each byte's bucket so it indexes its channel's models: B → 2, G → 1, R → 0, A → 3 (× 8). */
-  @inline get bias(): u32 { return 0x18000810; }
+  /** Added to each byte's bucket × 2 so it is the byte offset of its channel's model in BESTCODE:
+   *  B → channel 2, G → 1, R → 0, A → 3 (× 16). */
+  @inline get bias(): u32 { return 0x30001020; }
   @inline get alpha(): bool { return false; }
   @inline load(p: usize): u32 {
     const v = u32(load<u16>(p));
@@ -389,6 +398,7 @@ export function scratchEnd(): void {
 // model. R,G,B share one pass (R first); gray and alpha are one-channel passes with their own state.
 
 @final export class PassRgb {
+  @inline get alpha(): bool { return false; }
   @inline get nch(): u32 { return 3; }
   @inline get mask(): u32 { return 0x00ffffff; }
   @inline get sh0(): u32 { return 16; }
@@ -402,6 +412,7 @@ export function scratchEnd(): void {
 }
 
 @final export class PassGray {
+  @inline get alpha(): bool { return false; }
   @inline get nch(): u32 { return 1; }
   @inline get mask(): u32 { return 0x000000ff; }
   @inline get sh0(): u32 { return 0; }
@@ -415,6 +426,7 @@ export function scratchEnd(): void {
 }
 
 @final export class PassAlpha {
+  @inline get alpha(): bool { return true; }
   @inline get nch(): u32 { return 1; }
   @inline get mask(): u32 { return 0xff000000; }
   @inline get sh0(): u32 { return 24; }
@@ -449,9 +461,9 @@ export function scratchEnd(): void {
   }
 }
 
-/** Bucket of every byte's symbol, plus the layout's channel bias (see PxRgb32.bias). */
+/** Bucket × 2 of every byte's symbol, plus the layout's channel bias (see PxRgb32.bias). */
 @inline export function buckets4<F>(sym: u32, bias: u32): u32 {
   const t = changetype<F>(0).bucket;
-  return (u32(load<u8>(t + (sym & 0xff))) | (u32(load<u8>(t + ((sym >> 8) & 0xff))) << 8) |
-    (u32(load<u8>(t + ((sym >> 16) & 0xff))) << 16) | (u32(load<u8>(t + (sym >> 24))) << 24)) + bias;
+  return ((u32(load<u8>(t + (sym & 0xff))) | (u32(load<u8>(t + ((sym >> 8) & 0xff))) << 8) |
+    (u32(load<u8>(t + ((sym >> 16) & 0xff))) << 16) | (u32(load<u8>(t + (sym >> 24))) << 24)) << 1) + bias;
 }
