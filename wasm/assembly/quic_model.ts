@@ -243,6 +243,24 @@ export function resetModel(bpc: u32): void {
   const f = changetype<F>(0);
   const cnt = COUNTERS + (cell << 5);
   const lens = f.len + (sym << 3);
+  if (f.bpc == 8) {
+    // All eight counters at once; the best code is the highest one holding the minimum.
+    const add = i16x8.extend_low_i8x16_u(v128.load64_zero(lens));
+    let lo = i32x4.add(v128.load(cnt), i32x4.extend_low_i16x8_u(add));
+    let hi = i32x4.add(v128.load(cnt, 16), i32x4.extend_high_i16x8_u(add));
+    let m = i32x4.min_u(lo, hi);
+    m = i32x4.min_u(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
+    m = i32x4.min_u(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
+    const at = i32x4.bitmask(i32x4.eq(lo, m)) | (i32x4.bitmask(i32x4.eq(hi, m)) << 4);
+    store<u16>(BESTCODE + (cell << 1), u16((31 - clz<u32>(at)) << 8));
+    if (u32(i32x4.extract_lane(m, 0)) > trigger) {
+      lo = i32x4.shr_u(lo, 1);
+      hi = i32x4.shr_u(hi, 1);
+    }
+    v128.store(cnt, lo);
+    v128.store(cnt, hi, 16);
+    return;
+  }
   let best: u32, bestLen: u32, v: u32;
   if (f.bpc == 8) {
     best = 7; bestLen = bump(cnt, lens, 7);
