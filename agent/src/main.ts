@@ -5,28 +5,46 @@ import { createLogger, type Logger } from "./logger.js";
 import { AgentServer } from "./api/server.js";
 import { hostService } from "./api/host-service.js";
 import { unimplementedService } from "./api/status.js";
+import { vmService } from "./api/vm-service.js";
+import { VmManager } from "./vm/manager.js";
+import { ProcessLauncher } from "./vm/helper-link.js";
 import { HostInfo } from "./host/host-facts.js";
 import { HostServiceService } from "./gen/qumra/v1/host.js";
 import { VmServiceService } from "./gen/qumra/v1/vm.js";
 import { DisplayServiceService } from "./gen/qumra/v1/display.js";
 import { VERSION } from "./version.js";
 
-export async function runAgent(config: AgentConfig, logger: Logger): Promise<AgentServer> {
+export interface RunningAgent {
+  server: AgentServer;
+  vms: VmManager;
+  /** Stops serving; VMs keep running (their helpers are separate processes). */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export async function runAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
   const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
   const host = new HostInfo(config.vmmPath);
+  const vms = new VmManager({
+    stateDir: config.stateDir,
+    runtimeDir: config.runtimeDir,
+    logger,
+    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath),
+    hostLimits: () => host.limits(),
+  });
+  await vms.init();
 
   const server = new AgentServer(config, logger, [
     {
       name: "qumra.v1.HostService",
       definition: HostServiceService,
-      implementation: hostService(host, identity, () => ({ total: 0, running: 0 })),
+      implementation: hostService(host, identity, () => vms.counts()),
     },
     {
       name: "qumra.v1.VmService",
       definition: VmServiceService,
-      implementation: unimplementedService(VmServiceService, "VM lifecycle arrives with the native VMM helper (issue 3)"),
+      implementation: vmService(vms),
     },
     {
       name: "qumra.v1.DisplayService",
@@ -35,8 +53,15 @@ export async function runAgent(config: AgentConfig, logger: Logger): Promise<Age
     },
   ]);
   identity.listen = await server.listen();
-  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION }, "qumra-agent listening");
-  return server;
+  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts() }, "qumra-agent listening");
+  return {
+    server,
+    vms,
+    async shutdown(graceMs) {
+      await server.shutdown(graceMs);
+      vms.close();
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -57,13 +82,13 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   // Handlers go in before listening, so a signal that comes while starting still stops cleanly.
   let stopSignal: NodeJS.Signals | undefined;
-  let starting: Promise<AgentServer | undefined> = Promise.resolve(undefined);
+  let starting: Promise<RunningAgent | undefined> = Promise.resolve(undefined);
   const stop = (signal: NodeJS.Signals) => {
     if (stopSignal) return;
     stopSignal = signal;
     logger.info({ signal }, "shutting down");
     starting
-      .then((server) => server?.shutdown(config.shutdownTimeoutMs))
+      .then((agent) => agent?.shutdown(config.shutdownTimeoutMs))
       .then(() => {
         logger.info("stopped");
         process.exit(0);

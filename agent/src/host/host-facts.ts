@@ -26,6 +26,7 @@ export interface HostSample {
 
 export class HostInfo {
   private staticFacts?: Promise<Omit<HostFacts, "memory" | "kvm">>;
+  private kvmLimits?: Promise<KvmFacts>;
 
   constructor(private readonly vmmPath: string) {}
 
@@ -33,6 +34,17 @@ export class HostInfo {
     this.staticFacts ??= this.readStaticFacts();
     const [base, memory, kvm] = await Promise.all([this.staticFacts, readMemory(), probeKvm(this.vmmPath)]);
     return { ...base, memory, kvm };
+  }
+
+  /** What a new VM may use: KVM's vCPU limit (probed once) and the memory available now. */
+  async limits(): Promise<{ maxVcpus: number; availableMemory: number } | { unavailable: string }> {
+    this.kvmLimits ??= probeKvm(this.vmmPath);
+    const [kvm, memory] = await Promise.all([this.kvmLimits, readMemory()]);
+    if (!kvm.available) {
+      this.kvmLimits = undefined;
+      return { unavailable: kvm.error };
+    }
+    return { maxVcpus: kvm.maxVcpus, availableMemory: Number(memory.availableBytes) };
   }
 
   /** A sample of CPU use since the previous call (the first call measures since boot), memory and load. */

@@ -42,6 +42,8 @@ export interface SpawnedHelper {
   pid: number;
   controlPath: string;
   logPath: string;
+  /** Resolves with the exit status when the helper ends (while this agent process lives). */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export interface KvmProbe {
@@ -128,8 +130,11 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
   } finally {
     closeSync(logFd);
   }
-  child.on("exit", (code, signal) => {
-    exited = { code, signal };
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on("exit", (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    });
   });
   child.on("error", () => {
     exited = { code: null, signal: null };
@@ -147,7 +152,7 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
       }
       throw new HelperError("SPAWN_FAILED", `qumra-vmm exited (status ${exited?.code ?? "?"}${exited?.signal ? `, ${exited.signal}` : ""}): ${tail}`);
     }
-    if (existsSync(controlPath)) return { pid, controlPath, logPath };
+    if (existsSync(controlPath)) return { pid, controlPath, logPath, exit };
     await sleep(20);
   }
   try {

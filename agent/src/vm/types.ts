@@ -43,3 +43,55 @@ export interface VmRecord {
 
 /** States in which a helper process is expected to be alive. */
 export const LIVE_STATES: readonly VmState[] = ["CREATED", "RUNNING", "PAUSED"];
+
+export const GP_REGS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"] as const;
+export type GpRegs = Record<(typeof GP_REGS)[number], bigint>;
+
+/** struct kvm_segment. */
+export interface Segment {
+  base: bigint;
+  limit: number;
+  selector: number;
+  type: number;
+  present: boolean;
+  dpl: number;
+  db: boolean;
+  s: boolean;
+  l: boolean;
+  g: boolean;
+  avl: boolean;
+  unusable: boolean;
+}
+
+export const SEGMENTS = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
+export const CONTROL_REGS = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer", "apicBase"] as const;
+
+/** struct kvm_sregs without the interrupt bitmap. */
+export type SpecialRegs = Record<(typeof SEGMENTS)[number], Segment> &
+  Record<"gdt" | "idt", { base: bigint; limit: number }> &
+  Record<(typeof CONTROL_REGS)[number], bigint>;
+
+export interface VcpuRegs {
+  regs: GpRegs;
+  sregs: SpecialRegs;
+}
+
+export interface VcpuCounters {
+  vcpu: number;
+  exitsTotal: number;
+  exitsIo: number;
+  exitsMmio: number;
+  exitsHlt: number;
+  exitsOther: number;
+  kvmStats: Record<string, number>;
+}
+
+export interface VmStatsSnapshot {
+  uptimeMs: number;
+  vcpus: VcpuCounters[];
+  helperRssBytes: number;
+  helperCpuUserMs: number;
+  helperCpuSystemMs: number;
+  consoleBytes: number;
+  kvmVmStats: Record<string, number>;
+}

@@ -1,0 +1,150 @@
+// Conversions between qumra.v1 messages and the VM domain types.
+import { invalidArgument } from "../errors.js";
+import {
+  CpuMode,
+  VmState as PbVmState,
+  VmEventType as PbEventType,
+  type Vm,
+  type VmSpec as PbVmSpec,
+  type VmEvent as PbVmEvent,
+  type Regs,
+  type Sregs,
+} from "../gen/qumra/v1/vm.js";
+import type { SpecRequest } from "../vm/spec.js";
+import type { VmEvent } from "../vm/event-log.js";
+import { VM_STATES, type VmRecord, type VmState, type GpRegs, type SpecialRegs } from "../vm/types.js";
+
+const STATE_TO_PB: Record<VmState, PbVmState> = {
+  CREATED: PbVmState.VM_STATE_CREATED,
+  RUNNING: PbVmState.VM_STATE_RUNNING,
+  PAUSED: PbVmState.VM_STATE_PAUSED,
+  STOPPED: PbVmState.VM_STATE_STOPPED,
+  CRASHED: PbVmState.VM_STATE_CRASHED,
+  DELETED: PbVmState.VM_STATE_DELETED,
+};
+
+export const stateToPb = (s: VmState): PbVmState => STATE_TO_PB[s];
+
+export function stateFromPb(s: PbVmState): VmState | undefined {
+  if (s === PbVmState.VM_STATE_UNSPECIFIED) return undefined;
+  const state = VM_STATES.find((k) => STATE_TO_PB[k] === s);
+  if (!state) throw invalidArgument(`state ${s} is not a known VmState`);
+  return state;
+}
+
+/** Bytes as a JS number; rejects values beyond 2^53 with the field's name. */
+export function safeNumber(value: bigint, field: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${field} ${value} is too large`);
+  return Number(value);
+}
+
+export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
+  if (!spec) throw invalidArgument("spec is missing");
+  const boot = spec.boot;
+  let bootReq: SpecRequest["boot"];
+  if (boot?.$case === "demo") bootReq = { kind: "demo" };
+  else if (boot?.$case === "flatImage") {
+    const mode = boot.value.mode;
+    if (mode !== CpuMode.CPU_MODE_UNSPECIFIED && mode !== CpuMode.CPU_MODE_LONG && mode !== CpuMode.CPU_MODE_PROTECTED) {
+      throw invalidArgument(`spec.flat_image.mode ${mode} is not a known CpuMode`);
+    }
+    bootReq = {
+      kind: "flat",
+      image: boot.value.image,
+      loadAddress: safeNumber(boot.value.loadAddress, "spec.flat_image.load_address"),
+      entryAddress: safeNumber(boot.value.entryAddress, "spec.flat_image.entry_address"),
+      mode: mode === CpuMode.CPU_MODE_PROTECTED ? "protected" : "long",
+    };
+  }
+  return {
+    name: spec.name,
+    vcpus: spec.vcpus,
+    memoryBytes: safeNumber(spec.memoryBytes, "spec.memory_bytes"),
+    boot: bootReq,
+    display: spec.display,
+    labels: spec.labels,
+  };
+}
+
+export function vmToPb(r: VmRecord): Vm {
+  const boot = r.spec.boot;
+  return {
+    vmId: r.vmId,
+    spec: {
+      name: r.spec.name,
+      vcpus: r.spec.vcpus,
+      memoryBytes: BigInt(r.spec.memoryBytes),
+      boot:
+        boot.kind === "demo"
+          ? { $case: "demo", value: {} }
+          : {
+              $case: "flatImage",
+              value: {
+                image: Buffer.alloc(0),
+                loadAddress: BigInt(boot.loadAddress),
+                entryAddress: BigInt(boot.entryAddress),
+                mode: boot.mode === "protected" ? CpuMode.CPU_MODE_PROTECTED : CpuMode.CPU_MODE_LONG,
+              },
+            },
+      display: r.spec.display,
+      labels: r.spec.labels,
+    },
+    state: stateToPb(r.state),
+    stateReason: r.stateReason,
+    createdAt: new Date(r.createdAt),
+    stateChangedAt: new Date(r.stateChangedAt),
+    requestId: r.requestId,
+    helperPid: r.helperPid,
+    lastEventSequence: BigInt(r.lastEventSequence),
+    imageSha256: boot.kind === "flat" ? boot.imageSha256 : "",
+  };
+}
+
+const EVENT_TO_PB: Record<VmEvent["type"], PbEventType> = {
+  CREATED: PbEventType.VM_EVENT_TYPE_CREATED,
+  STATE_CHANGED: PbEventType.VM_EVENT_TYPE_STATE_CHANGED,
+  GUEST_RESET: PbEventType.VM_EVENT_TYPE_GUEST_RESET,
+  DELETED: PbEventType.VM_EVENT_TYPE_DELETED,
+  NOTICE: PbEventType.VM_EVENT_TYPE_NOTICE,
+};
+
+export function eventToPb(e: VmEvent): PbVmEvent {
+  return {
+    sequence: BigInt(e.sequence),
+    time: e.time,
+    type: EVENT_TO_PB[e.type],
+    vmId: e.vmId,
+    previousState: e.previousState ? stateToPb(e.previousState) : PbVmState.VM_STATE_UNSPECIFIED,
+    state: stateToPb(e.state),
+    reason: e.reason,
+    vm: e.vm ? vmToPb(e.vm) : undefined,
+  };
+}
+
+/** A snapshot, heartbeat or resync event (not numbered: it repeats the latest sequence). */
+export function syntheticEvent(type: PbEventType, sequence: number, record?: VmRecord): PbVmEvent {
+  return {
+    sequence: BigInt(sequence),
+    time: new Date(),
+    type,
+    vmId: record?.vmId ?? "",
+    previousState: PbVmState.VM_STATE_UNSPECIFIED,
+    state: record ? stateToPb(record.state) : PbVmState.VM_STATE_UNSPECIFIED,
+    reason: "",
+    vm: record ? vmToPb(record) : undefined,
+  };
+}
+
+export const regsToPb = (r: GpRegs): Regs => ({ ...r });
+export const sregsToPb = (s: SpecialRegs): Sregs => ({ ...s });
+
+export function regsFromPb(r: Regs): GpRegs {
+  return { ...r };
+}
+
+export function sregsFromPb(s: Sregs): SpecialRegs {
+  for (const name of ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt", "gdt", "idt"] as const) {
+    if (!s[name]) throw invalidArgument(`sregs.${name} is missing: give every segment and descriptor table (read them with GetVcpuState first)`);
+  }
+  return s as SpecialRegs;
+}

@@ -1,0 +1,187 @@
+// VmService: thin handlers that validate, call the VmManager and map its typed errors to statuses.
+import * as grpc from "@grpc/grpc-js";
+import {
+  VmEventType,
+  type VmServiceServer,
+  type Vm,
+  type VmEvent as PbVmEvent,
+  type WatchVmsRequest,
+  type ConsoleInput,
+  type ConsoleOutput,
+  type VcpuState,
+  type VmStats,
+} from "../gen/qumra/v1/vm.js";
+import { invalidArgument, unimplemented } from "../errors.js";
+import type { VmManager } from "../vm/manager.js";
+import type { VmRecord } from "../vm/types.js";
+import { unary, serverStream, toServiceError } from "./status.js";
+import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber } from "./vm-convert.js";
+
+export const MAX_MEMORY_IO = 1024 * 1024;
+const MAX_CONSOLE_INPUT = 65536;
+/** A watcher whose unread events pass this many bytes is cut off rather than let memory grow. */
+const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;
+
+export function vmService(vms: VmManager): VmServiceServer {
+  const toPb = (r: VmRecord): Vm => vmToPb(r);
+
+  return {
+    createVm: unary(async (req) => toPb(await vms.create(req.vmId, req.requestId, specFromPb(req.spec)))),
+    startVm: unary(async (req) => toPb(await vms.start(req.vmId))),
+    pauseVm: unary(async (req) => toPb(await vms.pause(req.vmId))),
+    resumeVm: unary(async (req) => toPb(await vms.resume(req.vmId))),
+    stopVm: unary(async (req) => {
+      if (req.timeoutMs > 600_000) throw invalidArgument(`timeout_ms ${req.timeoutMs} is outside 0..600000`);
+      return toPb(await vms.stop(req.vmId, { force: req.force, timeoutMs: req.timeoutMs || 10_000 }));
+    }),
+    deleteVm: unary(async (req) => {
+      await vms.delete(req.vmId, req.force);
+      return {};
+    }),
+    getVm: unary(async (req) => toPb(vms.get(req.vmId))),
+    listVms: unary(async (req) => ({ vms: vms.list(stateFromPb(req.state), req.labelSelector).map(toPb) })),
+
+    watchVms: (call) => watchVms(vms, call),
+    attachConsole: (call) => attachConsole(vms, call),
+
+    getVcpuState: unary(async (req): Promise<VcpuState> => {
+      const s = await vms.getVcpu(req.vmId, req.vcpu);
+      return { vcpu: req.vcpu, regs: regsToPb(s.regs), sregs: sregsToPb(s.sregs) };
+    }),
+    setVcpuState: unary(async (req): Promise<VcpuState> => {
+      const s = await vms.setVcpu(req.vmId, req.vcpu, {
+        regs: req.regs ? regsFromPb(req.regs) : undefined,
+        sregs: req.sregs ? sregsFromPb(req.sregs) : undefined,
+      });
+      return { vcpu: req.vcpu, regs: regsToPb(s.regs), sregs: sregsToPb(s.sregs) };
+    }),
+    readMemory: unary(async (req) => {
+      if (req.length < 1 || req.length > MAX_MEMORY_IO) throw invalidArgument(`length ${req.length} is outside 1..${MAX_MEMORY_IO}`);
+      return { data: await vms.readMemory(req.vmId, safeNumber(req.address, "address"), req.length) };
+    }),
+    writeMemory: unary(async (req) => {
+      if (req.data.length < 1 || req.data.length > MAX_MEMORY_IO) throw invalidArgument(`data is ${req.data.length} bytes: 1 to ${MAX_MEMORY_IO} per call`);
+      await vms.writeMemory(req.vmId, safeNumber(req.address, "address"), req.data);
+      return {};
+    }),
+    getVmStats: unary(async (req): Promise<VmStats> => {
+      const { record, stats } = await vms.stats(req.vmId);
+      const n = (v: number) => BigInt(Math.max(0, Math.round(v)));
+      const big = (m: Record<string, number>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, n(v)]));
+      return {
+        vmId: record.vmId,
+        state: vmToPb(record).state,
+        uptimeMs: n(stats.uptimeMs),
+        vcpus: stats.vcpus.map((v) => ({
+          vcpu: v.vcpu,
+          exitsTotal: n(v.exitsTotal),
+          exitsIo: n(v.exitsIo),
+          exitsMmio: n(v.exitsMmio),
+          exitsHlt: n(v.exitsHlt),
+          exitsOther: n(v.exitsOther),
+          kvmStats: big(v.kvmStats),
+        })),
+        helperRssBytes: n(stats.helperRssBytes),
+        helperCpuUserMs: n(stats.helperCpuUserMs),
+        helperCpuSystemMs: n(stats.helperCpuSystemMs),
+        consoleBytes: n(stats.consoleBytes),
+        kvmVmStats: big(stats.kvmVmStats),
+      };
+    }),
+
+    snapshotVm: serverStream(async () => {
+      throw unimplemented("SnapshotVm is not implemented yet: snapshot/restore is a later capability");
+    }),
+    restoreVm: serverStream(async () => {
+      throw unimplemented("RestoreVm is not implemented yet: snapshot/restore is a later capability");
+    }),
+  };
+}
+
+function watchVms(vms: VmManager, call: grpc.ServerWritableStream<WatchVmsRequest, PbVmEvent>): void {
+  const req = call.request;
+  const fail = (err: unknown): void => {
+    call.emit("error", toServiceError(err));
+  };
+  const heartbeatMs = req.heartbeatMs || 15_000;
+  if (heartbeatMs < 1000 || heartbeatMs > 300_000) return fail(invalidArgument(`heartbeat_ms ${req.heartbeatMs} is outside 1000..300000 (0 means 15000)`));
+  const from = Number(req.fromSequence);
+  const matches = (vmId: string) => !req.vmId || vmId === req.vmId;
+  const log = vms.events;
+
+  const send = (event: PbVmEvent) => {
+    if (call.writableLength > MAX_WATCH_BACKLOG) {
+      stop();
+      call.emit("error", {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `this watcher reads too slowly: more than ${MAX_WATCH_BACKLOG} bytes of events are waiting; reconnect with from_sequence`,
+      });
+      return;
+    }
+    call.write(event);
+  };
+  const snapshots = () => {
+    for (const record of vms.list(undefined, {})) if (matches(record.vmId)) send(syntheticEvent(VmEventType.VM_EVENT_TYPE_SNAPSHOT, log.lastSequence, record));
+  };
+
+  try {
+    if (req.vmId && from === 0) vms.get(req.vmId);
+  } catch (err) {
+    return fail(err);
+  }
+  // Everything below runs in one tick: no event can slip between the replay and the subscription.
+  if (from === 0) snapshots();
+  else {
+    const missed = log.since(from);
+    if (missed === undefined) {
+      send(syntheticEvent(VmEventType.VM_EVENT_TYPE_RESYNC, log.lastSequence));
+      snapshots();
+    } else for (const e of missed) if (matches(e.vmId)) send(eventToPb(e));
+  }
+  const unsubscribe = log.subscribe((e) => {
+    if (matches(e.vmId)) send(eventToPb(e));
+  });
+  const heartbeat = setInterval(() => send(syntheticEvent(VmEventType.VM_EVENT_TYPE_HEARTBEAT, log.lastSequence)), heartbeatMs);
+  function stop() {
+    unsubscribe();
+    clearInterval(heartbeat);
+  }
+  call.on("cancelled", stop);
+  call.on("close", stop);
+  call.on("error", stop);
+}
+
+function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInput, ConsoleOutput>): void {
+  let detach: (() => void) | undefined;
+  let vmId = "";
+  const end = () => {
+    detach?.();
+    detach = undefined;
+    if (!call.writableEnded) call.end();
+  };
+  const fail = (err: unknown) => {
+    detach?.();
+    detach = undefined;
+    call.emit("error", toServiceError(err));
+  };
+  call.on("data", (input: ConsoleInput) => {
+    try {
+      if (input.data.length > MAX_CONSOLE_INPUT) throw invalidArgument(`console input of ${input.data.length} bytes: at most ${MAX_CONSOLE_INPUT} per message`);
+      if (!vmId) {
+        if (!input.vmId) throw invalidArgument("the first ConsoleInput must name the VM (vm_id)");
+        vmId = input.vmId;
+        const attachment = vms.attachConsole(vmId, (data) => call.write({ data, scrollback: false }), end);
+        detach = attachment.detach;
+        for (let i = 0; i < attachment.scrollback.length; i += 65536) {
+          call.write({ data: attachment.scrollback.subarray(i, i + 65536), scrollback: true });
+        }
+      }
+      if (input.data.length > 0) vms.consoleWrite(vmId, Buffer.from(input.data)).catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  });
+  call.on("end", end);
+  call.on("cancelled", () => detach?.());
+  call.on("error", () => detach?.());
+}

@@ -1,0 +1,157 @@
+// The agent's link to one helper process: its control connection plus supervision of the process.
+// A helper the agent spawned is its child, so its exit status is known; a helper found again after an
+// agent restart is not, so its end is seen as the control socket closing and the pid disappearing.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "../logger.js";
+import { QumraError } from "../errors.js";
+import { HelperClient, HelperError } from "./helper-client.js";
+import { spawnHelper, isAlive, HelperExit } from "./helper-process.js";
+import type { VmSpec } from "./types.js";
+
+export interface HelperLauncher {
+  launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink>;
+  reattach(vmId: string, pid: number, socketPath: string, log: Logger): Promise<HelperLink>;
+}
+
+type ExitInfo = { code: number | null; signal: NodeJS.Signals | null };
+
+const EXIT_MEANING: Record<number, string> = {
+  [HelperExit.CLEAN]: "exited cleanly",
+  [HelperExit.SETUP]: "failed to set the VM up",
+  [HelperExit.FORCED]: "was stopped by force",
+  [HelperExit.CRASHED]: "exited after the guest crashed",
+  [HelperExit.INTERNAL]: "failed internally",
+};
+
+export class HelperLink {
+  /** Resolves when the helper process is gone (or the agent detached from it). */
+  readonly exited: Promise<void>;
+  private readonly exitListeners: ((why: string) => void)[] = [];
+  private detached = false;
+  private markExited!: () => void;
+
+  constructor(
+    readonly pid: number,
+    readonly socketPath: string,
+    readonly client: HelperClient,
+    private readonly log: Logger,
+    childExit?: Promise<ExitInfo>,
+  ) {
+    this.exited = new Promise((resolve) => (this.markExited = resolve));
+    let reported = false;
+    const report = (why: string) => {
+      if (reported) return;
+      reported = true;
+      this.markExited();
+      if (!this.detached) for (const l of this.exitListeners) l(why);
+    };
+    childExit?.then((e) => report(describeExit(pid, e)));
+    client.on("close", () => {
+      if (this.detached) return report("detached");
+      // Give a child's exit status a moment to arrive: it says more than a closed socket.
+      void waitForExit(pid, childExit ? 2000 : 1000).then((gone) => {
+        if (gone) return report(childExit ? "" : `helper process ${pid} exited`);
+        this.log.error({ pid }, "helper closed its control socket but still runs: killing it");
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          /* already gone */
+        }
+        report(`helper process ${pid} stopped answering on its control socket and was killed`);
+      });
+    });
+  }
+
+  onExit(listener: (why: string) => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  /** Closes the control connection but leaves the helper running (agent shutdown). */
+  detach(): void {
+    this.detached = true;
+    this.client.close();
+  }
+
+  /** Resident memory and CPU time of the helper process, from /proc. */
+  async usage(): Promise<{ helperRssBytes: number; helperCpuUserMs: number; helperCpuSystemMs: number }> {
+    try {
+      const [status, stat] = await Promise.all([readFile(`/proc/${this.pid}/status`, "utf8"), readFile(`/proc/${this.pid}/stat`, "utf8")]);
+      const rssKib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ticksToMs = 1000 / 100;
+      return { helperRssBytes: rssKib * 1024, helperCpuUserMs: Number(fields[11]) * ticksToMs, helperCpuSystemMs: Number(fields[12]) * ticksToMs };
+    } catch {
+      return { helperRssBytes: 0, helperCpuUserMs: 0, helperCpuSystemMs: 0 };
+    }
+  }
+}
+
+function describeExit(pid: number, e: ExitInfo): string {
+  if (e.signal) return `helper process ${pid} was killed by signal ${e.signal}`;
+  const meaning = e.code !== null ? EXIT_MEANING[e.code] : undefined;
+  return `helper process ${pid} ${meaning ?? "exited"} (status ${e.code})`;
+}
+
+async function waitForExit(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return !isAlive(pid);
+}
+
+/** Starts helpers under the runtime dir (one folder per VM) and finds them again after a restart. */
+export class ProcessLauncher implements HelperLauncher {
+  constructor(
+    private readonly runtimeDir: string,
+    private readonly vmmPath: string,
+  ) {}
+
+  async launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink> {
+    const boot = spec.boot;
+    const vmDir = path.join(this.runtimeDir, vmId);
+    let spawned;
+    try {
+      spawned = await spawnHelper({
+        binary: this.vmmPath,
+        runtimeDir: vmDir,
+        spec:
+          boot.kind === "demo"
+            ? { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, demo: true }
+            : { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, image: imagePath, loadAddr: boot.loadAddress, entry: boot.entryAddress, mode: boot.mode },
+      });
+    } catch (err) {
+      throw helperFailure(err, "start the VM's helper");
+    }
+    try {
+      const client = await HelperClient.connect(spawned.controlPath);
+      return new HelperLink(spawned.pid, spawned.controlPath, client, log, spawned.exit);
+    } catch (err) {
+      try {
+        process.kill(spawned.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+      throw helperFailure(err, "connect to the VM's helper");
+    }
+  }
+
+  async reattach(_vmId: string, pid: number, socketPath: string, log: Logger): Promise<HelperLink> {
+    if (!pid || !isAlive(pid)) throw new Error(`no process ${pid}`);
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes(socketPath)) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
+    const client = await HelperClient.connect(socketPath);
+    return new HelperLink(pid, socketPath, client, log);
+  }
+}
+
+function helperFailure(err: unknown, action: string): QumraError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof HelperError && (err.code === "INVALID_ARGUMENT" || err.code === "TOO_LARGE")) {
+    return new QumraError("invalid-argument", `could not ${action}: ${message}`);
+  }
+  return new QumraError("internal", `could not ${action}: ${message}`, { cause: err });
+}

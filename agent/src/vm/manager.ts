@@ -1,0 +1,482 @@
+// The VM registry: creates VMs through their helper processes, enforces the state machine, persists
+// every change, supervises helpers and re-attaches to them after an agent restart.
+import { createHash } from "node:crypto";
+import type { Logger } from "../logger.js";
+import { QumraError, invalidArgument, notFound, failedPrecondition } from "../errors.js";
+import { ConsoleBuffer, type ConsoleListener } from "./console.js";
+import { EventLog, type VmEventType } from "./event-log.js";
+import { validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
+import { canTransition, requireState } from "./state-machine.js";
+import { VmStore } from "./store.js";
+import { HelperLink, type HelperLauncher } from "./helper-link.js";
+import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
+
+interface VmEntry {
+  record: VmRecord;
+  console: ConsoleBuffer;
+  link?: HelperLink;
+  /** Set while the agent itself is stopping the helper, so its exit is not a crash. */
+  stopping?: Promise<void>;
+  /** Listeners of the console's end (the VM stopped). */
+  consoleEnd: Set<() => void>;
+  /** Serialises lifecycle operations on one VM. */
+  busy: Promise<unknown>;
+}
+
+export interface VmManagerOptions {
+  stateDir: string;
+  runtimeDir: string;
+  logger: Logger;
+  launcher: HelperLauncher;
+  /** Current limits of the host (KVM max vCPUs, available memory), or why KVM cannot be used. */
+  hostLimits: () => Promise<HostLimits | { unavailable: string }>;
+}
+
+export class VmManager {
+  readonly events: EventLog;
+  private readonly store: VmStore;
+  private readonly vms = new Map<string, VmEntry>();
+  private readonly creating = new Map<string, { requestId: string; done: Promise<VmRecord> }>();
+  private readonly log: Logger;
+
+  constructor(private readonly options: VmManagerOptions) {
+    this.store = new VmStore(options.stateDir);
+    this.events = new EventLog(options.stateDir);
+    this.log = options.logger;
+  }
+
+  /** Loads persisted VMs and re-attaches to the helpers that still run. */
+  async init(): Promise<void> {
+    const records = this.store.loadAll((vmId, err) => this.log.error({ vm_id: vmId, err }, "unreadable VM record skipped"));
+    await Promise.all(
+      records.map(async (record) => {
+        const entry = this.newEntry(record);
+        this.vms.set(record.vmId, entry);
+        if (!LIVE_STATES.includes(record.state)) return;
+        const vmLog = this.vmLog(record.vmId);
+        try {
+          const link = await this.options.launcher.reattach(record.vmId, record.helperPid, record.controlSocket, vmLog);
+          this.adopt(entry, link);
+          const status = await link.client.status();
+          entry.console.reset(await link.client.consoleRead(1 << 20));
+          const helperState = status.state.toUpperCase() as VmState;
+          vmLog.info({ pid: record.helperPid, state: helperState }, "re-attached to running helper");
+          if (helperState !== record.state) this.transition(entry, helperState, status.reason || "state found on re-attach");
+          if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
+        } catch (err) {
+          vmLog.warn({ err }, "helper gone while the agent was down");
+          this.transition(entry, "CRASHED", `helper process ${record.helperPid} was gone when the agent restarted (${(err as Error).message})`, { helperPid: 0 });
+        }
+      }),
+    );
+  }
+
+  counts(): { total: number; running: number } {
+    let running = 0;
+    for (const e of this.vms.values()) if (e.record.state === "RUNNING") running++;
+    return { total: this.vms.size, running };
+  }
+
+  get(vmId: string): VmRecord {
+    return this.entry(vmId).record;
+  }
+
+  list(state: VmState | undefined, labels: Record<string, string>): VmRecord[] {
+    return [...this.vms.values()]
+      .map((e) => e.record)
+      .filter((r) => !state || r.state === state)
+      .filter((r) => Object.entries(labels).every(([k, v]) => r.spec.labels[k] === v))
+      .sort((a, b) => a.vmId.localeCompare(b.vmId));
+  }
+
+  /** Creates a VM and starts its helper; a retry with the same request id returns the same VM. */
+  async create(vmId: string, requestId: string, req: SpecRequest): Promise<VmRecord> {
+    validateVmId(vmId);
+    if (requestId.length > 128) throw invalidArgument(`request_id is ${requestId.length} characters: at most 128`);
+    const existing = this.vms.get(vmId)?.record ?? this.creating.get(vmId);
+    if (existing) {
+      if (requestId && existing.requestId === requestId) return "done" in existing ? existing.done : existing;
+      throw new QumraError("already-exists", `VM '${vmId}' already exists${existing.requestId ? ` (created by request '${existing.requestId}')` : ""}; choose another vm_id or retry with the same request_id`);
+    }
+    const done = this.doCreate(vmId, requestId, req);
+    this.creating.set(vmId, { requestId, done });
+    try {
+      return await done;
+    } finally {
+      this.creating.delete(vmId);
+    }
+  }
+
+  private async doCreate(vmId: string, requestId: string, req: SpecRequest): Promise<VmRecord> {
+    const limits = await this.options.hostLimits();
+    if ("unavailable" in limits) throw failedPrecondition(`cannot create VMs on this host: ${limits.unavailable}`);
+    const { spec, image } = validateSpec(vmId, req, limits, (b) => createHash("sha256").update(b).digest("hex"));
+    if (image) this.store.saveImage(vmId, image);
+    const vmLog = this.vmLog(vmId);
+    let link: HelperLink;
+    try {
+      link = await this.options.launcher.launch(vmId, spec, this.store.imagePath(vmId), vmLog);
+    } catch (err) {
+      this.store.remove(vmId);
+      throw err;
+    }
+    const now = new Date().toISOString();
+    const record: VmRecord = {
+      vmId,
+      requestId,
+      spec,
+      state: "CREATED",
+      stateReason: "",
+      createdAt: now,
+      stateChangedAt: now,
+      helperPid: link.pid,
+      controlSocket: link.socketPath,
+      lastEventSequence: 0,
+    };
+    const entry = this.newEntry(record);
+    this.vms.set(vmId, entry);
+    this.adopt(entry, link);
+    this.emit(entry, "CREATED", "created");
+    vmLog.info({ pid: link.pid, vcpus: spec.vcpus, memory_bytes: spec.memoryBytes, boot: spec.boot.kind }, "VM created");
+    return record;
+  }
+
+  start(vmId: string): Promise<VmRecord> {
+    return this.lifecycle(vmId, ["CREATED"], "start", async (e) => {
+      await this.link(e).client.start();
+      this.transition(e, "RUNNING", "started", { startedAt: new Date().toISOString() });
+    });
+  }
+
+  pause(vmId: string): Promise<VmRecord> {
+    return this.lifecycle(vmId, ["RUNNING"], "pause", async (e) => {
+      await this.link(e).client.pause();
+      this.transition(e, "PAUSED", "paused by client");
+    });
+  }
+
+  resume(vmId: string): Promise<VmRecord> {
+    return this.lifecycle(vmId, ["PAUSED"], "resume", async (e) => {
+      await this.link(e).client.resume();
+      this.transition(e, "RUNNING", "resumed by client");
+    });
+  }
+
+  /** Stops the VM: the guest's power-off first unless forced; the helper exits. Idempotent. */
+  stop(vmId: string, opts: { force: boolean; timeoutMs: number }): Promise<VmRecord> {
+    return this.lifecycle(vmId, ["CREATED", "RUNNING", "PAUSED", "STOPPED", "CRASHED"], "stop", async (e) => {
+      if (!LIVE_STATES.includes(e.record.state)) return;
+      await this.stopHelper(e, opts.force ? 0 : opts.timeoutMs, opts.force ? "stopped by client (forced)" : "stopped by client");
+    });
+  }
+
+  async delete(vmId: string, force: boolean): Promise<void> {
+    const e = this.entry(vmId);
+    await this.serial(e, async () => {
+      if ((e.record.state === "RUNNING" || e.record.state === "PAUSED") && !force) {
+        throw failedPrecondition(`cannot delete VM '${vmId}': it is ${e.record.state}; stop it first or pass force`);
+      }
+      if (LIVE_STATES.includes(e.record.state)) await this.stopHelper(e, 0, "stopped for deletion");
+      this.vms.delete(vmId);
+      this.store.remove(vmId);
+      this.emit(e, "DELETED", "deleted", "DELETED");
+      this.vmLog(vmId).info("VM deleted");
+    });
+  }
+
+  async getVcpu(vmId: string, vcpu: number): Promise<VcpuRegs> {
+    const e = this.pausedEntry(vmId, vcpu, "read registers of");
+    return fromHelperRegs(await this.link(e).client.getRegs(vcpu));
+  }
+
+  async setVcpu(vmId: string, vcpu: number, state: { regs?: GpRegs; sregs?: SpecialRegs }): Promise<VcpuRegs> {
+    const e = this.pausedEntry(vmId, vcpu, "write registers of");
+    const flat = toHelperRegs(state);
+    const client = this.link(e).client;
+    return fromHelperRegs(Object.keys(flat).length ? await client.setRegs(vcpu, flat) : await client.getRegs(vcpu));
+  }
+
+  async readMemory(vmId: string, address: number, length: number): Promise<Buffer> {
+    const e = this.liveEntry(vmId, "read memory of");
+    this.checkRange(e, address, length);
+    return this.link(e).client.readMemory(address, length);
+  }
+
+  async writeMemory(vmId: string, address: number, data: Uint8Array): Promise<void> {
+    const e = this.liveEntry(vmId, "write memory of");
+    this.checkRange(e, address, data.length);
+    await this.link(e).client.writeMemory(address, data);
+  }
+
+  async stats(vmId: string): Promise<{ record: VmRecord; stats: VmStatsSnapshot }> {
+    const e = this.entry(vmId);
+    const uptimeMs = e.record.startedAt && LIVE_STATES.includes(e.record.state) ? Date.now() - Date.parse(e.record.startedAt) : 0;
+    const base: VmStatsSnapshot = { uptimeMs, vcpus: [], helperRssBytes: 0, helperCpuUserMs: 0, helperCpuSystemMs: 0, consoleBytes: e.console.total, kvmVmStats: {} };
+    if (!e.link || !LIVE_STATES.includes(e.record.state)) return { record: e.record, stats: base };
+    const [helper, usage] = await Promise.all([e.link.client.stats(), e.link.usage()]);
+    return {
+      record: e.record,
+      stats: {
+        ...base,
+        ...usage,
+        kvmVmStats: helper.vm,
+        vcpus: helper.vcpus.map((v) => ({
+          vcpu: v.id,
+          exitsTotal: v.exits.total,
+          exitsIo: v.exits.io,
+          exitsMmio: v.exits.mmio,
+          exitsHlt: v.exits.hlt,
+          exitsOther: v.exits.total - v.exits.io - v.exits.mmio - v.exits.hlt,
+          kvmStats: v.kvm,
+        })),
+      },
+    };
+  }
+
+  /** Attaches to the console: the scrollback, then live output until the VM stops. */
+  attachConsole(vmId: string, listener: ConsoleListener, onEnd: () => void): { scrollback: Buffer; detach: () => void } {
+    const e = this.entry(vmId);
+    const { scrollback, detach } = e.console.attach(listener);
+    if (!LIVE_STATES.includes(e.record.state)) {
+      // A stopped VM: the scrollback is all there is.
+      setImmediate(onEnd);
+      return { scrollback, detach };
+    }
+    e.consoleEnd.add(onEnd);
+    return { scrollback, detach: () => (detach(), e.consoleEnd.delete(onEnd)) };
+  }
+
+  async consoleWrite(vmId: string, data: Buffer): Promise<void> {
+    const e = this.liveEntry(vmId, "type into the console of");
+    let offset = 0;
+    // The UART's input FIFO is small; feed it in pieces as the helper accepts them.
+    for (let attempt = 0; offset < data.length && attempt < 200; attempt++) {
+      offset += await this.link(e).client.consoleWrite(data.subarray(offset));
+      if (offset < data.length) await new Promise((r) => setTimeout(r, 10));
+    }
+    if (offset < data.length) throw new QumraError("resource-exhausted", `the guest is not reading its serial input: ${data.length - offset} of ${data.length} bytes not delivered`);
+  }
+
+  /** Closes control connections without stopping any VM (agent shutdown). */
+  close(): void {
+    for (const e of this.vms.values()) e.link?.detach();
+  }
+
+  // ---- internals ----
+
+  private newEntry(record: VmRecord): VmEntry {
+    return { record, console: new ConsoleBuffer(), consoleEnd: new Set(), busy: Promise.resolve() };
+  }
+
+  private vmLog(vmId: string): Logger {
+    return this.log.child({ vm_id: vmId });
+  }
+
+  private entry(vmId: string): VmEntry {
+    if (typeof vmId !== "string" || vmId === "") throw invalidArgument("vm_id is missing");
+    const e = this.vms.get(vmId);
+    if (!e) throw notFound(`no VM '${vmId}' on this host`);
+    return e;
+  }
+
+  private link(e: VmEntry): HelperLink {
+    if (!e.link) throw new QumraError("unavailable", `VM '${e.record.vmId}' has no running helper`);
+    return e.link;
+  }
+
+  private liveEntry(vmId: string, action: string): VmEntry {
+    const e = this.entry(vmId);
+    requireState(vmId, e.record.state, LIVE_STATES, action);
+    return e;
+  }
+
+  private pausedEntry(vmId: string, vcpu: number, action: string): VmEntry {
+    const e = this.entry(vmId);
+    requireState(vmId, e.record.state, ["PAUSED"], action);
+    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= e.record.spec.vcpus) {
+      throw invalidArgument(`vcpu ${vcpu} is out of range: VM '${vmId}' has vCPUs 0 to ${e.record.spec.vcpus - 1}`);
+    }
+    return e;
+  }
+
+  private checkRange(e: VmEntry, address: number, length: number): void {
+    const size = e.record.spec.memoryBytes;
+    if (address < 0 || address + length > size) {
+      throw new QumraError("out-of-range", `guest-physical range 0x${address.toString(16)}..0x${(address + length).toString(16)} is outside VM '${e.record.vmId}''s memory (0x0..0x${size.toString(16)})`);
+    }
+  }
+
+  /** Runs one lifecycle operation at a time per VM, after checking the state it needs. */
+  private lifecycle(vmId: string, allowed: readonly VmState[], action: string, op: (e: VmEntry) => Promise<void>): Promise<VmRecord> {
+    const e = this.entry(vmId);
+    return this.serial(e, async () => {
+      requireState(vmId, e.record.state, allowed, action);
+      await op(e);
+      return e.record;
+    });
+  }
+
+  private serial<T>(e: VmEntry, op: () => Promise<T>): Promise<T> {
+    const run = e.busy.then(op, op);
+    e.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private adopt(entry: VmEntry, link: HelperLink): void {
+    entry.link = link;
+    const vmLog = this.vmLog(entry.record.vmId);
+    link.client.on("console", (data) => entry.console.push(data));
+    link.client.on("event", (event) => {
+      switch (event.kind) {
+        case "reset":
+          this.emit(entry, "GUEST_RESET", `guest reset${event.source ? ` (${event.source})` : ""}`);
+          break;
+        case "tripleFault":
+        case "internalError": {
+          const what = event.kind === "tripleFault" ? "guest triple fault" : "KVM internal error";
+          this.transition(entry, "CRASHED", `${what} at rip=0x${event.rip.toString(16)} on vCPU ${event.vcpu}${event.message ? `: ${event.message}` : ""}`);
+          void this.reap(entry);
+          break;
+        }
+        case "state":
+          if (event.state === "stopped" && entry.record.state !== "STOPPED" && !entry.stopping) {
+            this.transition(entry, "STOPPED", event.reason || "guest stopped");
+            void this.reap(entry);
+          } else if (event.state === "crashed" && entry.record.state !== "CRASHED") {
+            this.transition(entry, "CRASHED", event.reason || "helper reported a crash");
+            void this.reap(entry);
+          }
+          break;
+        default:
+          break;
+      }
+    });
+    link.onExit((why) => {
+      if (entry.link !== link) return;
+      entry.link = undefined;
+      this.endConsole(entry);
+      if (!this.vms.has(entry.record.vmId) || !LIVE_STATES.includes(entry.record.state)) {
+        this.update(entry, { helperPid: 0 });
+        return;
+      }
+      if (entry.stopping) return;
+      vmLog.error({ why }, "helper died");
+      this.transition(entry, "CRASHED", why, { helperPid: 0 });
+    });
+  }
+
+  /** Tells a helper whose guest has stopped or crashed to exit (its state is already recorded). */
+  private async reap(entry: VmEntry): Promise<void> {
+    const link = entry.link;
+    if (!link) return;
+    await link.client.stop(0).catch(() => undefined);
+    await link.exited;
+  }
+
+  private async stopHelper(e: VmEntry, timeoutMs: number, reason: string): Promise<void> {
+    const link = this.link(e);
+    const askedGuest = e.record.state === "RUNNING" && timeoutMs > 0;
+    let done!: () => void;
+    e.stopping = new Promise<void>((r) => (done = r));
+    try {
+      const result = await link.client.stop(timeoutMs).catch((err: Error) => {
+        if (link.client.closed) return { forced: true, exitStatus: -1 };
+        throw err;
+      });
+      await link.exited;
+      if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") {
+        const why = askedGuest && result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : askedGuest ? `${reason}; the guest powered off` : reason;
+        this.transition(e, "STOPPED", why, { helperPid: 0 });
+      } else this.update(e, { helperPid: 0 });
+    } finally {
+      e.stopping = undefined;
+      done();
+    }
+  }
+
+  private endConsole(e: VmEntry): void {
+    for (const end of e.consoleEnd) end();
+    e.consoleEnd.clear();
+  }
+
+  private transition(e: VmEntry, to: VmState, reason: string, extra: Partial<VmRecord> = {}): void {
+    const from = e.record.state;
+    if (from === to) return this.update(e, { stateReason: reason, ...extra });
+    if (!canTransition(from, to)) {
+      this.vmLog(e.record.vmId).warn({ from, to, reason }, "ignoring an impossible state change");
+      return;
+    }
+    this.update(e, { state: to, stateReason: reason, stateChangedAt: new Date().toISOString(), ...extra });
+    this.emit(e, "STATE_CHANGED", reason, to, from);
+    this.vmLog(e.record.vmId).info({ from, to, reason }, "state changed");
+    if (!LIVE_STATES.includes(to)) this.endConsole(e);
+  }
+
+  private update(e: VmEntry, changes: Partial<VmRecord>): void {
+    e.record = { ...e.record, ...changes };
+    if (this.vms.has(e.record.vmId)) this.store.save(e.record);
+  }
+
+  private emit(e: VmEntry, type: VmEventType, reason: string, state: VmState = e.record.state, previousState?: VmState): void {
+    const event = this.events.append({ type, vmId: e.record.vmId, state, previousState, reason, vm: { ...e.record, lastEventSequence: this.events.lastSequence + 1 } });
+    e.record = { ...e.record, lastEventSequence: event.sequence };
+    if (this.vms.has(e.record.vmId)) this.store.save(e.record);
+  }
+}
+
+const SEGMENT_FIELDS = ["base", "limit", "selector", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
+const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
+
+/** The helper's flat register names ("rax", "cs.selector", "gdt.base", "apic_base") → domain structs. */
+function fromHelperRegs(flat: Record<string, bigint>): VcpuRegs {
+  const get = (name: string) => flat[name] ?? 0n;
+  const regs = Object.fromEntries(["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"].map((n) => [n, get(n)])) as GpRegs;
+  const segment = (s: string) => ({
+    base: get(`${s}.base`),
+    limit: Number(get(`${s}.limit`)),
+    selector: Number(get(`${s}.selector`)),
+    type: Number(get(`${s}.type`)),
+    present: get(`${s}.present`) !== 0n,
+    dpl: Number(get(`${s}.dpl`)),
+    db: get(`${s}.db`) !== 0n,
+    s: get(`${s}.s`) !== 0n,
+    l: get(`${s}.l`) !== 0n,
+    g: get(`${s}.g`) !== 0n,
+    avl: get(`${s}.avl`) !== 0n,
+    unusable: get(`${s}.unusable`) !== 0n,
+  });
+  const sregs = {
+    ...Object.fromEntries(SEGMENT_NAMES.map((s) => [s, segment(s)])),
+    gdt: { base: get("gdt.base"), limit: Number(get("gdt.limit")) },
+    idt: { base: get("idt.base"), limit: Number(get("idt.limit")) },
+    cr0: get("cr0"),
+    cr2: get("cr2"),
+    cr3: get("cr3"),
+    cr4: get("cr4"),
+    cr8: get("cr8"),
+    efer: get("efer"),
+    apicBase: get("apic_base"),
+  } as SpecialRegs;
+  return { regs, sregs };
+}
+
+function toHelperRegs(state: { regs?: GpRegs; sregs?: SpecialRegs }): Record<string, bigint> {
+  const flat: Record<string, bigint> = {};
+  if (state.regs) for (const [k, v] of Object.entries(state.regs)) flat[k] = v;
+  const s = state.sregs;
+  if (s) {
+    for (const name of SEGMENT_NAMES) {
+      for (const field of SEGMENT_FIELDS) {
+        const v = s[name][field];
+        flat[`${name}.${field}`] = typeof v === "boolean" ? (v ? 1n : 0n) : BigInt(v);
+      }
+    }
+    for (const t of ["gdt", "idt"] as const) {
+      flat[`${t}.base`] = s[t].base;
+      flat[`${t}.limit`] = BigInt(s[t].limit);
+    }
+    for (const r of ["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const) flat[r] = s[r];
+    flat.apic_base = s.apicBase;
+  }
+  return flat;
+}
