@@ -275,11 +275,13 @@ function runLength(i: i32, end: i32): i32 {
   return changetype<F>(0).bpc == 8 ? u32(load<u8>(usize(i), CLEN8)) : u32(load<u8>(usize(i), CLEN5));
 }
 
-/** Three codewords through the writer globals, one at a time (when they may not fit together). */
-function putThree(v0: u32, n0: u32, v1: u32, n1: u32, v2: u32, n2: u32): void {
-  putBits(v0, n0);
-  putBits(v1, n1);
-  putBits(v2, n2);
+/** Codes the pixel at q one codeword at a time through the writer globals (when the three may not fit
+ *  in the accumulator together). Recomputes the codewords so that nothing is live across the call. */
+function codePixelSlow<F, P>(q: usize): void {
+  for (let k = 0; k < 3; k++) {
+    const c = bestRow(ctxByte<P>(q, k)) | symByte<P>(q, k);
+    putBits(u32(codeOf<F>(c)), lenOf<F>(c));
+  }
 }
 
 /**
@@ -350,7 +352,7 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
         wOut = out;
         segQ = q;
         segQStop = qStop;
-        putThree(u32(codeOf<F>(c0)), n0, u32(codeOf<F>(c1)), n1, u32(codeOf<F>(c2)), n2);
+        codePixelSlow<F, P>(q);
         acc = wAcc;
         bits = wBits;
         out = wOut;
