@@ -5,11 +5,10 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { hasKvm } from "./helpers/kvm.js";
 import { DEMO_CELL_ADDR, GuestCommand, HelperClient, HelperError, MsgType, type HelperEvent } from "../agent/src/vm/helper-client.js";
 import { isAlive, probeKvm, spawnHelper, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 
-const hasKvm = existsSync("/dev/kvm");
-if (!hasKvm) console.warn("vmm-helper tests SKIPPED: /dev/kvm is absent on this host, the real helper cannot run");
 
 const dirs: string[] = [];
 const pids: number[] = [];
@@ -284,12 +283,6 @@ describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
     const rss = (await import("node:fs")).readFileSync(`/proc/${c.hello?.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1];
     console.log(`helper: ${Math.round(helperRate)} exits/s (${n} exits in ${secs.toFixed(3)} s), RSS ${rss} kB; bare: ${bare}`);
     await c.stop(5000);
-  });
-});
-
-describe.skipIf(hasKvm)("qumra-vmm helper (no KVM)", () => {
-  it("is skipped loudly without /dev/kvm", () => {
-    console.warn("no /dev/kvm: helper integration tests did not run");
   });
 });
 

@@ -100,6 +100,30 @@ static void idt_init(void)
 	__asm__ volatile("lidt %0" :: "m"(p));
 }
 
+static void queue_command(uint32_t w)
+{
+	if (w && cmd_count < QUEUE) {
+		cmd_queue[(cmd_head + cmd_count) % QUEUE] = w;
+		cmd_count++;
+	}
+}
+
+/* Keys typed on the serial console drive the demo like the command port does (see the banner). */
+static uint32_t console_command(uint8_t c)
+{
+	switch (c) {
+	case 'p': return QG_CMD_PEEK;
+	case 'e': return QG_CMD_ECHO | (1u << 8);
+	case 't': return QG_CMD_HEARTBEAT | (100u << 8);
+	case 'q': return QG_CMD_HEARTBEAT;
+	case 'h': return QG_CMD_HALT;
+	case 'o': return QG_CMD_POWEROFF;
+	case 'x': return QG_CMD_TRIPLE_FAULT;
+	case '?': return QG_CMD_PING;
+	default: return 0;
+	}
+}
+
 void isr_dispatch(uint64_t vec)
 {
 	if (vec < 32) {
@@ -127,15 +151,13 @@ void isr_dispatch(uint64_t vec)
 			uint8_t c = inb(COM1);
 			if (echo)
 				putc((char)c);
+			else
+				queue_command(console_command(c));
 		}
 		break;
 	case QG_DOORBELL_IRQ:
-		for (uint32_t w; (w = inl(QG_PORT_COMMAND)) != 0;) {
-			if (cmd_count < QUEUE) {
-				cmd_queue[(cmd_head + cmd_count) % QUEUE] = w;
-				cmd_count++;
-			}
-		}
+		for (uint32_t w; (w = inl(QG_PORT_COMMAND)) != 0;)
+			queue_command(w);
 		break;
 	}
 	if (vec >= 40)
@@ -249,4 +271,5 @@ void guest_main(void)
 	outb(COM1 + 1, 0x01);		/* interrupt on received data */
 	outb(COM1 + 4, 0x08);		/* OUT2: route the UART interrupt */
 	puts("qumra demo guest\n");
+	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault\n");
 }
