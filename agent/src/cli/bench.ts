@@ -1,7 +1,11 @@
 // qumra bench api|vm|encode|display: each prints a table (or --json) with ratios against a yardstick
 // measured in the same run.
 import type { Command } from "commander";
+import { writeFileSync } from "node:fs";
 import { runApiBench } from "../../../bench/api.js";
+import { runVmBench, type VmBenchResult } from "../../../bench/vm.js";
+import { barChartSvg } from "../../../bench/chart.js";
+import { BENCH_CODECS, runEncodeBench, STANDARD_IMAGES, type BenchCodec, type EncodeBenchRow } from "../../../bench/encode.js";
 import { credentialsOf, targetOf, type GlobalOptions } from "./connection.js";
 import { fanOut, toJson } from "./fan-out.js";
 import { table } from "./format.js";
@@ -30,5 +34,76 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       );
     });
 
+  bench
+    .command("encode")
+    .description("WASM SPICE codecs: encode/decode MB/s and ratio per image, against native zlib-1 and LZ4 in the same run (local)")
+    .option("--codec <list>", `comma-separated: ${BENCH_CODECS.join(",")}`, BENCH_CODECS.join(","))
+    .option("--image <list>", `comma-separated: ${STANDARD_IMAGES.join(",")} or FILE.png`, STANDARD_IMAGES.join(","))
+    .option("--size <WxH>", "size of the generated images", "1920x1080")
+    .option("--runs <n>", "timed runs per codec and image (the median is reported)", "5")
+    .option("--chart <file.svg>", "also write an SVG bar chart of encode MB/s")
+    .action((o: { codec: string; image: string; size: string; runs: string; chart?: string }) => {
+      const options = globals();
+      const codecs = o.codec.split(",").map((c) => c.trim()).filter(Boolean);
+      for (const c of codecs) {
+        if (!(BENCH_CODECS as readonly string[]).includes(c)) throw new Error(`--codec ${c}: expected some of ${BENCH_CODECS.join(",")}`);
+      }
+      const images = o.image.split(",").map((i) => i.trim()).filter(Boolean);
+      if (codecs.length === 0) throw new Error("--codec: no codec given");
+      if (images.length === 0) throw new Error("--image: no image given");
+      const size = /^(\d+)x(\d+)$/.exec(o.size);
+      if (!size) throw new Error(`--size ${o.size}: expected WIDTHxHEIGHT such as 1920x1080`);
+      const width = parseIntIn(size[1], "--size width", 1, 16384);
+      const height = parseIntIn(size[2], "--size height", 1, 16384);
+      const runs = parseIntIn(o.runs, "--runs", 1, 1000);
+      const rows = runEncodeBench({ codecs: codecs as BenchCodec[], images, width, height, runs }, progressBar(!options.json));
+      if (o.chart) writeFileSync(o.chart, encodeChart(rows));
+      console.log(options.json ? toJson(rows) : encodeTable(rows));
+    });
+
+  bench
+    .command("vm")
+    .description("create→running latency through gRPC, and the helper's port-exit rate vs a bare KVM_RUN loop")
+    .option("--vms <n>", "VMs to create for the latency figures", "10")
+    .option("--exit-runs <n>", "runs of 100000 port exits (median)", "5")
+    .action(async (o: { vms: string; exitRuns: string }) => {
+      const options = globals();
+      const vms = parseIntIn(o.vms, "--vms", 1, 1000);
+      const exitRuns = parseIntIn(o.exitRuns, "--exit-runs", 1, 100);
+      await fanOut(
+        options,
+        (host) => runVmBench({ target: targetOf(host), credentials: credentialsOf(options), vms, exitRuns }, progressBar(!options.json && options.host.length === 1)),
+        (r) => (options.json ? toJson(r) : renderVmBench(r)),
+      );
+    });
+
   return bench;
+}
+
+function renderVmBench(r: VmBenchResult): string {
+  return table(
+    ["MEASURE", "VALUE", "YARDSTICK", "RATIO"],
+    [
+      [`create→running (gRPC), p50/p99 of ${r.createToRunningMs.runs}`, `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`, "", ""],
+      ["create→first serial output, p50/p99", `${r.createToFirstOutputMs.p50} / ${r.createToFirstOutputMs.p99} ms`, "", ""],
+      [`port exits/s through qumra-vmm (median of ${r.exitsPerSecond.runs})`, r.exitsPerSecond.helper, `${r.exitsPerSecond.bare} (bare KVM_RUN loop)`, `${r.exitsPerSecond.ratio}x`],
+      ["helper RSS per VM (32 MiB guest)", `${(r.helperRssBytes / 1048576).toFixed(1)} MiB`, "", ""],
+    ],
+  );
+}
+
+function encodeTable(rows: EncodeBenchRow[]): string {
+  return table(
+    ["IMAGE", "CODEC", "ENC MB/s", "DEC MB/s", "BYTES", "RATIO", "ENC vs ZLIB", "DEC vs ZLIB", "ENC vs LZ4", "DEC vs LZ4", "OK"],
+    rows.map((r) => [r.image, r.label, r.encodeMBps, r.decodeMBps, r.outputBytes, `${r.ratio}:1`, `${r.encodeVsZlib}x`, `${r.decodeVsZlib}x`,
+      `${r.encodeVsLz4}x`, `${r.decodeVsLz4}x`, r.verified ? "yes" : "NO"]),
+  );
+}
+
+function encodeChart(rows: EncodeBenchRow[]): string {
+  const key = (r: EncodeBenchRow): string => (r.variant ? `glz ${r.variant}` : r.codec);
+  const series = [...new Set(rows.map(key))];
+  const categories = [...new Set(rows.map((r) => r.image))];
+  const values = series.map((s) => categories.map((c) => rows.find((r) => key(r) === s && r.image === c)?.encodeMBps));
+  return barChartSvg({ title: "qumra bench encode: encode MB/s (raw 32-bpp input, median)", unit: "MB/s", categories, series, values });
 }
