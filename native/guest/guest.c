@@ -120,6 +120,7 @@ static uint32_t console_command(uint8_t c)
 	case 'o': return QG_CMD_POWEROFF;
 	case 'x': return QG_CMD_TRIPLE_FAULT;
 	case '?': return QG_CMD_PING;
+	case 'b': return QG_CMD_EXITS | (100000u << 8);
 	default: return 0;
 	}
 }
@@ -271,5 +272,5 @@ void guest_main(void)
 	outb(COM1 + 1, 0x01);		/* interrupt on received data */
 	outb(COM1 + 4, 0x08);		/* OUT2: route the UART interrupt */
 	puts("qumra demo guest\n");
-	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault\n");
+	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault, b 100000 port exits\n");
 }
