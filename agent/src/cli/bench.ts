@@ -28,9 +28,7 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
         options,
         (host) => runApiBench({ target: targetOf(host), credentials: credentialsOf(options), clients, calls }, progressBar(!options.json && options.host.length === 1)),
         (rows) =>
-          options.json
-            ? toJson(rows)
-            : table(["METHOD", "CALLS", "CLIENTS", "P50 ms", "P99 ms", "CALLS/s", "P50 vs HEALTH"], rows.map((r) => [r.method, r.calls, r.clients, r.p50Ms, r.p99Ms, r.callsPerSecond, `${r.p50VsHealth}x`])),
+          table(["METHOD", "CALLS", "CLIENTS", "P50 ms", "P99 ms", "CALLS/s", "P50 vs HEALTH"], rows.map((r) => [r.method, r.calls, r.clients, r.p50Ms, r.p99Ms, r.callsPerSecond, `${r.p50VsHealth}x`])),
       );
     });
 
@@ -73,7 +71,7 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       await fanOut(
         options,
         (host) => runVmBench({ target: targetOf(host), credentials: credentialsOf(options), vms, exitRuns }, progressBar(!options.json && options.host.length === 1)),
-        (r) => (options.json ? toJson(r) : renderVmBench(r)),
+        renderVmBench,
       );
     });
 

@@ -9,6 +9,9 @@ export interface HostResult<T> {
   error?: { code: string; message: string };
 }
 
+/** How a command shows its result: text for people, and the value printed as JSON (default: the result). */
+export type Render<T> = ((result: T) => string) | { text: (result: T) => string; json?: (result: T) => unknown };
+
 /**
  * Runs `work` for each host concurrently. Output: with one host, the result itself (JSON or text);
  * with several, one entry per host (a JSON array, or text sections headed by the host). Sets a non-zero
@@ -17,7 +20,7 @@ export interface HostResult<T> {
 export async function fanOut<T>(
   options: GlobalOptions,
   work: (host: string) => Promise<T>,
-  render: (result: T) => string,
+  render: Render<T>,
 ): Promise<HostResult<T>[]> {
   const results = await Promise.all(
     options.host.map(async (host): Promise<HostResult<T>> => {
@@ -33,18 +36,24 @@ export async function fanOut<T>(
   return results;
 }
 
-export function printResults<T>(options: GlobalOptions, results: HostResult<T>[], render: (result: T) => string): void {
+export function printResults<T>(options: GlobalOptions, results: HostResult<T>[], render: Render<T>): void {
   const single = results.length === 1;
+  const text = typeof render === "function" ? render : render.text;
+  const view = (typeof render === "function" ? undefined : render.json) ?? ((r: T) => r);
+  // Streaming commands print as they go and return nothing more to show, except failures.
+  if (results.every((r) => !r.ok || r.result === undefined) && results.every((r) => r.ok)) return;
   if (options.json) {
-    if (single && results[0].ok) console.log(toJson(results[0].result));
-    else if (single) console.log(toJson({ host: results[0].host, error: results[0].error }));
-    else console.log(toJson(results));
+    const shown = results.map((r) => (r.ok ? { ...r, result: view(r.result as T) } : r));
+    if (single && shown[0].ok) console.log(toJson(shown[0].result));
+    else if (single) console.log(toJson({ host: shown[0].host, error: shown[0].error }));
+    else console.log(toJson(shown));
     return;
   }
   for (const r of results) {
-    const text = r.ok ? render(r.result as T) : `error: ${r.error?.code}: ${r.error?.message}`;
-    if (single) (r.ok ? console.log : console.error)(text);
-    else console.log(`== ${r.host} ==\n${text}`);
+    if (r.ok && r.result === undefined) continue;
+    const out = r.ok ? text(r.result as T) : `error: ${r.error?.code}: ${r.error?.message}`;
+    if (single) (r.ok ? console.log : console.error)(out);
+    else console.log(`== ${r.host} ==\n${out}`);
   }
 }
 
@@ -62,7 +71,7 @@ export function withClients<C extends { close(): void }, T>(
   options: GlobalOptions,
   Ctor: new (address: string, credentials: ChannelCredentials, options?: ChannelOptions) => C,
   work: (client: C, host: string) => Promise<T>,
-  render: (result: T) => string,
+  render: Render<T>,
 ): Promise<HostResult<T>[]> {
   return fanOut(
     options,

@@ -33,11 +33,12 @@ export function registerHost(program: Command, globals: () => GlobalOptions): vo
       const multi = options.host.length > 1;
       await fanOut(
         options,
-        (h) => watchStats(h, options, Number(opts.count), Number(opts.interval), (s) => {
-          const line = options.json ? toJson(multi ? { host: h, ...s } : s, 0) : `${multi ? `${h}  ` : ""}${renderSample(s)}`;
-          console.log(line);
-        }),
-        (n) => `${n} samples`,
+        async (h) => {
+          await watchStats(h, options, Number(opts.count), Number(opts.interval), (s) => {
+            console.log(options.json ? toJson(multi ? { host: h, ...s } : s, 0) : `${multi ? `${h}  ` : ""}${renderSample(s)}`);
+          });
+        },
+        () => "",
       );
     });
 }

@@ -65,7 +65,6 @@ function renderVm(vm: Vm): string {
 
 export function registerVm(program: Command, globals: Globals): void {
   const vm = program.command("vm").description("create and drive virtual machines");
-  const json = (value: unknown) => toJson(value);
 
   vm.command("create")
     .description("create a VM (and start it with --start)")
@@ -106,14 +105,14 @@ export function registerVm(program: Command, globals: Globals): void {
       await withClients(options, VmServiceClient, async (c) => {
         const created = await callUnary(c.createVm.bind(c), request, options);
         return o.start ? callUnary(c.startVm.bind(c), { vmId: created.vmId }, options) : created;
-      }, options.json ? (v) => json(vmView(v)) : renderVm);
+      }, { text: renderVm, json: vmView });
     });
 
   const simple = (verb: "start" | "pause" | "resume", description: string) =>
     vm.command(`${verb} <vm-id>`).description(description).action(async (vmId: string) => {
       const options = globals();
       const method = ({ start: "startVm", pause: "pauseVm", resume: "resumeVm" } as const)[verb];
-      await withClients(options, VmServiceClient, (c) => callUnary(c[method].bind(c), { vmId }, options), options.json ? (v) => json(vmView(v)) : renderVm);
+      await withClients(options, VmServiceClient, (c) => callUnary(c[method].bind(c), { vmId }, options), { text: renderVm, json: vmView });
     });
   simple("start", "run a CREATED VM");
   simple("pause", "take every vCPU out of the guest");
@@ -126,7 +125,7 @@ export function registerVm(program: Command, globals: Globals): void {
     .action(async (vmId: string, o: { force?: boolean; timeoutMs: string }) => {
       const options = globals();
       const timeoutMs = parseIntIn(o.timeoutMs, "--timeout-ms", 0, 600_000);
-      await withClients(options, VmServiceClient, (c) => callUnary(c.stopVm.bind(c), { vmId, force: Boolean(o.force), timeoutMs }, options), options.json ? (v) => json(vmView(v)) : renderVm);
+      await withClients(options, VmServiceClient, (c) => callUnary(c.stopVm.bind(c), { vmId, force: Boolean(o.force), timeoutMs }, options), { text: renderVm, json: vmView });
     });
 
   vm.command("delete <vm-id>")
@@ -137,12 +136,12 @@ export function registerVm(program: Command, globals: Globals): void {
       await withClients(options, VmServiceClient, async (c) => {
         await callUnary(c.deleteVm.bind(c), { vmId, force: Boolean(o.force) }, options);
         return { vmId, deleted: true };
-      }, (r) => (options.json ? json(r) : `deleted ${r.vmId}`));
+      }, (r) => `deleted ${r.vmId}`);
     });
 
   vm.command("get <vm-id>").description("one VM").action(async (vmId: string) => {
     const options = globals();
-    await withClients(options, VmServiceClient, (c) => callUnary(c.getVm.bind(c), { vmId }, options), options.json ? (v) => json(vmView(v)) : renderVm);
+    await withClients(options, VmServiceClient, (c) => callUnary(c.getVm.bind(c), { vmId }, options), { text: renderVm, json: vmView });
   });
 
   vm.command("list")
@@ -156,9 +155,10 @@ export function registerVm(program: Command, globals: Globals): void {
         state = vmStateFromJSON(`VM_STATE_${o.state.toUpperCase()}`);
         if (state === VmState.UNRECOGNIZED) throw new Error(`--state ${o.state}: expected created, running, paused, stopped or crashed`);
       }
-      await withClients(options, VmServiceClient, async (c) => (await callUnary(c.listVms.bind(c), { state, labelSelector: parseLabels(o.label ?? [], "--label") }, options)).vms, (vms) =>
-        options.json ? json(vms.map(vmView)) : table(["VM", "NAME", "STATE", "VCPUS", "MEMORY", "PID"], vms.map(vmView).map((v) => [v.vmId, v.name, v.state, v.vcpus, bytes(v.memoryBytes), v.helperPid || "-"])),
-      );
+      await withClients(options, VmServiceClient, async (c) => (await callUnary(c.listVms.bind(c), { state, labelSelector: parseLabels(o.label ?? [], "--label") }, options)).vms, {
+        text: (vms) => table(["VM", "NAME", "STATE", "VCPUS", "MEMORY", "PID"], vms.map(vmView).map((v) => [v.vmId, v.name, v.state, v.vcpus, bytes(v.memoryBytes), v.helperPid || "-"])),
+        json: (vms) => vms.map(vmView),
+      });
     });
 
   vm.command("console <vm-id>")
@@ -188,7 +188,7 @@ export function registerVm(program: Command, globals: Globals): void {
           (regs as unknown as Record<string, bigint>)[name] = BigInt(parseAddress(value, `--set ${name}`));
         }
         return callUnary(c.setVcpuState.bind(c), { vmId, vcpu, regs }, options);
-      }, (s) => (options.json ? json(s) : renderRegs(s)));
+      }, renderRegs);
     });
 
   const mem = vm.command("mem").description("guest-physical memory");
@@ -203,7 +203,7 @@ export function registerVm(program: Command, globals: Globals): void {
         const { data } = await callUnary(c.readMemory.bind(c), { vmId, address: BigInt(addr), length: len }, options);
         if (o.out) writeFileSync(o.out, data);
         return { address: hex(addr), length: data.length, hex: Buffer.from(data).toString("hex") };
-      }, (r) => (options.json ? json(r) : o.out ? `${r.length} bytes written to ${o.out}` : hexdump(Buffer.from(r.hex, "hex"), addr)));
+      }, (r) => (o.out ? `${r.length} bytes written to ${o.out}` : hexdump(Buffer.from(r.hex, "hex"), addr)));
     });
   mem.command("write <vm-id> <address>")
     .description("write bytes given as --hex or read from --file")
@@ -218,7 +218,7 @@ export function registerVm(program: Command, globals: Globals): void {
       await withClients(options, VmServiceClient, async (c) => {
         await callUnary(c.writeMemory.bind(c), { vmId, address: BigInt(addr), data }, options);
         return { address: hex(addr), written: data.length };
-      }, (r) => (options.json ? json(r) : `wrote ${r.written} bytes at ${r.address}`));
+      }, (r) => `wrote ${r.written} bytes at ${r.address}`);
     });
 
   vm.command("events [vm-id]")
@@ -237,7 +237,7 @@ export function registerVm(program: Command, globals: Globals): void {
 
   vm.command("stats <vm-id>").description("exit counters, helper resources, KVM statistics").action(async (vmId: string) => {
     const options = globals();
-    await withClients(options, VmServiceClient, (c) => callUnary(c.getVmStats.bind(c), { vmId }, options), (s) => (options.json ? json({ ...s, state: stateName(s.state) }) : renderStats(s)));
+    await withClients(options, VmServiceClient, (c) => callUnary(c.getVmStats.bind(c), { vmId }, options), { text: renderStats, json: (s) => ({ ...s, state: stateName(s.state) }) });
   });
 }
 
