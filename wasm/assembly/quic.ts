@@ -256,10 +256,17 @@ function runLength(i: i32, end: i32): i32 {
   else store<u32>(q, 0, OFF_CAND_MAIN);
 }
 
-/** The pixel at q becomes the context of the next position. */
-@inline function keepCtx<P>(q: usize): void {
-  if (changetype<P>(0).alpha) store<u32>(q, load<u32>(q, OFF_ROW_B), OFF_CTX_ALPHA);
-  else store<u32>(q, load<u32>(q, OFF_ROW_B), OFF_CTX_MAIN);
+/** Context word (bucket bytes) for the pixel at q: the previous position's entry of the context row. */
+@inline function ctxWord<P>(q: usize): u32 {
+  return changetype<P>(0).alpha ? load<u32>(q, OFF_CTX_ALPHA - 4) : load<u32>(q, OFF_CTX_MAIN - 4);
+}
+
+/** Stores the pixel at q's bucket word as the context of the next position and returns it. */
+@inline function keepCtxWord<P>(q: usize): u32 {
+  const bv = load<u32>(q, OFF_ROW_B);
+  if (changetype<P>(0).alpha) store<u32>(q, bv, OFF_CTX_ALPHA);
+  else store<u32>(q, bv, OFF_CTX_MAIN);
+  return bv;
 }
 
 /** Row of CODE/CLEN for the context byte c: best code × 256. */
@@ -303,6 +310,7 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
   let q = base + (usize(i) << 2);
   const qEnd = base + (usize(end) << 2);
   let qStop = q + (usize(load<u32>(st + S_WAITCNT)) << 2);
+  let ctxv = ctxWord<P>(q);
   while (q < qEnd) {
     if (candAt<P>(q) != 0) {
       // Run mode: the pixels equal to their left neighbour are not coded, only their count. The
@@ -326,18 +334,20 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
         break;
       }
       qStop += usize(n) << 2;
+      ctxv = ctxWord<P>(q);
       continue;
     }
     // Codeword of each channel: CODE/CLEN[best code of the context's bucket][symbol]; the context
     // bytes (bucket × 2 + channel offset) are the last coded pixel's, kept in the context row.
-    const c0 = bestRow(ctxByte<P>(q, 0)) | symByte<P>(q, 0);
+    const sv = load<u32>(q);
+    const c0 = bestRow((ctxv >> p.sh0) & 0xff) | ((sv >> p.sh0) & 0xff);
     const n0 = lenOf<F>(c0);
     if (p.nch == 1) {
       acc |= codeOf<F>(c0) << u64(64 - bits - n0);
       bits += n0;
     } else {
-      const c1 = bestRow(ctxByte<P>(q, 1)) | symByte<P>(q, 1);
-      const c2 = bestRow(ctxByte<P>(q, 2)) | symByte<P>(q, 2);
+      const c1 = bestRow((ctxv >> p.sh1) & 0xff) | ((sv >> p.sh1) & 0xff);
+      const c2 = bestRow((ctxv >> p.sh2) & 0xff) | ((sv >> p.sh2) & 0xff);
       const n1 = lenOf<F>(c1);
       const n2 = lenOf<F>(c2);
       const total = n0 + n1 + n2;
@@ -365,7 +375,7 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
     acc <<= u64(bits & 32);
     out += usize(bits >> 5) << 2;
     bits &= 31;
-    keepCtx<P>(q);
+    ctxv = keepCtxWord<P>(q);
     if (q == qStop) {
       // Nothing stays live across the call: the JIT can keep the loop's state in registers.
       wAcc = acc;
@@ -378,6 +388,7 @@ function codeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, eq: usize
       out = wOut;
       q = segQ;
       qStop = q + (usize(step) << 2);
+      ctxv = ctxWord<P>(q + 4);
     }
     q += 4;
   }
