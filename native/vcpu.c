@@ -127,9 +127,10 @@ static void crash(struct vcpu *v, const char *what, uint32_t code)
 	snprintf(json, sizeof(json),
 		 "{\"vcpu\":%u,\"rip\":\"0x%llx\",\"exitReason\":%u,\"message\":\"%s\"}", v->id,
 		 rip, code, reason);
+	/* State first: a client that reacts to the event by asking STATUS must already see CRASHED. */
+	vm_guest_stopped(v->vm, VM_CRASHED, reason);
 	events_push(v->vm->events,
 		    code == KVM_EXIT_SHUTDOWN ? PROTO_EV_TRIPLE_FAULT : PROTO_EV_INTERNAL_ERROR, json);
-	vm_guest_stopped(v->vm, VM_CRASHED, reason);
 }
 
 /* Handles one exit; returns 0 to keep running. */
