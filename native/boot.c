@@ -79,7 +79,7 @@ static int load_image(struct vm *vm, char *err, size_t errlen)
 
 static int build_page_tables(struct vm *vm, char *err, size_t errlen)
 {
-	uint64_t top = memory_top(&vm->mem);
+	uint64_t top = MAX(memory_top(&vm->mem), MEM_HIGH_START);	/* the hole too: framebuffer */
 	uint64_t gib = (top + (1ull << 30) - 1) >> 30, i, j;
 	uint64_t *pml4, *pdpt, *pd;
 

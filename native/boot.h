@@ -5,7 +5,8 @@
  *   0x9000  PML4            (long mode only)
  *   0xa000  PDPT            (one entry per GiB)
  *   0xb000+ page directories, one per GiB of guest-physical space, 2 MiB pages,
- *           identity-mapping all of RAM (up to 0x9ffff: at most 148 GiB)
+ *           identity-mapping all of RAM and at least the first 4 GiB (the 3-4 GiB hole holds
+ *           the framebuffer at 0xD0000000), up to 0x9ffff: at most 148 GiB
  * The TSS (3 pages at 0xfffbd000) and the EPT identity page (0xfffbc000) sit in the hole below
  * 4 GiB, outside RAM. The guest sets its own stack. */
 #ifndef QVMM_BOOT_H

@@ -9,6 +9,7 @@
 
 #include "control.h"
 #include "debugport.h"
+#include "framebuffer.h"
 #include "i8042.h"
 #include "json.h"
 #include "regs.h"
@@ -369,6 +370,64 @@ static void op_guest_command(struct server *s, const struct proto_header *h, con
 	reply(s, h, NULL, 0);
 }
 
+static void op_display_info(struct server *s, const struct proto_header *h)
+{
+	struct framebuffer *fb = s->vm->fb;
+	struct sbuf sb;
+
+	sb_init(&sb);
+	sb_printf(&sb, "{\"width\":%u,\"height\":%u,\"stride\":%u,\"format\":\"bgrx\",\"path\":",
+		  fb->width, fb->height, fb->stride);
+	sb_json_str(&sb, fb->path);
+	sb_printf(&sb, ",\"gpa\":%llu,\"pages\":%u,\"size\":%llu}", (unsigned long long)fb->gpa,
+		  fb->pages, (unsigned long long)fb->size);
+	reply_sb(s, h, &sb);
+}
+
+static void op_dirty(struct server *s, const struct proto_header *h)
+{
+	struct framebuffer *fb = s->vm->fb;
+	size_t words = (fb->pages + 63) / 64;
+	const uint64_t *bits;
+	char err[256];
+	uint8_t *out;
+
+	bits = framebuffer_dirty(fb, err, sizeof(err));
+	if (!bits) {
+		client_error(&s->client, h->type, h->id, PROTO_E_INTERNAL, "%s", err);
+		return;
+	}
+	out = malloc(4 + words * 8);
+	if (!out) {
+		client_error(&s->client, h->type, h->id, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	memcpy(out, &fb->pages, 4);		/* x86: already little-endian */
+	memcpy(out + 4, bits, words * 8);
+	reply(s, h, out, 4 + words * 8);
+	free(out);
+}
+
+static void op_pointer(struct server *s, const struct proto_header *h, const uint8_t *p)
+{
+	uint64_t x, y, buttons;
+
+	if (json_get_u64((const char *)p, h->length, "x", &x) < 0 ||
+	    json_get_u64((const char *)p, h->length, "y", &y) < 0 ||
+	    json_get_u64((const char *)p, h->length, "buttons", &buttons) < 0) {
+		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
+			     "payload must be JSON {\"x\":N,\"y\":N,\"buttons\":N}");
+		return;
+	}
+	if (x > 0xffffffffull || y > 0xffffffffull || buttons > 0xffffffffull) {
+		client_error(&s->client, h->type, h->id, PROTO_E_INVALID_ARGUMENT,
+			     "x, y and buttons are 32-bit values");
+		return;
+	}
+	framebuffer_pointer(s->vm->fb, (uint32_t)x, (uint32_t)y, (uint32_t)buttons);
+	reply(s, h, "{}", 2);
+}
+
 void control_handle(struct server *s, const struct proto_header *h, const uint8_t *p)
 {
 	struct sbuf sb;
@@ -408,6 +467,9 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 	case PROTO_KEYBOARD: op_input(s, h, p); break;
 	case PROTO_CONSOLE_READ: op_console_read(s, h, p); break;
 	case PROTO_GUEST_COMMAND: op_guest_command(s, h, p); break;
+	case PROTO_DISPLAY_INFO: op_display_info(s, h); break;
+	case PROTO_DIRTY: op_dirty(s, h); break;
+	case PROTO_POINTER: op_pointer(s, h, p); break;
 	default:
 		client_error(&s->client, h->type, h->id, PROTO_E_UNKNOWN_TYPE, "unknown request type %u",
 			     h->type);

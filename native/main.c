@@ -2,6 +2,7 @@
  *
  *   qumra-vmm --probe [--device /dev/kvm]
  *   qumra-vmm --control PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N] [--memory BYTES]
+ *             [--fb-width W] [--fb-height H]
  *             (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])
  *
  * The VM is created but not started: the agent connects, says HELLO and sends START.
@@ -20,6 +21,7 @@
 #include "control.h"
 #include "debugport.h"
 #include "events.h"
+#include "framebuffer.h"
 #include "i8042.h"
 #include "kvm.h"
 #include "probe.h"
@@ -32,8 +34,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: qumra-vmm --probe [--device PATH]\n"
 		"       qumra-vmm --control PATH [--runtime-dir DIR] [--device PATH] [--vcpus N]\n"
-		"                 [--memory BYTES] (--demo | --image FILE [--load ADDR] [--entry ADDR]\n"
-		"                 [--mode long|protected])\n");
+		"                 [--memory BYTES] [--fb-width W] [--fb-height H]\n"
+		"                 (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])\n");
 }
 
 static char demo_path[PATH_MAX];
@@ -57,7 +59,8 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 	int demo = 0, entry_set = 0;
 
 	*c = (struct vm_config){ .nr_vcpus = 1, .mem_size = 64ull << 20, .load_addr = 0x100000,
-				 .mode = BOOT_LONG, .device = "/dev/kvm" };
+				 .mode = BOOT_LONG, .device = "/dev/kvm",
+				 .fb_width = FB_DEFAULT_WIDTH, .fb_height = FB_DEFAULT_HEIGHT };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = 1;
@@ -96,6 +99,20 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 				return -1;
 			}
 			c->nr_vcpus = (unsigned)v;
+		} else if (!strcmp(a, "--fb-width")) {
+			if (v < FB_MIN_WIDTH || v > FB_MAX_WIDTH) {
+				fprintf(stderr, "qumra-vmm: --fb-width must be %d..%d (got %s)\n",
+					FB_MIN_WIDTH, FB_MAX_WIDTH, val);
+				return -1;
+			}
+			c->fb_width = (uint32_t)v;
+		} else if (!strcmp(a, "--fb-height")) {
+			if (v < FB_MIN_HEIGHT || v > FB_MAX_HEIGHT) {
+				fprintf(stderr, "qumra-vmm: --fb-height must be %d..%d (got %s)\n",
+					FB_MIN_HEIGHT, FB_MAX_HEIGHT, val);
+				return -1;
+			}
+			c->fb_height = (uint32_t)v;
 		} else if (!strcmp(a, "--memory")) {
 			c->mem_size = v;
 		} else if (!strcmp(a, "--load")) {
@@ -174,6 +191,9 @@ static int vm_setup(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "device setup failed");
 		return -1;
 	}
+	vm->fb = framebuffer_init(vm, err, errlen);
+	if (!vm->fb)
+		return -1;
 	return vcpus_create(vm, err, errlen);
 }
 
@@ -181,6 +201,7 @@ static void vm_teardown(struct vm *vm)
 {
 	vcpus_join(vm);
 	vcpus_teardown(vm);
+	framebuffer_teardown(vm->fb);
 	debugport_teardown(vm->debug);
 	i8042_teardown(vm->kbd);
 	serial_teardown(vm->serial);

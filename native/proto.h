@@ -40,6 +40,9 @@ enum {
 	PROTO_CONSOLE_READ = 13,
 	PROTO_KEYBOARD = 14,
 	PROTO_GUEST_COMMAND = 15,
+	PROTO_DISPLAY_INFO = 16,
+	PROTO_DIRTY = 17,
+	PROTO_POINTER = 18,
 };
 
 /* events (helper -> client) */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "debugport.h"
+#include "framebuffer.h"
 #include "i8042.h"
 #include "serial.h"
 #include "vcpu.h"
@@ -84,12 +85,19 @@ void stats_json(struct vm *vm, struct sbuf *sb)
 		  (unsigned long long)LOAD(vm->kbd->count.commands),
 		  (unsigned long long)LOAD(vm->kbd->count.resets));
 	sb_printf(sb, "\"debug\":{\"results\":%llu,\"bench\":%llu,\"commandsIn\":%llu,"
-		  "\"commandsOut\":%llu,\"power\":%llu},\"pio\":{\"unhandled\":%llu},"
+		  "\"commandsOut\":%llu,\"power\":%llu},\"framebuffer\":{\"dirtyCalls\":%llu,"
+		  "\"dirtyPages\":%llu,\"pointerUpdates\":%llu,\"pointerDoorbells\":%llu,"
+		  "\"regReads\":%llu},\"pio\":{\"unhandled\":%llu},"
 		  "\"mmio\":{\"unhandled\":%llu}}}",
 		  (unsigned long long)LOAD(vm->debug->count.results),
 		  (unsigned long long)LOAD(vm->debug->count.bench),
 		  (unsigned long long)LOAD(vm->debug->count.commands_in),
 		  (unsigned long long)LOAD(vm->debug->count.commands_out),
 		  (unsigned long long)LOAD(vm->debug->count.power),
+		  (unsigned long long)LOAD(vm->fb->count.dirty_calls),
+		  (unsigned long long)LOAD(vm->fb->count.dirty_pages),
+		  (unsigned long long)LOAD(vm->fb->count.pointer_updates),
+		  (unsigned long long)LOAD(vm->fb->count.pointer_doorbells),
+		  (unsigned long long)LOAD(vm->fb->count.reg_reads),
 		  (unsigned long long)LOAD(vm->pio.unhandled), (unsigned long long)LOAD(vm->mmio.unhandled));
 }

@@ -30,12 +30,14 @@ struct vm_config {
 	const char *control_path;
 	const char *runtime_dir;
 	uint64_t stop_timeout_ms;
+	uint32_t fb_width, fb_height;	/* framebuffer geometry (--fb-width/--fb-height) */
 };
 
 struct vcpu;
 struct serial;
 struct i8042;
 struct debugport;
+struct framebuffer;
 struct events;
 
 struct vm {
@@ -53,6 +55,7 @@ struct vm {
 	struct serial *serial;
 	struct i8042 *kbd;
 	struct debugport *debug;
+	struct framebuffer *fb;
 	struct events *events;
 
 	pthread_mutex_t lock;

@@ -11,6 +11,21 @@
  *   0x508 BENCH    out: does nothing but count; the yardstick port for exit-rate measurements.
  *
  * A command word is (arg << 8) | op; the agent queues them with the GUEST_COMMAND request.
+ *
+ * Display device, I/O ports 0x510-0x52f, 32-bit registers (in 4; writes are ignored):
+ *   0x510 WIDTH    framebuffer width in pixels (64..4096)
+ *   0x514 HEIGHT   framebuffer height in pixels (64..2160)
+ *   0x518 STRIDE   bytes per row (width * 4)
+ *   0x51c ADDR     guest-physical address of the framebuffer, low 32 bits (it lies below 4 GiB:
+ *                  QG_FB_GPA; the boot page tables identity-map the first 4 GiB)
+ *   0x520 PTR_X    pointer position the agent last sent (POINTER), clamped to the screen
+ *   0x524 PTR_Y
+ *   0x528 PTR_BUTTONS  bit 0 left, bit 1 right, bit 2 middle
+ *   0x52c PTR_SEQ  increments on every POINTER. Reading it re-arms the doorbell: after a POINTER
+ *                  the helper queues QG_CMD_POINTER once (IRQ 5) and not again until the guest
+ *                  has read PTR_SEQ; read PTR_SEQ first, then X/Y/BUTTONS.
+ * The framebuffer is linear 32-bit BGRX (bytes B, G, R, X in memory; a u32 0x00RRGGBB),
+ * top row first, `stride` bytes per row.
  */
 #ifndef QUMRA_GUEST_ABI_H
 #define QUMRA_GUEST_ABI_H
@@ -27,6 +42,18 @@
 
 #define QG_DOORBELL_IRQ   5
 
+#define QG_FB_BASE        0x510
+#define QG_FB_LEN         0x20
+#define QG_FB_WIDTH       0x510
+#define QG_FB_HEIGHT      0x514
+#define QG_FB_STRIDE      0x518
+#define QG_FB_ADDR        0x51c
+#define QG_PTR_X          0x520
+#define QG_PTR_Y          0x524
+#define QG_PTR_BUTTONS    0x528
+#define QG_PTR_SEQ        0x52c
+#define QG_FB_GPA         0xD0000000u	/* inside the 3-4 GiB hole: never RAM */
+
 /* Demo guest commands (low byte of the command word; arg = word >> 8, 24 bits). */
 #define QG_CMD_HEARTBEAT    0x01	/* arg: print "tick N" every arg timer ticks (100 Hz); 0 = off */
 #define QG_CMD_HALT         0x02	/* print "halt", then cli; hlt for good */
@@ -39,6 +66,15 @@
 #define QG_CMD_POWEROFF     0x07	/* print "power-off", then ask the host to power off (POWER=1) */
 #define QG_CMD_EXITS        0x08	/* arg: N outs to BENCH, then print "exits done N" */
 #define QG_CMD_PING         0x09	/* print "pong N" with N = arg */
+#define QG_CMD_DRAW         0x0a	/* known small change: N = ++draw counter; fill the 200x100
+					 * rectangle at (64,64) (at (0,0), clipped, on screens narrower
+					 * than 264 or lower than 164) with a pattern from N, put the u32 N
+					 * into its first pixel, print "drawn N" */
+#define QG_CMD_FULL         0x0b	/* full-screen change: N = ++full counter; redraw every row from
+					 * a gradient shifted by N (one rep movsd per row), print "full N" */
+#define QG_CMD_SCENE        0x0c	/* redraw the desktop scene, print "scene" */
+#define QG_CMD_POINTER      0x0d	/* queued by the helper on POINTER: the guest reads PTR_SEQ and
+					 * PTR_X/Y/BUTTONS and moves its cursor (no serial output) */
 #define QG_CMD_HOST_POWEROFF 0xff	/* queued by the helper on STOP: guest prints "power-off requested"
 					 * and acknowledges with POWER=2 */
 

@@ -25,6 +25,9 @@ export const MsgType = {
   CONSOLE_READ: 13,
   KEYBOARD: 14,
   GUEST_COMMAND: 15,
+  DISPLAY_INFO: 16,
+  DIRTY: 17,
+  POINTER: 18,
 } as const;
 
 export const EventType = {
@@ -50,6 +53,12 @@ export const GuestCommand = {
   POWEROFF: 0x07,
   EXITS: 0x08,
   PING: 0x09,
+  /** Known small change: 200x100 rectangle at (64,64), first pixel = counter; prints `drawn N`. */
+  DRAW: 0x0a,
+  /** Full-screen change; prints `full N`. */
+  FULL: 0x0b,
+  /** Redraw the desktop scene; prints `scene`. */
+  SCENE: 0x0c,
 } as const;
 
 /** Guest-physical address of the demo guest's memory cell (QG_CELL_ADDR). */
@@ -108,6 +117,28 @@ export type HelperEvent =
   | { kind: "internalError"; seq: number; vcpu: number; rip: bigint; exitReason: number; message: string }
   | { kind: "debug"; seq: number; port: number; size: number; value: number }
   | { kind: "unknown"; seq: number; type: number; payload: Buffer };
+
+/** The framebuffer (DISPLAY_INFO): BGRX rows of `stride` bytes in the file at `path`. */
+export interface DisplayInfo {
+  width: number;
+  height: number;
+  stride: number;
+  format: "bgrx";
+  /** Absolute path of the framebuffer file (read it with positional reads). */
+  path: string;
+  /** Guest-physical address of the framebuffer. */
+  gpa: number;
+  /** 4 KiB pages of the framebuffer (stride × height rounded up). */
+  pages: number;
+  /** Bytes of the file (pages × 4096). */
+  size: number;
+}
+
+/** Framebuffer pages written since the previous DIRTY: bit i of the bitmap (word i >> 6, bit i & 63) = page i. */
+export interface DirtyPages {
+  pages: number;
+  bitmap: BigUint64Array;
+}
 
 /** Register name → value ("rax", "rip", "cr3", "efer", "cs.selector", "gdt.base", ...). */
 export type Registers = Record<string, bigint>;
@@ -320,6 +351,28 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     const p = Buffer.alloc(4);
     p.writeUInt32LE(((arg & 0xffffff) << 8 | (op & 0xff)) >>> 0, 0);
     await this.request(MsgType.GUEST_COMMAND, p);
+  }
+
+  /** Framebuffer geometry and the path of its file. */
+  displayInfo(): Promise<DisplayInfo> {
+    return this.json<DisplayInfo>(MsgType.DISPLAY_INFO);
+  }
+
+  /** Fetches and clears the framebuffer's dirty-page bitmap (KVM_GET_DIRTY_LOG). */
+  async dirty(): Promise<DirtyPages> {
+    const reply = await this.request(MsgType.DIRTY);
+    if (reply.length < 4) throw new HelperError("PROTOCOL", `DIRTY reply of ${reply.length} bytes`);
+    const pages = reply.readUInt32LE(0);
+    const words = Math.ceil(pages / 64);
+    if (reply.length !== 4 + words * 8) throw new HelperError("PROTOCOL", `DIRTY reply of ${reply.length} bytes for ${pages} pages`);
+    const bitmap = new BigUint64Array(words);
+    for (let i = 0; i < words; i++) bitmap[i] = reply.readBigUInt64LE(4 + i * 8);
+    return { pages, bitmap };
+  }
+
+  /** Sets the pointer position/buttons the guest sees (bit 0 left, 1 right, 2 middle) and rings its doorbell. */
+  async pointer(x: number, y: number, buttons = 0): Promise<void> {
+    await this.request(MsgType.POINTER, Buffer.from(JSON.stringify({ x: Math.max(0, Math.trunc(x)), y: Math.max(0, Math.trunc(y)), buttons: buttons >>> 0 })));
   }
 
   /** Resolves with the first event matching pred (rejects on timeout or close). */

@@ -112,6 +112,7 @@ export class ProcessLauncher implements HelperLauncher {
 
   async launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink> {
     const boot = spec.boot;
+    const fb = { fbWidth: spec.display.width, fbHeight: spec.display.height };
     const vmDir = path.join(this.runtimeDir, vmId);
     let spawned;
     try {
@@ -120,8 +121,8 @@ export class ProcessLauncher implements HelperLauncher {
         runtimeDir: vmDir,
         spec:
           boot.kind === "demo"
-            ? { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, demo: true }
-            : { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, image: imagePath, loadAddr: boot.loadAddress, entry: boot.entryAddress, mode: boot.mode },
+            ? { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, demo: true, ...fb }
+            : { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, image: imagePath, loadAddr: boot.loadAddress, entry: boot.entryAddress, mode: boot.mode, ...fb },
       });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");

@@ -25,6 +25,9 @@ export interface VmSpec {
   loadAddr?: number | bigint;
   entry?: number | bigint;
   mode?: "long" | "protected";
+  /** Framebuffer size (helper defaults 1024×768; width 64..4096, height 64..2160). */
+  fbWidth?: number;
+  fbHeight?: number;
 }
 
 export interface SpawnOptions {
@@ -73,6 +76,8 @@ export function vmmBinaryPath(): string {
 export function helperArgs(spec: VmSpec, controlPath: string, runtimeDir: string, device?: string): string[] {
   const args = ["--control", controlPath, "--runtime-dir", runtimeDir, "--vcpus", String(spec.vcpus), "--memory", String(spec.memoryBytes)];
   if (device) args.push("--device", device);
+  if (spec.fbWidth !== undefined) args.push("--fb-width", String(spec.fbWidth));
+  if (spec.fbHeight !== undefined) args.push("--fb-height", String(spec.fbHeight));
   if (spec.demo) {
     args.push("--demo");
   } else {

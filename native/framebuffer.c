@@ -1,0 +1,183 @@
+/* Framebuffer device: backing file, KVM slot with dirty logging, geometry/pointer registers. */
+#include "framebuffer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "debugport.h"
+#include "util.h"
+
+#define PAGE 4096ull
+
+static uint32_t reg_value(struct framebuffer *fb, uint64_t reg)
+{
+	switch (reg) {
+	case QG_FB_WIDTH - QG_FB_BASE: return fb->width;
+	case QG_FB_HEIGHT - QG_FB_BASE: return fb->height;
+	case QG_FB_STRIDE - QG_FB_BASE: return fb->stride;
+	case QG_FB_ADDR - QG_FB_BASE: return (uint32_t)fb->gpa;
+	case QG_PTR_X - QG_FB_BASE: return fb->ptr_x;
+	case QG_PTR_Y - QG_FB_BASE: return fb->ptr_y;
+	case QG_PTR_BUTTONS - QG_FB_BASE: return fb->ptr_buttons;
+	case QG_PTR_SEQ - QG_FB_BASE:
+		fb->ptr_pending = 0;	/* a new POINTER now needs a new doorbell */
+		return fb->ptr_seq;
+	default: return 0;
+	}
+}
+
+/* Registers are 32-bit at 4-byte aligned offsets; narrower reads see the low bytes of the
+ * register the offset falls in, writes are ignored. */
+static void fb_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)
+{
+	struct framebuffer *fb = opaque;
+	uint32_t v;
+
+	if (is_write)
+		return;
+	pthread_mutex_lock(&fb->lock);
+	fb->count.reg_reads++;
+	v = reg_value(fb, offset & ~3ull) >> (8 * (offset & 3));
+	pthread_mutex_unlock(&fb->lock);
+	for (unsigned i = 0; i < len; i++)
+		data[i] = (uint8_t)(i < 4 ? v >> (8 * i) : 0);
+}
+
+static int open_backing(struct framebuffer *fb, const char *dir, char *err, size_t errlen)
+{
+	if (dir) {
+		if ((size_t)snprintf(fb->path, sizeof(fb->path), "%s/framebuffer", dir) >= sizeof(fb->path)) {
+			snprintf(err, errlen, "runtime dir path too long for the framebuffer file");
+			return -1;
+		}
+		fb->fd = open(fb->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fb->fd >= 0)
+			fb->unlink_on_exit = 1;
+	} else {
+		/* No runtime dir (manual runs): a memfd, readable by the owner through /proc. */
+		fb->fd = memfd_create("qumra-framebuffer", MFD_CLOEXEC);
+		snprintf(fb->path, sizeof(fb->path), "/proc/%d/fd/%d", (int)getpid(), fb->fd);
+	}
+	if (fb->fd < 0 || ftruncate(fb->fd, (off_t)fb->size) < 0) {
+		snprintf(err, errlen, "framebuffer file %s of %llu bytes: %s", dir ? fb->path : "(memfd)",
+			 (unsigned long long)fb->size, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct framebuffer *framebuffer_init(struct vm *vm, char *err, size_t errlen)
+{
+	struct framebuffer *fb = calloc(1, sizeof(*fb));
+	struct kvm_userspace_memory_region region;
+
+	if (!fb) {
+		snprintf(err, errlen, "out of memory for the framebuffer");
+		return NULL;
+	}
+	fb->vm = vm;
+	fb->fd = -1;
+	pthread_mutex_init(&fb->lock, NULL);
+	fb->width = vm->cfg.fb_width;
+	fb->height = vm->cfg.fb_height;
+	fb->stride = fb->width * 4;
+	fb->size = ((uint64_t)fb->stride * fb->height + PAGE - 1) & ~(PAGE - 1);
+	fb->pages = (uint32_t)(fb->size / PAGE);
+	fb->gpa = QG_FB_GPA;
+	fb->ptr_x = fb->width / 2;
+	fb->ptr_y = fb->height / 2;
+	fb->bitmap = calloc((fb->pages + 63) / 64, sizeof(uint64_t));
+	if (!fb->bitmap || open_backing(fb, vm->cfg.runtime_dir, err, errlen) < 0)
+		goto fail;
+	fb->host = mmap(NULL, fb->size, PROT_READ | PROT_WRITE, MAP_SHARED, fb->fd, 0);
+	if (fb->host == MAP_FAILED) {
+		fb->host = NULL;
+		snprintf(err, errlen, "mmap of the framebuffer: %s", strerror(errno));
+		goto fail;
+	}
+	region = (struct kvm_userspace_memory_region){
+		.slot = FB_SLOT,
+		.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = fb->gpa,
+		.memory_size = fb->size,
+		.userspace_addr = (uint64_t)(uintptr_t)fb->host,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION framebuffer slot: %s", strerror(errno));
+		goto fail;
+	}
+	if (iobus_register(&vm->pio, QG_FB_BASE, QG_FB_LEN, fb_io, fb, "framebuffer") < 0) {
+		snprintf(err, errlen, "framebuffer ports 0x%x-0x%x are taken", QG_FB_BASE,
+			 QG_FB_BASE + QG_FB_LEN - 1);
+		goto fail;
+	}
+	log_info("framebuffer %ux%u BGRX at 0x%llx (%u pages), file %s", fb->width, fb->height,
+		 (unsigned long long)fb->gpa, fb->pages, fb->path);
+	return fb;
+fail:
+	framebuffer_teardown(fb);
+	return NULL;
+}
+
+void framebuffer_teardown(struct framebuffer *fb)
+{
+	if (!fb)
+		return;
+	if (fb->host)
+		munmap(fb->host, fb->size);
+	if (fb->fd >= 0)
+		close(fb->fd);
+	if (fb->unlink_on_exit)
+		unlink(fb->path);
+	free(fb->bitmap);
+	pthread_mutex_destroy(&fb->lock);
+	free(fb);
+}
+
+const uint64_t *framebuffer_dirty(struct framebuffer *fb, char *err, size_t errlen)
+{
+	struct kvm_dirty_log log = { .slot = FB_SLOT, .dirty_bitmap = fb->bitmap };
+	uint64_t n = 0;
+
+	memset(fb->bitmap, 0, ((fb->pages + 63) / 64) * sizeof(uint64_t));
+	if (ioctl(fb->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+		snprintf(err, errlen, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+		return NULL;
+	}
+	for (uint32_t i = 0; i < (fb->pages + 63) / 64; i++)
+		n += (uint64_t)__builtin_popcountll(fb->bitmap[i]);
+	__atomic_fetch_add(&fb->count.dirty_calls, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&fb->count.dirty_pages, n, __ATOMIC_RELAXED);
+	return fb->bitmap;
+}
+
+void framebuffer_pointer(struct framebuffer *fb, uint32_t x, uint32_t y, uint32_t buttons)
+{
+	int ring;
+
+	pthread_mutex_lock(&fb->lock);
+	fb->ptr_x = MIN(x, fb->width - 1);
+	fb->ptr_y = MIN(y, fb->height - 1);
+	fb->ptr_buttons = buttons;
+	fb->ptr_seq++;
+	fb->count.pointer_updates++;
+	ring = !fb->ptr_pending;
+	fb->ptr_pending = 1;
+	pthread_mutex_unlock(&fb->lock);
+	if (!ring)
+		return;		/* the guest has not read the last one yet: it will see this too */
+	if (debugport_command(fb->vm->debug, QG_CMD_POINTER) < 0) {
+		pthread_mutex_lock(&fb->lock);
+		fb->ptr_pending = 0;	/* mailbox full: ring again next time */
+		pthread_mutex_unlock(&fb->lock);
+		return;
+	}
+	__atomic_fetch_add(&fb->count.pointer_doorbells, 1, __ATOMIC_RELAXED);
+}
