@@ -4,15 +4,13 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { execSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { CodecError, type ImageDesc } from "../agent/src/codec/image.js";
 import { GlzDecoder, GlzEncoder } from "../agent/src/codec/glz.js";
 import { encodeLz } from "../agent/src/codec/lz.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
+import { rng, vectorsDir, repoRoot as root } from "./helpers/vectors.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const vectorsDir = path.resolve(root, "../shared/spice/vectors");
 
 interface GlzVector {
   codec: string;
@@ -26,17 +24,6 @@ interface GlzVector {
   outputs: string[];
 }
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;

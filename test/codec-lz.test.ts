@@ -4,25 +4,13 @@ import { describe, it, expect, beforeAll } from "vitest";
 import { execSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { decodeLz, encodeLz, readLzHeader } from "../agent/src/codec/lz.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
+import { rng, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const vectorsDir = path.resolve(root, "../shared/spice/vectors");
 
-interface Vector {
-  codec: string;
-  type: ImageType;
-  width: number;
-  height: number;
-  stride: number;
-  input: string;
-  output: string;
-  topDown: boolean;
-}
 
 function ensureWasm(): void {
   if (!existsSync(path.join(root, "dist/wasm/codecs.wasm"))) {
@@ -30,18 +18,6 @@ function ensureWasm(): void {
   }
 }
 
-/** xorshift32, for test data and fuzzing. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 type Kind = "flat" | "gradient" | "desktop" | "photo" | "noise";
 

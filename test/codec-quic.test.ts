@@ -3,15 +3,13 @@
 import { execSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { decodeQuic, encodeQuic, encodeQuicPixels } from "../agent/src/codec/quic.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
+import { rng, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const vectorsDir = path.resolve(root, "../shared/spice/vectors");
 const wasmFile = path.join(root, "dist/wasm/codecs.wasm");
 
 beforeAll(() => {
@@ -23,18 +21,6 @@ beforeAll(() => {
   }
 }, 120_000);
 
-/** Deterministic generator for test content (xorshift32). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 /** Bytes of a pixel that carry data (rgb32 padding and rgb16's top bit do not). */
 function significant(type: ImageType, byteInPixel: number): number {
@@ -63,16 +49,6 @@ function firstDifference(desc: ImageDesc, source: Uint8Array, decoded: Uint8Arra
   return undefined;
 }
 
-interface Vector {
-  codec: string;
-  type: ImageType;
-  width: number;
-  height: number;
-  stride: number;
-  input: string;
-  output: string;
-  topDown: boolean;
-}
 
 const vectors: Vector[] = existsSync(path.join(vectorsDir, "vectors.json"))
   ? (JSON.parse(readFileSync(path.join(vectorsDir, "vectors.json"), "utf8")) as Vector[]).filter((v) => v.codec === "quic")

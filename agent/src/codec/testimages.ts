@@ -5,7 +5,7 @@
 export type TestImageKind = "desktop" | "photo" | "noise";
 
 /** xorshift32 generator as in the recipe. */
-function xorshift32(seed: number): () => number {
+export function xorshift32(seed: number): () => number {
   let x = seed >>> 0;
   return () => {
     x ^= x << 13;
