@@ -1,0 +1,92 @@
+// A display source without a VM: a framebuffer file that the caller draws into, keeping its own dirty
+// page log the way KVM's dirty logging would. Used by the pipeline tests and `qumra bench display`.
+import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from "node:fs";
+import { PAGE_SIZE, type DisplaySource, type FramebufferInfo, type Rect } from "./types.js";
+
+export class ScriptedFramebuffer implements DisplaySource {
+  readonly geometry: FramebufferInfo;
+  private readonly fd: number;
+  private bitmap: Uint8Array;
+  private readonly endListeners: ((reason: string) => void)[] = [];
+  private closed = false;
+  /** Calls of dirty() (each one is a fetch-and-clear of the log). */
+  dirtyCalls = 0;
+
+  constructor(path: string, width: number, height: number) {
+    this.geometry = { width, height, stride: width * 4, path };
+    this.fd = openSync(path, "w+");
+    ftruncateSync(this.fd, this.geometry.stride * height);
+    this.bitmap = this.emptyBitmap();
+  }
+
+  async info(): Promise<FramebufferInfo> {
+    return this.geometry;
+  }
+
+  async dirty(): Promise<Uint8Array> {
+    this.dirtyCalls++;
+    const out = this.bitmap;
+    this.bitmap = this.emptyBitmap();
+    return out;
+  }
+
+  onEnd(listener: (reason: string) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  /** Writes `pixels` (packed BGRX rows of r.width) into the rect r and logs the pages written. */
+  draw(r: Rect, pixels: Uint8Array): void {
+    const { stride } = this.geometry;
+    const rowBytes = r.width * 4;
+    if (r.x === 0 && r.width * 4 === stride) {
+      this.writeAt(pixels.subarray(0, rowBytes * r.height), r.y * stride);
+      return;
+    }
+    for (let y = 0; y < r.height; y++) this.writeAt(pixels.subarray(y * rowBytes, (y + 1) * rowBytes), (r.y + y) * stride + r.x * 4);
+  }
+
+  /** Fills a rect with one colour (0xRRGGBB). */
+  fill(r: Rect, rgb: number): void {
+    const px = new Uint8Array(r.width * r.height * 4);
+    for (let i = 0; i < px.length; i += 4) {
+      px[i] = rgb & 0xff;
+      px[i + 1] = (rgb >> 8) & 0xff;
+      px[i + 2] = (rgb >> 16) & 0xff;
+    }
+    this.draw(r, px);
+  }
+
+  /** Marks pages dirty without changing them (a guest rewriting the same pixels). */
+  touch(byteOffset: number, length: number): void {
+    this.mark(byteOffset, length);
+  }
+
+  /** Ends the display (as a VM stopping would). */
+  end(reason = "the VM stopped"): void {
+    for (const l of this.endListeners) l(reason);
+  }
+
+  close(remove = true): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+    if (remove) rmSync(this.geometry.path, { force: true });
+  }
+
+  private writeAt(bytes: Uint8Array, position: number): void {
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, position + done);
+    this.mark(position, bytes.length);
+  }
+
+  private mark(offset: number, length: number): void {
+    if (length <= 0) return;
+    const first = Math.floor(offset / PAGE_SIZE);
+    const last = Math.floor((offset + length - 1) / PAGE_SIZE);
+    for (let p = first; p <= last; p++) this.bitmap[p >> 3] |= 1 << (p & 7);
+  }
+
+  private emptyBitmap(): Uint8Array {
+    return new Uint8Array(Math.ceil(Math.ceil((this.geometry.stride * this.geometry.height) / PAGE_SIZE) / 8));
+  }
+}
