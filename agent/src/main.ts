@@ -4,8 +4,8 @@ import { loadConfig, ConfigError, USAGE, type AgentConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { AgentServer } from "./api/server.js";
 import { hostService } from "./api/host-service.js";
-import { unimplementedService } from "./api/status.js";
 import { vmService } from "./api/vm-service.js";
+import { displayService } from "./api/display-service.js";
 import { VmManager } from "./vm/manager.js";
 import { ProcessLauncher } from "./vm/helper-link.js";
 import { HostInfo } from "./host/host-facts.js";
@@ -49,7 +49,7 @@ export async function runAgent(config: AgentConfig, logger: Logger): Promise<Run
     {
       name: "qumra.v1.DisplayService",
       definition: DisplayServiceService,
-      implementation: unimplementedService(DisplayServiceService, "the display pipeline arrives with issue 5"),
+      implementation: displayService(vms),
     },
   ]);
   identity.listen = await server.listen();

@@ -9,6 +9,7 @@ import { validateSpec, validateVmId, type HostLimits, type SpecRequest } from ".
 import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
+import type { HelperClient } from "./helper-client.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
 interface VmEntry {
@@ -255,6 +256,15 @@ export class VmManager {
       if (offset < data.length) await new Promise((r) => setTimeout(r, 10));
     }
     if (offset < data.length) throw new QumraError("resource-exhausted", `the guest is not reading its serial input: ${data.length - offset} of ${data.length} bytes not delivered`);
+  }
+
+  /**
+   * The live helper of a VM and its record, for the display pipeline: NOT_FOUND for an unknown VM,
+   * FAILED_PRECONDITION unless it is CREATED, RUNNING or PAUSED, UNAVAILABLE if its helper is gone.
+   */
+  helperFor(vmId: string, action = "use the display of"): { client: HelperClient; record: VmRecord } {
+    const e = this.liveEntry(vmId, action);
+    return { client: this.link(e).client, record: e.record };
   }
 
   /** Closes control connections without stopping any VM (agent shutdown). */
