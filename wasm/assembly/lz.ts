@@ -24,6 +24,9 @@ const HEADER_BYTES: usize = 28;
 let htab: usize = 0;
 const HTAB_BYTES: usize = HASH_SIZE * 4;
 
+/** Hash-table byte offsets of four consecutive positions (RGB32), computed together by hash4. */
+const HBUF: usize = memory.data(32, 16);
+
 function resetHash(base: usize): void {
   const v = i32x4.splat(<i32>base);
   for (let p = htab, e = htab + HASH_SIZE * 4; p < e; p += 16) v128.store(p, v);
@@ -87,6 +90,10 @@ function compress<K>(base: usize, n: usize, op: usize): usize {
   const ipBound = end - 2 * bpp;
   const ipLimit = end - 6 * bpp;
   let ip = base + 2 * bpp;
+  // HBUF holds the slot offsets of the positions hStart .. hStart + 3 (RGB32); a position below
+  // ipLimit leaves room for hash4's 24-byte read. Unsigned, so the first use always refills.
+  let hStart = end;
+  let hLen: usize = 0;
 
   while (ip < ipLimit) {
     const anchor = ip;
@@ -103,7 +110,23 @@ function compress<K>(base: usize, n: usize, op: usize): usize {
       }
       matched = true;
     } else {
-      const slot = htab + ((K.hash(ip) & HASH_MASK) << 2);
+      let slot: usize;
+      if (K.simd) {
+        let d = anchor - hStart;
+        if (d >= hLen) {
+          v128.store(HBUF, i32x4.shl(v128.and(K.hash4(anchor), i32x4.splat(HASH_MASK)), 2));
+          hLen = 4 * bpp;
+          if (anchor + 10 * bpp <= end) {
+            v128.store(HBUF, i32x4.shl(v128.and(K.hash4(anchor + 4 * bpp), i32x4.splat(HASH_MASK)), 2), 16);
+            hLen = 8 * bpp;
+          }
+          hStart = anchor;
+          d = 0;
+        }
+        slot = htab + <usize>load<u32>(HBUF + d);
+      } else {
+        slot = htab + ((K.hash(ip) & HASH_MASK) << 2);
+      }
       let ref = <usize>load<u32>(slot);
       distance = (anchor - ref) / bpp;
       store<u32>(slot, <u32>anchor);

@@ -108,6 +108,10 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
   return ((h << 5) + h) ^ c;
 }
 
+@inline function djb4(h: v128, c: v128): v128 {
+  return v128.xor(i32x4.add(i32x4.shl(h, 5), h), c);
+}
+
 // ---- pixel kinds ----
 //
 // Members used by the encoders:
@@ -115,6 +119,8 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
 //   cat      0: RGB24/32 (a match may be 1 unit), 1: RGB16 (2 units), 2: one-byte units (3 units)
 //   same     equality as the format defines it (RGB ignores the pad byte, RGB16 ignores bit 15)
 //   hash     DJB2 over the three units at p (unmasked)
+//   simd     true if hash4 and the vector match helpers below apply (RGB32 only)
+//   hash4    hash() of four consecutive positions, one per lane
 //   emit     writes the unit's literal bytes at op and returns the next op; it may write up to
 //            three bytes past the literal (the output bound leaves room for that)
 // Members used by the decoders:
@@ -137,6 +143,17 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
     h = djb(h, (c >> 16) & 255); h = djb(h, (c >> 8) & 255); h = djb(h, c & 255);
     return h;
   }
+  @inline get simd(): bool { return true; }
+  /** hash() of the four positions p, p+4, p+8, p+12 in the lanes (reads 24 bytes from p). */
+  @inline hash4(p: usize): v128 {
+    const a = v128.load(p), b = v128.load(p, 4), c = v128.load(p, 8);
+    const m = i32x4.splat(255);
+    let h = i32x4.splat(5381 * 33);
+    h = v128.xor(h, v128.and(i32x4.shr_u(a, 16), m)); h = djb4(h, v128.and(i32x4.shr_u(a, 8), m)); h = djb4(h, v128.and(a, m));
+    h = djb4(h, v128.and(i32x4.shr_u(b, 16), m)); h = djb4(h, v128.and(i32x4.shr_u(b, 8), m)); h = djb4(h, v128.and(b, m));
+    h = djb4(h, v128.and(i32x4.shr_u(c, 16), m)); h = djb4(h, v128.and(i32x4.shr_u(c, 8), m)); h = djb4(h, v128.and(c, m));
+    return h;
+  }
   @inline emit(op: usize, p: usize): usize {
     store<u32>(op, load<u32>(p));
     return op + 3;
@@ -151,6 +168,8 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
 
 /** The alpha pass of RGBA (and XXXA): byte 3 of four-byte pixels, coded like one-byte units. */
 @final export class KAlpha {
+  @inline get simd(): bool { return false; }
+  @inline hash4(p: usize): v128 { return i32x4.splat(0); }
   @inline get bpp(): usize { return 4; }
   @inline get obpp(): usize { return 4; }
   @inline get litBytes(): usize { return 1; }
@@ -176,6 +195,8 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
 }
 
 @final export class KRgb24 {
+  @inline get simd(): bool { return false; }
+  @inline hash4(p: usize): v128 { return i32x4.splat(0); }
   @inline get bpp(): usize { return 3; }
   @inline get obpp(): usize { return 3; }
   @inline get litBytes(): usize { return 3; }
@@ -207,6 +228,8 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
 
 /** RGB16 (x1r5g5b5, little endian in memory); the stream carries the high byte first. */
 @final export class KRgb16 {
+  @inline get simd(): bool { return false; }
+  @inline hash4(p: usize): v128 { return i32x4.splat(0); }
   @inline get bpp(): usize { return 2; }
   @inline get obpp(): usize { return 2; }
   @inline get litBytes(): usize { return 2; }
@@ -235,6 +258,8 @@ export function unitCount(type: i32, width: i32, height: i32, stride: i32): usiz
 
 /** One-byte units: palette indices (PLT1/4/8, packed bytes) and A8. */
 @final export class KByte {
+  @inline get simd(): bool { return false; }
+  @inline hash4(p: usize): v128 { return i32x4.splat(0); }
   @inline get bpp(): usize { return 1; }
   @inline get obpp(): usize { return 1; }
   @inline get litBytes(): usize { return 1; }
