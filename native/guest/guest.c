@@ -1,9 +1,12 @@
-/* qumra demo guest: prints a banner on COM1, then obeys commands from the debug device's
- * mailbox (guest-abi.h). Everything happens in interrupt handlers or right after a wake-up
- * from hlt, so an idle guest costs nothing; each event does only a little work, because on
- * kvm-pvm hosts guest code is emulated. */
+/* qumra demo guest: draws a desktop on the framebuffer (display.c), prints a banner on COM1,
+ * then obeys commands from the debug device's mailbox (guest-abi.h) and its serial console,
+ * types keyboard input into its terminal window and moves its cursor with the pointer.
+ * Everything happens in interrupt handlers or right after a wake-up from hlt, so an idle guest
+ * costs little (a 100 Hz timer tick, a clock redraw per second); each event does only a little
+ * work, because on kvm-pvm hosts guest code is emulated. */
 #include <stdint.h>
 
+#include "display.h"
 #include "guest-abi.h"
 
 #define COM1 0x3f8
@@ -37,6 +40,10 @@ static volatile uint64_t ticks;
 static volatile int heartbeat_due;
 static unsigned heartbeat_period, heartbeat_count;
 static volatile int echo;
+static volatile uint8_t key_queue[QUEUE];
+static volatile unsigned key_head, key_count;
+static volatile int clock_due;
+static int have_display;
 
 static void putc(char c) { outb(COM1, (uint8_t)c); }
 static void puts(const char *s) { while (*s) putc(*s++); }
@@ -121,6 +128,9 @@ static uint32_t console_command(uint8_t c)
 	case 'x': return QG_CMD_TRIPLE_FAULT;
 	case '?': return QG_CMD_PING;
 	case 'b': return QG_CMD_EXITS | (100000u << 8);
+	case 'd': return QG_CMD_DRAW;
+	case 'f': return QG_CMD_FULL;
+	case 'r': return QG_CMD_SCENE;
 	default: return 0;
 	}
 }
@@ -136,14 +146,21 @@ void isr_dispatch(uint64_t vec)
 	switch (vec - 32) {
 	case 0:
 		ticks++;
+		if (ticks % 100 == 0)
+			clock_due = 1;
 		if (heartbeat_period && ticks % heartbeat_period == 0)
 			heartbeat_due = 1;
 		break;
 	case 1:
 		while (inb(0x64) & 1) {
+			uint8_t code = inb(0x60);
 			puts("kbd ");
-			puthex(inb(0x60), 2);
+			puthex(code, 2);
 			putc('\n');
+			if (key_count < QUEUE) {
+				key_queue[(key_head + key_count) % QUEUE] = code;
+				key_count++;
+			}
 		}
 		break;
 	case 4:
@@ -232,6 +249,24 @@ static void run_command(uint32_t word)
 		putdec(arg);
 		putc('\n');
 		break;
+	case QG_CMD_DRAW:
+		puts("drawn ");
+		putdec(display_draw());
+		putc('\n');
+		break;
+	case QG_CMD_FULL:
+		puts("full ");
+		putdec(display_full());
+		putc('\n');
+		break;
+	case QG_CMD_SCENE:
+		if (have_display)
+			display_scene();
+		puts("scene\n");
+		break;
+	case QG_CMD_POINTER:
+		display_pointer();
+		break;
 	case QG_CMD_HOST_POWEROFF:
 		puts("power-off requested\n");
 		outb(QG_PORT_POWER, QG_POWER_ACK);
@@ -257,6 +292,16 @@ void guest_poll(uint64_t r15)
 		cmd_count--;
 		run_command(w);
 	}
+	while (key_count) {
+		uint8_t code = key_queue[key_head];
+		key_head = (key_head + 1) % QUEUE;
+		key_count--;
+		display_key(code);
+	}
+	if (clock_due) {
+		clock_due = 0;
+		display_clock(ticks / 100);
+	}
 	if (heartbeat_due) {
 		heartbeat_due = 0;
 		puts("tick ");
@@ -271,6 +316,10 @@ void guest_main(void)
 	pic_init();
 	outb(COM1 + 1, 0x01);		/* interrupt on received data */
 	outb(COM1 + 4, 0x08);		/* OUT2: route the UART interrupt */
+	have_display = display_init();	/* the desktop is on screen before the banner */
+	timer_start();			/* 100 Hz: the taskbar clock (and heartbeats) */
 	puts("qumra demo guest\n");
-	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault, b 100000 port exits\n");
+	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault, b 100000 port exits, d draw, f full screen, r redraw\n");
+	if (!have_display)
+		puts("no framebuffer\n");
 }

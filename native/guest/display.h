@@ -1,0 +1,23 @@
+/* The demo guest's desktop on the helper's framebuffer (guest-abi.h display registers).
+ * All drawing runs with interrupts off, outside interrupt handlers, and uses few large string
+ * instructions (rep stosd / rep movsd per row) because guest code may be emulated. */
+#ifndef QG_DISPLAY_H
+#define QG_DISPLAY_H
+
+#include <stdint.h>
+
+/* Reads the geometry and draws the desktop scene; 0 if there is no usable framebuffer. */
+int display_init(void);
+void display_scene(void);
+/* QG_CMD_DRAW: the known small change; returns its counter N (first pixel = N). */
+uint32_t display_draw(void);
+/* QG_CMD_FULL: the full-screen change; returns its counter N. */
+uint32_t display_full(void);
+/* QG_CMD_POINTER: reads the pointer registers and moves the cursor. */
+void display_pointer(void);
+/* A scancode (set 1) from the i8042: printable make codes are typed into the terminal window. */
+void display_key(uint8_t code);
+/* Redraws the clock in the taskbar. */
+void display_clock(uint64_t seconds);
+
+#endif
