@@ -119,22 +119,27 @@ export function inputFromPb(events: InputEvent[]): InputEventData[] {
   });
 }
 
+/** StreamDisplay over any set of hubs (the VMs' in the agent; a scripted framebuffer in tests and benchmarks). */
+export function streamDisplayHandler(hubs: DisplayHubs): DisplayServiceServer["streamDisplay"] {
+  return serverStream(async (req: StreamDisplayRequest, call: grpc.ServerWritableStream<StreamDisplayRequest, DisplayUpdate>) => {
+    const options = streamOptions(req);
+    const { viewer, release } = await hubs.attach(req.vmId, options);
+    const stopOnCancel = (): void => viewer.stop();
+    call.once("cancelled", stopOnCancel);
+    try {
+      await viewer.run(streamSink(call));
+    } finally {
+      call.off("cancelled", stopOnCancel);
+      release();
+    }
+  });
+}
+
 export function displayService(vms: VmManager): DisplayServiceServer {
   const hubs = new DisplayHubs((vmId) => new HelperDisplaySource(vms.helperFor(vmId, "show the display of").client, vmId));
 
   return {
-    streamDisplay: serverStream(async (req, call) => {
-      const options = streamOptions(req);
-      const { viewer, release } = await hubs.attach(req.vmId, options);
-      const stopOnCancel = (): void => viewer.stop();
-      call.once("cancelled", stopOnCancel);
-      try {
-        await viewer.run(streamSink(call));
-      } finally {
-        call.off("cancelled", stopOnCancel);
-        release();
-      }
-    }),
+    streamDisplay: streamDisplayHandler(hubs),
 
     screenshot: unary(async (req) => {
       const format = FORMATS[req.format];

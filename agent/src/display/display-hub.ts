@@ -148,6 +148,11 @@ export class DisplayHubs {
     };
   }
 
+  /** The VM's hub if one is open (tests and benchmarks read its counters). */
+  hubOf(vmId: string): Promise<DisplayHub> | undefined {
+    return this.opening.get(vmId);
+  }
+
   /** Hubs open or opening (tests). */
   get size(): number {
     return this.opening.size;
