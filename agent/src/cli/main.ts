@@ -5,6 +5,7 @@ import { registerHost } from "./host.js";
 import { registerVm } from "./vm.js";
 import { registerBench } from "./bench.js";
 import { registerCodec } from "./codec.js";
+import { registerDisplay } from "./display.js";
 import { VERSION } from "../version.js";
 
 import { collect } from "./parse.js";
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
 
   registerHost(program, globals);
   registerVm(program, globals);
+  registerDisplay(program, globals);
   registerBench(program, globals);
   registerCodec(program, globals);
   return program;
