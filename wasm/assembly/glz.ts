@@ -86,8 +86,30 @@ function widenTable(): void {
   wide = true;
 }
 
+/** Masked hashes of eight consecutive positions (RGB32), computed together by hash4. */
+const HBUF: usize = memory.data(32, 16);
+/** Look-ahead of the cache touches in literal stretches: pixels AHEAD positions on, entries 2×AHEAD. */
+const AHEAD: usize = 16;
+/** Sink for the touch loads (never read; keeps them from being optimised away). */
+let touchSink: u64 = 0;
+
 @inline function seg(i: u32): usize {
   return segs + <usize>i * SEG_BYTES;
+}
+
+/**
+ * Reads the table entry of hash hv and the pixel it points at (clamped into its segment), only so
+ * that both are in cache when the coder gets there; the value returned means nothing.
+ */
+@inline function touch<E>(hv: u32): u64 {
+  const E = changetype<E>(0);
+  const e = E.get(hv);
+  const r = seg(<u32>e);
+  const size = load<u32>(r, S_SIZE);
+  let rp = <u32>(e >> 32);
+  if (rp >= size) rp = size - 1; // a free segment has size 0 and wraps to a huge value: clamp again
+  if (rp >= storageLimit * 2) rp = 0;
+  return e ^ <u64>load<u32>(storage + (<usize>load<u32>(r, S_START) + <usize>rp) * 4);
 }
 
 /**
@@ -342,6 +364,10 @@ function compress<K, E>(s: u32, op: usize): usize {
   const ipBound = end - 2 * bpp;
   const ipLimit = end - 6 * bpp;
   let ip = base + 2 * bpp;
+  // HBUF holds the hashes of the positions hStart .. hStart + hLen - 1 (RGB32 only)
+  let hStart = end;
+  let hLen: usize = 0;
+  let sink: u64 = 0;
 
   while (ip < ipLimit) {
     const anchor = ip;
@@ -360,7 +386,40 @@ function compress<K, E>(s: u32, op: usize): usize {
       }
       pixDist = 1;
     } else {
-      const hv = K.hash(ip) & HASH_MASK;
+      let hv: u32;
+      if (K.simd) {
+        let d = anchor - hStart;
+        if (d >= hLen) {
+          const mask = i32x4.splat(HASH_MASK);
+          v128.store(HBUF, v128.and(K.hash4(anchor), mask));
+          hLen = 4 * bpp;
+          if (anchor + 10 * bpp <= end) {
+            v128.store(HBUF, v128.and(K.hash4(anchor + 4 * bpp), mask), 16);
+            hLen = 8 * bpp;
+            if (d == hLen && anchor + (2 * AHEAD + 10) * bpp <= end) {
+              // a literal stretch (this block follows the last one): bring in, ahead of use, the
+              // table entries AHEAD*2 positions on and the pixels of those AHEAD positions on
+              const a0 = v128.and(K.hash4(anchor + 2 * AHEAD * bpp), mask);
+              const a1 = v128.and(K.hash4(anchor + (2 * AHEAD + 4) * bpp), mask);
+              const b0 = v128.and(K.hash4(anchor + AHEAD * bpp), mask);
+              const b1 = v128.and(K.hash4(anchor + (AHEAD + 4) * bpp), mask);
+              sink ^= E.get(i32x4.extract_lane(a0, 0)) ^ E.get(i32x4.extract_lane(a0, 1))
+                ^ E.get(i32x4.extract_lane(a0, 2)) ^ E.get(i32x4.extract_lane(a0, 3))
+                ^ E.get(i32x4.extract_lane(a1, 0)) ^ E.get(i32x4.extract_lane(a1, 1))
+                ^ E.get(i32x4.extract_lane(a1, 2)) ^ E.get(i32x4.extract_lane(a1, 3))
+                ^ touch<E>(i32x4.extract_lane(b0, 0)) ^ touch<E>(i32x4.extract_lane(b0, 1))
+                ^ touch<E>(i32x4.extract_lane(b0, 2)) ^ touch<E>(i32x4.extract_lane(b0, 3))
+                ^ touch<E>(i32x4.extract_lane(b1, 0)) ^ touch<E>(i32x4.extract_lane(b1, 1))
+                ^ touch<E>(i32x4.extract_lane(b1, 2)) ^ touch<E>(i32x4.extract_lane(b1, 3));
+            }
+          }
+          hStart = anchor;
+          d = 0;
+        }
+        hv = load<u32>(HBUF + d);
+      } else {
+        hv = K.hash(ip) & HASH_MASK;
+      }
       const e = E.get(hv);
       const rs = <u32>e;
       const idx = (anchor - base) / bpp;
@@ -410,6 +469,7 @@ function compress<K, E>(s: u32, op: usize): usize {
   }
   if (copy != 0) store<u8>(lastCopy, <u8>(copy - 1));
   else op--;
+  touchSink ^= sink;
   return op;
 }
 
