@@ -151,7 +151,9 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
     if (exited || pid === undefined) {
       let tail = "";
       try {
-        tail = readFileSync(logPath, "utf8").trim().split("\n").slice(-3).join("\n");
+        const lines = readFileSync(logPath, "utf8").trim().split("\n").slice(-8);
+        // A usage error is one "qumra-vmm: ..." line followed by the usage text: show that line.
+        tail = lines.filter((l) => l.startsWith("qumra-vmm: ")).pop() ?? lines.slice(-3).join("\n");
       } catch {
         /* no log */
       }
