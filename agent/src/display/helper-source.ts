@@ -1,37 +1,27 @@
 // A VM's helper as a display source: DISPLAY_INFO, the framebuffer's dirty log, and input devices.
-// Written against the helper contract (native/PROTOCOL.md); a helper without the framebuffer device
-// answers FAILED_PRECONDITION rather than a crash.
+// See native/PROTOCOL.md (DISPLAY_INFO, DIRTY, POINTER, KEYBOARD).
 import { QumraError, failedPrecondition } from "../errors.js";
-import type { HelperClient } from "../vm/helper-client.js";
+import type { DirtyPages, HelperClient } from "../vm/helper-client.js";
 import type { DisplaySource, FramebufferInfo } from "./types.js";
 
-/** The part of the helper client the display uses. */
-export interface DisplayHelper {
-  displayInfo(): Promise<{ width: number; height: number; stride: number; format?: string; path: string }>;
-  dirty(): Promise<unknown>;
-  pointer(x: number, y: number, buttons: number): Promise<unknown>;
-  keyboard(scancodes: Uint8Array): Promise<number>;
-  readonly closed: boolean;
-  once(event: "close", listener: (err: Error) => void): unknown;
-}
+/** The part of the helper client the display uses (tests may pass a fake). */
+export type DisplayHelper = Pick<HelperClient, "displayInfo" | "dirty" | "pointer" | "keyboard" | "closed" | "once">;
 
 export function displayHelper(client: HelperClient, vmId: string): DisplayHelper {
-  const c = client as unknown as Partial<DisplayHelper>;
-  if (typeof c.displayInfo !== "function" || typeof c.dirty !== "function") {
+  if (typeof (client as Partial<DisplayHelper>).displayInfo !== "function") {
     throw failedPrecondition(`VM '${vmId}' has no display: its helper has no framebuffer device`);
   }
-  return client as unknown as DisplayHelper;
+  return client;
 }
 
-/** The dirty log as a page bitmap, whichever shape the helper client returns it in. */
-export function bitmapOf(reply: unknown): Uint8Array {
-  if (reply instanceof Uint8Array) return reply;
-  if (reply && typeof reply === "object") {
-    const r = reply as { bitmap?: unknown; pages?: unknown };
-    if (r.bitmap instanceof Uint8Array) return r.bitmap;
-    if (r.pages instanceof Uint8Array) return r.pages;
-  }
-  throw new QumraError("internal", "the helper's dirty log is not a page bitmap");
+/** The dirty log as bytes: bit i (LSB first in byte i >> 3) = page i; the helper's u64 words are little-endian. */
+export function bitmapOf(reply: DirtyPages): Uint8Array {
+  const words = reply.bitmap;
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+  const out = new Uint8Array(words.length * 8);
+  const dv = new DataView(out.buffer);
+  words.forEach((w, i) => dv.setBigUint64(i * 8, w, true));
+  return out;
 }
 
 export function toFramebufferInfo(d: { width: number; height: number; stride: number; format?: string; path: string }, vmId: string): FramebufferInfo {
