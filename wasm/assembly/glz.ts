@@ -10,6 +10,7 @@
 import {
   LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, MAX_COPY,
   ERR_ARGS, ERR_OUTPUT, ERR_STATE, ERR_WINDOW, KRgb32, KAlpha, passBound, packRows, putBE32,
+  rgb32RunEnd, rgb32MatchEnd,
 } from "./lz_common";
 
 const HASH_LOG: u32 = 20;
@@ -321,10 +322,17 @@ function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
   const imageDist = curId - load<u64>(r, S_ID);
   const pixDist: u64 = imageDist == 0 ? <u64>ipIdx - <u64>rp : <u64>rp;
   if (pixDist == 0 || pixDist >= MAX_PIXEL_LONG_DISTANCE || imageDist > MAX_IMAGE_DIST) return 0;
-  while (tip < ipBound && ref < refLimit) {
-    if (!K.same(ref, tip)) break;
-    ref += bpp;
-    tip += bpp;
+  if (K.simd) {
+    let bound = ipBound;
+    if (ref >= refLimit) bound = tip;
+    else if (refLimit - ref < ipBound - tip) bound = tip + (refLimit - ref);
+    if (tip < bound) tip = rgb32MatchEnd(ref, tip, bound);
+  } else {
+    while (tip < ipBound && ref < refLimit) {
+      if (!K.same(ref, tip)) break;
+      ref += bpp;
+      tip += bpp;
+    }
   }
   const len = (tip - ip) / bpp;
   mImageDist = imageDist;
@@ -378,11 +386,16 @@ function compress<K, E>(s: u32, op: usize): usize {
     if (K.same(ip - bpp, ip) && K.same(ip, ip + bpp) && K.same(ip + bpp, ip + 2 * bpp)) {
       const x = ip + 2 * bpp;
       ip += 3 * bpp;
-      len = 3;
-      while (ip < ipBound) {
-        if (!K.same(ip, x)) break;
-        ip += bpp;
-        len++;
+      if (K.simd) {
+        ip = rgb32RunEnd(ip, ipBound, load<u32>(x));
+        len = (ip - anchor) / bpp;
+      } else {
+        len = 3;
+        while (ip < ipBound) {
+          if (!K.same(ip, x)) break;
+          ip += bpp;
+          len++;
+        }
       }
       pixDist = 1;
     } else {

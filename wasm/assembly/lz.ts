@@ -6,7 +6,7 @@
 import {
   LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA, LZ_A8, LZ_PLT1_LE,
   MAX_COPY, ERR_ARGS, ERR_OUTPUT, KRgb32, KRgb24, KRgb16, KByte, KAlpha,
-  checkSizes, headerStride, unitCount, passBound, packRows, putBE32,
+  checkSizes, headerStride, unitCount, passBound, packRows, putBE32, rgb32RunEnd, rgb32MatchEnd,
 } from "./lz_common";
 
 const HASH_LOG: u32 = 13;
@@ -103,10 +103,15 @@ function compress<K>(base: usize, n: usize, op: usize): usize {
     if (K.same(ip - bpp, ip) && K.same(ip, ip + bpp) && K.same(ip + bpp, ip + 2 * bpp)) {
       // a run: a match at distance 1, extended while units equal the one before the anchor
       const x = anchor + 2 * bpp;
-      ip += 3 * bpp;
-      while (ip < ipBound) {
-        if (!K.same(ip - bpp, x)) break;
-        ip += bpp;
+      if (K.simd) {
+        // ip ends one past the first unit from x on that differs from x (at most ipBound)
+        ip = rgb32RunEnd(x, ipBound - bpp, load<u32>(x)) + bpp;
+      } else {
+        ip += 3 * bpp;
+        while (ip < ipBound) {
+          if (!K.same(ip - bpp, x)) break;
+          ip += bpp;
+        }
       }
       matched = true;
     } else {
@@ -157,13 +162,19 @@ function compress<K>(base: usize, n: usize, op: usize): usize {
         }
         if (ok) {
           distance--;
-          while (ip < ipBound) {
-            if (!K.same(ref, ip)) {
+          if (K.simd) {
+            // ip ends one past the first mismatch (at most ipBound)
+            const q = rgb32MatchEnd(ref, ip, ipBound);
+            ip = q < ipBound ? q + bpp : ipBound;
+          } else {
+            while (ip < ipBound) {
+              if (!K.same(ref, ip)) {
+                ip += bpp;
+                break;
+              }
+              ref += bpp;
               ip += bpp;
-              break;
             }
-            ref += bpp;
-            ip += bpp;
           }
           matched = true;
         }

@@ -311,3 +311,39 @@ export function spreadRows(dst: usize, rowBytes: usize, stride: usize, rows: usi
     memory.copy(dst + <usize>y * stride, dst + <usize>y * rowBytes, rowBytes);
   }
 }
+
+// ---- RGB32 vector scans (pixels compared on R, G, B; reads stay below `bound`) ----
+
+const RGB_MASK: u32 = 0xffffff;
+
+/** First pixel address in [p, bound) whose colour differs from x, or bound. */
+@inline export function rgb32RunEnd(p: usize, bound: usize, x: u32): usize {
+  const m = i32x4.splat(RGB_MASK);
+  const xv = i32x4.splat(x & RGB_MASK);
+  while (p + 16 <= bound) {
+    const ne = i32x4.ne(v128.and(v128.load(p), m), xv);
+    if (v128.any_true(ne)) return p + (<usize>ctz(i32x4.bitmask(ne)) << 2);
+    p += 16;
+  }
+  while (p < bound) {
+    if (((load<u32>(p) ^ x) & RGB_MASK) != 0) return p;
+    p += 4;
+  }
+  return bound;
+}
+
+/** First pixel address q in [p, bound) whose colour differs from the pixel at q − (p − ref), or bound. */
+@inline export function rgb32MatchEnd(ref: usize, p: usize, bound: usize): usize {
+  const m = i32x4.splat(RGB_MASK);
+  const delta = p - ref;
+  while (p + 16 <= bound) {
+    const ne = v128.and(v128.xor(v128.load(p), v128.load(p - delta)), m);
+    if (v128.any_true(ne)) return p + (<usize>ctz(i32x4.bitmask(i32x4.ne(ne, i32x4.splat(0)))) << 2);
+    p += 16;
+  }
+  while (p < bound) {
+    if (((load<u32>(p) ^ load<u32>(p - delta)) & RGB_MASK) != 0) return p;
+    p += 4;
+  }
+  return bound;
+}
