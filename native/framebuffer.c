@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +59,12 @@ static int open_backing(struct framebuffer *fb, const char *dir, char *err, size
 			return -1;
 		}
 		fb->fd = open(fb->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fb->fd >= 0)
+		if (fb->fd >= 0) {
+			char abs[PATH_MAX];
 			fb->unlink_on_exit = 1;
+			if (realpath(fb->path, abs) && strlen(abs) < sizeof(fb->path))
+				strcpy(fb->path, abs);	/* DISPLAY_INFO gives an absolute path */
+		}
 	} else {
 		/* No runtime dir (manual runs): a memfd, readable by the owner through /proc. */
 		fb->fd = memfd_create("qumra-framebuffer", MFD_CLOEXEC);
