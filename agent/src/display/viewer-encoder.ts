@@ -14,6 +14,10 @@ import type { CodecChoice, EncodedRectData, FramebufferInfo, Rect, RectCodec } f
 export interface EncoderCounters {
   /** Bytes read from the framebuffer file. */
   bytesRead: number;
+  /** Time spent reading, finding rects and encoding (ms). */
+  busyMs: number;
+  /** Pixels of the rects encoded. */
+  pixels: number;
   /** Rects encoded, per codec. */
   rects: Record<RectCodec, number>;
   /** Encoded bytes, per codec. */
@@ -27,6 +31,8 @@ export class ViewerEncoder {
   private readonly shadow: Uint32Array;
   readonly counters: EncoderCounters = {
     bytesRead: 0,
+    busyMs: 0,
+    pixels: 0,
     rects: { raw: 0, quic: 0, lz: 0, glz: 0 },
     bytes: { raw: 0, quic: 0, lz: 0, glz: 0 },
   };
@@ -54,11 +60,14 @@ export class ViewerEncoder {
 
   /** Reads the whole screen and encodes it as the keyframe's rects. */
   keyframe(fb: FramebufferFile): EncodedRectData[] {
+    const started = performance.now();
     const frame = this.frame();
     fb.readFrame(frame);
     this.counters.bytesRead += frame.length;
     this.shadow.set(new Uint32Array(frame.buffer, frame.byteOffset, this.shadow.length));
-    return [this.encodeRect({ x: 0, y: 0, width: this.info.width, height: this.info.height })];
+    const rects = [this.encodeRect({ x: 0, y: 0, width: this.info.width, height: this.info.height })];
+    this.counters.busyMs += performance.now() - started;
+    return rects;
   }
 
   /**
@@ -66,7 +75,10 @@ export class ViewerEncoder {
    * Returns [] when the pages were written with the pixels they already had.
    */
   update(fb: FramebufferFile, dirtyPages: Uint8Array): EncodedRectData[] {
-    return this.dirtyRects(fb, dirtyPages).map((r) => this.encodeRect(r));
+    const started = performance.now();
+    const rects = this.dirtyRects(fb, dirtyPages).map((r) => this.encodeRect(r));
+    this.counters.busyMs += performance.now() - started;
+    return rects;
   }
 
   /** The changed rects (the rows are read and the shadow updated); exposed for benchmarks and tests. */
@@ -120,6 +132,7 @@ export class ViewerEncoder {
         break;
     }
     this.counters.rects[codec]++;
+    this.counters.pixels += r.width * r.height;
     this.counters.bytes[codec] += data.length;
     return { ...r, codec, imageType: "rgb32", data, glzImageId };
   }
