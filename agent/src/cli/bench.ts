@@ -6,11 +6,13 @@ import { runApiBench } from "../../../bench/api.js";
 import { runVmBench, type VmBenchResult } from "../../../bench/vm.js";
 import { barChartSvg } from "../../../bench/chart.js";
 import { BENCH_CODECS, runEncodeBench, STANDARD_IMAGES, type BenchCodec, type EncodeBenchRow } from "../../../bench/encode.js";
-import { credentialsOf, targetOf, type GlobalOptions } from "./connection.js";
+import { DISPLAY_BENCH_CODECS, runDisplayPipelineBench, runDisplayVmBench, type DisplayBenchCodec, type PipelineRow, type VmDisplayRow } from "../../../bench/display.js";
+import { credentialsOf, describeError, targetOf, type GlobalOptions } from "./connection.js";
 import { fanOut, toJson } from "./fan-out.js";
 import { table } from "./format.js";
 import { parseIntIn } from "./parse.js";
 import { progressBar } from "./progress.js";
+import { round } from "../../../bench/stats.js";
 
 export function registerBench(program: Command, globals: () => GlobalOptions): Command {
   const bench = program.command("bench").description("benchmarks (tables with ratios against same-run yardsticks)");
@@ -75,7 +77,70 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       );
     });
 
+  bench
+    .command("display")
+    .description("display pipeline: (1) scripted desktop session on a tmpfs framebuffer through display/ and gRPC, per codec vs zlib-1; (2) a demo-guest VM at 1920x1080 through each --host: fps, bytes, latency")
+    .option("--part <part>", "pipeline|vm|both", "both")
+    .option("--codec <list>", `comma-separated: ${DISPLAY_BENCH_CODECS.join(",")}`, DISPLAY_BENCH_CODECS.join(","))
+    .option("--size <WxH>", "screen size", "1920x1080")
+    .option("--steps <n>", "pipeline: changes per scenario", "60")
+    .option("--samples <n>", "vm: closed-loop changes per codec and kind (latency samples)", "30")
+    .option("--fps-seconds <s>", "vm: seconds of back-to-back full-screen changes per codec", "3")
+    .action(async (o: { part: string; codec: string; size: string; steps: string; samples: string; fpsSeconds: string }) => {
+      const options = globals();
+      if (!["pipeline", "vm", "both"].includes(o.part)) throw new Error(`--part ${o.part}: expected pipeline, vm or both`);
+      const codecs = o.codec.split(",").map((c) => c.trim()).filter(Boolean);
+      for (const c of codecs) if (!(DISPLAY_BENCH_CODECS as readonly string[]).includes(c)) throw new Error(`--codec ${c}: expected some of ${DISPLAY_BENCH_CODECS.join(",")}`);
+      const size = /^(\d+)x(\d+)$/.exec(o.size);
+      if (!size) throw new Error(`--size ${o.size}: expected WIDTHxHEIGHT such as 1920x1080`);
+      const width = parseIntIn(size[1], "--size width", 64, 8192);
+      const height = parseIntIn(size[2], "--size height", 64, 8192);
+      const out: { pipeline?: PipelineRow[]; vm?: { host: string; ok: boolean; rows?: VmDisplayRow[]; error?: { code: string; message: string } }[] } = {};
+      if (o.part !== "vm") {
+        out.pipeline = await runDisplayPipelineBench({ width, height, codecs: codecs as DisplayBenchCodec[], steps: parseIntIn(o.steps, "--steps", 1, 100000) }, progressBar(!options.json));
+        if (!options.json) console.log(`pipeline (no VM), ${width}x${height}, scripted session on tmpfs, gRPC on loopback\n${pipelineTable(out.pipeline)}\n`);
+      }
+      if (o.part !== "pipeline") {
+        const samples = parseIntIn(o.samples, "--samples", 1, 10000);
+        const fpsSeconds = parseIntIn(o.fpsSeconds, "--fps-seconds", 1, 600);
+        out.vm = await Promise.all(options.host.map(async (host) => {
+          try {
+            const rows = await runDisplayVmBench({ target: targetOf(host), credentials: credentialsOf(options), codecs: codecs as DisplayBenchCodec[], width, height, samples, fpsSeconds }, progressBar(!options.json && options.host.length === 1));
+            return { host, ok: true, rows };
+          } catch (err) {
+            process.exitCode = 1;
+            return { host, ok: false, error: describeError(err) };
+          }
+        }));
+        if (!options.json) {
+          for (const r of out.vm) {
+            console.log(`demo-guest VM ${width}x${height} on ${r.host}, through the agent and gRPC (max_fps 120)`);
+            console.log(r.ok ? vmDisplayTable(r.rows!) : `error: ${r.error?.code}: ${r.error?.message}`);
+          }
+        }
+      }
+      if (options.json) console.log(toJson(out));
+    });
+
   return bench;
+}
+
+function pipelineTable(rows: PipelineRow[]): string {
+  const num = (v: number) => (Number.isNaN(v) ? "-" : v);
+  return table(
+    ["SCENARIO", "CODEC", "UPDATES", "BYTES/UPDATE", "RATIO", "UPDATES/s (agent)", "MB/s (agent)", "DECODE ms", "UPDATES/s (stream)", "OK"],
+    rows.map((r) => [r.scenario, r.codec, r.updates, r.bytesPerUpdate, r.ratio, r.updatesPerSecond, r.encodeMBps, num(r.decodeMsPerUpdate), num(r.streamUpdatesPerSecond), r.verified ? "yes" : "NO"]),
+  );
+}
+
+function vmDisplayTable(rows: VmDisplayRow[]): string {
+  const x = (a: number, b: number) => (b ? `${round(a / b, 3)}x` : "-");
+  return table(
+    ["CODEC", "FULL fps", "FULL B/frame", "vs RAW", "vs ZLIB", "FULL lat p50/p99 ms", "TYPING B/update", "vs RAW", "vs ZLIB", "TYPING lat p50/p99 ms"],
+    rows.map((r) => [r.codec, r.fullFps, r.fullBytesPerFrame, x(r.fullBytesPerFrame, r.fullRawBytesPerFrame), x(r.fullBytesPerFrame, r.fullZlibBytesPerFrame),
+      `${r.fullLatencyMs.p50} / ${r.fullLatencyMs.p99}`, r.typingBytesPerUpdate, x(r.typingBytesPerUpdate, r.typingRawBytesPerUpdate), x(r.typingBytesPerUpdate, r.typingZlibBytesPerUpdate),
+      `${r.typingLatencyMs.p50} / ${r.typingLatencyMs.p99}`]),
+  ) + `\nraw = the same rects uncompressed (${rows[0]?.fullRawBytesPerFrame ?? 0} B per full frame); zlib = deflateRaw level 1 of the same rects' pixels`;
 }
 
 function renderVmBench(r: VmBenchResult): string {
