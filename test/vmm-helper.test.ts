@@ -7,7 +7,8 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
 import { DEMO_CELL_ADDR, GuestCommand, HelperClient, HelperError, MsgType, type HelperEvent } from "../agent/src/vm/helper-client.js";
-import { isAlive, probeKvm, spawnHelper, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
+import { isAlive, spawnHelper, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
+import { probeKvm } from "../agent/src/host/kvm-probe.js";
 
 
 const dirs: string[] = [];
@@ -80,13 +81,13 @@ afterAll(() => {
 
 describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
   it("probes KVM as JSON", async () => {
-    const p = await probeKvm();
+    const p = await probeKvm(vmmBinaryPath());
     expect(p.available).toBe(true);
     expect(p.apiVersion).toBe(12);
     expect(p.capabilities.length).toBeGreaterThanOrEqual(25);
     const names = p.capabilities.map((c) => c.name);
     for (const n of ["IRQCHIP", "HLT", "USER_MEMORY", "IMMEDIATE_EXIT", "BINARY_STATS_FD"]) expect(names).toContain(n);
-    const missing = await probeKvm("/dev/does-not-exist");
+    const missing = await probeKvm(vmmBinaryPath(), "/dev/does-not-exist");
     expect(missing.available).toBe(false);
     expect(missing.error).toMatch(/No such file/);
   });

@@ -1,8 +1,8 @@
 // Loads the codec WebAssembly module (built by `npm run build:wasm` into dist/wasm/codecs.wasm).
 // One instance per encoder state: GLZ keeps its window across images, so each viewer gets its own.
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { packageRoot } from "../paths.js";
 
 /** Exports every codec module has; codec wrappers cast to a richer interface for their own functions. */
 export interface CodecExports {
@@ -13,13 +13,9 @@ export interface CodecExports {
 
 let compiled: WebAssembly.Module | undefined;
 
-/** Path of the release module, found relative to this file whether it runs from source or from dist/. */
+/** Path of the release module built by `npm run build:wasm`. */
 export function wasmPath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const root = here.includes(`${path.sep}dist${path.sep}`)
-    ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`))
-    : path.resolve(here, "../../..");
-  return path.join(root, "dist", "wasm", "codecs.wasm");
+  return path.join(packageRoot, "dist", "wasm", "codecs.wasm");
 }
 
 /** Compiles the module once per process, then instantiates a fresh instance (its own memory and state). */

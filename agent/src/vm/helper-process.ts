@@ -1,10 +1,10 @@
 // Spawns qumra-vmm helpers detached (own session, stdio to a log file, unref'd) so that an agent
 // crash or restart never takes a VM down; the agent re-attaches through the control socket.
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { HelperError } from "./helper-client.js";
+import { defaultVmmPath } from "../paths.js";
 
 /** Helper exit statuses (native/PROTOCOL.md). */
 export const HelperExit = {
@@ -49,28 +49,9 @@ export interface SpawnedHelper {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export interface KvmProbe {
-  available: boolean;
-  device: string;
-  apiVersion: number;
-  maxVcpus: number;
-  recommendedVcpus: number;
-  module: string;
-  capabilities: { name: string; id: number; value: number }[];
-  error: string;
-}
-
-/** Repository root, found relative to this file whether it runs from source or from dist/. */
-function repoRoot(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return here.includes(`${path.sep}dist${path.sep}`)
-    ? here.slice(0, here.lastIndexOf(`${path.sep}dist${path.sep}`))
-    : path.resolve(here, "../../..");
-}
-
 /** native/build/qumra-vmm (override with QUMRA_VMM). */
 export function vmmBinaryPath(): string {
-  return process.env.QUMRA_VMM ?? path.join(repoRoot(), "native", "build", "qumra-vmm");
+  return process.env.QUMRA_VMM ?? defaultVmmPath;
 }
 
 export function helperArgs(spec: VmSpec, controlPath: string, runtimeDir: string, device?: string): string[] {
@@ -88,23 +69,6 @@ export function helperArgs(spec: VmSpec, controlPath: string, runtimeDir: string
     if (spec.mode) args.push("--mode", spec.mode);
   }
   return args;
-}
-
-/** Runs `qumra-vmm --probe`; never throws for an unusable KVM (available: false). */
-export function probeKvm(device = "/dev/kvm", binary = vmmBinaryPath()): Promise<KvmProbe> {
-  return new Promise((resolve, reject) => {
-    if (!existsSync(binary)) {
-      reject(new HelperError("NOT_FOUND", `${binary} not found: run npm run build:native`));
-      return;
-    }
-    execFile(binary, ["--probe", "--device", device], { timeout: 10_000 }, (err, stdout) => {
-      try {
-        resolve(JSON.parse(stdout) as KvmProbe);
-      } catch {
-        reject(new HelperError("INTERNAL", `probe failed: ${err?.message ?? "unparsable output"}`));
-      }
-    });
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
