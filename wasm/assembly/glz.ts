@@ -58,24 +58,67 @@ let mPixDist: u64 = 0;
  * Hash entry layouts. While fewer than 128 segment indices have been handed out, an entry is one
  * u32 (segment << 25 | pixel): half the memory traffic of the general u64 layout (segment, pixel).
  * The table switches to the wide layout, in place, when the 129th index is handed out.
+ *
+ * The RGB pass of the first image after glzInit uses a third layout, EFirst (see firstKey). `put`
+ * takes the address of the entry's unit, for EFirst's key.
  */
 @final class ENarrow {
+  @inline get first(): bool { return false; }
   @inline get(hv: u32): u64 {
     const v = load<u32>(htab + (<usize>hv << 2));
     return <u64>(v >> 25) | (<u64>(v & 0x1ffffff) << 32);
   }
-  @inline put(hv: u32, s: u32, pix: usize): void {
+  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
     store<u32>(htab + (<usize>hv << 2), (s << 25) | <u32>pix);
   }
 }
 @final class EWide {
+  @inline get first(): bool { return false; }
   @inline get(hv: u32): u64 {
     return load<u64>(htab + (<usize>hv << 3));
   }
-  @inline put(hv: u32, s: u32, pix: usize): void {
+  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
     store<u64>(htab + (<usize>hv << 3), <u64>s | (<u64>pix << 32));
   }
 }
+/**
+ * The first image's RGB pass. Every entry then points into that image (segment 0): glzInit's zeros,
+ * which are the narrow layout's (0, 0), or one written in this pass. An entry is the u32
+ * pixel << firstBits | firstKey(that pixel), so compress() rejects a candidate whose first pixel
+ * differs in R, G or B from the coded one, as doMatch would, without reading the window (pixel 0
+ * is compared through firstKey0, since the zeros carry no key). The next encode turns the table
+ * into the narrow layout (entry >> firstBits) before anything else reads it. Only the look-ahead
+ * touches read entries through get(), which here returns the raw word.
+ */
+@final class EFirst {
+  @inline get first(): bool { return true; }
+  @inline get(hv: u32): u64 {
+    return <u64>load<u32>(htab + (<usize>hv << 2));
+  }
+  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
+    store<u32>(htab + (<usize>hv << 2), (<u32>pix << firstBits) | firstKey(load<u32>(p)));
+  }
+}
+/** Key bits of EFirst entries: 32 minus the bits of the largest pixel index (at least 7). */
+let firstBits: u32 = 0;
+/** firstKey of the first image's pixel 0 (the pixel of glzInit's zero entries). */
+let firstKey0: u32 = 0;
+/** Set by glzInit: the table holds nothing but its zeros yet. */
+let pristine = false;
+/** The table is still in the EFirst layout (unkeyTable runs at the start of the next encode). */
+let keyed = false;
+/** A function of a pixel's R, G, B (the bits KRgb32.same compares) of firstBits bits. */
+@inline function firstKey(px: u32): u32 {
+  return ((px & 0xffffff) * 0x9e3779b1) >> (32 - firstBits);
+}
+
+/** Turns the EFirst table into the narrow layout (segment 0). */
+function unkeyTable(): void {
+  keyed = false;
+  const sh = firstBits;
+  for (let p = htab, e = htab + HASH_SIZE * 4; p < e; p += 16) v128.store(p, i32x4.shr_u(v128.load(p), sh));
+}
+
 const NARROW_SEGS: u32 = 128;
 let wide = false;
 
@@ -91,6 +134,8 @@ function widenTable(): void {
 const HBUF: usize = memory.data(32, 16);
 /** Look-ahead of the cache touches in literal stretches: pixels AHEAD positions on, entries 2×AHEAD. */
 const AHEAD: usize = 16;
+/** The same for EFirst, which needs no pixels: entries FIRST_AHEAD positions on. */
+const FIRST_AHEAD: usize = 16;
 /** Sink for the touch loads (never read; keeps them from being optimised away). */
 let touchSink: u64 = 0;
 
@@ -133,6 +178,8 @@ export function glzInit(windowPixels: u32): i32 {
   }
   limit = windowPixels;
   wide = false;
+  pristine = true;
+  keyed = false;
   memory.fill(htab, 0, HASH_SIZE * 8);
   memory.fill(segs, 0, <usize>segCap * SEG_BYTES);
   segFresh = 0;
@@ -293,6 +340,30 @@ function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
   return op;
 }
 
+/** putMatch for an image distance of 0 (a reference into the image being coded). */
+@inline function putMatch0(op: usize, pd: u32, len: usize): usize {
+  const far: u32 = pd < <u32>MAX_PIXEL_SHORT_DISTANCE ? 0 : 16;
+  if (len < 7) {
+    store<u8>(op++, <u8>((len << 5) + far + (pd & 15)));
+  } else {
+    store<u8>(op++, <u8>((7 << 5) + far + (pd & 15)));
+    for (len -= 7; len >= 255; len -= 255) store<u8>(op++, 255);
+    store<u8>(op++, <u8>len);
+  }
+  if (far == 0) {
+    store<u16>(op, <u16>((pd >> 4) & 0xff));
+    return op + 2;
+  }
+  const hi = (pd >> 12) & 31;
+  if (pd < <u32>MAX_PIXEL_MEDIUM_DISTANCE) {
+    store<u16>(op, <u16>(((pd >> 4) & 0xff) | (hi << 8)));
+    return op + 2;
+  }
+  store<u16>(op, <u16>(((pd >> 4) & 0xff) | ((32 + hi) << 8)));
+  store<u8>(op, <u8>(pd >> 17), 2);
+  return op + 3;
+}
+
 /**
  * Length of the match between the hash candidate (segment rs, pixel rp) and ip, or 0 when it is
  * unusable; sets mImageDist/mPixDist. `ipIdx` is ip's pixel index in the current image.
@@ -363,7 +434,7 @@ function compress<K, E>(s: u32, op: usize): usize {
   }
   let lastCopy = op;
   store<u8>(op++, <u8>(MAX_COPY - 1));
-  E.put(K.hash(base) & HASH_MASK, s, 0);
+  E.put(K.hash(base) & HASH_MASK, s, 0, base);
   op = K.emit(op, base);
   op = K.emit(op, base + bpp);
   let copy: u32 = 2;
@@ -409,7 +480,16 @@ function compress<K, E>(s: u32, op: usize): usize {
           if (anchor + 10 * bpp <= end) {
             v128.store(HBUF, v128.and(K.hash4(anchor + 4 * bpp), mask), 16);
             hLen = 8 * bpp;
-            if (d == hLen && anchor + (2 * AHEAD + 10) * bpp <= end) {
+            if (E.first) {
+              if (d == hLen && anchor + (FIRST_AHEAD + 10) * bpp <= end) {
+                const a0 = v128.and(K.hash4(anchor + FIRST_AHEAD * bpp), mask);
+                const a1 = v128.and(K.hash4(anchor + (FIRST_AHEAD + 4) * bpp), mask);
+                sink ^= E.get(i32x4.extract_lane(a0, 0)) ^ E.get(i32x4.extract_lane(a0, 1))
+                  ^ E.get(i32x4.extract_lane(a0, 2)) ^ E.get(i32x4.extract_lane(a0, 3))
+                  ^ E.get(i32x4.extract_lane(a1, 0)) ^ E.get(i32x4.extract_lane(a1, 1))
+                  ^ E.get(i32x4.extract_lane(a1, 2)) ^ E.get(i32x4.extract_lane(a1, 3));
+              }
+            } else if (d == hLen && anchor + (2 * AHEAD + 10) * bpp <= end) {
               // a literal stretch (this block follows the last one): bring in, ahead of use, the
               // table entries AHEAD*2 positions on and the pixels of those AHEAD positions on
               const a0 = v128.and(K.hash4(anchor + 2 * AHEAD * bpp), mask);
@@ -433,15 +513,30 @@ function compress<K, E>(s: u32, op: usize): usize {
       } else {
         hv = K.hash(ip) & HASH_MASK;
       }
-      const e = E.get(hv);
-      const rs = <u32>e;
       const idx = (anchor - base) / bpp;
-      if (rs == s || (rs < segFresh && load<u32>(seg(rs), S_TYPE) == curType)) {
-        len = doMatch<K>(rs, <u32>(e >> 32), ip, idx, ipBound, curId);
-        imageDist = mImageDist;
-        pixDist = mPixDist;
+      if (E.first) {
+        // doMatch for a candidate rp < idx in this image: it is a match when its first two pixels
+        // are (image distance 0, so two pixels always pay for the reference)
+        const w = load<u32>(htab + (<usize>hv << 2));
+        const rp = w >> firstBits;
+        const px = load<u64>(anchor);
+        if (firstKey(<u32>px) == (rp == 0 ? firstKey0 : w & ((1 << firstBits) - 1))) {
+          const ref = base + (<usize>rp << 2);
+          if (((load<u64>(ref) ^ px) & 0xffffff00ffffff) == 0) {
+            len = (rgb32MatchEnd(ref + 8, anchor + 8, ipBound) - anchor) >> 2;
+            pixDist = <u64>(idx - rp);
+          }
+        }
+      } else {
+        const e = E.get(hv);
+        const rs = <u32>e;
+        if (rs == s || (rs < segFresh && load<u32>(seg(rs), S_TYPE) == curType)) {
+          len = doMatch<K>(rs, <u32>(e >> 32), ip, idx, ipBound, curId);
+          imageDist = mImageDist;
+          pixDist = mPixDist;
+        }
       }
-      E.put(hv, s, idx);
+      E.put(hv, s, idx, anchor);
     }
 
     if (len != 0) {
@@ -452,10 +547,10 @@ function compress<K, E>(s: u32, op: usize): usize {
       ip = anchor + (len - 2) * bpp;
       if (K.cat == 1) len -= 1;
       else if (K.cat == 2) len -= 2;
-      op = putMatch(op, imageDist, pixDist, len);
-      if (K.cat == 2 || ip > anchor) E.put(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
+      op = E.first ? putMatch0(op, <u32>pixDist, len) : putMatch(op, imageDist, pixDist, len);
+      if (K.cat == 2 || ip > anchor) E.put(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp, ip);
       ip += bpp;
-      if (K.cat != 0 || ip > anchor) E.put(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp);
+      if (K.cat != 0 || ip > anchor) E.put(K.hash(ip) & HASH_MASK, s, (ip - base) / bpp, ip);
       ip += bpp;
       lastCopy = op;
       store<u8>(op++, <u8>(MAX_COPY - 1));
@@ -512,6 +607,7 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   if (n > <u64>limit) return ERR_WINDOW;
   if (outCapacity < <usize>bound) return ERR_OUTPUT;
 
+  if (keyed) unkeyTable();
   const s = addImage(type, <u32>n);
   const r = seg(s);
   packRows(storage + <usize>load<u32>(r, S_START) * 4, inPtr, rowBytes, <usize>stride, <usize>height);
@@ -528,7 +624,18 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   putBE32(outPtr + 29, headDist);
 
   let op: usize;
-  if (wide) {
+  if (pristine) {
+    // the first image since glzInit (segment 0; the table holds glzInit's zeros)
+    pristine = false;
+    firstBits = n > 1 ? clz<u32>(<u32>n - 1) : 31;
+    firstKey0 = firstKey(load<u32>(storage + <usize>load<u32>(r, S_START) * 4));
+    op = compress<KRgb32, EFirst>(s, outPtr + HEADER_BYTES);
+    keyed = true;
+    if (type == LZ_RGBA) {
+      unkeyTable();
+      op = compress<KAlpha, ENarrow>(s, op);
+    }
+  } else if (wide) {
     op = compress<KRgb32, EWide>(s, outPtr + HEADER_BYTES);
     if (type == LZ_RGBA) op = compress<KAlpha, EWide>(s, op);
   } else {
