@@ -13,7 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { Codec, DisplayServiceClient, DisplayServiceService, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
-import { VmServiceClient, type ConsoleOutput } from "../agent/src/gen/qumra/v1/vm.js";
+import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
+import { openConsole } from "./console-reader.js";
 import { streamDisplayHandler } from "../agent/src/api/display-service.js";
 import { unimplementedService } from "../agent/src/api/status.js";
 import { DisplayHubs } from "../agent/src/display/display-hub.js";
@@ -369,36 +370,4 @@ export async function runDisplayVmBench(options: VmDisplayOptions, progress: Pro
     vms.close();
     display.close();
   }
-}
-
-function openConsole(client: VmServiceClient, vmId: string) {
-  const stream = client.attachConsole();
-  let text = "";
-  const waiters = new Set<() => void>();
-  stream.on("data", (m: ConsoleOutput) => {
-    text += Buffer.from(m.data).toString("latin1");
-    for (const w of [...waiters]) w();
-  });
-  stream.on("error", () => undefined);
-  stream.write({ vmId, data: Buffer.alloc(0) });
-  return {
-    text: () => text,
-    send: (s: string) => stream.write({ vmId: "", data: Buffer.from(s) }),
-    waitFor: (needle: string, timeoutMs = 30_000, from = 0) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (!text.slice(from).includes(needle)) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`VM ${vmId}: no '${needle}' on the console within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      }),
-    close: () => stream.cancel(),
-  };
 }

@@ -6,7 +6,8 @@ import * as grpc from "@grpc/grpc-js";
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import path from "node:path";
-import { VmServiceClient, type ConsoleOutput, type GetVmStatsRequest, type VmStats } from "../agent/src/gen/qumra/v1/vm.js";
+import { VmServiceClient, type GetVmStatsRequest, type VmStats } from "../agent/src/gen/qumra/v1/vm.js";
+import { openConsole } from "./console-reader.js";
 import { packageRoot } from "../agent/src/paths.js";
 import { median, percentile, round, type Progress } from "./stats.js";
 
@@ -89,36 +90,4 @@ export async function runVmBench(options: VmBenchOptions, progress: Progress): P
     await Promise.all(created.map((vmId) => unary(client.deleteVm.bind(client), { vmId, force: true }).catch(() => undefined)));
     client.close();
   }
-}
-
-function openConsole(client: VmServiceClient, vmId: string) {
-  const stream = client.attachConsole();
-  let text = "";
-  const waiters = new Set<() => void>();
-  stream.on("data", (m: ConsoleOutput) => {
-    text += Buffer.from(m.data).toString("latin1");
-    for (const w of waiters) w();
-  });
-  stream.on("error", () => undefined);
-  stream.write({ vmId, data: Buffer.alloc(0) });
-  return {
-    text: () => text,
-    send: (s: string) => stream.write({ vmId: "", data: Buffer.from(s) }),
-    waitFor: (needle: string, timeoutMs = 30_000, from = 0) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if (!text.slice(from).includes(needle)) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`VM ${vmId}: no '${needle}' on the console within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      }),
-    close: () => stream.cancel(),
-  };
 }
