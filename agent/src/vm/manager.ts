@@ -5,7 +5,7 @@ import type { Logger } from "../logger.js";
 import { QumraError, invalidArgument, notFound, failedPrecondition } from "../errors.js";
 import { ConsoleBuffer, type ConsoleListener } from "./console.js";
 import { EventLog, type VmEventType } from "./event-log.js";
-import { validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
+import { guestRamRanges, inGuestRam, validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
 import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
@@ -311,8 +311,9 @@ export class VmManager {
 
   private checkRange(e: VmEntry, address: number, length: number): void {
     const size = e.record.spec.memoryBytes;
-    if (address < 0 || address + length > size) {
-      throw new QumraError("out-of-range", `guest-physical range 0x${address.toString(16)}..0x${(address + length).toString(16)} is outside VM '${e.record.vmId}''s memory (0x0..0x${size.toString(16)})`);
+    if (!inGuestRam(size, address, length)) {
+      const ranges = guestRamRanges(size).map(([a, b]) => `0x${a.toString(16)}..0x${b.toString(16)}`).join(" and ");
+      throw new QumraError("out-of-range", `guest-physical range 0x${address.toString(16)}..0x${(address + length).toString(16)} is outside VM '${e.record.vmId}''s RAM (${ranges})`);
     }
   }
 

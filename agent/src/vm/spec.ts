@@ -3,6 +3,23 @@ import { QumraError, invalidArgument } from "../errors.js";
 import type { VmSpec } from "./types.js";
 
 export const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+/** Guest RAM stops at 3 GiB below 4 GiB (the hole holds the framebuffer); the rest starts at 4 GiB. */
+const LOW_RAM_END = 3 * GIB;
+const HIGH_RAM_START = 4 * GIB;
+/** The helper keeps the GDT and the boot page tables below this address. */
+export const MIN_LOAD_ADDRESS = 0xa0000;
+
+/** Guest-physical RAM ranges [start, end) of a VM with this much memory (as qumra-vmm lays it out). */
+export function guestRamRanges(memoryBytes: number): [number, number][] {
+  if (memoryBytes <= LOW_RAM_END) return [[0, memoryBytes]];
+  return [[0, LOW_RAM_END], [HIGH_RAM_START, HIGH_RAM_START + memoryBytes - LOW_RAM_END]];
+}
+
+/** Whether [address, address + length) lies inside one RAM range. */
+export function inGuestRam(memoryBytes: number, address: number, length: number): boolean {
+  return guestRamRanges(memoryBytes).some(([start, end]) => address >= start && address + length <= end);
+}
 export const MAX_IMAGE_BYTES = 16 * MIB;
 export const DEFAULT_LOAD_ADDRESS = 0x100000;
 
@@ -82,8 +99,12 @@ export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits,
   if (boot.mode === "long" && loadAddress < DEFAULT_LOAD_ADDRESS) {
     throw invalidArgument(`spec.flat_image.load_address ${hex(loadAddress)} is below 0x100000: in long mode the page tables and GDT live there`);
   }
-  if (loadAddress + size > memoryBytes) {
-    throw invalidArgument(`spec.flat_image: the ${size}-byte image at ${hex(loadAddress)} ends past guest memory (${hex(memoryBytes)} bytes)`);
+  if (loadAddress < MIN_LOAD_ADDRESS) {
+    throw invalidArgument(`spec.flat_image.load_address ${hex(loadAddress)} is below ${hex(MIN_LOAD_ADDRESS)}: the GDT and boot tables live there`);
+  }
+  if (!inGuestRam(memoryBytes, loadAddress, size)) {
+    const ranges = guestRamRanges(memoryBytes).map(([a, b]) => `${hex(a)}..${hex(b)}`).join(" and ");
+    throw invalidArgument(`spec.flat_image: the ${size}-byte image at ${hex(loadAddress)} is not inside guest RAM (${ranges})`);
   }
   const entryAddress = boot.entryAddress || loadAddress;
   if (entryAddress < loadAddress || entryAddress >= loadAddress + size) {
