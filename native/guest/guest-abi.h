@@ -71,7 +71,8 @@
 					 * than 264 or lower than 164) with a pattern from N, put the u32 N
 					 * into its first pixel, print "drawn N" */
 #define QG_CMD_FULL         0x0b	/* full-screen change: N = ++full counter; redraw every row from
-					 * a gradient shifted by N (one rep movsd per row), print "full N" */
+					 * a gradient shifted by N (one rep movsq per row), then print
+					 * "full N" */
 #define QG_CMD_SCENE        0x0c	/* redraw the desktop scene, print "scene" */
 #define QG_CMD_POINTER      0x0d	/* queued by the helper on POINTER: the guest reads PTR_SEQ and
 					 * PTR_X/Y/BUTTONS and moves its cursor (no serial output) */
