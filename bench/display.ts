@@ -98,11 +98,18 @@ function session(width: number, height: number, steps: number): { name: string; 
     const vw = Math.min(480, pw - 64), vh = Math.min(270, photo.length / 4 / pw - 64);
     fb.draw({ x: width - vw - 40, y: 60, width: vw, height: vh }, crop(photo, pw, (i * 3) % 64, (i * 2) % 64, vw, vh));
   });
+  const full: Step[] = Array.from({ length: steps }, (_, i) => (fb) => {
+    // the whole screen changes: the desktop rolled up by 8 more rows each step
+    const dy = ((i + 1) * 8) % height;
+    fb.draw({ x: 0, y: 0, width, height: height - dy }, desktop.subarray(dy * width * 4));
+    if (dy) fb.draw({ x: 0, y: height - dy, width, height: dy }, desktop.subarray(0, dy * width * 4));
+  });
   return [
     { name: "typing", steps: typing },
     { name: "scrolling", steps: scrolling },
     { name: "window drag", steps: drag },
     { name: "video region", steps: video },
+    { name: "full screen", steps: full },
   ];
 }
 
