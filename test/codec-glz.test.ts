@@ -9,7 +9,7 @@ import { GlzDecoder, GlzEncoder } from "../agent/src/codec/glz.js";
 import { encodeLz } from "../agent/src/codec/lz.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { rng, vectorsDir, repoRoot as root } from "./helpers/vectors.js";
+import { bitFlipped, randomBody, rng, truncated, vectorsDir, repoRoot as root } from "./helpers/vectors.js";
 
 
 interface GlzVector {
@@ -230,18 +230,11 @@ describe("GLZ codec", () => {
       let data: Uint8Array;
       const mode = i % 5;
       if (mode === 0) {
-        data = base.slice(0, r() % base.length);
+        data = truncated(r, base);
       } else if (mode === 1) {
-        data = base.slice();
-        const flips = 1 + (r() % 4);
-        for (let f = 0; f < flips; f++) {
-          const at = r() % 8 === 0 ? r() % 33 : 33 + (r() % Math.max(1, data.length - 33));
-          if (at < data.length) data[at] ^= 1 << (r() % 8);
-        }
+        data = bitFlipped(r, base, 33);
       } else if (mode === 2) {
-        data = new Uint8Array(33 + (r() % 400));
-        data.set(base.subarray(0, 33));
-        for (let j = 33; j < data.length; j++) data[j] = r() & 255;
+        data = randomBody(r, base, 33);
       } else if (mode === 3) {
         // an image out of order, or one referencing images the window does not hold
         data = streams[(prefix + 1 + (r() % 3)) % streams.length];

@@ -8,7 +8,7 @@ import { CodecInstance } from "../agent/src/codec/instance.js";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { decodeLz, encodeLz, readLzHeader } from "../agent/src/codec/lz.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { rng, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
+import { bitFlipped, randomBody, rng, truncated, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
 
 
 
@@ -194,20 +194,11 @@ describe("LZ codec", () => {
       let data: Uint8Array;
       const mode = i % 4;
       if (mode === 0) {
-        data = base.slice(0, r() % base.length);
+        data = truncated(r, base);
       } else if (mode === 1) {
-        data = base.slice();
-        const flips = 1 + (r() % 4);
-        for (let f = 0; f < flips; f++) {
-          // mostly in the body, sometimes in the header
-          const at = r() % 8 === 0 ? r() % 28 : 28 + (r() % Math.max(1, data.length - 28));
-          if (at < data.length) data[at] ^= 1 << (r() % 8);
-        }
+        data = bitFlipped(r, base, 28);
       } else if (mode === 2) {
-        // a valid header followed by random bytes
-        data = new Uint8Array(28 + (r() % 400));
-        data.set(base.subarray(0, 28));
-        for (let j = 28; j < data.length; j++) data[j] = r() & 255;
+        data = randomBody(r, base, 28);
       } else {
         data = new Uint8Array(r() % 200);
         for (let j = 0; j < data.length; j++) data[j] = r() & 255;

@@ -8,7 +8,7 @@ import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { decodeQuic, encodeQuic, encodeQuicPixels } from "../agent/src/codec/quic.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { rng, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
+import { rng, truncated, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
 
 const wasmFile = path.join(root, "dist/wasm/codecs.wasm");
 
@@ -231,7 +231,7 @@ describe("QUIC decoder on hostile input", () => {
       let data: Uint8Array;
       const kind = n % 5;
       if (kind === 0) {
-        data = base.slice(0, r() % base.length); // truncated
+        data = truncated(r, base);
       } else if (kind === 1 || kind === 2) {
         data = base.slice(); // a few flipped bits, anywhere (header included)
         const flips = 1 + (r() % (kind === 1 ? 3 : 40));
