@@ -9,6 +9,7 @@ import {
   LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA,
   ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_TYPE, ERR_SIZE, ERR_CORRUPT,
   ERR_TRAILING, ERR_STATE, ERR_WINDOW, ERR_MISSING, ERR_ORDER, KRgb32, KAlpha, readBE32, spreadRows,
+  copyMatch,
 } from "./lz_common";
 
 const HEADER_BYTES: usize = 33;
@@ -106,30 +107,6 @@ function parseHeader(inPtr: usize, inLen: usize): i32 {
   return 0;
 }
 
-/** Copies an in-image match (already range-checked) `ofs` pixels back. */
-@inline function copyNear<K>(op: usize, len: usize, ofs: usize): void {
-  const K = changetype<K>(0);
-  const ref = op - ofs * 4;
-  if (K.cat == 2) {
-    for (let i: usize = 0; i < len; i++) K.copyUnit(op + i * 4, ref + i * 4);
-    return;
-  }
-  if (ofs >= len) {
-    memory.copy(op, ref, len * 4);
-  } else if (ofs == 1) {
-    const v = load<u32>(ref);
-    const e = op + len * 4;
-    let p = op;
-    if (len >= 4) {
-      const w = i32x4.splat(<i32>v);
-      for (; p + 16 <= e; p += 16) v128.store(p, w);
-    }
-    for (; p < e; p += 4) store<u32>(p, v);
-  } else {
-    for (let i: usize = 0; i < len; i++) store<u32>(op + i * 4, load<u32>(ref + i * 4));
-  }
-}
-
 /** Decodes one pass of n pixels into out; returns the input position after it or an error. */
 function decompress<K>(ip: usize, inEnd: usize, out: usize, n: usize, curId: u64): isize {
   const K = changetype<K>(0);
@@ -173,7 +150,7 @@ function decompress<K>(ip: usize, inEnd: usize, out: usize, n: usize, curId: u64
       if (imageDist == 0) {
         pofs += 1;
         if (pofs > done) return ERR_CORRUPT;
-        copyNear<K>(op, len, pofs);
+        copyMatch<K>(op, len, pofs);
       } else {
         // absolute pixel offset in an earlier image of the window
         if (imageDist > curId || recCount == 0) return ERR_MISSING;

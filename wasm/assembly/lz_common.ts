@@ -347,3 +347,41 @@ const RGB_MASK: u32 = 0xffffff;
   }
   return bound;
 }
+
+// ---- decoder helper shared by LZ and GLZ (specialised per kind K) ----
+
+/** Copies a match of `len` units from `ofs` units back; both are already range-checked. */
+@inline export function copyMatch<K>(op: usize, len: usize, ofs: usize): void {
+  const K = changetype<K>(0);
+  const ob = K.obpp;
+  const ref = op - ofs * ob;
+  if (K.cat == 2 && K.bpp == 4) {
+    // alpha pass: only byte 3 of each pixel
+    for (let i: usize = 0; i < len; i++) K.copyUnit(op + i * 4, ref + i * 4);
+    return;
+  }
+  if (ofs >= len) {
+    memory.copy(op, ref, len * ob);
+    return;
+  }
+  if (ob == 4) {
+    if (ofs == 1) {
+      const v = load<u32>(ref);
+      const e = op + len * 4;
+      let p = op;
+      if (len >= 4) {
+        const w = i32x4.splat(<i32>v);
+        for (; p + 16 <= e; p += 16) v128.store(p, w);
+      }
+      for (; p < e; p += 4) store<u32>(p, v);
+      return;
+    }
+    for (let i: usize = 0; i < len; i++) store<u32>(op + i * 4, load<u32>(ref + i * 4));
+    return;
+  }
+  if (ob == 1 && ofs == 1) {
+    memory.fill(op, load<u8>(ref), len);
+    return;
+  }
+  for (let i: usize = 0; i < len; i++) K.copyUnit(op + i * ob, ref + i * ob);
+}

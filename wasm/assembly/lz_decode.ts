@@ -6,47 +6,11 @@
 import {
   LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA,
   ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_CORRUPT, ERR_TRAILING,
-  KRgb32, KRgb24, KRgb16, KByte, KAlpha, checkSizes, unitCount, readBE32, spreadRows,
+  KRgb32, KRgb24, KRgb16, KByte, KAlpha, checkSizes, unitCount, readBE32, spreadRows, copyMatch,
 } from "./lz_common";
 
 const MAX_DISTANCE: usize = 8191;
 const HEADER_BYTES: usize = 28;
-
-/** Copies a match of `len` units from `ofs` units back; both are already range-checked. */
-@inline function copyMatch<K>(op: usize, len: usize, ofs: usize): void {
-  const K = changetype<K>(0);
-  const ob = K.obpp;
-  const ref = op - ofs * ob;
-  if (K.cat == 2 && K.bpp == 4) {
-    // alpha pass: only byte 3 of each pixel
-    for (let i: usize = 0; i < len; i++) K.copyUnit(op + i * 4, ref + i * 4);
-    return;
-  }
-  if (ofs >= len) {
-    memory.copy(op, ref, len * ob);
-    return;
-  }
-  if (ob == 4) {
-    if (ofs == 1) {
-      const v = load<u32>(ref);
-      const e = op + len * 4;
-      let p = op;
-      if (len >= 4) {
-        const w = i32x4.splat(<i32>v);
-        for (; p + 16 <= e; p += 16) v128.store(p, w);
-      }
-      for (; p < e; p += 4) store<u32>(p, v);
-      return;
-    }
-    for (let i: usize = 0; i < len; i++) store<u32>(op + i * 4, load<u32>(ref + i * 4));
-    return;
-  }
-  if (ob == 1 && ofs == 1) {
-    memory.fill(op, load<u8>(ref), len);
-    return;
-  }
-  for (let i: usize = 0; i < len; i++) K.copyUnit(op + i * ob, ref + i * ob);
-}
 
 /**
  * Decodes one pass of `n` units into `out`; returns the input position after it, or a negative
@@ -94,7 +58,6 @@ function decompress<K>(ip: usize, inEnd: usize, out: usize, n: usize): isize {
       if (cnt > n - done) return ERR_CORRUPT;
       if (cnt * lb > inEnd - ip) return ERR_TRUNCATED;
       if (ob == 4 && lb == 3 && inEnd - ip > cnt * 3) {
-        // RGB32 fast path: one 4-byte load per pixel, still inside the input
         for (let i: usize = 0; i < cnt; i++) {
           store<u32>(op, load<u32>(ip) & 0xffffff);
           ip += 3;
