@@ -8,7 +8,7 @@
 // (a freed segment is reused first), because a stale hash entry then points into the image that now
 // owns the index, and the output depends on that.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, MAX_COPY,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, MAX_COPY, finishLiterals,
   ERR_ARGS, ERR_OUTPUT, ERR_STATE, ERR_WINDOW, KRgb32, KAlpha, passBound, packRows, putBE32,
   rgb32RunEnd, rgb32MatchEnd,
 } from "./lz_common";
@@ -566,17 +566,7 @@ function compress<K, E>(s: u32, op: usize): usize {
     }
   }
 
-  while (ip < end) {
-    op = K.emit(op, ip);
-    ip += bpp;
-    if (++copy == MAX_COPY) {
-      copy = 0;
-      lastCopy = op;
-      store<u8>(op++, <u8>(MAX_COPY - 1));
-    }
-  }
-  if (copy != 0) store<u8>(lastCopy, <u8>(copy - 1));
-  else op--;
+  op = finishLiterals<K>(op, ip, end, copy, lastCopy);
   touchSink ^= sink;
   return op;
 }

@@ -5,7 +5,7 @@
 // units are found before the hash is consulted, and literals are grouped in runs of up to 32.
 import {
   LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA, LZ_A8, LZ_PLT1_LE,
-  MAX_COPY, ERR_ARGS, ERR_OUTPUT, KRgb32, KRgb24, KRgb16, KByte, KAlpha,
+  MAX_COPY, ERR_ARGS, ERR_OUTPUT, KRgb32, KRgb24, KRgb16, KByte, KAlpha, finishLiterals,
   checkSizes, headerStride, unitCount, passBound, packRows, putBE32, rgb32RunEnd, rgb32MatchEnd,
 } from "./lz_common";
 
@@ -211,18 +211,7 @@ function compress<K>(base: usize, n: usize, op: usize): usize {
   }
 
   // the last units are literals
-  while (ip < end) {
-    op = K.emit(op, ip);
-    ip += bpp;
-    if (++copy == MAX_COPY) {
-      copy = 0;
-      lastCopy = op;
-      store<u8>(op++, <u8>(MAX_COPY - 1));
-    }
-  }
-  if (copy != 0) store<u8>(lastCopy, <u8>(copy - 1));
-  else op--;
-  return op;
+  return finishLiterals<K>(op, ip, end, copy, lastCopy);
 }
 
 function compressType(type: i32, base: usize, n: usize, op: usize): usize {

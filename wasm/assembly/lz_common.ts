@@ -385,3 +385,27 @@ const RGB_MASK: u32 = 0xffffff;
   }
   for (let i: usize = 0; i < len; i++) K.copyUnit(op + i * ob, ref + i * ob);
 }
+
+// ---- encoder helper shared by LZ and GLZ ----
+
+/**
+ * Ends a pass: writes the units from ip to end as literals, then closes the open literal run (or drops
+ * its unused control byte when it is empty). `copy` and `lastCopy` are the run's length and control
+ * byte. Returns the output end.
+ */
+@inline export function finishLiterals<K>(op: usize, ip: usize, end: usize, copy: u32, lastCopy: usize): usize {
+  const K = changetype<K>(0);
+  const bpp = K.bpp;
+  while (ip < end) {
+    op = K.emit(op, ip);
+    ip += bpp;
+    if (++copy == MAX_COPY) {
+      copy = 0;
+      lastCopy = op;
+      store<u8>(op++, <u8>(MAX_COPY - 1));
+    }
+  }
+  if (copy != 0) store<u8>(lastCopy, <u8>(copy - 1));
+  else op--;
+  return op;
+}
