@@ -504,23 +504,19 @@ export function quicEncode(type: i32, width: i32, height: i32, stride: i32, topD
   return r;
 }
 
+/** encodeImage for pixel kind T, after checking that rows of `width` pixels fit in `stride` bytes. */
+@inline function encodeKind<T, F, P>(width: i32, height: i32, stride: i32, first: usize, step: isize, outPtr: usize, outEnd: usize): isize {
+  if (stride < width * i32(changetype<T>(0).bpp)) return QUIC_ERR_BAD_ARGS;
+  return encodeImage<T, F, P>(width, height, first, step, outPtr, outEnd);
+}
+
 function encodeType(type: i32, width: i32, height: i32, stride: i32, first: usize, step: isize, outPtr: usize, outEnd: usize): isize {
   switch (type) {
-    case QUIC_TYPE_RGB32:
-      if (stride < width * 4) return QUIC_ERR_BAD_ARGS;
-      return encodeImage<PxRgb32, Bpc8, PassRgb>(width, height, first, step, outPtr, outEnd);
-    case QUIC_TYPE_RGBA:
-      if (stride < width * 4) return QUIC_ERR_BAD_ARGS;
-      return encodeImage<PxRgba, Bpc8, PassRgb>(width, height, first, step, outPtr, outEnd);
-    case QUIC_TYPE_RGB24:
-      if (stride < width * 3) return QUIC_ERR_BAD_ARGS;
-      return encodeImage<PxRgb24, Bpc8, PassRgb>(width, height, first, step, outPtr, outEnd);
-    case QUIC_TYPE_RGB16:
-      if (stride < width * 2) return QUIC_ERR_BAD_ARGS;
-      return encodeImage<PxRgb16, Bpc5, PassRgb>(width, height, first, step, outPtr, outEnd);
-    case QUIC_TYPE_GRAY:
-      if (stride < width) return QUIC_ERR_BAD_ARGS;
-      return encodeImage<PxGray, Bpc8, PassGray>(width, height, first, step, outPtr, outEnd);
+    case QUIC_TYPE_RGB32: return encodeKind<PxRgb32, Bpc8, PassRgb>(width, height, stride, first, step, outPtr, outEnd);
+    case QUIC_TYPE_RGBA: return encodeKind<PxRgba, Bpc8, PassRgb>(width, height, stride, first, step, outPtr, outEnd);
+    case QUIC_TYPE_RGB24: return encodeKind<PxRgb24, Bpc8, PassRgb>(width, height, stride, first, step, outPtr, outEnd);
+    case QUIC_TYPE_RGB16: return encodeKind<PxRgb16, Bpc5, PassRgb>(width, height, stride, first, step, outPtr, outEnd);
+    case QUIC_TYPE_GRAY: return encodeKind<PxGray, Bpc8, PassGray>(width, height, stride, first, step, outPtr, outEnd);
   }
   return QUIC_ERR_BAD_ARGS;
 }
