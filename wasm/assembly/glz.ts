@@ -289,10 +289,8 @@ function addImage(type: i32, size: u32): u32 {
   return size;
 }
 
-function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
-  const pd = <u32>pixDist;
-  const id = <u32>imageDist;
-  const far: u32 = pixDist < MAX_PIXEL_SHORT_DISTANCE ? 0 : 16;
+/** A match's first byte (length, far flag, low 4 bits of the pixel distance) and its length bytes. */
+@inline function putLength(op: usize, len: usize, far: u32, pd: u32): usize {
   if (len < 7) {
     store<u8>(op++, <u8>((len << 5) + far + (pd & 15)));
   } else {
@@ -300,6 +298,14 @@ function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
     for (len -= 7; len >= 255; len -= 255) store<u8>(op++, 255);
     store<u8>(op++, <u8>len);
   }
+  return op;
+}
+
+function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
+  const pd = <u32>pixDist;
+  const id = <u32>imageDist;
+  const far: u32 = pixDist < MAX_PIXEL_SHORT_DISTANCE ? 0 : 16;
+  op = putLength(op, len, far, pd);
   store<u8>(op++, <u8>(pd >> 4));
   if (far == 0) {
     if (imageDist < 64) {
@@ -343,13 +349,7 @@ function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
 /** putMatch for an image distance of 0 (a reference into the image being coded). */
 @inline function putMatch0(op: usize, pd: u32, len: usize): usize {
   const far: u32 = pd < <u32>MAX_PIXEL_SHORT_DISTANCE ? 0 : 16;
-  if (len < 7) {
-    store<u8>(op++, <u8>((len << 5) + far + (pd & 15)));
-  } else {
-    store<u8>(op++, <u8>((7 << 5) + far + (pd & 15)));
-    for (len -= 7; len >= 255; len -= 255) store<u8>(op++, 255);
-    store<u8>(op++, <u8>len);
-  }
+  op = putLength(op, len, far, pd);
   if (far == 0) {
     store<u16>(op, <u16>((pd >> 4) & 0xff));
     return op + 2;
