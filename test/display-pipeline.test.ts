@@ -16,20 +16,12 @@ import { ScriptedFramebuffer } from "../agent/src/display/scripted-source.js";
 import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
 import { notFound } from "../agent/src/errors.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { rectsOf } from "../agent/src/cli/display.js";
+import { watchDisplay, type Watcher } from "./helpers/display.js";
 
 const W = 640;
 const H = 400;
 const shmDir = existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
 
-interface Watcher {
-  updates: DisplayUpdate[];
-  decoder: FrameDecoder;
-  /** Resolves once the decoded frame equals the file's pixels. */
-  until(pred: () => boolean, what: string): Promise<void>;
-  ended: Promise<grpc.StatusObject | "end">;
-  cancel(): void;
-}
 
 describe("display pipeline (scripted framebuffer, real gRPC)", () => {
   let fb: ScriptedFramebuffer;
@@ -59,42 +51,8 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
     fb.close();
   });
 
-  function watch(codec: Codec, maxFps = 120): Watcher {
-    const decoder = new FrameDecoder();
-    const updates: DisplayUpdate[] = [];
-    const checks = new Set<() => void>();
-    const stream = client.streamDisplay({ vmId: "fb", codec, maxFps, glzWindowPixels: 0 });
-    const ended = new Promise<grpc.StatusObject | "end">((resolve) => {
-      stream.on("end", () => resolve("end"));
-      stream.on("error", (e: grpc.ServiceError) => resolve(e));
-    });
-    stream.on("data", (u: DisplayUpdate) => {
-      decoder.apply(u.width, u.height, rectsOf(u));
-      updates.push(u);
-      for (const c of [...checks]) c();
-    });
-    return {
-      updates,
-      decoder,
-      ended,
-      cancel: () => stream.cancel(),
-      until: (pred, what) =>
-        new Promise<void>((resolve, reject) => {
-          const check = () => {
-            if (!pred()) return;
-            checks.delete(check);
-            clearTimeout(timer);
-            resolve();
-          };
-          const timer = setTimeout(() => {
-            checks.delete(check);
-            reject(new Error(`${Codec[codec]}: ${what} not reached; ${updates.length} updates; ${firstBgrDifference(decoder.pixels, filePixels(), W) ?? "frames equal"}`));
-          }, 20_000);
-          checks.add(check);
-          check();
-        }),
-    };
-  }
+  const watch = (codec: Codec, maxFps = 120): Watcher =>
+    watchDisplay(client, { vmId: "fb", codec, maxFps, filePixels, width: W, timeoutMs: 20_000 });
   const inSync = (w: Watcher) => () => w.decoder.pixels.length > 0 && sameBgr(w.decoder.pixels, filePixels());
 
   it("keyframe first, then only changed rects; every codec's decoded frame equals the file after each change", async () => {

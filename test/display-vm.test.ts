@@ -8,22 +8,15 @@ import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
 import { Codec, DisplayServiceClient, ScreenshotFormat, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
 import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
 import { decodePng } from "../agent/src/codec/png.js";
-import { rectsOf } from "../agent/src/cli/display.js";
 import { startAgent, cleanup, type RunningAgent } from "./helpers/agent.js";
 import { call, callError } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
+import { watchDisplay, type Watcher } from "./helpers/display.js";
 import { attachConsole, createVm, demoSpec, type ConsoleReader } from "./helpers/vm.js";
 
 const W = 640;
 const H = 480;
 
-interface Watcher {
-  updates: DisplayUpdate[];
-  decoder: FrameDecoder;
-  until(pred: () => boolean, what: string): Promise<void>;
-  ended: Promise<"end" | grpc.ServiceError>;
-  cancel(): void;
-}
 
 describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
   let agent: RunningAgent;
@@ -52,43 +45,7 @@ describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
     cleanup(agent.stateDir, agent.runtimeDir);
   });
 
-  function watch(codec: Codec): Watcher {
-    const decoder = new FrameDecoder();
-    const updates: DisplayUpdate[] = [];
-    const checks = new Set<() => void>();
-    const stream = display.streamDisplay({ vmId, codec, maxFps: 60, glzWindowPixels: 0 });
-    const ended = new Promise<"end" | grpc.ServiceError>((resolve) => {
-      stream.on("end", () => resolve("end"));
-      stream.on("error", (e: grpc.ServiceError) => resolve(e));
-    });
-    stream.on("data", (u: DisplayUpdate) => {
-      decoder.apply(u.width, u.height, rectsOf(u));
-      updates.push(u);
-      for (const c of [...checks]) c();
-    });
-    return {
-      updates, decoder, ended,
-      cancel: () => stream.cancel(),
-      until: (pred, what) => new Promise<void>((resolve, reject) => {
-        // Checked on every update and now and then (the file may settle after the last update arrived).
-        const check = () => {
-          if (!pred()) return;
-          checks.delete(check);
-          clearInterval(ticker);
-          clearTimeout(timer);
-          resolve();
-        };
-        const ticker = setInterval(check, 50);
-        const timer = setTimeout(() => {
-          checks.delete(check);
-          clearInterval(ticker);
-          reject(new Error(`${Codec[codec]}: ${what} not reached after ${updates.length} updates: ${firstBgrDifference(decoder.pixels, filePixels(), W) ?? "equal"}`));
-        }, 30_000);
-        checks.add(check);
-        check();
-      }),
-    };
-  }
+  const watch = (codec: Codec): Watcher => watchDisplay(display, { vmId, codec, maxFps: 60, filePixels, width: W, timeoutMs: 30_000 });
   const inSync = (w: Watcher) => () => w.decoder.pixels.length > 0 && sameBgr(w.decoder.pixels, filePixels());
   const pause = () => call(vms, vms.pauseVm, { vmId });
   const resume = () => call(vms, vms.resumeVm, { vmId });

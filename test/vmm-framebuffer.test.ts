@@ -2,62 +2,23 @@
 // TypeScript client. Waits on serial markers and on the framebuffer file's contents (with generous
 // deadlines), never on guest speed: guest code is emulated on kvm-pvm hosts.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readSync, closeSync, rmSync, statSync } from "node:fs";
+import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
+import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
 import { GuestCommand, HelperClient, type DirtyPages, type DisplayInfo } from "../agent/src/vm/helper-client.js";
-import { isAlive, spawnHelper, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
+import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 
-const dirs: string[] = [];
-const pids: number[] = [];
 
-afterAll(() => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
-/** Console text since attach, and a wait for a marker after a given offset. */
-function consoleLog(client: HelperClient): { text: () => string; waitFor: (s: string, from?: number, ms?: number) => Promise<void> } {
-  let text = "";
-  const waiters = new Set<() => void>();
-  client.on("console", (b) => {
-    text += b.toString("latin1");
-    for (const w of waiters) w();
-  });
-  return {
-    text: () => text,
-    waitFor: (s, from = 0, ms = 60_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = (): void => {
-          if (!text.slice(from).includes(s)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`console never showed ${JSON.stringify(s)}; got ${JSON.stringify(text.slice(-300))}`));
-        }, ms);
-        waiters.add(check);
-        check();
-      }),
-  };
-}
 
-async function startDemo(fb?: { width: number; height: number }, memoryBytes = 32 << 20): Promise<{ h: SpawnedHelper; c: HelperClient; con: ReturnType<typeof consoleLog>; info: DisplayInfo; dir: string }> {
-  const dir = mkdtempSync(path.join("/tmp", "qvmm-fb-"));
-  dirs.push(dir);
-  const h = await spawnHelper({ runtimeDir: dir, spec: { demo: true, vcpus: 1, memoryBytes, fbWidth: fb?.width, fbHeight: fb?.height } });
-  pids.push(h.pid);
+afterAll(reapHelpers);
+
+async function startDemo(fb?: { width: number; height: number }, memoryBytes = 32 << 20): Promise<{ h: SpawnedHelper; c: HelperClient; con: ConsoleLog; info: DisplayInfo; dir: string }> {
+  const { h, dir } = await spawnTracked("qvmm-fb-", { demo: true, vcpus: 1, memoryBytes, fbWidth: fb?.width, fbHeight: fb?.height });
   const c = await HelperClient.connect(h.controlPath);
-  const con = consoleLog(c);
+  const con = consoleLog(c, 60_000);
   const info = await c.displayInfo();
   await c.start();
   await con.waitFor("keys:", 0, 120_000); // the desktop is drawn before the banner

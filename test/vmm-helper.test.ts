@@ -1,60 +1,23 @@
 // Drives the real qumra-vmm on the real /dev/kvm through the TypeScript client.
 // Waits on events (console markers), never on guest speed: guest code is emulated on kvm-pvm hosts.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
+import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
+
+afterAll(reapHelpers);
 import { DEMO_CELL_ADDR, GuestCommand, HelperClient, HelperError, MsgType, type HelperEvent } from "../agent/src/vm/helper-client.js";
-import { isAlive, spawnHelper, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
+import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 import { probeKvm } from "../agent/src/host/kvm-probe.js";
 
 
-const dirs: string[] = [];
-const pids: number[] = [];
 
-/** Console text seen by a client since attach. */
-function consoleLog(client: HelperClient): { text: () => string; waitFor: (s: string, ms?: number) => Promise<void> } {
-  let text = "";
-  client.on("console", (b) => {
-    text += b.toString("latin1");
-  });
-  return {
-    text: () => text,
-    waitFor: (s, ms = 30_000) =>
-      new Promise<void>((resolve, reject) => {
-        if (text.includes(s)) return resolve();
-        const onData = (): void => {
-          if (text.includes(s)) {
-            cleanup();
-            resolve();
-          }
-        };
-        const onClose = (e: HelperError): void => {
-          cleanup();
-          reject(e);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`console never showed ${JSON.stringify(s)}; got ${JSON.stringify(text.slice(-300))}`));
-        }, ms);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          client.off("console", onData);
-          client.off("close", onClose);
-        };
-        client.on("console", onData);
-        client.on("close", onClose);
-      }),
-  };
-}
 
-async function startDemo(opts: { vcpus?: number; memory?: number } = {}): Promise<{ h: SpawnedHelper; c: HelperClient; con: ReturnType<typeof consoleLog> }> {
-  const dir = mkdtempSync(path.join("/tmp", "qvmm-"));
-  dirs.push(dir);
-  const h = await spawnHelper({ runtimeDir: dir, spec: { demo: true, vcpus: opts.vcpus ?? 1, memoryBytes: opts.memory ?? 32 << 20 } });
-  pids.push(h.pid);
+async function startDemo(opts: { vcpus?: number; memory?: number } = {}): Promise<{ h: SpawnedHelper; c: HelperClient; con: ConsoleLog }> {
+  const { h } = await spawnTracked("qvmm-", { demo: true, vcpus: opts.vcpus ?? 1, memoryBytes: opts.memory ?? 32 << 20 });
   const c = await HelperClient.connect(h.controlPath);
   const con = consoleLog(c);
   await c.start();
@@ -68,16 +31,6 @@ async function waitExit(pid: number, ms = 15_000): Promise<void> {
   expect(isAlive(pid)).toBe(false);
 }
 
-afterAll(() => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
   it("probes KVM as JSON", async () => {
@@ -273,7 +226,7 @@ describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
     const { c, con } = await startDemo();
     const t0 = process.hrtime.bigint();
     await c.guestCommand(GuestCommand.EXITS, n);
-    await con.waitFor(`exits done ${n}\n`, 120_000);
+    await con.waitFor(`exits done ${n}\n`, 0, 120_000);
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const stats = await c.stats();
     expect(stats.devices.debug.bench).toBe(n);

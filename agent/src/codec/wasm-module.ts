@@ -30,8 +30,3 @@ export function instantiateCodecs<T extends CodecExports = CodecExports>(): T {
   });
   return instance.exports as unknown as T;
 }
-
-/** A view of `length` bytes at `offset` in the instance's memory (re-taken after every memory.grow). */
-export function bytesAt(exports: CodecExports, offset: number, length: number): Uint8Array {
-  return new Uint8Array(exports.memory.buffer, offset, length);
-}
