@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { CodecError, type ImageDesc } from "../agent/src/codec/image.js";
 import { GlzDecoder, GlzEncoder } from "../agent/src/codec/glz.js";
-import { encodeLz } from "../agent/src/codec/lz.js";
+import { encodeLz, imageBytes } from "../agent/src/codec/lz.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
 import { bitFlipped, randomBody, rng, truncated, vectorsDir, repoRoot as root } from "./helpers/vectors.js";
@@ -36,8 +36,9 @@ function padless(px: Uint8Array): Uint8Array {
   return e;
 }
 
+/** Writes the pixels where the encoder asks for them (its window when it can) and encodes them. */
 function encode(enc: GlzEncoder, desc: ImageDesc, px: Uint8Array): Uint8Array {
-  enc.input(px.length).bytes.set(px);
+  enc.input(desc).bytes.set(px.subarray(0, imageBytes(desc)));
   return enc.encode(desc).slice();
 }
 
@@ -197,6 +198,49 @@ describe("GLZ codec", () => {
     const desktop = generateImage("desktop", 4096, 2160);
     const s = encode(big, rgb32(4096, 2160), desktop);
     expect(same(bigDec.decode(s).pixels, desktop)).toBe(true);
+  });
+
+  it("codes pixels written into the window in place, with the bytes of a copied input", () => {
+    const w = 160, h = 100;
+    const inPlace = new GlzEncoder({ windowPixels: 40000 });
+    const copied = new GlzEncoder({ windowPixels: 40000 });
+    const base = generateImage("desktop", w, h);
+    for (let i = 0; i < 8; i++) {
+      const px = frame(base, w, h, i);
+      const slot = inPlace.input(rgb32(w, h)).offset;
+      expect(slot).toBe(inPlace.codec.exports.glzInputPtr(w * h));
+      const a = encode(inPlace, rgb32(w, h), px);
+      const region = copied.codec.input(px.length);
+      region.bytes.set(px);
+      const b = copied.encode(rgb32(w, h), region.offset).slice();
+      expect(same(a, b), `frame ${i}`).toBe(true);
+    }
+  });
+
+  it("hands out only free window space: writing there without encoding loses nothing", () => {
+    const enc = new GlzEncoder({ windowPixels: 1000 });
+    const dec = new GlzDecoder({ windowPixels: 1000 });
+    const src = generateImage("desktop", 40, 40);
+    const crop = (w: number, h: number) => {
+      const px = new Uint8Array(w * h * 4);
+      for (let y = 0; y < h; y++) px.set(src.subarray(y * 160, y * 160 + w * 4), y * w * 4);
+      return px;
+    };
+    const check = (w: number, h: number) => {
+      const px = crop(w, h);
+      expect(same(dec.decode(encode(enc, rgb32(w, h), px)).pixels, padless(px))).toBe(true);
+    };
+    check(25, 20);
+    check(25, 20);
+    // free space past the window's images: scribbled on, then not encoded
+    enc.input(rgb32(25, 20)).bytes.fill(0xee);
+    check(25, 20);
+    // the next 600 pixels would go where image 1, still in the window, lies: not handed out, so
+    // such an image goes through the input region and is copied after image 1 has been dropped
+    expect(enc.codec.exports.glzInputPtr(600)).toBe(0);
+    expect(enc.input(rgb32(30, 20)).offset).toBe(enc.codec.input(30 * 20 * 4).offset);
+    check(30, 20);
+    check(30, 20);
   });
 
   it("rejects what it cannot encode", () => {

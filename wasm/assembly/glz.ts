@@ -216,6 +216,27 @@ function growSegs(): void {
   segCap = cap;
 }
 
+/** Where in window storage (in pixels) the next image of `size` pixels is placed. */
+@inline function slotFor(size: u32): u32 {
+  return <u64>cursor + <u64>size <= <u64>limit * 2 ? cursor : 0;
+}
+
+/**
+ * Address in window storage where the next image of `pixels` pixels will be placed, or 0 if it
+ * cannot be GLZ-coded there. A caller that writes the image's packed rows there and passes that
+ * address to glzEncode saves the copy into the window. The place is handed out only while no image
+ * of the window lies in it, so writing there loses nothing even if no encode follows.
+ */
+export function glzInputPtr(pixels: u32): usize {
+  if (storage == 0 || pixels == 0 || pixels > limit) return 0;
+  const pos = slotFor(pixels);
+  for (let s = winHead; s != NONE; s = load<u32>(seg(s), S_NEXT)) {
+    const start = load<u32>(seg(s), S_START);
+    if (<u64>pos < <u64>start + <u64>load<u32>(seg(s), S_SIZE) && <u64>start < <u64>pos + <u64>pixels) return 0;
+  }
+  return storage + <usize>pos * 4;
+}
+
 /**
  * Drops the oldest images until an image of `size` pixels fits, then adds it; returns its segment
  * and leaves the distance to the window's oldest image in `headDist`.
@@ -251,7 +272,7 @@ function addImage(type: i32, size: u32): u32 {
     s = segFresh++;
     if (segFresh > NARROW_SEGS && !wide) widenTable();
   }
-  const pos: u32 = <u64>cursor + <u64>size <= <u64>limit * 2 ? cursor : 0;
+  const pos = slotFor(size);
   cursor = pos + size;
   const r = seg(s);
   store<u64>(r, nextId, S_ID);
@@ -583,7 +604,8 @@ export function glzEncodeBound(type: i32, width: i32, height: i32): isize {
 
 /**
  * Encodes one image (RGB32 or RGBA, rows `stride` bytes apart) into the dictionary and writes its
- * GLZ stream at outPtr. The image gets the next id; older images are dropped from the window as
+ * GLZ stream at outPtr. Packed rows already at glzInputPtr's address are coded where they are; other
+ * input is copied into the window first. The image gets the next id; older images are dropped from the window as
  * spice-server drops them. Returns the bytes written or a negative error.
  */
 export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDown: i32,
@@ -600,7 +622,8 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   if (keyed) unkeyTable();
   const s = addImage(type, <u32>n);
   const r = seg(s);
-  packRows(storage + <usize>load<u32>(r, S_START) * 4, inPtr, rowBytes, <usize>stride, <usize>height);
+  const dst = storage + <usize>load<u32>(r, S_START) * 4;
+  if (inPtr != dst || <usize>stride != rowBytes) packRows(dst, inPtr, rowBytes, <usize>stride, <usize>height);
 
   putBE32(outPtr, LZ_MAGIC);
   putBE32(outPtr + 4, LZ_VERSION);

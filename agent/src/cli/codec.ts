@@ -104,8 +104,13 @@ function encodeFiles(job: Job): FileResult[] {
     }
     const { value, ms } = timed(() => {
       if (job.codec === "quic") return encodeQuicPixels(codec, desc, raw);
-      codec.input(raw.length).bytes.set(raw); // the pixels go straight into the codec's memory
-      return glz ? glz.encode(desc) : encodeLz(codec, desc);
+      // the pixels go straight into the codec's memory (for GLZ, into the window where possible)
+      if (!glz) {
+        codec.input(raw.length).bytes.set(raw);
+        return encodeLz(codec, desc);
+      }
+      glz.input(desc).bytes.set(raw.subarray(0, minimal));
+      return glz.encode(desc);
     });
     const out = outputName(job, i);
     writeFileSync(out, value);

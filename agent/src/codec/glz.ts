@@ -9,6 +9,7 @@ export interface GlzExports extends LzExports {
   glzInit(windowPixels: number): number;
   glzNextImageId(): number;
   glzWindowImages(): number;
+  glzInputPtr(pixels: number): number;
   glzEncodeBound(type: number, width: number, height: number): number;
   glzEncode(type: number, width: number, height: number, stride: number, topDown: number,
     inPtr: number, outPtr: number, outCapacity: number): number;
@@ -48,9 +49,18 @@ export class GlzEncoder {
     if (err < 0) throw lzError("GLZ init", err);
   }
 
-  /** A writable view of the input region, for the caller to put the next image's pixels in. */
-  input(size: number): { offset: number; bytes: Uint8Array } {
-    return this.codec.input(size);
+  /**
+   * Where to write the next image's pixels: the place in the dictionary window that the image will
+   * occupy, when its rows are packed (stride = width × 4) and that place is free, so that encode()
+   * codes it there with no copy; otherwise the input region. Valid until the next encode.
+   */
+  input(desc: ImageDesc): { offset: number; bytes: Uint8Array } {
+    const size = imageBytes(desc);
+    const pixels = desc.width * desc.height;
+    const inWindow = GLZ_TYPE[desc.type] !== undefined && desc.stride === desc.width * 4 && pixels <= this.windowPixels
+      ? this.codec.exports.glzInputPtr(pixels) : 0;
+    if (inWindow === 0) return this.codec.input(size);
+    return { offset: inWindow, bytes: this.codec.view(inWindow, size) };
   }
 
   /** Id the next encoded image gets. */
@@ -64,7 +74,7 @@ export class GlzEncoder {
   }
 
   /**
-   * Encodes the image at `inputOffset` (default: the input region) as the next GLZ image. Returns a
+   * Encodes the image at `inputOffset` (default: where input(desc) put it) as the next GLZ image. Returns a
    * view of the stream in WASM memory, valid until the next call. Only rgb32 and rgba images of at
    * most `windowPixels` pixels can be GLZ-coded (spice-server sends larger ones as LZ).
    */
@@ -77,7 +87,7 @@ export class GlzEncoder {
     }
     const x = this.codec.exports;
     const size = imageBytes(desc);
-    const offset = inputOffset ?? this.codec.input(size).offset;
+    const offset = inputOffset ?? this.input(desc).offset;
     if (offset < 0 || offset + size > x.memory.buffer.byteLength) {
       throw new CodecError(`input at ${offset} (${size} bytes) is outside the codec memory`);
     }
