@@ -197,6 +197,8 @@ describe("qumra bench encode", () => {
           expect(row[k], `${image} ${String(row.label)} ${k}`).toBeGreaterThan(0);
         }
         expect(row.verified).toBe(true);
+        if (row.codec === "glz") expect(row.encodeTimeVsLz).toBeGreaterThan(0);
+        else expect(row.encodeTimeVsLz).toBeUndefined();
       }
       const repeated = mine.find((row) => row.variant === "repeated")!;
       expect(repeated.outputBytes as number).toBeLessThan(1000); // the window still holds the first copy
@@ -205,6 +207,14 @@ describe("qumra bench encode", () => {
     const svg = readFileSync(chart, "utf8");
     expect(svg).toMatch(/^<svg /);
     expect(svg).toContain("glz repeated");
+  });
+
+  it("--codec glz alone still times LZ, for GLZ's time against LZ's, without showing its rows", async () => {
+    const r = await runCli(["--json", "bench", "encode", "--codec", "glz", "--image", "desktop", "--size", "64x32", "--runs", "1"]);
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
+    expect(rows.map((row) => `${String(row.codec)} ${String(row.variant)}`)).toEqual(["glz first", "glz repeated"]);
+    for (const row of rows) expect(row.encodeTimeVsLz).toBeGreaterThan(0);
   });
 
   it("rejects an unknown codec or a malformed size naming the flag", async () => {
