@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { BYTES_PER_PIXEL, IMAGE_TYPES, type ImageDesc, type ImageType } from "../codec/image.js";
 import { CodecInstance } from "../codec/instance.js";
-import { DEFAULT_GLZ_WINDOW, GlzDecoder, GlzEncoder } from "../codec/glz.js";
+import { DEFAULT_GLZ_WINDOW, GlzDecoder, GlzEncoder, decodeGlz, encodeGlz } from "../codec/glz.js";
 import { decodeLz, encodeLz } from "../codec/lz.js";
 import { decodeQuic, encodeQuicPixels } from "../codec/quic.js";
 import type { GlobalOptions } from "./connection.js";
@@ -110,7 +110,7 @@ function encodeFiles(job: Job): FileResult[] {
         return encodeLz(codec, desc);
       }
       glz.input(desc).bytes.set(raw.subarray(0, minimal));
-      return glz.encode(desc);
+      return encodeGlz(glz, desc);
     });
     const out = outputName(job, i);
     writeFileSync(out, value);
@@ -125,7 +125,7 @@ function decodeFiles(job: Job): FileResult[] {
     const data = read(file);
     const { value, ms } = timed(() => {
       try {
-        if (glz) return glz.decode(data);
+        if (glz) return decodeGlz(glz, data);
         return job.codec === "quic" ? decodeQuic(codec, data) : decodeLz(codec, data);
       } catch (e) {
         throw new Error(`--in ${file}: cannot decode as ${job.codec}: ${(e as Error).message}`);

@@ -142,3 +142,16 @@ export class GlzDecoder {
     };
   }
 }
+
+/**
+ * encodeQuic/encodeLz's counterpart for GLZ: the next image of `encoder`'s stream (the encoder holds
+ * the dictionary, so it takes the place of their CodecInstance). See GlzEncoder.encode.
+ */
+export function encodeGlz(encoder: GlzEncoder, desc: ImageDesc, inputOffset?: number): Uint8Array {
+  return encoder.encode(desc, inputOffset);
+}
+
+/** decodeQuic/decodeLz's counterpart for GLZ: the next image of `decoder`'s stream. */
+export function decodeGlz(decoder: GlzDecoder, data: Uint8Array): GlzDecoded {
+  return decoder.decode(data);
+}

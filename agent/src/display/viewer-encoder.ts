@@ -4,7 +4,7 @@
 import { CodecInstance } from "../codec/instance.js";
 import { encodeQuic } from "../codec/quic.js";
 import { encodeLz } from "../codec/lz.js";
-import { GlzEncoder } from "../codec/glz.js";
+import { GlzEncoder, encodeGlz } from "../codec/glz.js";
 import type { ImageDesc } from "../codec/image.js";
 import { chooseCodec, gradualityOf, gradualityScore } from "./codec-policy.js";
 import { diffRects, pagesToBands, type DiffOptions } from "./dirty-rects.js";
@@ -128,7 +128,7 @@ export class ViewerEncoder {
         break;
       case "glz":
         glzImageId = this.glz!.nextImageId;
-        data = Buffer.from(this.glz!.encode(desc, offset));
+        data = Buffer.from(encodeGlz(this.glz!, desc, offset));
         break;
     }
     this.counters.rects[codec]++;
