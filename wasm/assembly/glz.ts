@@ -82,13 +82,15 @@ let mPixDist: u64 = 0;
   }
 }
 /**
- * The first image's RGB pass. Every entry then points into that image (segment 0): glzInit's zeros,
- * which are the narrow layout's (0, 0), or one written in this pass. An entry is the u32
- * pixel << firstBits | firstKey(that pixel), so compress() rejects a candidate whose first pixel
- * differs in R, G or B from the coded one, as doMatch would, without reading the window (pixel 0
- * is compared through firstKey0, since the zeros carry no key). The next encode turns the table
- * into the narrow layout (entry >> firstBits) before anything else reads it. Only the look-ahead
- * touches read entries through get(), which here returns the raw word.
+ * The first image's RGB pass. Every entry then points into that image (segment 0): at pixel 0, as
+ * in spice's fresh dictionary (all entries zero), or at a pixel written in this pass. An entry is
+ * the u32 pixel << firstBits | firstKey(that pixel), so compress() rejects a candidate whose first
+ * pixel differs in R, G or B from the coded one, as doMatch would, without reading the window.
+ * The pass starts by writing the fresh entries keyed too (fillFirstTable), so that every entry is
+ * checked alike: a branch on the loaded entry, mispredicted on near half of the lookups of a photo
+ * (they find a fresh entry), would serialise the table's cache misses; and the table is then in
+ * cache. The next encode turns the table into the narrow layout (entry >> firstBits) before
+ * anything else reads it.
  */
 @final class EFirst {
   @inline get first(): bool { return true; }
@@ -101,15 +103,21 @@ let mPixDist: u64 = 0;
 }
 /** Key bits of EFirst entries: 32 minus the bits of the largest pixel index (at least 7). */
 let firstBits: u32 = 0;
-/** firstKey of the first image's pixel 0 (the pixel of glzInit's zero entries). */
+/** firstKey of the first image's pixel 0. */
 let firstKey0: u32 = 0;
-/** Set by glzInit: the table holds nothing but its zeros yet. */
+/** Set by glzInit: no image coded yet (the first encode writes the table: fillFirstTable). */
 let pristine = false;
 /** The table is still in the EFirst layout (unkeyTable runs at the start of the next encode). */
 let keyed = false;
 /** A function of a pixel's R, G, B (the bits KRgb32.same compares) of firstBits bits. */
 @inline function firstKey(px: u32): u32 {
   return ((px & 0xffffff) * 0x9e3779b1) >> (32 - firstBits);
+}
+
+/** Writes the fresh EFirst table: every entry at pixel 0 of segment 0, keyed with firstKey0. */
+function fillFirstTable(): void {
+  const v = i32x4.splat(firstKey0);
+  for (let p = htab, e = htab + HASH_SIZE * 4; p < e; p += 16) v128.store(p, v);
 }
 
 /** Turns the EFirst table into the narrow layout (segment 0). */
@@ -132,10 +140,12 @@ function widenTable(): void {
 
 /** Masked hashes of eight consecutive positions (RGB32), computed together by hash4. */
 const HBUF: usize = memory.data(32, 16);
-/** Look-ahead of the cache touches in literal stretches: pixels AHEAD positions on, entries 2×AHEAD. */
+/**
+ * Look-ahead of the cache touches in literal stretches: pixels AHEAD positions on, entries 2×AHEAD.
+ * EFirst has none: without mispredicted branches on entries its misses overlap anyway, and the
+ * touches measured slower.
+ */
 const AHEAD: usize = 16;
-/** The same for EFirst, which needs no pixels: entries FIRST_AHEAD positions on. */
-const FIRST_AHEAD: usize = 16;
 /** Sink for the touch loads (never read; keeps them from being optimised away). */
 let touchSink: u64 = 0;
 
@@ -180,7 +190,7 @@ export function glzInit(windowPixels: u32): i32 {
   wide = false;
   pristine = true;
   keyed = false;
-  memory.fill(htab, 0, HASH_SIZE * 8);
+  // the table is written by the first encode (fillFirstTable)
   memory.fill(segs, 0, <usize>segCap * SEG_BYTES);
   segFresh = 0;
   freeTop = 0;
@@ -501,16 +511,7 @@ function compress<K, E>(s: u32, op: usize): usize {
           if (anchor + 10 * bpp <= end) {
             v128.store(HBUF, v128.and(K.hash4(anchor + 4 * bpp), mask), 16);
             hLen = 8 * bpp;
-            if (E.first) {
-              if (d == hLen && anchor + (FIRST_AHEAD + 10) * bpp <= end) {
-                const a0 = v128.and(K.hash4(anchor + FIRST_AHEAD * bpp), mask);
-                const a1 = v128.and(K.hash4(anchor + (FIRST_AHEAD + 4) * bpp), mask);
-                sink ^= E.get(i32x4.extract_lane(a0, 0)) ^ E.get(i32x4.extract_lane(a0, 1))
-                  ^ E.get(i32x4.extract_lane(a0, 2)) ^ E.get(i32x4.extract_lane(a0, 3))
-                  ^ E.get(i32x4.extract_lane(a1, 0)) ^ E.get(i32x4.extract_lane(a1, 1))
-                  ^ E.get(i32x4.extract_lane(a1, 2)) ^ E.get(i32x4.extract_lane(a1, 3));
-              }
-            } else if (d == hLen && anchor + (2 * AHEAD + 10) * bpp <= end) {
+            if (!E.first && d == hLen && anchor + (2 * AHEAD + 10) * bpp <= end) {
               // a literal stretch (this block follows the last one): bring in, ahead of use, the
               // table entries AHEAD*2 positions on and the pixels of those AHEAD positions on
               const a0 = v128.and(K.hash4(anchor + 2 * AHEAD * bpp), mask);
@@ -541,7 +542,7 @@ function compress<K, E>(s: u32, op: usize): usize {
         const w = load<u32>(htab + (<usize>hv << 2));
         const rp = w >> firstBits;
         const px = load<u64>(anchor);
-        if (firstKey(<u32>px) == (rp == 0 ? firstKey0 : w & ((1 << firstBits) - 1))) {
+        if (firstKey(<u32>px) == (w & ((1 << firstBits) - 1))) {
           const ref = base + (<usize>rp << 2);
           if (((load<u64>(ref) ^ px) & 0xffffff00ffffff) == 0) {
             len = (rgb32MatchEnd(ref + 8, anchor + 8, ipBound) - anchor) >> 2;
@@ -638,10 +639,11 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
 
   let op: usize;
   if (pristine) {
-    // the first image since glzInit (segment 0; the table holds glzInit's zeros)
+    // the first image since glzInit (segment 0, the table fresh)
     pristine = false;
     firstBits = n > 1 ? clz<u32>(<u32>n - 1) : 31;
     firstKey0 = firstKey(load<u32>(storage + <usize>load<u32>(r, S_START) * 4));
+    fillFirstTable();
     op = compress<KRgb32, EFirst>(s, outPtr + HEADER_BYTES);
     keyed = true;
     if (type == LZ_RGBA) {
