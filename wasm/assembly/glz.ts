@@ -538,11 +538,15 @@ function compress<K, E>(s: u32, op: usize): usize {
       const idx = (anchor - base) / bpp;
       if (E.first) {
         // doMatch for a candidate rp < idx in this image: it is a match when its first two pixels
-        // are (image distance 0, so two pixels always pay for the reference)
-        const w = load<u32>(htab + (<usize>hv << 2));
+        // are (image distance 0, so two pixels always pay for the reference). The entry is
+        // replaced (E.put) with the key computed once.
+        const slot = htab + (<usize>hv << 2);
+        const w = load<u32>(slot);
         const rp = w >> firstBits;
         const px = load<u64>(anchor);
-        if (firstKey(<u32>px) == (w & ((1 << firstBits) - 1))) {
+        const key = firstKey(<u32>px);
+        store<u32>(slot, (<u32>idx << firstBits) | key);
+        if (key == (w & ((1 << firstBits) - 1))) {
           const ref = base + (<usize>rp << 2);
           if (((load<u64>(ref) ^ px) & 0xffffff00ffffff) == 0) {
             len = (rgb32MatchEnd(ref + 8, anchor + 8, ipBound) - anchor) >> 2;
@@ -557,8 +561,8 @@ function compress<K, E>(s: u32, op: usize): usize {
           imageDist = mImageDist;
           pixDist = mPixDist;
         }
+        E.put(hv, s, idx, anchor);
       }
-      E.put(hv, s, idx, anchor);
     }
 
     if (len != 0) {
