@@ -59,8 +59,8 @@ let mPixDist: u64 = 0;
  * u32 (segment << 25 | pixel): half the memory traffic of the general u64 layout (segment, pixel).
  * The table switches to the wide layout, in place, when the 129th index is handed out.
  *
- * The RGB pass of the first image after glzInit uses a third layout, EFirst (see firstKey). `put`
- * takes the address of the entry's unit, for EFirst's key.
+ * The RGB pass of the first image after glzInit uses EFirst: the narrow layout plus a key per
+ * entry. `put` takes the address of the entry's unit, for EFirst's key.
  */
 @final class ENarrow {
   @inline get first(): bool { return false; }
@@ -82,49 +82,40 @@ let mPixDist: u64 = 0;
   }
 }
 /**
- * The first image's RGB pass. Every entry then points into that image (segment 0): at pixel 0, as
- * in spice's fresh dictionary (all entries zero), or at a pixel written in this pass. An entry is
- * the u32 pixel << firstBits | firstKey(that pixel), so compress() rejects a candidate whose first
- * pixel differs in R, G or B from the coded one, as doMatch would, without reading the window.
- * The pass starts by writing the fresh entries keyed too (fillFirstTable), so that every entry is
- * checked alike: a branch on the loaded entry, mispredicted on near half of the lookups of a photo
- * (they find a fresh entry), would serialise the table's cache misses; and the table is then in
- * cache. The next encode turns the table into the narrow layout (entry >> firstBits) before
- * anything else reads it.
+ * The first image's RGB pass. Every entry then points into that image (segment 0, so the narrow
+ * entry is the pixel index): at pixel 0, as in spice's fresh dictionary (all entries zero), or at a
+ * pixel written in this pass. Beside the table, ktab holds one byte per entry, firstKey(that pixel),
+ * so that compress() rejects a candidate whose first pixel differs in R, G or B from the coded one,
+ * as doMatch would, without reading the entry or the window: a random access to a 1 MiB key table
+ * instead of the 4 MiB entry table (whose stores cost less than its loads). The pass starts by
+ * writing the fresh entries and their keys (fillFirstTable), so that every entry is checked alike:
+ * a branch on whether an entry is fresh, mispredicted on near half of the lookups of a photo, would
+ * serialise the cache misses.
  */
 @final class EFirst {
   @inline get first(): bool { return true; }
   @inline get(hv: u32): u64 {
-    return <u64>load<u32>(htab + (<usize>hv << 2));
+    return <u64>load<u32>(htab + (<usize>hv << 2)) << 32;
   }
   @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
-    store<u32>(htab + (<usize>hv << 2), (<u32>pix << firstBits) | firstKey(load<u32>(p)));
+    store<u8>(ktab + <usize>hv, <u8>firstKey(load<u32>(p)));
+    store<u32>(htab + (<usize>hv << 2), <u32>pix);
   }
 }
-/** Key bits of EFirst entries: 32 minus the bits of the largest pixel index (at least 7). */
-let firstBits: u32 = 0;
+let ktab: usize = 0; // HASH_SIZE bytes: EFirst's keys
 /** firstKey of the first image's pixel 0. */
 let firstKey0: u32 = 0;
 /** Set by glzInit: no image coded yet (the first encode writes the table: fillFirstTable). */
 let pristine = false;
-/** The table is still in the EFirst layout (unkeyTable runs at the start of the next encode). */
-let keyed = false;
-/** A function of a pixel's R, G, B (the bits KRgb32.same compares) of firstBits bits. */
+/** A byte-sized function of a pixel's R, G, B (the bits KRgb32.same compares). */
 @inline function firstKey(px: u32): u32 {
-  return ((px & 0xffffff) * 0x9e3779b1) >> (32 - firstBits);
+  return ((px & 0xffffff) * 0x9e3779b1) >> 24;
 }
 
-/** Writes the fresh EFirst table: every entry at pixel 0 of segment 0, keyed with firstKey0. */
+/** Writes the fresh table for EFirst: every entry at pixel 0 of segment 0, with its key. */
 function fillFirstTable(): void {
-  const v = i32x4.splat(firstKey0);
-  for (let p = htab, e = htab + HASH_SIZE * 4; p < e; p += 16) v128.store(p, v);
-}
-
-/** Turns the EFirst table into the narrow layout (segment 0). */
-function unkeyTable(): void {
-  keyed = false;
-  const sh = firstBits;
-  for (let p = htab, e = htab + HASH_SIZE * 4; p < e; p += 16) v128.store(p, i32x4.shr_u(v128.load(p), sh));
+  memory.fill(htab, 0, HASH_SIZE * 4);
+  memory.fill(ktab, <u8>firstKey0, HASH_SIZE);
 }
 
 const NARROW_SEGS: u32 = 128;
@@ -181,6 +172,7 @@ export function glzInit(windowPixels: u32): i32 {
     memory.fill(storage, 0, <usize>windowPixels * 8);
   }
   if (htab == 0) htab = heap.alloc(HASH_SIZE * 8);
+  if (ktab == 0) ktab = heap.alloc(HASH_SIZE);
   if (segs == 0) {
     segCap = 1024;
     segs = heap.alloc(<usize>segCap * SEG_BYTES);
@@ -189,7 +181,6 @@ export function glzInit(windowPixels: u32): i32 {
   limit = windowPixels;
   wide = false;
   pristine = true;
-  keyed = false;
   // the table is written by the first encode (fillFirstTable)
   memory.fill(segs, 0, <usize>segCap * SEG_BYTES);
   segFresh = 0;
@@ -539,20 +530,22 @@ function compress<K, E>(s: u32, op: usize): usize {
       if (E.first) {
         // doMatch for a candidate rp < idx in this image: it is a match when its first two pixels
         // are (image distance 0, so two pixels always pay for the reference). The entry is
-        // replaced (E.put) with the key computed once.
+        // replaced as E.put does, with the key computed once.
         const slot = htab + (<usize>hv << 2);
-        const w = load<u32>(slot);
-        const rp = w >> firstBits;
+        const kslot = ktab + <usize>hv;
         const px = load<u64>(anchor);
         const key = firstKey(<u32>px);
-        store<u32>(slot, (<u32>idx << firstBits) | key);
-        if (key == (w & ((1 << firstBits) - 1))) {
+        const candidateKey = <u32>load<u8>(kslot);
+        store<u8>(kslot, <u8>key);
+        if (key == candidateKey) {
+          const rp = load<u32>(slot);
           const ref = base + (<usize>rp << 2);
           if (((load<u64>(ref) ^ px) & 0xffffff00ffffff) == 0) {
             len = (rgb32MatchEnd(ref + 8, anchor + 8, ipBound) - anchor) >> 2;
             pixDist = <u64>(idx - rp);
           }
         }
+        store<u32>(slot, <u32>idx);
       } else {
         const e = E.get(hv);
         const rs = <u32>e;
@@ -624,7 +617,6 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   if (n > <u64>limit) return ERR_WINDOW;
   if (outCapacity < <usize>bound) return ERR_OUTPUT;
 
-  if (keyed) unkeyTable();
   const s = addImage(type, <u32>n);
   const r = seg(s);
   const dst = storage + <usize>load<u32>(r, S_START) * 4;
@@ -645,15 +637,10 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   if (pristine) {
     // the first image since glzInit (segment 0, the table fresh)
     pristine = false;
-    firstBits = n > 1 ? clz<u32>(<u32>n - 1) : 31;
     firstKey0 = firstKey(load<u32>(storage + <usize>load<u32>(r, S_START) * 4));
     fillFirstTable();
     op = compress<KRgb32, EFirst>(s, outPtr + HEADER_BYTES);
-    keyed = true;
-    if (type == LZ_RGBA) {
-      unkeyTable();
-      op = compress<KAlpha, ENarrow>(s, op);
-    }
+    if (type == LZ_RGBA) op = compress<KAlpha, ENarrow>(s, op);
   } else if (wide) {
     op = compress<KRgb32, EWide>(s, outPtr + HEADER_BYTES);
     if (type == LZ_RGBA) op = compress<KAlpha, EWide>(s, op);
