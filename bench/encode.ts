@@ -31,8 +31,8 @@ export interface EncodeBenchOptions {
 export interface EncodeBenchRow {
   image: string;
   codec: BenchCodec;
-  /** GLZ only: a first image into a fresh encoder, or the same image again into the same window. */
-  variant?: "first" | "repeated";
+  /** GLZ only: a first image into a fresh encoder, then into the same window the same image again, or new content. */
+  variant?: GlzVariant;
   label: string;
   width: number;
   height: number;
@@ -65,10 +65,12 @@ interface Image {
   bgrx: Uint8Array;
 }
 
+type GlzVariant = "first" | "repeated" | "other";
+
 /** One thing to measure. `encode` returns its stream and the time of the measured call only. */
 interface Subject {
   codec: BenchCodec;
-  variant?: "first" | "repeated";
+  variant?: GlzVariant;
   label: string;
   windowPixels?: number;
   /** Compare only B,G,R (the SPICE codecs treat byte 3 of rgb32 as padding). */
@@ -144,30 +146,46 @@ function oneShot(codec: "quic" | "lz", image: Image): Subject {
   };
 }
 
+/** The image mirrored left to right: new content of the same kind, for GLZ's "other" variant. */
+function mirrored(image: Image): Uint8Array {
+  const src = new Uint32Array(image.bgrx.buffer, image.bgrx.byteOffset, image.width * image.height);
+  const out = new Uint32Array(src.length);
+  for (let y = 0; y < image.height; y++) {
+    const row = y * image.width;
+    for (let x = 0; x < image.width; x++) out[row + x] = src[row + image.width - 1 - x];
+  }
+  return new Uint8Array(out.buffer);
+}
+
 /**
  * GLZ. "first": the image into a freshly initialised encoder (and decoder). "repeated": the same image
- * again after it was encoded once, with a window of two frames so that the first copy is still in it.
+ * again after it was encoded once, and "other": the image after its mirror image was, both with a
+ * window of two frames so that the earlier one is still in it (a display stream's later frames).
  */
-function glz(variant: "first" | "repeated", image: Image): Subject {
+function glz(variant: GlzVariant, image: Image): Subject {
   const desc: ImageDesc = { type: "rgb32", width: image.width, height: image.height, stride: image.width * 4 };
   const pixels = image.width * image.height;
   const windowPixels = Math.max(DEFAULT_GLZ_WINDOW, variant === "first" ? pixels : 2 * pixels);
   const encoder = new GlzEncoder({ windowPixels });
   const decoder = new GlzDecoder({ windowPixels });
+  const before = variant === "repeated" ? image.bgrx : variant === "other" ? mirrored(image) : undefined;
   let first = new Uint8Array(0);
+  const labels: Record<GlzVariant, string> = {
+    first: `glz first image (window ${windowPixels} px)`,
+    repeated: `glz same image again (window ${windowPixels} px ≥ 2 frames)`,
+    other: `glz after its mirror image (window ${windowPixels} px ≥ 2 frames)`,
+  };
   return {
     codec: "glz",
     variant,
-    label: variant === "first"
-      ? `glz first image (window ${windowPixels} px)`
-      : `glz same image again (window ${windowPixels} px ≥ 2 frames)`,
+    label: labels[variant],
     windowPixels,
     ignorePad: true,
     encode: () => {
       // Re-initialising resets the dictionary: a fresh encoder without reallocating its window.
       encoder.codec.exports.glzInit(windowPixels);
-      if (variant === "repeated") {
-        encoder.input(desc).bytes.set(image.bgrx);
+      if (before) {
+        encoder.input(desc).bytes.set(before);
         first = encoder.encode(desc).slice();
       }
       // Like the LZ and QUIC runs, the pixels are in place before the clock starts: written where
@@ -178,7 +196,7 @@ function glz(variant: "first" | "repeated", image: Image): Subject {
     },
     decode: (stream) => {
       decoder.codec.exports.glzDecoderInit(windowPixels);
-      if (variant === "repeated") decoder.decode(first);
+      if (before) decoder.decode(first);
       const r = time(() => decoder.decode(stream).pixels);
       return { ms: r.ms, pixels: r.value };
     },
@@ -265,7 +283,7 @@ function subjectsFor(codecs: BenchCodec[], image: Image): Subject[] {
   const list: Subject[] = [];
   for (const codec of codecs) {
     if (codec === "quic" || codec === "lz") list.push(oneShot(codec, image));
-    else if (codec === "glz") list.push(glz("first", image), glz("repeated", image));
+    else if (codec === "glz") list.push(glz("first", image), glz("repeated", image), glz("other", image));
   }
   return list;
 }
@@ -276,7 +294,7 @@ export function runEncodeBench(options: EncodeBenchOptions, progress: Progress):
   // GLZ's target is stated against LZ's time, so LZ is measured with it (and shown only if asked for)
   const measured = codecs.includes("glz") && !codecs.includes("lz") ? ["lz" as const, ...codecs] : codecs;
   const images = options.images.map((spec) => loadImage(spec, options.width, options.height));
-  const perImage = 2 + measured.filter((c) => c === "quic" || c === "lz").length + (measured.includes("glz") ? 2 : 0);
+  const perImage = 2 + measured.filter((c) => c === "quic" || c === "lz").length + (measured.includes("glz") ? 3 : 0);
   progress.start(images.length * perImage * (options.runs + 1), "encode");
   const rows: EncodeBenchRow[] = [];
   for (const image of images) {

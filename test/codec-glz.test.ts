@@ -166,6 +166,40 @@ describe("GLZ codec", () => {
     expect(maxImages).toBeGreaterThan(2);
   });
 
+  // A hash entry outlives its image: once the image is evicted and its segment index reused, the
+  // entry names a pixel of the new image, and spice-server matches against that pixel. (A,B,C) and
+  // (X,Y,Z) hash alike; image 0 has (A,B,C) at pixel 2, the next to last image (which reuses image 0's
+  // segment: the window holds two 16-pixel images) has (X,Y) there, and the last has (X,Y,Z): it
+  // must code a reference to (X,Y). The expected streams were made by spice-server's GLZ encoder.
+  // With 509 images between, the index has been reused 255 times, as often as the key table's tags
+  // allow (see ENarrow in glz.ts). Pixels come from rng(5).
+  const [A, B, C, X, Y, Z] = [0x154207, 0xe65b8d, 0x634f86, 0xfa651e, 0x6a48f2, 0xf82b48];
+  const staleEntryCases: [string, number, string][] = [
+    ["after one reuse", 1, "20205a4c000100011800000010000000010000004000000000000000030000000101cc35cb55fc264200010b482bf8c5313423909faebdedc29f5514e3176e6cdea74f278e1ca51498ada38c4dafebed"],
+    ["after 255 reuses", 509, "20205a4c000100011800000010000000010000004000000000000001ff00000001019417f4f755d04200010b482bf8b1b3f032085edee6507b03eb198a01b82314294a0608112108ff079b303fadacad"],
+  ];
+  for (const [label, fillers, expected] of staleEntryCases) {
+    it(`a hash entry of an evicted image names the image that reuses its segment, as in spice-server (${label})`, () => {
+      const r = rng(5);
+      const strip = (mid: number[]): Uint8Array => {
+        const px = new Uint32Array(16);
+        for (let i = 0; i < 16; i++) px[i] = r() & 0xffffff;
+        mid.forEach((v, k) => (px[2 + k] = v));
+        return new Uint8Array(px.buffer);
+      };
+      const images = [strip([A, B, C]), ...Array.from({ length: fillers }, () => strip([])), strip([X, Y]), strip([X, Y, Z])];
+      const enc = new GlzEncoder({ windowPixels: 32 });
+      const dec = new GlzDecoder({ windowPixels: 32 });
+      let last = "";
+      for (const px of images) {
+        const s = encode(enc, rgb32(16, 1), px);
+        expect(same(dec.decode(s).pixels, px)).toBe(true);
+        last = Buffer.from(s).toString("hex");
+      }
+      expect(last).toBe(expected);
+    });
+  }
+
   it("keeps more than 128 images in the window (wide hash entries) and still round-trips", () => {
     const enc = new GlzEncoder({ windowPixels: 100000 });
     const dec = new GlzDecoder({ windowPixels: 100000 });

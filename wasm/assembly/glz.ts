@@ -26,14 +26,15 @@ const MAX_IMAGE_DIST: u64 = 16777215;
 
 const NONE: u32 = 0xffffffff;
 
-// Segment records (one per image): 32 bytes each.
-const SEG_BYTES: usize = 32;
+// Segment records (one per image): 40 bytes each.
+const SEG_BYTES: usize = 40;
 const S_ID = 0; // u64 image id
 const S_PSF = 8; // u64 pixels that entered the window before this segment
 const S_START = 16; // u32 first pixel in window storage
 const S_SIZE = 20; // u32 pixels
 const S_TYPE = 24; // u32 LZ type, 0 while the segment is free
 const S_NEXT = 28; // u32 next segment in window order
+const S_TAG = 32; // u32 generation of the index, 0..MAX_TAG (see the key table)
 
 let limit: u32 = 0; // window size in pixels
 let storage: usize = 0; // 2 × limit pixels of 4 bytes
@@ -59,8 +60,23 @@ let mPixDist: u64 = 0;
  * u32 (segment << 25 | pixel): half the memory traffic of the general u64 layout (segment, pixel).
  * The table switches to the wide layout, in place, when the 129th index is handed out.
  *
- * The RGB pass of the first image after glzInit uses EFirst: the narrow layout plus a key per
- * entry. `put` takes the address of the entry's unit, for EFirst's key.
+ * Beside the table, the key table (ktab) holds for each entry a key of its pixel's R, G, B (rgbKey),
+ * so that the RGB pass rejects nearly every candidate whose first pixel differs from the coded one,
+ * as doMatch would, without reading the window: that read waits on the entry, itself a cache miss,
+ * and made later incompressible 1080p images three to four times slower. The RGB pass reads and
+ * writes a key next to each other (with the write in putKey, after the match, it measured four
+ * times slower). `put` writes the entry and its key (it takes the address of the entry's unit);
+ * `putEntry` the entry alone.
+ *
+ * A key describes the pixel that was there when the entry was written, so it is only trusted while
+ * the entry's segment index belongs to the image that wrote it. Key table entries are u16, key |
+ * tag << 8, where the tag is the generation of the segment index (S_TAG, bumped each time the index
+ * is handed out again); an entry whose tag is not its segment's current one gets the full check.
+ * Before a tag comes round again, every entry of that index is given UNKEYED_TAG, which no segment
+ * has (retag). A freed index keeps its tag, but a free segment is never usable anyway.
+ *
+ * The RGB pass of the first image after glzInit uses EFirst, with one-byte keys (no tags yet: every
+ * entry is segment 0's, tag 0); widenKeys turns them into the u16 layout before anything else.
  */
 @final class ENarrow {
   @inline get first(): bool { return false; }
@@ -68,8 +84,12 @@ let mPixDist: u64 = 0;
     const v = load<u32>(htab + (<usize>hv << 2));
     return <u64>(v >> 25) | (<u64>(v & 0x1ffffff) << 32);
   }
-  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
+  @inline putEntry(hv: u32, s: u32, pix: usize): void {
     store<u32>(htab + (<usize>hv << 2), (s << 25) | <u32>pix);
+  }
+  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
+    this.putEntry(hv, s, pix);
+    putKey(hv, p);
   }
 }
 @final class EWide {
@@ -77,45 +97,81 @@ let mPixDist: u64 = 0;
   @inline get(hv: u32): u64 {
     return load<u64>(htab + (<usize>hv << 3));
   }
-  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
+  @inline putEntry(hv: u32, s: u32, pix: usize): void {
     store<u64>(htab + (<usize>hv << 3), <u64>s | (<u64>pix << 32));
+  }
+  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
+    this.putEntry(hv, s, pix);
+    putKey(hv, p);
   }
 }
 /**
  * The first image's RGB pass. Every entry then points into that image (segment 0, so the narrow
  * entry is the pixel index): at pixel 0, as in spice's fresh dictionary (all entries zero), or at a
- * pixel written in this pass. Beside the table, ktab holds one byte per entry, firstKey(that pixel),
- * so that compress() rejects a candidate whose first pixel differs in R, G or B from the coded one,
- * as doMatch would, without reading the entry or the window: a random access to a 1 MiB key table
- * instead of the 4 MiB entry table (whose stores cost less than its loads). The pass starts by
- * writing the fresh entries and their keys (fillFirstTable), so that every entry is checked alike:
- * a branch on whether an entry is fresh, mispredicted on near half of the lookups of a photo, would
- * serialise the cache misses.
+ * pixel written in this pass. Keys are one byte here: a 1 MiB key table, read at every position,
+ * while the 4 MiB entry table is written at every position but read only on a key match (its
+ * stores cost less than its loads). The pass starts by writing the fresh entries and their keys
+ * (fillFirstTable), so that every entry is checked alike: a branch on whether an entry is fresh,
+ * mispredicted on near half of the lookups of a photo, would serialise the cache misses.
  */
 @final class EFirst {
   @inline get first(): bool { return true; }
   @inline get(hv: u32): u64 {
     return <u64>load<u32>(htab + (<usize>hv << 2)) << 32;
   }
-  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
-    store<u8>(ktab + <usize>hv, <u8>firstKey(load<u32>(p)));
+  @inline putEntry(hv: u32, s: u32, pix: usize): void {
     store<u32>(htab + (<usize>hv << 2), <u32>pix);
   }
+  @inline put(hv: u32, s: u32, pix: usize, p: usize): void {
+    store<u8>(ktab + <usize>hv, <u8>rgbKey(load<u32>(p)));
+    this.putEntry(hv, s, pix);
+  }
 }
-let ktab: usize = 0; // HASH_SIZE bytes: EFirst's keys
-/** firstKey of the first image's pixel 0. */
-let firstKey0: u32 = 0;
+let ktab: usize = 0; // HASH_SIZE × u16 key table (HASH_SIZE × u8 while keysNarrow)
+const MAX_TAG: u32 = 254;
+const UNKEYED_TAG: u32 = 255;
+/** The tag of the segment being coded, shifted into place (set by compress). */
+let putTag: u32 = 0;
+/** The key table is still in EFirst's one-byte layout (widenKeys runs before the next pass). */
+let keysNarrow = false;
 /** Set by glzInit: no image coded yet (the first encode writes the table: fillFirstTable). */
 let pristine = false;
 /** A byte-sized function of a pixel's R, G, B (the bits KRgb32.same compares). */
-@inline function firstKey(px: u32): u32 {
+@inline function rgbKey(px: u32): u32 {
   return ((px & 0xffffff) * 0x9e3779b1) >> 24;
 }
+@inline function putKey(hv: u32, p: usize): void {
+  store<u16>(ktab + (<usize>hv << 1), <u16>(rgbKey(load<u32>(p)) | putTag));
+}
 
-/** Writes the fresh table for EFirst: every entry at pixel 0 of segment 0, with its key. */
-function fillFirstTable(): void {
+/** Writes the fresh table for EFirst: every entry at pixel 0 of segment 0, with that pixel's key. */
+function fillFirstTable(pixel0: u32): void {
   memory.fill(htab, 0, HASH_SIZE * 4);
-  memory.fill(ktab, <u8>firstKey0, HASH_SIZE);
+  memory.fill(ktab, <u8>rgbKey(pixel0), HASH_SIZE);
+  keysNarrow = true;
+}
+
+/** Turns EFirst's one-byte keys into u16 keys with tag 0 (segment 0's), in place from the top. */
+function widenKeys(): void {
+  for (let i = <isize>HASH_SIZE - 16; i >= 0; i -= 16) {
+    const v = v128.load(ktab + <usize>i);
+    v128.store(ktab + (<usize>i << 1), i16x8.extend_low_i8x16_u(v));
+    v128.store(ktab + (<usize>i << 1), i16x8.extend_high_i8x16_u(v), 16);
+  }
+  keysNarrow = false;
+}
+
+/** Gives a reused segment index its next tag; before a tag comes round again, unkeys its entries. */
+function retag(s: u32): void {
+  let tag = load<u32>(seg(s), S_TAG) + 1;
+  if (tag > MAX_TAG) {
+    tag = 0;
+    for (let hv: u32 = 0; hv < <u32>HASH_SIZE; hv++) {
+      const rs = wide ? load<u32>(htab + (<usize>hv << 3)) : load<u32>(htab + (<usize>hv << 2)) >> 25;
+      if (rs == s) store<u8>(ktab + (<usize>hv << 1), <u8>UNKEYED_TAG, 1);
+    }
+  }
+  store<u32>(seg(s), tag, S_TAG);
 }
 
 const NARROW_SEGS: u32 = 128;
@@ -131,32 +187,8 @@ function widenTable(): void {
 
 /** Masked hashes of eight consecutive positions (RGB32), computed together by hash4. */
 const HBUF: usize = memory.data(32, 16);
-/**
- * Look-ahead of the cache touches in literal stretches: pixels AHEAD positions on, entries 2×AHEAD.
- * EFirst has none: without mispredicted branches on entries its misses overlap anyway, and the
- * touches measured slower.
- */
-const AHEAD: usize = 16;
-/** Sink for the touch loads (never read; keeps them from being optimised away). */
-let touchSink: u64 = 0;
-
 @inline function seg(i: u32): usize {
   return segs + <usize>i * SEG_BYTES;
-}
-
-/**
- * Reads the table entry of hash hv and the pixel it points at (clamped into its segment), only so
- * that both are in cache when the coder gets there; the value returned means nothing.
- */
-@inline function touch<E>(hv: u32): u64 {
-  const E = changetype<E>(0);
-  const e = E.get(hv);
-  const r = seg(<u32>e);
-  const size = load<u32>(r, S_SIZE);
-  let rp = <u32>(e >> 32);
-  if (rp >= size) rp = size - 1; // a free segment has size 0 and wraps to a huge value: clamp again
-  if (rp >= storageLimit * 2) rp = 0;
-  return e ^ <u64>load<u32>(storage + (<usize>load<u32>(r, S_START) + <usize>rp) * 4);
 }
 
 /**
@@ -172,7 +204,7 @@ export function glzInit(windowPixels: u32): i32 {
     memory.fill(storage, 0, <usize>windowPixels * 8);
   }
   if (htab == 0) htab = heap.alloc(HASH_SIZE * 8);
-  if (ktab == 0) ktab = heap.alloc(HASH_SIZE);
+  if (ktab == 0) ktab = heap.alloc(HASH_SIZE * 2);
   if (segs == 0) {
     segCap = 1024;
     segs = heap.alloc(<usize>segCap * SEG_BYTES);
@@ -181,7 +213,8 @@ export function glzInit(windowPixels: u32): i32 {
   limit = windowPixels;
   wide = false;
   pristine = true;
-  // the table is written by the first encode (fillFirstTable)
+  keysNarrow = false;
+  // the tables are written by the first encode (fillFirstTable)
   memory.fill(segs, 0, <usize>segCap * SEG_BYTES);
   segFresh = 0;
   freeTop = 0;
@@ -268,6 +301,7 @@ function addImage(type: i32, size: u32): u32 {
   if (freeTop > 0) {
     freeTop--;
     s = load<u32>(freeStack + <usize>freeTop * 4);
+    retag(s);
   } else {
     if (segFresh == segCap) growSegs();
     s = segFresh++;
@@ -449,6 +483,7 @@ function compress<K, E>(s: u32, op: usize): usize {
   const base = storage + <usize>load<u32>(r, S_START) * bpp;
   const curId = load<u64>(r, S_ID);
   const curType = load<u32>(r, S_TYPE);
+  putTag = load<u32>(r, S_TAG) << 8;
   if (n < 4) {
     store<u8>(op++, <u8>(n - 1));
     for (let i: usize = 0; i < n; i++) op = K.emit(op, base + i * bpp);
@@ -468,7 +503,6 @@ function compress<K, E>(s: u32, op: usize): usize {
   // HBUF holds the hashes of the positions hStart .. hStart + hLen - 1 (RGB32 only)
   let hStart = end;
   let hLen: usize = 0;
-  let sink: u64 = 0;
 
   while (ip < ipLimit) {
     const anchor = ip;
@@ -502,22 +536,6 @@ function compress<K, E>(s: u32, op: usize): usize {
           if (anchor + 10 * bpp <= end) {
             v128.store(HBUF, v128.and(K.hash4(anchor + 4 * bpp), mask), 16);
             hLen = 8 * bpp;
-            if (!E.first && d == hLen && anchor + (2 * AHEAD + 10) * bpp <= end) {
-              // a literal stretch (this block follows the last one): bring in, ahead of use, the
-              // table entries AHEAD*2 positions on and the pixels of those AHEAD positions on
-              const a0 = v128.and(K.hash4(anchor + 2 * AHEAD * bpp), mask);
-              const a1 = v128.and(K.hash4(anchor + (2 * AHEAD + 4) * bpp), mask);
-              const b0 = v128.and(K.hash4(anchor + AHEAD * bpp), mask);
-              const b1 = v128.and(K.hash4(anchor + (AHEAD + 4) * bpp), mask);
-              sink ^= E.get(i32x4.extract_lane(a0, 0)) ^ E.get(i32x4.extract_lane(a0, 1))
-                ^ E.get(i32x4.extract_lane(a0, 2)) ^ E.get(i32x4.extract_lane(a0, 3))
-                ^ E.get(i32x4.extract_lane(a1, 0)) ^ E.get(i32x4.extract_lane(a1, 1))
-                ^ E.get(i32x4.extract_lane(a1, 2)) ^ E.get(i32x4.extract_lane(a1, 3))
-                ^ touch<E>(i32x4.extract_lane(b0, 0)) ^ touch<E>(i32x4.extract_lane(b0, 1))
-                ^ touch<E>(i32x4.extract_lane(b0, 2)) ^ touch<E>(i32x4.extract_lane(b0, 3))
-                ^ touch<E>(i32x4.extract_lane(b1, 0)) ^ touch<E>(i32x4.extract_lane(b1, 1))
-                ^ touch<E>(i32x4.extract_lane(b1, 2)) ^ touch<E>(i32x4.extract_lane(b1, 3));
-            }
           }
           hStart = anchor;
           d = 0;
@@ -534,7 +552,7 @@ function compress<K, E>(s: u32, op: usize): usize {
         const slot = htab + (<usize>hv << 2);
         const kslot = ktab + <usize>hv;
         const px = load<u64>(anchor);
-        const key = firstKey(<u32>px);
+        const key = rgbKey(<u32>px);
         const candidateKey = <u32>load<u8>(kslot);
         store<u8>(kslot, <u8>key);
         if (key == candidateKey) {
@@ -549,12 +567,23 @@ function compress<K, E>(s: u32, op: usize): usize {
       } else {
         const e = E.get(hv);
         const rs = <u32>e;
-        if (rs == s || (rs < segFresh && load<u32>(seg(rs), S_TYPE) == curType)) {
+        // the RGB pass reads the window only if the key admits the candidate (see ENarrow)
+        let admit = true;
+        if (K.simd) {
+          const kslot = ktab + (<usize>hv << 1);
+          const k = <u32>load<u16>(kslot);
+          const key = rgbKey(load<u32>(anchor));
+          store<u16>(kslot, <u16>(key | putTag));
+          admit = <bool>(<i32>((k & 0xff) == key) | <i32>((k >> 8) != load<u32>(seg(rs), S_TAG)));
+        } else {
+          putKey(hv, anchor);
+        }
+        if (admit && (rs == s || (rs < segFresh && load<u32>(seg(rs), S_TYPE) == curType))) {
           len = doMatch<K>(rs, <u32>(e >> 32), ip, idx, ipBound, curId);
           imageDist = mImageDist;
           pixDist = mPixDist;
         }
-        E.put(hv, s, idx, anchor);
+        E.putEntry(hv, s, idx);
       }
     }
 
@@ -585,9 +614,7 @@ function compress<K, E>(s: u32, op: usize): usize {
     }
   }
 
-  op = finishLiterals<K>(op, ip, end, copy, lastCopy);
-  touchSink ^= sink;
-  return op;
+  return finishLiterals<K>(op, ip, end, copy, lastCopy);
 }
 
 /** Output bytes `glzEncode` may need for an image (negative for unsupported arguments). */
@@ -617,6 +644,7 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   if (n > <u64>limit) return ERR_WINDOW;
   if (outCapacity < <usize>bound) return ERR_OUTPUT;
 
+  if (keysNarrow) widenKeys(); // before addImage, which may retag segment 0
   const s = addImage(type, <u32>n);
   const r = seg(s);
   const dst = storage + <usize>load<u32>(r, S_START) * 4;
@@ -637,10 +665,12 @@ export function glzEncode(type: i32, width: i32, height: i32, stride: i32, topDo
   if (pristine) {
     // the first image since glzInit (segment 0, the table fresh)
     pristine = false;
-    firstKey0 = firstKey(load<u32>(storage + <usize>load<u32>(r, S_START) * 4));
-    fillFirstTable();
+    fillFirstTable(load<u32>(storage + <usize>load<u32>(r, S_START) * 4));
     op = compress<KRgb32, EFirst>(s, outPtr + HEADER_BYTES);
-    if (type == LZ_RGBA) op = compress<KAlpha, ENarrow>(s, op);
+    if (type == LZ_RGBA) {
+      widenKeys();
+      op = compress<KAlpha, ENarrow>(s, op);
+    }
   } else if (wide) {
     op = compress<KRgb32, EWide>(s, outPtr + HEADER_BYTES);
     if (type == LZ_RGBA) op = compress<KAlpha, EWide>(s, op);
