@@ -140,8 +140,12 @@ let pristine = false;
 @inline function rgbKey(px: u32): u32 {
   return ((px & 0xffffff) * 0x9e3779b1) >> 24;
 }
+/** Writes a u16 key table entry: `key` with the tag of the segment being coded. */
+@inline function storeKey(hv: u32, key: u32): void {
+  store<u16>(ktab + (<usize>hv << 1), <u16>(key | putTag));
+}
 @inline function putKey(hv: u32, p: usize): void {
-  store<u16>(ktab + (<usize>hv << 1), <u16>(rgbKey(load<u32>(p)) | putTag));
+  storeKey(hv, rgbKey(load<u32>(p)));
 }
 
 /** Writes the fresh table for EFirst: every entry at pixel 0 of segment 0, with that pixel's key. */
@@ -570,10 +574,9 @@ function compress<K, E>(s: u32, op: usize): usize {
         // the RGB pass reads the window only if the key admits the candidate (see ENarrow)
         let admit = true;
         if (K.simd) {
-          const kslot = ktab + (<usize>hv << 1);
-          const k = <u32>load<u16>(kslot);
+          const k = <u32>load<u16>(ktab + (<usize>hv << 1));
           const key = rgbKey(load<u32>(anchor));
-          store<u16>(kslot, <u16>(key | putTag));
+          storeKey(hv, key);
           admit = <bool>(<i32>((k & 0xff) == key) | <i32>((k >> 8) != load<u32>(seg(rs), S_TAG)));
         } else {
           putKey(hv, anchor);
