@@ -1,14 +1,15 @@
 // qumra codec encode|decode and qumra bench encode through the built CLI (npm run build first), against
-// the shared reference vectors: byte-exact encodings, decodes back to the input pixels, clear errors.
+// the reference vectors (test/vectors, unpacked into a temp folder): byte-exact encodings, decodes back to
+// the input pixels, clear errors.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { cleanup, repoRoot, runCli, tempDir } from "./helpers/agent.js";
 import { encodePng } from "../agent/src/codec/png.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
+import { extractVectors, vectorIndex } from "./helpers/vectors.js";
 
-const vectorsDir = path.resolve(repoRoot, "../shared/spice/vectors");
-
+/** A vectors.json entry of any codec (QUIC/LZ have input/output, GLZ inputs/outputs). */
 interface Vector {
   codec: "quic" | "lz" | "glz";
   type: string;
@@ -22,7 +23,8 @@ interface Vector {
   windowPixels: number;
 }
 
-const vectors = JSON.parse(readFileSync(path.join(vectorsDir, "vectors.json"), "utf8")) as Vector[];
+const vectors = vectorIndex() as unknown as Vector[];
+let vectorsDir: string;
 const vec = (file: string): string => path.join(vectorsDir, file);
 const bytes = (file: string): Buffer => readFileSync(file);
 
@@ -47,6 +49,8 @@ function expectClearError(r: { code: number | null; stderr: string }, pattern: R
 let dir: string;
 beforeAll(() => {
   dir = tempDir("codec-cli");
+  vectorsDir = path.join(dir, "vectors");
+  extractVectors(vectorsDir);
 });
 afterAll(() => cleanup(dir));
 

@@ -1,28 +1,17 @@
-// GLZ codec: byte-exact against spice-server's encoder (shared vectors, one encoder per sequence),
+// GLZ codec: byte-exact against spice-server's encoder (test/vectors, one encoder per sequence),
 // streams of frames through the shared window, eviction, and hostile streams.
 import { describe, it, expect, beforeAll } from "vitest";
 import { execSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { CodecError, type ImageDesc } from "../agent/src/codec/image.js";
 import { GlzDecoder, GlzEncoder, decodeGlz, encodeGlz } from "../agent/src/codec/glz.js";
 import { encodeLz, imageBytes } from "../agent/src/codec/lz.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { bitFlipped, randomBody, rng, truncated, vectorsDir, repoRoot as root } from "./helpers/vectors.js";
+import { bitFlipped, randomBody, rng, truncated, repoRoot as root, vectorFile, vectorsOf } from "./helpers/vectors.js";
 
 
-interface GlzVector {
-  codec: string;
-  type: "rgb32";
-  width: number;
-  height: number;
-  stride: number;
-  windowPixels: number;
-  topDown: boolean;
-  inputs: string[];
-  outputs: string[];
-}
 
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
@@ -67,10 +56,9 @@ describe("GLZ codec", () => {
     }
   });
 
-  const vectors = (JSON.parse(readFileSync(path.join(vectorsDir, "vectors.json"), "utf8")) as GlzVector[])
-    .filter((v) => v.codec === "glz");
+  const vectors = vectorsOf("glz");
 
-  it("has the shared GLZ vectors", () => {
+  it("has the GLZ reference vectors", () => {
     expect(vectors.length).toBeGreaterThanOrEqual(9);
   });
 
@@ -80,8 +68,8 @@ describe("GLZ codec", () => {
       const dec = new GlzDecoder({ windowPixels: v.windowPixels });
       const desc: ImageDesc = { type: v.type, width: v.width, height: v.height, stride: v.stride, topDown: v.topDown };
       v.inputs.forEach((name, i) => {
-        const input = new Uint8Array(readFileSync(path.join(vectorsDir, name)));
-        const want = new Uint8Array(readFileSync(path.join(vectorsDir, v.outputs[i])));
+        const input = vectorFile(name);
+        const want = vectorFile(v.outputs[i]);
         expect(enc.nextImageId).toBe(i);
         const got = encode(enc, desc, input);
         expect(got.length).toBe(want.length);

@@ -1,14 +1,14 @@
-// LZ codec: byte-exact against spice-common's encoder (shared vectors), round trips on generated
+// LZ codec: byte-exact against spice-common's encoder (test/vectors), round trips on generated
 // images of every type and many sizes, and hostile streams.
 import { describe, it, expect, beforeAll } from "vitest";
 import { execSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { decodeLz, encodeLz, readLzHeader } from "../agent/src/codec/lz.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { bitFlipped, randomBody, rng, truncated, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
+import { bitFlipped, randomBody, rng, truncated, repoRoot as root, vectorFile, vectorsOf } from "./helpers/vectors.js";
 
 
 
@@ -93,17 +93,16 @@ describe("LZ codec", () => {
     codec = new CodecInstance();
   });
 
-  const vectors = (JSON.parse(readFileSync(path.join(vectorsDir, "vectors.json"), "utf8")) as Vector[])
-    .filter((v) => v.codec === "lz");
+  const vectors = vectorsOf("lz");
 
-  it("has the shared LZ vectors", () => {
+  it("has the LZ reference vectors", () => {
     expect(vectors.length).toBeGreaterThanOrEqual(45);
   });
 
   for (const v of vectors) {
     it(`vector ${v.output}: encodes byte for byte and decodes back`, () => {
-      const input = new Uint8Array(readFileSync(path.join(vectorsDir, v.input)));
-      const want = new Uint8Array(readFileSync(path.join(vectorsDir, v.output)));
+      const input = vectorFile(v.input);
+      const want = vectorFile(v.output);
       const desc: ImageDesc = { type: v.type, width: v.width, height: v.height, stride: v.stride, topDown: v.topDown };
       const got = encodePacked(codec, desc, input);
       expect(got.length).toBe(want.length);

@@ -1,14 +1,14 @@
-// QUIC codec: byte-exactness against spice-common's encoder (shared vectors), lossless round trips on
+// QUIC codec: byte-exactness against spice-common's encoder (test/vectors), lossless round trips on
 // generated images of every type, and a seeded fuzz of hostile streams.
 import { execSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { decodeQuic, encodeQuic, encodeQuicPixels } from "../agent/src/codec/quic.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { rng, truncated, vectorsDir, repoRoot as root, type Vector } from "./helpers/vectors.js";
+import { rng, truncated, repoRoot as root, vectorFile, vectorsOf } from "./helpers/vectors.js";
 
 const wasmFile = path.join(root, "dist/wasm/codecs.wasm");
 
@@ -50,9 +50,7 @@ function firstDifference(desc: ImageDesc, source: Uint8Array, decoded: Uint8Arra
 }
 
 
-const vectors: Vector[] = existsSync(path.join(vectorsDir, "vectors.json"))
-  ? (JSON.parse(readFileSync(path.join(vectorsDir, "vectors.json"), "utf8")) as Vector[]).filter((v) => v.codec === "quic")
-  : [];
+const vectors = vectorsOf("quic");
 
 describe("QUIC vectors (spice-common quic.c output)", () => {
   it("has vectors to check", () => {
@@ -62,8 +60,8 @@ describe("QUIC vectors (spice-common quic.c output)", () => {
   for (const v of vectors) {
     it(`${v.output}: encodes byte for byte and decodes back`, () => {
       const codec = new CodecInstance();
-      const input = new Uint8Array(readFileSync(path.join(vectorsDir, v.input)));
-      const expected = new Uint8Array(readFileSync(path.join(vectorsDir, v.output)));
+      const input = vectorFile(v.input);
+      const expected = vectorFile(v.output);
       const desc: ImageDesc = { type: v.type, width: v.width, height: v.height, stride: v.stride, topDown: v.topDown };
       // Pixels written straight into the input region, as the display pipeline does.
       codec.input(input.length).bytes.set(input);

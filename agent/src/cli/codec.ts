@@ -1,4 +1,4 @@
-// qumra codec encode|decode: the SPICE codecs on raw files (layouts of ../shared/spice/vectors/README.md).
+// qumra codec encode|decode: the SPICE codecs on raw files (layouts as in test/vectors/README.md).
 // Runs locally: no agent is contacted, --host is ignored.
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";

@@ -1,5 +1,5 @@
 // Which codec a rectangle gets: the viewer's choice, or for "auto" spice-server's rule
-// (../shared/spice/NOTES.md §5, dcc.cpp get_compression_for_bitmap with image_compression=auto_glz):
+// (spice-server dcc.cpp get_compression_for_bitmap with image_compression=auto_glz):
 // tiny bitmaps go raw; photo-like content (graduality HIGH) goes QUIC; the rest goes GLZ, or LZ when the
 // rect is larger than the GLZ window.
 import type { RectCodec, CodecChoice } from "./types.js";
