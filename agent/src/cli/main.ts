@@ -7,6 +7,7 @@ import { registerBench } from "./bench.js";
 import { registerCodec } from "./codec.js";
 import { registerDisplay } from "./display.js";
 import { VERSION } from "../version.js";
+import { useNodeCodecModule } from "../codec/node-codec-module.js";
 
 import { collect } from "./parse.js";
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  useNodeCodecModule();
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
