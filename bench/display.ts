@@ -12,20 +12,34 @@ import { deflateRawSync } from "node:zlib";
 import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
-import { Codec, DisplayServiceClient, DisplayServiceService, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
+import { DisplayServiceClient, DisplayServiceService, ImageCompression, type DisplayUpdate, type StreamDisplayRequest } from "../agent/src/gen/qumra/v1/display.js";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
 import { openConsole } from "./console-reader.js";
-import { streamDisplayHandler } from "../agent/src/api/display-service.js";
-import { unimplementedService } from "../agent/src/api/status.js";
-import { DisplayHubs } from "../agent/src/display/display-hub.js";
+import { displayService } from "../agent/src/api/display-service.js";
+import { DisplayDomain } from "../agent/src/display/display-domain.js";
+import { EncodePool } from "../agent/src/display/encode-pool.js";
 import { ScriptedFramebuffer } from "../agent/src/display/scripted-source.js";
 import { FrameDecoder, sameBgr } from "../agent/src/display/frame-decoder.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
-import { rectsOf, CODEC_NAMES } from "../agent/src/cli/display.js";
+import { rectsOf } from "../agent/src/cli/display.js";
 import { percentile, round, type Progress } from "./stats.js";
 
 export const DISPLAY_BENCH_CODECS = ["auto", "quic", "lz", "glz", "raw"] as const;
 export type DisplayBenchCodec = (typeof DISPLAY_BENCH_CODECS)[number];
+
+/** The image compression each benchmark codec stands for (auto is spice-server's default, auto_glz). */
+const COMPRESSION: Record<DisplayBenchCodec, ImageCompression> = {
+  auto: ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ,
+  quic: ImageCompression.IMAGE_COMPRESSION_QUIC,
+  lz: ImageCompression.IMAGE_COMPRESSION_LZ,
+  glz: ImageCompression.IMAGE_COMPRESSION_GLZ,
+  raw: ImageCompression.IMAGE_COMPRESSION_OFF,
+};
+
+/** A stream of `vmId` at up to 120 fps, coded as `codec` says, for a client that decodes everything. */
+function streamRequest(vmId: string, codec: DisplayBenchCodec): StreamDisplayRequest {
+  return { vmId, imageCompression: COMPRESSION[codec], maxFps: 120 };
+}
 
 export interface PipelineRow {
   scenario: string;
@@ -127,13 +141,13 @@ export async function runDisplayPipelineBench(options: PipelineOptions, progress
       const fb = new ScriptedFramebuffer(path.join(dir, `qumra-bench-fb-${randomUUID()}`), width, height);
       fb.draw({ x: 0, y: 0, width, height }, initial);
       await fb.dirty();
-      const hubs = new DisplayHubs(() => fb);
+      const domain = new DisplayDomain(() => fb, new EncodePool());
       const server = new grpc.Server({ "grpc.max_send_message_length": 64 << 20 });
-      server.addService(DisplayServiceService, { ...unimplementedService(DisplayServiceService, "bench"), streamDisplay: streamDisplayHandler(hubs) });
+      server.addService(DisplayServiceService, displayService(domain));
       const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
       const client = new DisplayServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
       try {
-        const stream = client.streamDisplay({ vmId: "bench", codec: CODEC_NAMES[codec], maxFps: 120, glzWindowPixels: 0 });
+        const stream = client.streamDisplay(streamRequest("bench", codec));
         const decoder = new FrameDecoder();
         let decodeMs = 0;
         let received = 0;
@@ -168,10 +182,10 @@ export async function runDisplayPipelineBench(options: PipelineOptions, progress
           waiter();
         });
         await next(1);
-        const hub = await hubs.hubOf("bench")!;
+        const hub = await domain.hubOf("bench")!;
         const viewer = [...hub.viewers][0];
-        const busy0 = viewer.encoder.counters.busyMs;
-        const pixels0 = viewer.encoder.counters.pixels;
+        const busy0 = viewer.counters.encodeMs;
+        const pixels0 = viewer.counters.pixels;
         const started = performance.now();
         for (const step of scenario.steps) {
           const want = received + 1;
@@ -180,8 +194,8 @@ export async function runDisplayPipelineBench(options: PipelineOptions, progress
         }
         const seconds = (performance.now() - started) / 1000;
         const updates = received - 1;
-        const busyMs = viewer.encoder.counters.busyMs - busy0;
-        const pixels = viewer.encoder.counters.pixels - pixels0;
+        const busyMs = viewer.counters.encodeMs - busy0;
+        const pixels = viewer.counters.pixels - pixels0;
         const verified = sameBgr(decoder.pixels, new Uint8Array(readFileSync(fb.geometry.path)));
         stream.cancel();
         rows.push({
@@ -203,6 +217,7 @@ export async function runDisplayPipelineBench(options: PipelineOptions, progress
       } finally {
         client.close();
         server.forceShutdown();
+        await domain.close();
         fb.close();
         progress.increment();
       }
@@ -269,7 +284,7 @@ export async function runDisplayVmBench(options: VmDisplayOptions, progress: Pro
       const decoder = new FrameDecoder();
       const got: Received[] = [];
       let waiter: (() => void) | undefined;
-      const stream = display.streamDisplay({ vmId, codec: CODEC_NAMES[codec], maxFps: 120, glzWindowPixels: 0 });
+      const stream = display.streamDisplay(streamRequest(vmId, codec));
       stream.on("data", (u: DisplayUpdate) => {
         decoder.apply(u.width, u.height, rectsOf(u));
         got.push({ update: u, at: performance.now(), area: u.rects.reduce((n, r) => n + r.width * r.height, 0) });

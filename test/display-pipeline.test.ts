@@ -8,24 +8,33 @@ import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
-import { Codec, DisplayServiceClient, DisplayServiceService, StreamDisplayRequest, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
-import { streamDisplayHandler } from "../agent/src/api/display-service.js";
-import { unimplementedService } from "../agent/src/api/status.js";
-import { DisplayHubs } from "../agent/src/display/display-hub.js";
+import { Codec, DisplayServiceClient, DisplayServiceService, ImageCompression, StreamDisplayRequest, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
+import { DisplayDomain } from "../agent/src/display/display-domain.js";
+import { EncodePool } from "../agent/src/display/encode-pool.js";
 import { ScriptedFramebuffer } from "../agent/src/display/scripted-source.js";
 import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
 import { notFound } from "../agent/src/errors.js";
 import { generateImage } from "../agent/src/codec/testimages.js";
+import { DEFAULT_DECODER, displayService } from "../agent/src/api/display-service.js";
+import type { DisplayUpdateData } from "../agent/src/display/types.js";
+import { threadId } from "node:worker_threads";
 import { watchDisplay, type Watcher } from "./helpers/display.js";
 
 const W = 640;
 const H = 400;
 const shmDir = existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
+const compressions = {
+  AUTO_GLZ: ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ,
+  QUIC: ImageCompression.IMAGE_COMPRESSION_QUIC,
+  LZ: ImageCompression.IMAGE_COMPRESSION_LZ,
+  GLZ: ImageCompression.IMAGE_COMPRESSION_GLZ,
+  OFF: ImageCompression.IMAGE_COMPRESSION_OFF,
+};
 
 
 describe("display pipeline (scripted framebuffer, real gRPC)", () => {
   let fb: ScriptedFramebuffer;
-  let hubs: DisplayHubs;
+  let domain: DisplayDomain;
   let server: grpc.Server;
   let client: DisplayServiceClient;
   let port: number;
@@ -36,28 +45,35 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
     fb = new ScriptedFramebuffer(path.join(shmDir, `qumra-test-fb-${randomUUID()}`), W, H);
     fb.draw({ x: 0, y: 0, width: W, height: H }, generateImage("desktop", W, H));
     await fb.dirty(); // the initial picture is what a keyframe shows
-    hubs = new DisplayHubs((vmId) => {
+    domain = new DisplayDomain((vmId) => {
       if (vmId !== "fb") throw notFound(`no VM '${vmId}' on this host`);
       return fb;
-    });
+    }, new EncodePool(1));
     server = new grpc.Server();
-    server.addService(DisplayServiceService, { ...unimplementedService(DisplayServiceService, "test"), streamDisplay: streamDisplayHandler(hubs) });
+    server.addService(DisplayServiceService, displayService(domain));
     port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     client = new DisplayServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   });
-  afterEach(() => {
+  afterEach(async () => {
     client.close();
     server.forceShutdown();
+    await domain.close();
     fb.close();
   });
 
-  const watch = (codec: Codec, maxFps = 120): Watcher =>
-    watchDisplay(client, { vmId: "fb", codec, maxFps, filePixels, width: W, timeoutMs: 20_000 });
+  const watch = (compression: ImageCompression, maxFps = 120): Watcher =>
+    watchDisplay(client, { vmId: "fb", compression, maxFps, filePixels, width: W, timeoutMs: 20_000 });
   const inSync = (w: Watcher) => () => w.decoder.pixels.length > 0 && sameBgr(w.decoder.pixels, filePixels());
+  /** Resolves once pred() holds, checked every 20 ms for up to 20 s. */
+  const waitFor = async (pred: () => boolean, what: string): Promise<void> => {
+    for (const deadline = Date.now() + 20_000; !pred(); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > deadline) throw new Error(`${what} not reached`);
+    }
+  };
 
   it("keyframe first, then only changed rects; every codec's decoded frame equals the file after each change", async () => {
-    const codecs = [Codec.CODEC_UNSPECIFIED, Codec.CODEC_QUIC, Codec.CODEC_LZ, Codec.CODEC_GLZ, Codec.CODEC_RAW];
-    const watchers = codecs.map((c) => watch(c));
+    const { AUTO_GLZ, QUIC, LZ, GLZ, OFF } = compressions;
+    const watchers = [AUTO_GLZ, QUIC, LZ, GLZ, OFF].map((c) => watch(c));
     for (const w of watchers) await w.until(inSync(w), "keyframe");
     for (const w of watchers) {
       const k = w.updates[0];
@@ -98,11 +114,91 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
     for (const w of watchers) w.cancel();
   });
 
+  it("two adapters on one VM (gRPC and an in-process one) share one hub and both see every change", async () => {
+    const grpcWatcher = watch(compressions.GLZ);
+    // The second adapter takes updates from the domain itself, as the SPICE server does.
+    const local = new FrameDecoder();
+    const localUpdates: DisplayUpdateData[] = [];
+    const stopLocal = new AbortController();
+    const localDone = domain.watch("fb", { policy: { compression: "lz", decoder: DEFAULT_DECODER }, maxFps: 120 }, {
+      send: async (u) => {
+        local.apply(u.width, u.height, u.rects);
+        localUpdates.push(u);
+      },
+    }, stopLocal.signal);
+    const localInSync = () => local.pixels.length > 0 && sameBgr(local.pixels, filePixels());
+    await grpcWatcher.until(inSync(grpcWatcher), "keyframe");
+    await waitFor(localInSync, "local keyframe");
+    const hub = await domain.hubOf("fb")!;
+    expect(hub.viewers.size).toBe(2);
+    // Each step changes a different small area once: a consumer that missed a dirty page would never
+    // show it (nothing repaints it later), so both decoded frames equal the file only if both saw it.
+    for (let i = 0; i < 40; i++) {
+      fb.fill({ x: (i * 53) % (W - 8), y: (i * 29) % (H - 8), width: 8, height: 8 }, 0x010101 * i + 0x102030);
+      await grpcWatcher.until(inSync(grpcWatcher), `step ${i} (gRPC)`);
+      await waitFor(localInSync, `step ${i} (local)`);
+    }
+    // The log was fetched only by the hub: one consumer, however many adapters.
+    expect(fb.dirtyCalls).toBe(hub.counters.polls + 1); // + the test's own fetch before the viewers joined
+    expect(grpcWatcher.updates.length).toBeGreaterThan(1);
+    expect(localUpdates.length).toBeGreaterThan(1);
+    stopLocal.abort();
+    await localDone;
+    grpcWatcher.cancel();
+  });
+
+  it("encodes in a worker thread, not on the agent's event loop", async () => {
+    const w = watch(compressions.AUTO_GLZ);
+    await w.until(inSync(w), "keyframe");
+    const [viewer] = (await domain.hubOf("fb")!).viewers;
+    expect(viewer.counters.pixels).toBeGreaterThanOrEqual(W * H);
+    expect(viewer.counters.thread).not.toBe(0); // 0 is the main thread's threadId
+    expect(viewer.counters.thread).not.toBe(threadId);
+    w.cancel();
+  });
+
+  it("a resolution change starts a new surface: a keyframe of the new size, GLZ's image ids going on", async () => {
+    for (const compression of [compressions.LZ, compressions.GLZ]) {
+      const w = watch(compression);
+      await w.until(inSync(w), "keyframe");
+      fb.resize(320, 200);
+      fb.draw({ x: 0, y: 0, width: 320, height: 200 }, generateImage("photo", 320, 200));
+      await w.until(() => w.decoder.width === 320 && inSync(w)(), "new surface");
+      const first = w.updates.findIndex((u) => u.width === 320);
+      expect(w.updates[first]).toMatchObject({ surfaceChanged: true, keyframe: true, height: 200 });
+      expect(w.updates.filter((u) => u.surfaceChanged).length).toBe(2); // the first surface and this one
+      if (compression === compressions.GLZ) {
+        const ids = w.updates.flatMap((u) => u.rects.filter((r) => r.codec === Codec.CODEC_GLZ).map((r) => Number(r.glzImageId)));
+        expect(ids).toEqual(ids.map((_, i) => i));
+      }
+      fb.fill({ x: 10, y: 10, width: 20, height: 20 }, 0xffffff);
+      await w.until(inSync(w), "change on the new surface");
+      w.cancel();
+      fb.resize(W, H);
+      fb.draw({ x: 0, y: 0, width: W, height: H }, generateImage("desktop", W, H));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+
+  it("a viewer that decodes QUIC and LZ with no GLZ window (spice-html5) is never sent GLZ", async () => {
+    const w = watchDisplay(client, { vmId: "fb", compression: compressions.AUTO_GLZ, decoder: { codecs: [Codec.CODEC_QUIC, Codec.CODEC_LZ], glzWindowPixels: 0 }, maxFps: 120, filePixels, width: W, timeoutMs: 20_000 });
+    await w.until(inSync(w), "keyframe");
+    fb.draw({ x: 300, y: 200, width: 200, height: 120 }, generateImage("photo", 200, 120));
+    await w.until(inSync(w), "photo");
+    fb.fill({ x: 0, y: H - 20, width: W, height: 20 }, 0x202020);
+    await w.until(inSync(w), "taskbar");
+    const codecs = new Set(w.updates.flatMap((u) => u.rects.map((r) => r.codec)));
+    expect(codecs.has(Codec.CODEC_GLZ)).toBe(false);
+    expect(codecs.has(Codec.CODEC_LZ)).toBe(true);
+    expect(codecs.has(Codec.CODEC_QUIC)).toBe(true);
+    w.cancel();
+  });
+
   it("a viewer that never reads neither queues updates nor stalls another viewer", async () => {
     // A peer that never reads: a plain HTTP/2 request whose stream stays paused, so its flow-control
     // window closes. (A paused grpc-js client would not do: it keeps reading into its own buffer.)
     const session = http2.connect(`http://127.0.0.1:${port}`);
-    const body = StreamDisplayRequest.encode({ vmId: "fb", codec: Codec.CODEC_LZ, maxFps: 120, glzWindowPixels: 0 }).finish();
+    const body = StreamDisplayRequest.encode({ vmId: "fb", imageCompression: compressions.LZ, maxFps: 120 }).finish();
     const frame = Buffer.alloc(5 + body.length);
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
@@ -111,12 +207,12 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
     stalled.pause();
     stalled.on("error", () => undefined);
     await new Promise<void>((resolve) => stalled.once("response", () => resolve()));
-    const live = watch(Codec.CODEC_RAW);
+    const live = watch(compressions.OFF);
     await live.until(inSync(live), "keyframe");
-    const hub = await hubs.hubOf("fb")!;
+    const hub = await domain.hubOf("fb")!;
     expect(hub.viewers.size).toBe(2);
-    const stalledViewer = [...hub.viewers].find((v) => v.options.codec === "lz")!;
-    const liveViewer = [...hub.viewers].find((v) => v.options.codec === "raw")!;
+    const stalledViewer = [...hub.viewers].find((v) => v.options.policy.compression === "lz")!;
+    const liveViewer = [...hub.viewers].find((v) => v.options.policy.compression === "off")!;
 
     const rounds = 60;
     for (let i = 0; i < rounds; i++) {
@@ -139,12 +235,12 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
   });
 
   it("a slow reader gets merged updates that cover everything since its last one", async () => {
-    const w = watch(Codec.CODEC_LZ, 1);
+    const w = watch(compressions.LZ, 1);
     await w.until(inSync(w), "keyframe");
     for (let i = 0; i < 8; i++) {
       fb.fill({ x: 10 + i * 20, y: 10, width: 10, height: 10 }, 0xff00ff);
       await new Promise((r) => setTimeout(r, 5)); // past the hub's coalescing interval: each change is its own poll
-      await (await hubs.hubOf("fb")!).poll();
+      await (await domain.hubOf("fb")!).poll();
     }
     await w.until(inSync(w), "merged update");
     expect(w.updates.slice(1).reduce((n, u) => n + u.merged, 0)).toBeGreaterThan(0);
@@ -152,13 +248,14 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
   });
 
   it("ends the stream cleanly when the display goes away, and answers NOT_FOUND and INVALID_ARGUMENT", async () => {
-    const w = watch(Codec.CODEC_GLZ);
+    const w = watch(compressions.GLZ);
     await w.until(inSync(w), "keyframe");
     fb.end();
     expect(await w.ended).toBe("end");
 
     const err = (req: { vmId: string; maxFps?: number; glzWindowPixels?: number }) => new Promise<grpc.ServiceError>((resolve) => {
-      const s = client.streamDisplay({ vmId: req.vmId, codec: 0, maxFps: req.maxFps ?? 0, glzWindowPixels: req.glzWindowPixels ?? 0 });
+      const decoder = req.glzWindowPixels === undefined ? undefined : { codecs: [Codec.CODEC_GLZ], glzWindowPixels: req.glzWindowPixels };
+      const s = client.streamDisplay({ vmId: req.vmId, imageCompression: 0, maxFps: req.maxFps ?? 0, decoder });
       s.on("data", () => undefined);
       s.on("error", resolve);
     });

@@ -1,10 +1,8 @@
-// Units of the display pipeline: pages → bands → rects, the codec policy, text → scancodes.
+// Units of the display pipeline: pages → bands → rects, text → scancodes.
 import { describe, it, expect } from "vitest";
 import { pagesToBands, diffRects, mergeRects, orInto, isEmpty } from "../agent/src/display/dirty-rects.js";
-import { chooseCodec, gradualityOf, gradualityScore } from "../agent/src/display/codec-policy.js";
 import { keyEventBytes, textToScancodes } from "../agent/src/display/input-keys.js";
 import { planInput } from "../agent/src/display/input.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
 import { QumraError } from "../agent/src/errors.js";
 
 function bitmapOf(pages: number[], total = 4096): Uint8Array {
@@ -83,34 +81,6 @@ describe("diffRects", () => {
   });
   it("mergeRects merges overlapping rects", () => {
     expect(mergeRects([{ x: 0, y: 0, width: 10, height: 10 }, { x: 5, y: 5, width: 10, height: 10 }], { mergeSlack: 0 })).toEqual([{ x: 0, y: 0, width: 15, height: 15 }]);
-  });
-});
-
-describe("codec policy", () => {
-  const score = (kind: "desktop" | "photo" | "noise") => gradualityScore(generateImage(kind, 1920, 1080), 0, 1920, 1080, 1920 * 4);
-  it("scores the test images as NOTES §5 reports (desktop LOW, photo HIGH, noise LOW)", () => {
-    expect(gradualityOf(score("desktop"))).toBe("low");
-    expect(score("photo")).toBeCloseTo(-0.25, 1);
-    expect(gradualityOf(score("photo"))).toBe("high");
-    expect(gradualityOf(score("noise"))).toBe("low");
-  });
-  it("picks like spice-server's auto_glz, and honours explicit choices", () => {
-    const base = { width: 100, height: 100, glzWindowPixels: 3145728 };
-    expect(chooseCodec("auto", { ...base, graduality: () => "high" })).toBe("quic");
-    expect(chooseCodec("auto", { ...base, graduality: () => "medium" })).toBe("glz");
-    expect(chooseCodec("auto", { ...base, graduality: () => "low" })).toBe("glz");
-    expect(chooseCodec("auto", { ...base, glzWindowPixels: 5000, graduality: () => "low" })).toBe("lz");
-    expect(chooseCodec("auto", { width: 3, height: 4, glzWindowPixels: 10, graduality: () => "low" })).toBe("raw"); // 48 bytes < 54
-    expect(chooseCodec("quic", { ...base, graduality: () => "low" })).toBe("quic");
-    expect(chooseCodec("quic", { width: 100, height: 2, glzWindowPixels: 10, graduality: () => "low" })).toBe("lz");
-    expect(chooseCodec("lz", { ...base, graduality: () => "high" })).toBe("lz");
-    expect(chooseCodec("glz", { ...base, graduality: () => "high" })).toBe("glz");
-    expect(chooseCodec("raw", { ...base, graduality: () => "high" })).toBe("raw");
-  });
-  it("does not compute the graduality unless auto needs it", () => {
-    let calls = 0;
-    chooseCodec("glz", { width: 50, height: 50, glzWindowPixels: 1e6, graduality: () => (calls++, "high") });
-    expect(calls).toBe(0);
   });
 });
 

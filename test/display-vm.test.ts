@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
-import { Codec, DisplayServiceClient, ScreenshotFormat, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
+import { Codec, DisplayServiceClient, ImageCompression, ScreenshotFormat, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
 import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
 import { decodePng } from "../agent/src/codec/png.js";
 import { startAgent, cleanup, type RunningAgent } from "./helpers/agent.js";
@@ -45,15 +45,15 @@ describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
     cleanup(agent.stateDir, agent.runtimeDir);
   });
 
-  const watch = (codec: Codec): Watcher => watchDisplay(display, { vmId, codec, maxFps: 60, filePixels, width: W, timeoutMs: 30_000 });
+  const watch = (compression: ImageCompression): Watcher => watchDisplay(display, { vmId, compression, maxFps: 60, filePixels, width: W, timeoutMs: 30_000 });
   const inSync = (w: Watcher) => () => w.decoder.pixels.length > 0 && sameBgr(w.decoder.pixels, filePixels());
   const pause = () => call(vms, vms.pauseVm, { vmId });
   const resume = () => call(vms, vms.resumeVm, { vmId });
 
   it("keyframe on join equals the file; after 'd' both viewers (GLZ and QUIC) decode the file's pixels", async () => {
     await pause(); // a still screen, so the keyframe must equal the file
-    const glz = watch(Codec.CODEC_GLZ);
-    const quic = watch(Codec.CODEC_QUIC);
+    const glz = watch(ImageCompression.IMAGE_COMPRESSION_GLZ);
+    const quic = watch(ImageCompression.IMAGE_COMPRESSION_QUIC);
     await glz.until(() => glz.updates.length > 0, "keyframe");
     await quic.until(() => quic.updates.length > 0, "keyframe");
     for (const w of [glz, quic]) {
@@ -101,7 +101,7 @@ describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
   });
 
   it("SendInput text reaches the guest (kbd lines on serial) and changes the pixels", async () => {
-    const w = watch(Codec.CODEC_UNSPECIFIED);
+    const w = watch(ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ);
     await w.until(() => w.updates.length > 0, "keyframe");
     const before = Uint8Array.from(filePixels());
     const mark = con.text().length;
@@ -126,12 +126,12 @@ describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
     expect((await callError(display, display.setDisplayTicket, { vmId, ticket: "abcdefgh", expiresInS: 0 })).code).toBe(grpc.status.UNIMPLEMENTED);
     const many = Array.from({ length: 1025 }, () => ({ event: { $case: "key" as const, value: { scancode: 0x1e, pressed: true } } }));
     expect((await callError(display, display.sendInput, { vmId, events: many })).code).toBe(grpc.status.INVALID_ARGUMENT);
-    const w = watch(Codec.CODEC_LZ);
+    const w = watch(ImageCompression.IMAGE_COMPRESSION_LZ);
     await w.until(() => w.updates.length > 0, "keyframe");
     await call(vms, vms.stopVm, { vmId, force: true, timeoutMs: 0 });
     expect(await w.ended).toBe("end");
     expect((await callError(display, display.screenshot, { vmId, format: 0 })).code).toBe(grpc.status.FAILED_PRECONDITION);
-    const s = display.streamDisplay({ vmId, codec: 0, maxFps: 0, glzWindowPixels: 0 });
+    const s = display.streamDisplay({ vmId, imageCompression: 0, maxFps: 0 });
     const err = await new Promise<grpc.ServiceError>((resolve) => s.on("error", resolve));
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
   });

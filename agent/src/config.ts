@@ -26,6 +26,8 @@ export interface AgentConfig {
   vmmPath: string;
   /** How long graceful shutdown waits for calls in flight before cancelling them. */
   shutdownTimeoutMs: number;
+  /** Worker threads for display encoding (0: on the main thread). */
+  displayWorkers: number;
 }
 
 export class ConfigError extends Error {
@@ -48,6 +50,7 @@ export const USAGE = `Usage: qumra-agent [options]
   --log-level LEVEL      fatal|error|warn|info|debug|trace (default info)
   --vmm PATH             the qumra-vmm helper binary (default native/build/qumra-vmm)
   --shutdown-timeout MS  grace period for calls in flight on SIGTERM (default 5000)
+  --display-workers N    worker threads that encode displays (default: one per core; 0 = the main thread)
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -63,6 +66,7 @@ const OPTIONS = {
   "log-level": { type: "string" },
   vmm: { type: "string" },
   "shutdown-timeout": { type: "string" },
+  "display-workers": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -115,7 +119,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`--shutdown-timeout ${timeoutText}: expected milliseconds from 0 to 600000`);
   }
 
-  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs };
+  const workersText = get("display-workers") ?? String(os.availableParallelism());
+  const displayWorkers = Number(workersText);
+  if (!Number.isInteger(displayWorkers) || displayWorkers < 0 || displayWorkers > 64) {
+    throw new ConfigError(`--display-workers ${workersText}: expected a whole number from 0 to 64`);
+  }
+
+  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers };
 }
 
 export function parseHostPort(text: string, what: string): { host: string; port: number } {

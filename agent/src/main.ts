@@ -7,6 +7,10 @@ import { hostService } from "./api/host-service.js";
 import { vmService } from "./api/vm-service.js";
 import { displayService } from "./api/display-service.js";
 import { VmManager } from "./vm/manager.js";
+import { DisplayDomain, type DisplayResolver } from "./display/display-domain.js";
+import { EncodePool } from "./display/encode-pool.js";
+import { helperEndpoint, portOf } from "./display/helper-source.js";
+import { useNodeCodecModule } from "./codec/node-codec-module.js";
 import { ProcessLauncher } from "./vm/helper-link.js";
 import { HostInfo } from "./host/host-facts.js";
 import { HostServiceService } from "./gen/qumra/v1/host.js";
@@ -17,11 +21,19 @@ import { VERSION } from "./version.js";
 export interface RunningAgent {
   server: AgentServer;
   vms: VmManager;
+  display: DisplayDomain;
   /** Stops serving; VMs keep running (their helpers are separate processes). */
   shutdown(graceMs: number): Promise<void>;
 }
 
-export async function runAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
+/** Parts a caller may replace (benchmarks give the display domain scripted framebuffers). */
+export interface AgentParts {
+  /** Where VM displays come from; default: the VMs' helpers. */
+  displays?: (vms: VmManager) => DisplayResolver;
+}
+
+export async function runAgent(config: AgentConfig, logger: Logger, parts: AgentParts = {}): Promise<RunningAgent> {
+  useNodeCodecModule();
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
   const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
@@ -34,6 +46,8 @@ export async function runAgent(config: AgentConfig, logger: Logger): Promise<Run
     hostLimits: () => host.limits(),
   });
   await vms.init();
+  const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(portOf(vms.helperFor(vmId, action).client, vmId), vmId));
+  const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
 
   const server = new AgentServer(config, logger, [
     {
@@ -49,16 +63,18 @@ export async function runAgent(config: AgentConfig, logger: Logger): Promise<Run
     {
       name: "qumra.v1.DisplayService",
       definition: DisplayServiceService,
-      implementation: displayService(vms),
+      implementation: displayService(display),
     },
   ]);
   identity.listen = await server.listen();
-  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts() }, "qumra-agent listening");
+  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers }, "qumra-agent listening");
   return {
     server,
     vms,
+    display,
     async shutdown(graceMs) {
       await server.shutdown(graceMs);
+      await display.close();
       vms.close();
     },
   };

@@ -1,6 +1,6 @@
 // A display stream watcher for tests: decodes every update into a local frame and waits for conditions.
 import type * as grpc from "@grpc/grpc-js";
-import { Codec, type DisplayServiceClient, type DisplayUpdate } from "../../agent/src/gen/qumra/v1/display.js";
+import { ImageCompression, type DecoderCapabilities, type DisplayServiceClient, type DisplayUpdate } from "../../agent/src/gen/qumra/v1/display.js";
 import { FrameDecoder, firstBgrDifference } from "../../agent/src/display/frame-decoder.js";
 import { rectsOf } from "../../agent/src/cli/display.js";
 
@@ -15,7 +15,9 @@ export interface Watcher {
 
 export interface WatchOptions {
   vmId: string;
-  codec: Codec;
+  compression: ImageCompression;
+  /** What this client says it decodes (unset: everything, the default GLZ window). */
+  decoder?: DecoderCapabilities;
   maxFps: number;
   /** The framebuffer's pixels now, and its width: named in the error when a condition is not reached. */
   filePixels: () => Uint8Array;
@@ -24,10 +26,10 @@ export interface WatchOptions {
 }
 
 export function watchDisplay(client: DisplayServiceClient, o: WatchOptions): Watcher {
-  const decoder = new FrameDecoder();
+  const decoder = new FrameDecoder(o.decoder?.glzWindowPixels || undefined);
   const updates: DisplayUpdate[] = [];
   const checks = new Set<() => void>();
-  const stream = client.streamDisplay({ vmId: o.vmId, codec: o.codec, maxFps: o.maxFps, glzWindowPixels: 0 });
+  const stream = client.streamDisplay({ vmId: o.vmId, imageCompression: o.compression, maxFps: o.maxFps, decoder: o.decoder });
   const ended = new Promise<"end" | grpc.ServiceError>((resolve) => {
     stream.on("end", () => resolve("end"));
     stream.on("error", (e: grpc.ServiceError) => resolve(e));
@@ -56,7 +58,7 @@ export function watchDisplay(client: DisplayServiceClient, o: WatchOptions): Wat
           checks.delete(check);
           clearInterval(ticker);
           const diff = firstBgrDifference(decoder.pixels, o.filePixels(), o.width) ?? "frames equal";
-          reject(new Error(`${Codec[o.codec]}: ${what} not reached after ${updates.length} updates: ${diff}`));
+          reject(new Error(`${ImageCompression[o.compression]}: ${what} not reached after ${updates.length} updates: ${diff}`));
         }, o.timeoutMs);
         checks.add(check);
         check();

@@ -1,9 +1,11 @@
-// DisplayService: thin handlers that validate, call display/ and map its typed errors to statuses.
+// DisplayService: a thin gRPC adapter over the display domain: validates, converts and maps typed errors.
 import type * as grpc from "@grpc/grpc-js";
 import {
   Codec,
+  ImageCompression,
   ImageType,
   ScreenshotFormat,
+  type DecoderCapabilities,
   type DisplayServiceServer,
   type DisplayUpdate,
   type StreamDisplayRequest,
@@ -11,24 +13,25 @@ import {
 } from "../gen/qumra/v1/display.js";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
-import { DisplayHubs } from "../display/display-hub.js";
-import { HelperDisplaySource, displayHelper, toFramebufferInfo } from "../display/helper-source.js";
-import { takeScreenshot, type ScreenshotFormat as Format } from "../display/screenshot.js";
-import { MAX_INPUT_EVENTS, deliverInput, planInput, type InputEventData } from "../display/input.js";
-import type { CodecChoice, DisplayUpdateData, RectCodec } from "../display/types.js";
-import type { UpdateSink } from "../display/viewer.js";
-import type { VmManager } from "../vm/manager.js";
+import type { DisplayDomain } from "../display/display-domain.js";
+import type { ScreenshotFormat as Format } from "../display/screenshot.js";
+import { MAX_INPUT_EVENTS, type InputEventData } from "../display/input.js";
+import type { DecoderCaps, DisplayUpdateData, ImageCompression as Compression, RectCodec } from "../display/types.js";
+import type { UpdateSink, ViewerOptions } from "../display/viewer.js";
 import { unary, serverStream } from "./status.js";
 
 export const MAX_GLZ_WINDOW_PIXELS = 16_777_216;
 
-const CODEC_CHOICE: Partial<Record<Codec, CodecChoice>> = {
-  [Codec.CODEC_UNSPECIFIED]: "auto",
-  [Codec.CODEC_RAW]: "raw",
-  [Codec.CODEC_QUIC]: "quic",
-  [Codec.CODEC_LZ]: "lz",
-  [Codec.CODEC_GLZ]: "glz",
+const COMPRESSION: Partial<Record<ImageCompression, Compression>> = {
+  [ImageCompression.IMAGE_COMPRESSION_UNSPECIFIED]: "auto_glz",
+  [ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ]: "auto_glz",
+  [ImageCompression.IMAGE_COMPRESSION_AUTO_LZ]: "auto_lz",
+  [ImageCompression.IMAGE_COMPRESSION_QUIC]: "quic",
+  [ImageCompression.IMAGE_COMPRESSION_GLZ]: "glz",
+  [ImageCompression.IMAGE_COMPRESSION_LZ]: "lz",
+  [ImageCompression.IMAGE_COMPRESSION_OFF]: "off",
 };
+const RECT_CODEC: Partial<Record<Codec, RectCodec>> = { [Codec.CODEC_RAW]: "raw", [Codec.CODEC_QUIC]: "quic", [Codec.CODEC_LZ]: "lz", [Codec.CODEC_GLZ]: "glz" };
 const CODEC_PB: Record<RectCodec, Codec> = { raw: Codec.CODEC_RAW, quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
 const FORMATS: Partial<Record<ScreenshotFormat, Format>> = {
   [ScreenshotFormat.SCREENSHOT_FORMAT_UNSPECIFIED]: "png",
@@ -37,12 +40,26 @@ const FORMATS: Partial<Record<ScreenshotFormat, Format>> = {
   [ScreenshotFormat.SCREENSHOT_FORMAT_RAW]: "raw",
 };
 
-export function streamOptions(req: StreamDisplayRequest): { codec: CodecChoice; maxFps: number; glzWindowPixels: number } {
-  const codec = CODEC_CHOICE[req.codec];
-  if (!codec) throw invalidArgument(`codec ${req.codec} is not a known Codec`);
+/** What a client that states nothing decodes: everything, with spice-gtk's GLZ window. */
+export const DEFAULT_DECODER: DecoderCaps = { codecs: ["raw", "quic", "lz", "glz"], glzWindowPixels: DEFAULT_GLZ_WINDOW };
+
+export function decoderFromPb(d: DecoderCapabilities | undefined): DecoderCaps {
+  if (!d) return DEFAULT_DECODER;
+  const codecs: RectCodec[] = ["raw"];
+  d.codecs.forEach((c, i) => {
+    const codec = RECT_CODEC[c];
+    if (!codec) throw invalidArgument(`decoder.codecs[${i}] ${c} is not a known Codec (RAW, QUIC, LZ or GLZ)`);
+    if (!codecs.includes(codec)) codecs.push(codec);
+  });
+  if (d.glzWindowPixels > MAX_GLZ_WINDOW_PIXELS) throw invalidArgument(`decoder.glz_window_pixels ${d.glzWindowPixels} is above ${MAX_GLZ_WINDOW_PIXELS}`);
+  return { codecs, glzWindowPixels: codecs.includes("glz") ? d.glzWindowPixels : 0 };
+}
+
+export function streamOptions(req: StreamDisplayRequest): ViewerOptions {
+  const compression = COMPRESSION[req.imageCompression];
+  if (!compression) throw invalidArgument(`image_compression ${req.imageCompression} is not a known ImageCompression`);
   if (req.maxFps > 120) throw invalidArgument(`max_fps ${req.maxFps} is outside 1..120 (0 means 30)`);
-  if (req.glzWindowPixels > MAX_GLZ_WINDOW_PIXELS) throw invalidArgument(`glz_window_pixels ${req.glzWindowPixels} is above ${MAX_GLZ_WINDOW_PIXELS}`);
-  return { codec, maxFps: req.maxFps || 30, glzWindowPixels: req.glzWindowPixels || DEFAULT_GLZ_WINDOW };
+  return { policy: { compression, decoder: decoderFromPb(req.decoder) }, maxFps: req.maxFps || 30 };
 }
 
 export function updateToPb(u: DisplayUpdateData): DisplayUpdate {
@@ -50,6 +67,7 @@ export function updateToPb(u: DisplayUpdateData): DisplayUpdate {
     sequence: BigInt(u.sequence),
     time: u.time,
     keyframe: u.keyframe,
+    surfaceChanged: u.surfaceChanged,
     width: u.width,
     height: u.height,
     merged: u.merged,
@@ -119,44 +137,29 @@ export function inputFromPb(events: InputEvent[]): InputEventData[] {
   });
 }
 
-/** StreamDisplay over any set of hubs (the VMs' in the agent; a scripted framebuffer in tests and benchmarks). */
-export function streamDisplayHandler(hubs: DisplayHubs): DisplayServiceServer["streamDisplay"] {
-  return serverStream(async (req: StreamDisplayRequest, call: grpc.ServerWritableStream<StreamDisplayRequest, DisplayUpdate>) => {
-    const options = streamOptions(req);
-    const { viewer, release } = await hubs.attach(req.vmId, options);
-    const stopOnCancel = (): void => viewer.stop();
-    call.once("cancelled", stopOnCancel);
-    try {
-      await viewer.run(streamSink(call));
-    } finally {
-      call.off("cancelled", stopOnCancel);
-      release();
-    }
-  });
-}
-
-export function displayService(vms: VmManager): DisplayServiceServer {
-  const hubs = new DisplayHubs((vmId) => new HelperDisplaySource(vms.helperFor(vmId, "show the display of").client, vmId));
-
+export function displayService(display: DisplayDomain): DisplayServiceServer {
   return {
-    streamDisplay: streamDisplayHandler(hubs),
+    streamDisplay: serverStream(async (req: StreamDisplayRequest, call: grpc.ServerWritableStream<StreamDisplayRequest, DisplayUpdate>) => {
+      const options = streamOptions(req);
+      const cancelled = new AbortController();
+      const abort = (): void => cancelled.abort();
+      call.once("cancelled", abort);
+      try {
+        await display.watch(req.vmId, options, streamSink(call), cancelled.signal);
+      } finally {
+        call.off("cancelled", abort);
+      }
+    }),
 
     screenshot: unary(async (req) => {
       const format = FORMATS[req.format];
       if (!format) throw invalidArgument(`format ${req.format} is not a known ScreenshotFormat`);
-      const helper = displayHelper(vms.helperFor(req.vmId, "take a screenshot of").client, req.vmId);
-      const info = toFramebufferInfo(await helper.displayInfo(), req.vmId);
-      const shot = takeScreenshot(info, format);
-      return { width: shot.width, height: shot.height, format: req.format || ScreenshotFormat.SCREENSHOT_FORMAT_PNG, data: shot.data };
+      const shot = await display.screenshot(req.vmId, format);
+      return { width: shot.width, height: shot.height, format: req.format || ScreenshotFormat.SCREENSHOT_FORMAT_PNG, data: Buffer.from(shot.data.buffer, shot.data.byteOffset, shot.data.byteLength) };
     }),
 
     sendInput: unary(async (req) => {
-      const events = inputFromPb(req.events);
-      planInput(events, { width: 65536, height: 65536 }); // arguments first: INVALID_ARGUMENT before NOT_FOUND
-      const helper = displayHelper(vms.helperFor(req.vmId, "send input to").client, req.vmId);
-      const hasPointer = events.some((e) => e.kind === "pointer");
-      const screen = hasPointer ? toFramebufferInfo(await helper.displayInfo(), req.vmId) : { width: 65536, height: 65536 };
-      await deliverInput(helper, planInput(events, screen));
+      await display.sendInput(req.vmId, inputFromPb(req.events));
       return {};
     }),
 

@@ -6,6 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import {
   Codec,
   DisplayServiceClient,
+  ImageCompression,
   ScreenshotFormat,
   type DisplayUpdate,
   type InputEvent,
@@ -22,7 +23,16 @@ import { collect, parseIntIn } from "./parse.js";
 
 type Globals = () => GlobalOptions;
 
-export const CODEC_NAMES: Record<string, Codec> = { auto: Codec.CODEC_UNSPECIFIED, raw: Codec.CODEC_RAW, quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
+/** spice-server's image_compression names. */
+export const COMPRESSION_NAMES: Record<string, ImageCompression> = {
+  auto_glz: ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ,
+  auto_lz: ImageCompression.IMAGE_COMPRESSION_AUTO_LZ,
+  quic: ImageCompression.IMAGE_COMPRESSION_QUIC,
+  glz: ImageCompression.IMAGE_COMPRESSION_GLZ,
+  lz: ImageCompression.IMAGE_COMPRESSION_LZ,
+  off: ImageCompression.IMAGE_COMPRESSION_OFF,
+};
+const DECODABLE: Record<string, Codec> = { quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
 const RECT_CODEC: Partial<Record<Codec, RectCodec>> = { [Codec.CODEC_RAW]: "raw", [Codec.CODEC_QUIC]: "quic", [Codec.CODEC_LZ]: "lz", [Codec.CODEC_GLZ]: "glz" };
 const FORMAT_NAMES: Record<string, ScreenshotFormat> = { png: ScreenshotFormat.SCREENSHOT_FORMAT_PNG, ppm: ScreenshotFormat.SCREENSHOT_FORMAT_PPM, raw: ScreenshotFormat.SCREENSHOT_FORMAT_RAW };
 
@@ -63,7 +73,7 @@ export interface WatchOptions {
 
 /** Streams a display, decoding every rect into a local framebuffer; resolves with the stream's statistics. */
 export function watchDisplay(client: DisplayServiceClient, request: StreamDisplayRequest, options: WatchOptions = {}): Promise<StreamStats> {
-  const decoder = new FrameDecoder(request.glzWindowPixels || DEFAULT_GLZ_WINDOW);
+  const decoder = new FrameDecoder(request.decoder ? request.decoder.glzWindowPixels || 1 : DEFAULT_GLZ_WINDOW);
   const stats: StreamStats = {
     updates: 0, keyframes: 0, seconds: 0, fps: 0, bytes: 0, bytesPerSecond: 0, bytesPerUpdate: 0, merged: 0,
     rects: { raw: 0, quic: 0, lz: 0, glz: 0 }, rectBytes: { raw: 0, quic: 0, lz: 0, glz: 0 }, latencyMs: { p50: 0, p99: 0 }, width: 0, height: 0,
@@ -165,22 +175,28 @@ export function registerDisplay(program: Command, globals: Globals): void {
   display
     .command("stream <vm-id>")
     .description("stream the screen, decoding every update here; prints each update, or with --stats a summary")
-    .option("--codec <codec>", "auto|quic|lz|glz|raw", "auto")
+    .option("--compression <mode>", `image compression, spice-server's names: ${Object.keys(COMPRESSION_NAMES).join("|")}`, "auto_glz")
+    .option("--decode <list>", "codecs this client decodes besides raw (comma-separated quic,lz,glz; '' for raw only)", "quic,lz,glz")
+    .option("--glz-window <pixels>", "this client's GLZ dictionary size in pixels (0: no GLZ)", String(DEFAULT_GLZ_WINDOW))
     .option("--frames <n>", "stop after this many updates (default: until the VM stops or Ctrl-C)")
     .option("--max-fps <n>", "updates per second at most, 1..120", "30")
-    .option("--glz-window <pixels>", "GLZ dictionary size in pixels (0: the agent's default)", "0")
     .option("--stats", "print only the summary: fps, bytes/s, rects per codec, latency")
-    .action(async (vmId: string, o: { codec: string; frames?: string; maxFps: string; glzWindow: string; stats?: boolean }) => {
+    .action(async (vmId: string, o: { compression: string; decode: string; frames?: string; maxFps: string; glzWindow: string; stats?: boolean }) => {
       const options = globals();
-      const codec = CODEC_NAMES[o.codec];
-      if (codec === undefined) throw new Error(`--codec ${o.codec}: expected auto, quic, lz, glz or raw`);
+      const imageCompression = COMPRESSION_NAMES[o.compression];
+      if (imageCompression === undefined) throw new Error(`--compression ${o.compression}: expected one of ${Object.keys(COMPRESSION_NAMES).join(", ")}`);
+      const codecs = o.decode.split(",").map((c) => c.trim()).filter(Boolean).map((c) => {
+        const codec = DECODABLE[c];
+        if (codec === undefined) throw new Error(`--decode ${o.decode}: '${c}' is not one of quic, lz, glz`);
+        return codec;
+      });
       const frames = o.frames === undefined ? undefined : parseIntIn(o.frames, "--frames", 1, 1e9);
       const maxFps = parseIntIn(o.maxFps, "--max-fps", 1, 120);
       const glzWindowPixels = parseIntIn(o.glzWindow, "--glz-window", 0, 16_777_216);
       const multi = options.host.length > 1;
       const interrupted = new Promise<void>((resolve) => process.once("SIGINT", resolve));
       await withClients(options, DisplayServiceClient, (c, host) =>
-        watchDisplay(c, { vmId, codec, maxFps, glzWindowPixels }, {
+        watchDisplay(c, { vmId, imageCompression, maxFps, decoder: { codecs, glzWindowPixels } }, {
           frames,
           until: interrupted,
           onUpdate: o.stats ? undefined : (u, _d, latency) => {

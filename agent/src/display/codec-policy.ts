@@ -1,8 +1,6 @@
-// Which codec a rectangle gets: the viewer's choice, or for "auto" spice-server's rule
-// (spice-server dcc.cpp get_compression_for_bitmap with image_compression=auto_glz):
-// tiny bitmaps go raw; photo-like content (graduality HIGH) goes QUIC; the rest goes GLZ, or LZ when the
-// rect is larger than the GLZ window.
-import type { RectCodec, CodecChoice } from "./types.js";
+// Which codec a rectangle gets: spice-server's image_compression modes (dcc.cpp), applied to what the
+// viewer says it can decode. The graduality score is spice-bitmap-utils' "is this photo-like" test.
+import type { CodecPolicy, RectCodec } from "./types.js";
 
 export type Graduality = "high" | "medium" | "low";
 
@@ -55,26 +53,40 @@ export function gradualityOf(score: number): Graduality {
 export interface PolicyInput {
   width: number;
   height: number;
-  /** GLZ window of the viewer's encoder, in pixels. */
-  glzWindowPixels: number;
-  /** Computes the graduality only when the policy needs it (auto mode). */
+  /** Computes the graduality only when the policy needs it (the auto modes). */
   graduality: () => Graduality;
 }
 
-/** The codec for one rect under the viewer's choice. */
-export function chooseCodec(choice: CodecChoice, r: PolicyInput): RectCodec {
-  if (choice === "raw") return "raw";
-  if (r.height * r.width * 4 < RAW_BELOW_BYTES) return "raw";
-  const quicUsable = r.width >= 3 && r.height >= 3;
-  const glzOrLz: RectCodec = r.width * r.height <= r.glzWindowPixels ? "glz" : "lz";
-  switch (choice) {
+/** spice-server's smallest side for QUIC (MIN_DIMENSION_TO_QUIC). */
+const MIN_QUIC_SIDE = 3;
+
+/**
+ * The codec for one rect, as spice-server's get_compression_for_bitmap and dcc_compress_image decide
+ * it for `policy.compression`, limited to what the viewer decodes:
+ * - under 54 bytes, or `off`: raw;
+ * - `quic`: QUIC if the rect is at least 3x3 (and the viewer decodes it), else raw;
+ * - `auto_glz` / `auto_lz`: QUIC for photo-like rects (graduality HIGH), else GLZ / LZ;
+ * - `glz`: GLZ while the rect is smaller than the viewer's GLZ window, else LZ;
+ * - `lz`: LZ.
+ * A codec the viewer cannot decode falls back as spice-server falls back when that codec fails:
+ * GLZ → LZ → raw. (Our LZ and GLZ take a stride, so spice's "no extra stride" rule does not apply.)
+ */
+export function chooseCodec(policy: CodecPolicy, r: PolicyInput): RectCodec {
+  if (policy.compression === "off" || r.height * r.width * 4 < RAW_BELOW_BYTES) return "raw";
+  const decodes = (c: RectCodec): boolean => policy.decoder.codecs.includes(c);
+  const quicUsable = decodes("quic") && r.width >= MIN_QUIC_SIDE && r.height >= MIN_QUIC_SIDE;
+  const lz: RectCodec = decodes("lz") ? "lz" : "raw";
+  const glzUsable = decodes("glz") && r.width * r.height < policy.decoder.glzWindowPixels;
+  switch (policy.compression) {
     case "quic":
-      return quicUsable ? "quic" : "lz";
+      return quicUsable ? "quic" : "raw";
     case "lz":
-      return "lz";
+      return lz;
     case "glz":
-      return glzOrLz;
-    case "auto":
-      return quicUsable && r.graduality() === "high" ? "quic" : glzOrLz;
+      return glzUsable ? "glz" : lz;
+    case "auto_lz":
+    case "auto_glz":
+      if (quicUsable && r.graduality() === "high") return "quic";
+      return policy.compression === "auto_glz" && glzUsable ? "glz" : lz;
   }
 }

@@ -1,27 +1,16 @@
-// A VM's helper as a display source: DISPLAY_INFO, the framebuffer's dirty log, and input devices.
-// See native/PROTOCOL.md (DISPLAY_INFO, DIRTY, POINTER, KEYBOARD).
-import { QumraError, failedPrecondition } from "../errors.js";
-import type { DirtyPages, HelperClient } from "../vm/helper-client.js";
-import type { DisplaySource, FramebufferInfo } from "./types.js";
+// A VM's helper as a display endpoint: its framebuffer geometry (checked), the dirty log and the input
+// devices, through the VM manager's display port (native/PROTOCOL.md: DISPLAY_INFO, DIRTY, POINTER, KEYBOARD).
+import { QumraError } from "../errors.js";
+import type { HelperClient } from "../vm/helper-client.js";
+import type { DirtyLog, DisplayEndpoint, FramebufferInfo } from "./types.js";
 
-/** The part of the helper client the display uses (tests may pass a fake). */
-export type DisplayHelper = Pick<HelperClient, "displayInfo" | "dirty" | "pointer" | "keyboard" | "closed" | "once">;
-
-export function displayHelper(client: HelperClient, vmId: string): DisplayHelper {
-  if (typeof (client as Partial<DisplayHelper>).displayInfo !== "function") {
-    throw failedPrecondition(`VM '${vmId}' has no display: its helper has no framebuffer device`);
-  }
-  return client;
-}
-
-/** The dirty log as bytes: bit i (LSB first in byte i >> 3) = page i; the helper's u64 words are little-endian. */
-export function bitmapOf(reply: DirtyPages): Uint8Array {
-  const words = reply.bitmap;
-  if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-  const out = new Uint8Array(words.length * 8);
-  const dv = new DataView(out.buffer);
-  words.forEach((w, i) => dv.setBigUint64(i * 8, w, true));
-  return out;
+/** What the VM manager hands out for a VM's display. */
+export interface DisplayPort {
+  info(): Promise<{ width: number; height: number; stride: number; format?: string; path: string }>;
+  dirty(): Promise<DirtyLog>;
+  pointer(x: number, y: number, buttons: number): Promise<void>;
+  keyboard(scancodes: Uint8Array): Promise<number>;
+  readonly ended: Promise<string>;
 }
 
 export function toFramebufferInfo(d: { width: number; height: number; stride: number; format?: string; path: string }, vmId: string): FramebufferInfo {
@@ -30,26 +19,34 @@ export function toFramebufferInfo(d: { width: number; height: number; stride: nu
   return { width: d.width, height: d.height, stride: d.stride, path: d.path };
 }
 
-export class HelperDisplaySource implements DisplaySource {
-  private readonly helper: DisplayHelper;
+/** The display endpoint of a VM, over its display port. */
+export function helperEndpoint(port: DisplayPort, vmId: string): DisplayEndpoint {
+  return {
+    info: async () => toFramebufferInfo(await port.info(), vmId),
+    dirty: () => port.dirty(),
+    pointer: (x, y, buttons) => port.pointer(x, y, buttons),
+    keyboard: (scancodes) => port.keyboard(scancodes),
+    ended: port.ended,
+  };
+}
 
-  constructor(client: HelperClient, private readonly vmId: string) {
-    this.helper = displayHelper(client, vmId);
+/** A display port over a helper client (until the VM manager hands out ports itself). */
+export function portOf(client: HelperClient, vmId: string): DisplayPort {
+  if (typeof (client as Partial<HelperClient>).displayInfo !== "function") {
+    throw new QumraError("failed-precondition", `VM '${vmId}' has no display: its helper has no framebuffer device`);
   }
-
-  async info(): Promise<FramebufferInfo> {
-    return toFramebufferInfo(await this.helper.displayInfo(), this.vmId);
-  }
-
-  async dirty(): Promise<Uint8Array> {
-    return bitmapOf(await this.helper.dirty());
-  }
-
-  onEnd(listener: (reason: string) => void): void {
-    if (this.helper.closed) {
-      setImmediate(() => listener("the VM stopped"));
-      return;
-    }
-    this.helper.once("close", () => listener("the VM stopped"));
-  }
+  const ended = new Promise<string>((resolve) => {
+    if (client.closed) resolve("the VM stopped");
+    else client.once("close", () => resolve("the VM stopped"));
+  });
+  return {
+    info: () => client.displayInfo(),
+    dirty: async () => {
+      const d = await client.dirty();
+      return { pages: d.pages, bitmap: new Uint8Array(d.bitmap.buffer, d.bitmap.byteOffset, d.bitmap.byteLength) };
+    },
+    pointer: (x, y, buttons) => client.pointer(x, y, buttons),
+    keyboard: (scancodes) => client.keyboard(scancodes),
+    ended,
+  };
 }

@@ -1,8 +1,8 @@
 // SendInput's domain side: validates a batch of key, text and pointer events, turns keys and text into
-// set-1 scancode bytes, and delivers everything to the helper in order.
+// set-1 scancode bytes, and delivers everything to the guest's input devices in order.
 import { QumraError, invalidArgument } from "../errors.js";
 import { keyEventBytes, textToScancodes } from "./input-keys.js";
-import type { DisplayHelper } from "./helper-source.js";
+import type { InputTarget } from "./types.js";
 
 export const MAX_INPUT_EVENTS = 1024;
 
@@ -47,15 +47,15 @@ export function planInput(events: InputEventData[], screen: { width: number; hei
 }
 
 /** Delivers the steps in order; keyboard bytes are fed as the i8042 queue accepts them. */
-export async function deliverInput(helper: DisplayHelper, steps: InputStep[]): Promise<void> {
+export async function deliverInput(target: InputTarget, steps: InputStep[]): Promise<void> {
   for (const step of steps) {
     if (step.kind === "pointer") {
-      await helper.pointer(step.x, step.y, step.buttons);
+      await target.pointer(step.x, step.y, step.buttons);
       continue;
     }
     let offset = 0;
     for (let idle = 0; offset < step.bytes.length; ) {
-      const accepted = await helper.keyboard(step.bytes.subarray(offset));
+      const accepted = await target.keyboard(step.bytes.subarray(offset));
       offset += accepted;
       if (accepted > 0) idle = 0;
       else if (++idle > 200) {

@@ -44,7 +44,3 @@ export function bgrxToPpm(width: number, height: number, bgrx: Uint8Array): Buff
   }
   return out;
 }
-
-export function takeScreenshot(info: FramebufferInfo, format: ScreenshotFormat): { width: number; height: number; data: Buffer } {
-  return { width: info.width, height: info.height, data: encodeScreenshot(info.width, info.height, readScreen(info), format) };
-}

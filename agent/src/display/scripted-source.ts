@@ -1,37 +1,56 @@
-// A display source without a VM: a framebuffer file that the caller draws into, keeping its own dirty
-// page log the way KVM's dirty logging would. Used by the pipeline tests and `qumra bench display`.
+// A display without a VM: a framebuffer file that the caller draws into, keeping its own dirty page log
+// the way KVM's dirty logging would, and recording the input it is sent. Used by the pipeline tests and
+// the display benchmarks.
 import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from "node:fs";
-import { PAGE_SIZE, type DisplaySource, type FramebufferInfo, type Rect } from "./types.js";
+import { PAGE_SIZE, pagesOf, type DirtyLog, type DisplayEndpoint, type FramebufferInfo, type Rect } from "./types.js";
 
-export class ScriptedFramebuffer implements DisplaySource {
-  readonly geometry: FramebufferInfo;
+export class ScriptedFramebuffer implements DisplayEndpoint {
+  geometry: FramebufferInfo;
+  readonly ended: Promise<string>;
   private readonly fd: number;
   private bitmap: Uint8Array;
-  private readonly endListeners: ((reason: string) => void)[] = [];
+  private markEnded!: (reason: string) => void;
   private closed = false;
   /** Calls of dirty() (each one is a fetch-and-clear of the log). */
   dirtyCalls = 0;
+  /** Input received: scancode bytes, and pointer events in order. */
+  readonly keys: number[] = [];
+  readonly pointers: { x: number; y: number; buttons: number }[] = [];
 
   constructor(path: string, width: number, height: number) {
     this.geometry = { width, height, stride: width * 4, path };
     this.fd = openSync(path, "w+");
     ftruncateSync(this.fd, this.geometry.stride * height);
     this.bitmap = this.emptyBitmap();
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
   }
 
   async info(): Promise<FramebufferInfo> {
     return this.geometry;
   }
 
-  async dirty(): Promise<Uint8Array> {
+  async dirty(): Promise<DirtyLog> {
     this.dirtyCalls++;
-    const out = this.bitmap;
+    const bitmap = this.bitmap;
     this.bitmap = this.emptyBitmap();
-    return out;
+    return { pages: pagesOf(this.geometry), bitmap };
   }
 
-  onEnd(listener: (reason: string) => void): void {
-    this.endListeners.push(listener);
+  async pointer(x: number, y: number, buttons: number): Promise<void> {
+    this.pointers.push({ x, y, buttons });
+  }
+
+  async keyboard(scancodes: Uint8Array): Promise<number> {
+    this.keys.push(...scancodes);
+    return scancodes.length;
+  }
+
+  /** A new geometry (a guest switching resolution): the file is resized and its content is black. */
+  resize(width: number, height: number): void {
+    this.geometry = { ...this.geometry, width, height, stride: width * 4 };
+    ftruncateSync(this.fd, 0);
+    ftruncateSync(this.fd, this.geometry.stride * height);
+    this.bitmap = this.emptyBitmap();
   }
 
   /** Writes `pixels` (packed BGRX rows of r.width) into the rect r and logs the pages written. */
@@ -63,7 +82,7 @@ export class ScriptedFramebuffer implements DisplaySource {
 
   /** Ends the display (as a VM stopping would). */
   end(reason = "the VM stopped"): void {
-    for (const l of this.endListeners) l(reason);
+    this.markEnded(reason);
   }
 
   close(remove = true): void {
@@ -87,6 +106,6 @@ export class ScriptedFramebuffer implements DisplaySource {
   }
 
   private emptyBitmap(): Uint8Array {
-    return new Uint8Array(Math.ceil(Math.ceil((this.geometry.stride * this.geometry.height) / PAGE_SIZE) / 8));
+    return new Uint8Array(Math.ceil(pagesOf(this.geometry) / 8));
   }
 }

@@ -1,5 +1,5 @@
-// The display domain: framebuffer geometry, where dirty pages come from, rectangles and updates.
-// No gRPC types here (api/display-service.ts converts).
+// The display domain: framebuffer geometry, where dirty pages come from, rectangles, codec policies and
+// updates. No gRPC types here (the adapters in api/ and spice/ convert).
 
 /** Size of one dirty-log page: KVM logs guest writes per 4 KiB page. */
 export const PAGE_SIZE = 4096;
@@ -13,17 +13,40 @@ export interface FramebufferInfo {
   path: string;
 }
 
+/** 4 KiB pages of a framebuffer. */
+export function pagesOf(info: Pick<FramebufferInfo, "stride" | "height">): number {
+  return Math.ceil((info.stride * info.height) / PAGE_SIZE);
+}
+
+/** One fetch of a framebuffer's dirty log. */
+export interface DirtyLog {
+  /** Pages of the framebuffer as the source sees it now (a different count means a new geometry). */
+  pages: number;
+  /** Bit i (LSB first in byte i >> 3) = page i written since the previous fetch. */
+  bitmap: Uint8Array;
+}
+
 /**
  * Where a display's pixels and change log come from: a VM's helper, or a scripted file in tests and
- * benchmarks. `dirty` is fetch-and-clear, so exactly one consumer (the VM's DisplayHub) calls it.
+ * benchmarks. `dirty` is fetch-and-clear, so the display domain's hub for that VM is its only caller.
  */
 export interface DisplaySource {
   info(): Promise<FramebufferInfo>;
-  /** Pages of the framebuffer file written since the previous call: bit i (LSB first in byte i>>3) = page i. */
-  dirty(): Promise<Uint8Array>;
-  /** Called once when the display goes away (the VM stopped, its helper exited). */
-  onEnd(listener: (reason: string) => void): void;
+  dirty(): Promise<DirtyLog>;
+  /** Resolves once, with the reason, when the display goes away (the VM stopped, its helper exited). */
+  readonly ended: Promise<string>;
 }
+
+/** The guest's input devices behind a display. */
+export interface InputTarget {
+  /** Absolute pointer position and buttons (bit 0 left, 1 right, 2 middle). */
+  pointer(x: number, y: number, buttons: number): Promise<void>;
+  /** Queues set-1 scancode bytes; resolves with how many were accepted. */
+  keyboard(scancodes: Uint8Array): Promise<number>;
+}
+
+/** A VM's display as the domain sees it: pixels, changes and input. */
+export interface DisplayEndpoint extends DisplaySource, InputTarget {}
 
 export interface Rect {
   x: number;
@@ -32,9 +55,27 @@ export interface Rect {
   height: number;
 }
 
-/** Codecs as the pipeline names them; "auto" picks per rectangle like spice-server. */
-export type CodecChoice = "auto" | "raw" | "quic" | "lz" | "glz";
-export type RectCodec = Exclude<CodecChoice, "auto">;
+/** Codecs a rect can be sent with. */
+export const RECT_CODECS = ["raw", "quic", "lz", "glz"] as const;
+export type RectCodec = (typeof RECT_CODECS)[number];
+
+/** spice-server's image_compression settings, with its names and meanings. */
+export const IMAGE_COMPRESSIONS = ["auto_glz", "auto_lz", "quic", "glz", "lz", "off"] as const;
+export type ImageCompression = (typeof IMAGE_COMPRESSIONS)[number];
+
+/** What a viewer can decode. */
+export interface DecoderCaps {
+  /** Codecs it decodes (raw is always understood). */
+  codecs: RectCodec[];
+  /** Its GLZ dictionary window in pixels; 0 = it keeps none, so it is never sent GLZ. */
+  glzWindowPixels: number;
+}
+
+/** How one viewer's rects are coded: the compression mode limited to what the viewer decodes. */
+export interface CodecPolicy {
+  compression: ImageCompression;
+  decoder: DecoderCaps;
+}
 
 export interface EncodedRectData extends Rect {
   codec: RectCodec;
@@ -48,6 +89,12 @@ export interface EncodedRectData extends Rect {
 export interface DisplayUpdateData {
   sequence: number;
   time: Date;
+  /**
+   * A new surface starts with this update: the first update of a stream, and every resolution change.
+   * The viewer drops what it showed and makes a width × height screen; the rects are a keyframe of it.
+   */
+  surfaceChanged: boolean;
+  /** The rects cover the whole screen. */
   keyframe: boolean;
   width: number;
   height: number;

@@ -9,7 +9,15 @@ import type { ImageDesc } from "../codec/image.js";
 import { chooseCodec, gradualityOf, gradualityScore } from "./codec-policy.js";
 import { diffRects, pagesToBands, type DiffOptions } from "./dirty-rects.js";
 import type { FramebufferFile } from "./framebuffer-file.js";
-import type { CodecChoice, EncodedRectData, FramebufferInfo, Rect, RectCodec } from "./types.js";
+import type { CodecPolicy, FramebufferInfo, Rect, RectCodec } from "./types.js";
+
+/** One encoded rect; `data` owns its buffer, so it can be transferred out of a worker. */
+export interface EncodedRect extends Rect {
+  codec: RectCodec;
+  data: Uint8Array;
+  /** GLZ: the image id in the viewer's dictionary (0 otherwise). */
+  glzImageId: number;
+}
 
 export interface EncoderCounters {
   /** Bytes read from the framebuffer file. */
@@ -26,7 +34,8 @@ export interface EncoderCounters {
 
 export class ViewerEncoder {
   private readonly codec: CodecInstance;
-  private readonly glz: GlzEncoder | undefined;
+  /** The viewer's GLZ dictionary; it outlives a geometry change (the client keeps its window). */
+  readonly glz: GlzEncoder | undefined;
   private readonly frameOffset: number;
   private readonly shadow: Uint32Array;
   readonly counters: EncoderCounters = {
@@ -37,14 +46,17 @@ export class ViewerEncoder {
     bytes: { raw: 0, quic: 0, lz: 0, glz: 0 },
   };
 
+  /** `glz`: the GLZ encoder of this viewer's previous surface, whose image ids and window go on. */
   constructor(
     readonly info: FramebufferInfo,
-    readonly choice: CodecChoice,
-    readonly glzWindowPixels: number,
+    readonly policy: CodecPolicy,
+    glz?: GlzEncoder,
     private readonly diffOptions: DiffOptions = {},
   ) {
     if (info.stride % 4 !== 0 || info.stride < info.width * 4) throw new Error(`framebuffer stride ${info.stride} does not fit ${info.width} BGRX pixels`);
-    this.glz = choice === "glz" || choice === "auto" ? new GlzEncoder({ windowPixels: glzWindowPixels }) : undefined;
+    const { compression, decoder } = policy;
+    const mayGlz = (compression === "glz" || compression === "auto_glz") && decoder.codecs.includes("glz") && decoder.glzWindowPixels > 0;
+    this.glz = mayGlz ? (glz ?? new GlzEncoder({ windowPixels: decoder.glzWindowPixels })) : undefined;
     // QUIC and LZ run in the GLZ encoder's instance when there is one: the module has every codec.
     this.codec = this.glz ? this.glz.codec : new CodecInstance();
     const frameBytes = info.stride * info.height;
@@ -59,7 +71,7 @@ export class ViewerEncoder {
   }
 
   /** Reads the whole screen and encodes it as the keyframe's rects. */
-  keyframe(fb: FramebufferFile): EncodedRectData[] {
+  keyframe(fb: FramebufferFile): EncodedRect[] {
     const started = performance.now();
     const frame = this.frame();
     fb.readFrame(frame);
@@ -74,7 +86,7 @@ export class ViewerEncoder {
    * Reads the rows of the dirty pages, finds the changed rects against the shadow, and encodes them.
    * Returns [] when the pages were written with the pixels they already had.
    */
-  update(fb: FramebufferFile, dirtyPages: Uint8Array): EncodedRectData[] {
+  update(fb: FramebufferFile, dirtyPages: Uint8Array): EncodedRect[] {
     const started = performance.now();
     const rects = this.dirtyRects(fb, dirtyPages).map((r) => this.encodeRect(r));
     this.counters.busyMs += performance.now() - started;
@@ -100,40 +112,41 @@ export class ViewerEncoder {
   }
 
   /** Encodes one rect of the frame in WASM memory with the codec the policy picks. */
-  encodeRect(r: Rect): EncodedRectData {
+  encodeRect(r: Rect): EncodedRect {
     const { stride } = this.info;
     const offset = this.frameOffset + r.y * stride + r.x * 4;
     const desc: ImageDesc = { type: "rgb32", width: r.width, height: r.height, stride };
-    const codec = chooseCodec(this.choice, {
+    const codec = chooseCodec(this.policy, {
       width: r.width,
       height: r.height,
-      glzWindowPixels: this.glzWindowPixels,
       graduality: () => gradualityOf(gradualityScore(this.codec.view(0, this.codec.exports.memory.buffer.byteLength), offset, r.width, r.height, stride)),
     });
-    let data: Buffer;
+    // Each encoding is copied out of WASM memory once, into a buffer of its own (slice), so that it can
+    // be transferred to the agent's main thread without another copy.
+    let data: Uint8Array;
     let glzImageId = 0;
     switch (codec) {
       case "raw": {
         const rowBytes = r.width * 4;
-        data = Buffer.allocUnsafe(rowBytes * r.height);
+        data = new Uint8Array(rowBytes * r.height);
         const mem = this.codec.view(offset, stride * (r.height - 1) + rowBytes);
         for (let y = 0; y < r.height; y++) data.set(mem.subarray(y * stride, y * stride + rowBytes), y * rowBytes);
         break;
       }
       case "quic":
-        data = Buffer.from(encodeQuic(this.codec, desc, offset));
+        data = encodeQuic(this.codec, desc, offset).slice();
         break;
       case "lz":
-        data = Buffer.from(encodeLz(this.codec, desc, offset));
+        data = encodeLz(this.codec, desc, offset).slice();
         break;
       case "glz":
         glzImageId = this.glz!.nextImageId;
-        data = Buffer.from(encodeGlz(this.glz!, desc, offset));
+        data = encodeGlz(this.glz!, desc, offset).slice();
         break;
     }
     this.counters.rects[codec]++;
     this.counters.pixels += r.width * r.height;
     this.counters.bytes[codec] += data.length;
-    return { ...r, codec, imageType: "rgb32", data, glzImageId };
+    return { ...r, codec, data, glzImageId };
   }
 }
