@@ -12,7 +12,7 @@ import { CodecInstance } from "../agent/src/codec/instance.js";
 import { decodeLz, encodeLz } from "../agent/src/codec/lz.js";
 import { decodePng } from "../agent/src/codec/png.js";
 import { decodeQuic, encodeQuic } from "../agent/src/codec/quic.js";
-import { generateImage, type TestImageKind } from "../agent/src/codec/testimages.js";
+import { generateImage, type TestImageKind } from "./test-images.js";
 import { median, round, type Progress } from "./stats.js";
 
 export const BENCH_CODECS = ["quic", "lz", "glz", "zlib", "lz4"] as const;

@@ -1,27 +1,3 @@
-// Small statistics and table helpers shared by the benchmarks.
-
-export function median(values: number[]): number {
-  return percentile(values, 50);
-}
-
-/** Nearest-rank percentile of unsorted values. */
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
-}
-
-export function round(value: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}
-
-/** Progress reporting: the CLI passes a progress bar, tests pass nothing. */
-export interface Progress {
-  start(total: number, label: string): void;
-  increment(by?: number): void;
-  stop(): void;
-}
-
-export const noProgress: Progress = { start() {}, increment() {}, stop() {} };
+// What every benchmark uses: the statistics helpers and the progress reporting the CLI passes in.
+export { median, percentile, round } from "../agent/src/stats.js";
+export type { Progress } from "../agent/src/cli/progress.js";

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { cleanup, repoRoot, runCli, tempDir } from "./helpers/agent.js";
 import { encodePng } from "../agent/src/codec/png.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 import { extractVectors, vectorIndex } from "./helpers/vectors.js";
 
 /** A vectors.json entry of any codec (QUIC/LZ have input/output, GLZ inputs/outputs). */

@@ -8,7 +8,7 @@ import { CodecError, type ImageDesc } from "../agent/src/codec/image.js";
 import { GlzDecoder, GlzEncoder, decodeGlz, encodeGlz } from "../agent/src/codec/glz.js";
 import { encodeLz, imageBytes } from "../agent/src/codec/lz.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 import { bitFlipped, randomBody, rng, truncated, repoRoot as root, vectorFile, vectorsOf } from "./helpers/vectors.js";
 
 

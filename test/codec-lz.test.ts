@@ -7,7 +7,7 @@ import path from "node:path";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { decodeLz, encodeLz, readLzHeader } from "../agent/src/codec/lz.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 import { bitFlipped, randomBody, rng, truncated, repoRoot as root, vectorFile, vectorsOf } from "./helpers/vectors.js";
 
 

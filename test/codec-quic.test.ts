@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { BYTES_PER_PIXEL, CodecError, type ImageDesc, type ImageType } from "../agent/src/codec/image.js";
 import { CodecInstance } from "../agent/src/codec/instance.js";
 import { decodeQuic, encodeQuic, encodeQuicPixels } from "../agent/src/codec/quic.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 import { rng, truncated, repoRoot as root, vectorFile, vectorsOf } from "./helpers/vectors.js";
 
 const wasmFile = path.join(root, "dist/wasm/codecs.wasm");

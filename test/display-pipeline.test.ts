@@ -14,7 +14,7 @@ import { EncodePool } from "../agent/src/display/encode-pool.js";
 import { ScriptedFramebuffer } from "../agent/src/display/scripted-source.js";
 import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
 import { notFound } from "../agent/src/errors.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 import { DEFAULT_DECODER, displayService } from "../agent/src/api/display-service.js";
 import type { DisplayUpdateData } from "../agent/src/display/types.js";
 import { threadId } from "node:worker_threads";

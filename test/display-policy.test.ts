@@ -2,7 +2,7 @@
 // dcc_compress_image), limited to what the viewer decodes, and the graduality score behind the auto modes.
 import { describe, it, expect } from "vitest";
 import { chooseCodec, gradualityOf, gradualityScore, type Graduality } from "../agent/src/display/codec-policy.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 import type { CodecPolicy, ImageCompression, RectCodec } from "../agent/src/display/types.js";
 
 const everything = { codecs: ["raw", "quic", "lz", "glz"] as RectCodec[], glzWindowPixels: 3145728 };

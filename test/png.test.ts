@@ -5,7 +5,7 @@ import { deflateSync } from "node:zlib";
 import { inflateSync } from "node:zlib";
 import { CodecError } from "../agent/src/codec/image.js";
 import { decodePng, encodePng } from "../agent/src/codec/png.js";
-import { generateImage } from "../agent/src/codec/testimages.js";
+import { generateImage } from "../bench/test-images.js";
 
 function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;

@@ -6,7 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliDecompressSync } from "node:zlib";
 import type { ImageType } from "../../agent/src/codec/image.js";
-import { xorshift32 } from "../../agent/src/codec/testimages.js";
+import { xorshift32 } from "../../bench/test-images.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const vectorsDir = path.join(repoRoot, "test", "vectors");

@@ -15,7 +15,7 @@ import {
 import { FrameDecoder, type RectToDecode } from "../display/frame-decoder.js";
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
 import type { RectCodec } from "../display/types.js";
-import { percentile, round } from "../../../bench/stats.js";
+import { percentile, round } from "../stats.js";
 import { callUnary, type GlobalOptions } from "./connection.js";
 import { withClients, toJson } from "./fan-out.js";
 import { bytes, fields, table } from "./format.js";

@@ -3,7 +3,6 @@ import { Command, Option } from "commander";
 import { DEFAULT_HOST, targetOf, type GlobalOptions } from "./connection.js";
 import { registerHost } from "./host.js";
 import { registerVm } from "./vm.js";
-import { registerBench } from "./bench.js";
 import { registerCodec } from "./codec.js";
 import { registerDisplay } from "./display.js";
 import { VERSION } from "../version.js";
@@ -11,7 +10,10 @@ import { useNodeCodecModule } from "../codec/node-codec-module.js";
 
 import { collect } from "./parse.js";
 
-export function buildProgram(): Command {
+/** Adds a noun to the CLI (the benchmarks add `bench`; see bin/qumra.js). */
+export type RegisterNoun = (program: Command, globals: () => GlobalOptions) => void;
+
+export function buildProgram(extraNouns: RegisterNoun[] = []): Command {
   const program = new Command("qumra")
     .description("Drive qumra agents: hosts, VMs, displays, codecs and benchmarks")
     .version(VERSION)
@@ -37,15 +39,15 @@ export function buildProgram(): Command {
   registerHost(program, globals);
   registerVm(program, globals);
   registerDisplay(program, globals);
-  registerBench(program, globals);
+  for (const register of extraNouns) register(program, globals);
   registerCodec(program, globals);
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[], extraNouns: RegisterNoun[] = []): Promise<void> {
   useNodeCodecModule();
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(extraNouns).parseAsync(argv);
   } catch (err) {
     process.stderr.write(`qumra: ${(err as Error).message}\n`);
     process.exitCode = 2;

@@ -1,6 +1,12 @@
 // A progress bar on stderr for long CLI work (silent when stderr is not a terminal or with --json).
 import cliProgress from "cli-progress";
-import type { Progress } from "../../../bench/stats.js";
+
+/** Progress reporting of long work: the CLI passes a progress bar, tests pass nothing. */
+export interface Progress {
+  start(total: number, label: string): void;
+  increment(by?: number): void;
+  stop(): void;
+}
 
 export function progressBar(enabled: boolean): Progress {
   if (!enabled || !process.stderr.isTTY) return { start() {}, increment() {}, stop() {} };

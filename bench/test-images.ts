@@ -1,6 +1,8 @@
-// Deterministic test images for codec tests and benchmarks (the recipe of ../shared/spice/NOTES.md §8):
-// B,G,R,X rows (X = 0), top-down, stride = width × 4, integer arithmetic only. At 1920×1080 the bytes
-// match the reference files' SHA-256 listed there.
+// Deterministic test images for codec tests and benchmarks: B,G,R,X rows (X = 0), top-down,
+// stride = width × 4, integer arithmetic only, so any language can make the same bytes. A desktop
+// (windows, title bars and random glyph text on a blue background), a photo (two octaves of bilinear
+// value noise plus grain) and noise. At 1920×1080 their SHA-256s are fixed (test/test-images.test.ts),
+// so benchmark figures from different builds and machines are about the same pixels.
 
 export type TestImageKind = "desktop" | "photo" | "noise";
 

@@ -1,18 +1,19 @@
 // qumra bench api|vm|encode|display: each prints a table (or --json) with ratios against a yardstick
-// measured in the same run.
+// measured in the same run. The qumra binary adds this noun to the CLI (bin/qumra.js); the agent's own
+// code never imports bench/.
 import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
-import { runApiBench } from "../../../bench/api.js";
-import { runVmBench, type VmBenchResult } from "../../../bench/vm.js";
-import { barChartSvg } from "../../../bench/chart.js";
-import { BENCH_CODECS, runEncodeBench, STANDARD_IMAGES, type BenchCodec, type EncodeBenchRow } from "../../../bench/encode.js";
-import { DISPLAY_BENCH_CODECS, runDisplayPipelineBench, runDisplayVmBench, type DisplayBenchCodec, type PipelineRow, type VmDisplayRow } from "../../../bench/display.js";
-import { credentialsOf, describeError, targetOf, type GlobalOptions } from "./connection.js";
-import { fanOut, toJson } from "./fan-out.js";
-import { table } from "./format.js";
-import { parseIntIn } from "./parse.js";
-import { progressBar } from "./progress.js";
-import { round } from "../../../bench/stats.js";
+import { runApiBench } from "./api.js";
+import { runVmBench, type VmBenchResult } from "./vm.js";
+import { barChartSvg } from "./chart.js";
+import { BENCH_CODECS, runEncodeBench, STANDARD_IMAGES, type BenchCodec, type EncodeBenchRow } from "./encode.js";
+import { DISPLAY_BENCH_CODECS, runDisplayPipelineBench, runDisplayVmBench, type DisplayBenchCodec, type PipelineRow, type VmDisplayRow } from "./display.js";
+import { credentialsOf, describeError, targetOf, type GlobalOptions } from "../agent/src/cli/connection.js";
+import { fanOut, toJson } from "../agent/src/cli/fan-out.js";
+import { table } from "../agent/src/cli/format.js";
+import { parseIntIn } from "../agent/src/cli/parse.js";
+import { progressBar } from "../agent/src/cli/progress.js";
+import { round } from "./stats.js";
 
 export function registerBench(program: Command, globals: () => GlobalOptions): Command {
   const bench = program.command("bench").description("benchmarks (tables with ratios against same-run yardsticks)");
