@@ -3,7 +3,7 @@
 // code never imports bench/.
 import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
-import { runApiBench } from "./api.js";
+import { runApiBench, runApiUnderDisplayBench } from "./api.js";
 import { runVmBench, type VmBenchResult } from "./vm.js";
 import { barChartSvg } from "./chart.js";
 import { BENCH_CODECS, runEncodeBench, STANDARD_IMAGES, type BenchCodec, type EncodeBenchRow } from "./encode.js";
@@ -14,6 +14,14 @@ import { table } from "../agent/src/cli/format.js";
 import { parseIntIn } from "../agent/src/cli/parse.js";
 import { progressBar } from "../agent/src/cli/progress.js";
 import { round } from "./stats.js";
+import os from "node:os";
+
+/** "WxH" within [min, max] per side. */
+function parseSize(text: string, min: number, max: number): { width: number; height: number } {
+  const size = /^(\d+)x(\d+)$/.exec(text);
+  if (!size) throw new Error(`--size ${text}: expected WIDTHxHEIGHT such as 1920x1080`);
+  return { width: parseIntIn(size[1], "--size width", min, max), height: parseIntIn(size[2], "--size height", min, max) };
+}
 
 export function registerBench(program: Command, globals: () => GlobalOptions): Command {
   const bench = program.command("bench").description("benchmarks (tables with ratios against same-run yardsticks)");
@@ -23,10 +31,26 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
     .description("unary call latency p50/p99 and calls/s with many concurrent clients")
     .option("--clients <n>", "concurrent clients, each with its own connection", "16")
     .option("--calls <n>", "calls per method", "20000")
-    .action(async (o: { clients: string; calls: string }) => {
+    .option("--under-display <n>", "against an agent of its own (--host is not used) while N viewers stream full-screen changes, vs that agent idle and vs encoding on its main thread")
+    .option("--display-workers <n>", "with --under-display: the agent's encode workers", String(os.availableParallelism()))
+    .option("--size <WxH>", "with --under-display: screen size", "1920x1080")
+    .option("--fps <n>", "with --under-display: full-screen changes per second per display (and the viewers' max_fps)", "30")
+    .action(async (o: { clients: string; calls: string; underDisplay?: string; displayWorkers: string; size: string; fps: string }) => {
       const options = globals();
       const clients = parseIntIn(o.clients, "--clients", 1, 1024);
       const calls = parseIntIn(o.calls, "--calls", 1, 10_000_000);
+      if (o.underDisplay !== undefined) {
+        const { width, height } = parseSize(o.size, 64, 4096);
+        const rows = await runApiUnderDisplayBench({
+          displays: parseIntIn(o.underDisplay, "--under-display", 1, 64),
+          workers: parseIntIn(o.displayWorkers, "--display-workers", 0, 64),
+          fps: parseIntIn(o.fps, "--fps", 1, 120),
+          clients, calls, width, height,
+        }, progressBar(!options.json));
+        console.log(options.json ? toJson(rows) : table(["LOAD", "METHOD", "CALLS", "P50 ms", "P99 ms", "P99 vs IDLE", "CALLS/s", "DISPLAY UPDATES/s"],
+          rows.map((r) => [r.load, r.method, r.calls, r.p50Ms, r.p99Ms, `${r.p99VsIdle}x`, r.callsPerSecond, r.displayUpdatesPerSecond])));
+        return;
+      }
       await fanOut(
         options,
         (host) => runApiBench({ target: targetOf(host), credentials: credentialsOf(options), clients, calls }, progressBar(!options.json && options.host.length === 1)),
@@ -52,10 +76,7 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       const images = o.image.split(",").map((i) => i.trim()).filter(Boolean);
       if (codecs.length === 0) throw new Error("--codec: no codec given");
       if (images.length === 0) throw new Error("--image: no image given");
-      const size = /^(\d+)x(\d+)$/.exec(o.size);
-      if (!size) throw new Error(`--size ${o.size}: expected WIDTHxHEIGHT such as 1920x1080`);
-      const width = parseIntIn(size[1], "--size width", 1, 16384);
-      const height = parseIntIn(size[2], "--size height", 1, 16384);
+      const { width, height } = parseSize(o.size, 1, 16384);
       const runs = parseIntIn(o.runs, "--runs", 1, 1000);
       const rows = runEncodeBench({ codecs: codecs as BenchCodec[], images, width, height, runs }, progressBar(!options.json));
       if (o.chart) writeFileSync(o.chart, encodeChart(rows));
@@ -92,10 +113,7 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       if (!["pipeline", "vm", "both"].includes(o.part)) throw new Error(`--part ${o.part}: expected pipeline, vm or both`);
       const codecs = o.codec.split(",").map((c) => c.trim()).filter(Boolean);
       for (const c of codecs) if (!(DISPLAY_BENCH_CODECS as readonly string[]).includes(c)) throw new Error(`--codec ${c}: expected some of ${DISPLAY_BENCH_CODECS.join(",")}`);
-      const size = /^(\d+)x(\d+)$/.exec(o.size);
-      if (!size) throw new Error(`--size ${o.size}: expected WIDTHxHEIGHT such as 1920x1080`);
-      const width = parseIntIn(size[1], "--size width", 64, 8192);
-      const height = parseIntIn(size[2], "--size height", 64, 8192);
+      const { width, height } = parseSize(o.size, 64, 8192);
       const out: { pipeline?: PipelineRow[]; vm?: { host: string; ok: boolean; rows?: VmDisplayRow[]; error?: { code: string; message: string } }[] } = {};
       if (o.part !== "vm") {
         out.pipeline = await runDisplayPipelineBench({ width, height, codecs: codecs as DisplayBenchCodec[], steps: parseIntIn(o.steps, "--steps", 1, 100000) }, progressBar(!options.json));

@@ -1,3 +1,4 @@
 #!/usr/bin/env node
 // The agent, from the build output (npm run build).
-await import("../dist/agent/src/main.js");
+const { main } = await import("../dist/agent/src/main.js");
+await main();

@@ -80,7 +80,8 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   };
 }
 
-async function main(): Promise<void> {
+/** qumra-agent's entry (bin/qumra-agent.js): parses flags, runs until SIGTERM or SIGINT. */
+export async function main(): Promise<void> {
   let config: AgentConfig | "help";
   try {
     config = loadConfig(process.argv.slice(2));
@@ -123,5 +124,3 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 }
-
-await main();
