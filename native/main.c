@@ -143,8 +143,24 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 	return 0;
 }
 
+static void kvm_irq_set(void *opaque, unsigned irq, int level)
+{
+	vm_irq_line(opaque, irq, level);
+}
+
+static struct irq_line kvm_irq(struct vm *vm, unsigned irq)
+{
+	return (struct irq_line){ .set = kvm_irq_set, .opaque = vm, .irq = irq };
+}
+
+static void guest_stop(void *opaque, const char *reason)
+{
+	vm_guest_stopped(opaque, VM_STOPPED, reason);
+}
+
 static int vm_setup(struct vm *vm, char *err, size_t errlen)
 {
+	struct stop_hook stop = { .stop = guest_stop, .opaque = vm };
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	unsigned maxv;
 
@@ -184,14 +200,22 @@ static int vm_setup(struct vm *vm, char *err, size_t errlen)
 	    boot_load(vm, err, errlen) < 0)
 		return -1;
 	vm->events = events_create();
-	vm->serial = serial_init(vm);
-	vm->kbd = i8042_init(vm);
-	vm->debug = debugport_init(vm);
-	if (!vm->events || !vm->serial || !vm->kbd || !vm->debug) {
-		snprintf(err, errlen, "device setup failed");
+	if (!vm->events) {
+		snprintf(err, errlen, "event queue: %s", strerror(errno));
 		return -1;
 	}
-	vm->fb = framebuffer_init(vm, err, errlen);
+	vm->serial = serial_init(&vm->pio, kvm_irq(vm, SERIAL_IRQ), vm->events, err, errlen);
+	if (!vm->serial)
+		return -1;
+	vm->kbd = i8042_init(&vm->pio, kvm_irq(vm, I8042_KBD_IRQ), vm->events, stop, err, errlen);
+	if (!vm->kbd)
+		return -1;
+	vm->debug = debugport_init(&vm->pio, kvm_irq(vm, QG_DOORBELL_IRQ), vm->events, stop, err,
+				   errlen);
+	if (!vm->debug)
+		return -1;
+	vm->fb = framebuffer_init(vm->vm_fd, vm->cfg.fb_width, vm->cfg.fb_height,
+				  vm->cfg.runtime_dir, &vm->pio, vm->debug, err, errlen);
 	if (!vm->fb)
 		return -1;
 	return vcpus_create(vm, err, errlen);
