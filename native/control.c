@@ -1,5 +1,5 @@
-/* Control socket: framing, the client connection, the event pump and the poll loop.
- * Request handlers live in control_ops.c. */
+/* Control socket: the client connection, the event pump and the poll loop. Framing is in
+ * framing.c, payload checks in request.c, request handlers in control_ops.c. */
 #include "control.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 
 #include "control_ops.h"
 #include "events.h"
+#include "framing.h"
 #include "json.h"
 #include "serial.h"
 #include "util.h"
@@ -211,35 +212,33 @@ static void read_client(struct server *s)
 {
 	struct client *c = &s->client;
 	struct proto_header h;
+	size_t want;
 
 	for (;;) {
-		size_t want = c->in_len < PROTO_HEADER_SIZE ? PROTO_HEADER_SIZE - c->in_len : 0;
-		if (!want) {
-			memcpy(&h, c->in, sizeof(h));
-			if (h.length > PROTO_MAX_PAYLOAD) {
-				client_error(c, h.type, h.id, PROTO_E_TOO_LARGE,
-					     "message length %u exceeds the maximum %u; closing the connection",
-					     h.length, PROTO_MAX_PAYLOAD);
-				c->closing = 1;
-				return;
-			}
-			want = PROTO_HEADER_SIZE + h.length - c->in_len;
-		}
-		if (want) {
-			ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-				c->dead = 1;
-				return;
-			}
-			if (n < 0)
-				return;
-			c->in_len += (size_t)n;
-			continue;
-		}
-		c->in_len = 0;
-		control_handle(s, &h, c->in + PROTO_HEADER_SIZE);
-		if (c->dead || c->closing || s->exit_status >= 0)
+		switch (frame_check(c->in, c->in_len, &h, &want)) {
+		case FRAME_TOO_LARGE:
+			client_error(c, h.type, h.id, PROTO_E_TOO_LARGE,
+				     "message length %u exceeds the maximum %u; closing the connection",
+				     h.length, PROTO_MAX_PAYLOAD);
+			c->closing = 1;
 			return;
+		case FRAME_COMPLETE:
+			c->in_len = 0;
+			control_handle(s, &h, c->in + PROTO_HEADER_SIZE);
+			if (c->dead || c->closing || s->exit_status >= 0)
+				return;
+			continue;
+		case FRAME_INCOMPLETE:
+			break;
+		}
+		ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			c->dead = 1;
+			return;
+		}
+		if (n < 0)
+			return;
+		c->in_len += (size_t)n;
 	}
 }
 
