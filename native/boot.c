@@ -28,8 +28,6 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 
-#define BOOT_GDT_ENTRIES 4
-
 /* The boot GDT: flat 4 GiB segments, present, DPL 0, accessed. The segment registers of the
  * boot vCPU are derived from these same entries (boot_setup_vcpu). */
 static const struct seg_desc boot_gdt[BOOT_GDT_ENTRIES] = {
@@ -125,42 +123,51 @@ int boot_load(struct vm *vm, char *err, size_t errlen)
 	return load_image(vm, err, errlen);
 }
 
-int boot_setup_vcpu(struct vm *vm, int vcpu_fd, char *err, size_t errlen)
+int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs, char *err,
+		   size_t errlen)
 {
 	/* The GDT boot_load wrote: the segment registers are what loading its selectors gives. */
 	const uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, BOOT_GDT_ENTRIES * 8);
 	int lm = vm->cfg.mode == BOOT_LONG;
 	uint16_t cs = lm ? BOOT_SEL_CODE64 : BOOT_SEL_CODE32;
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 
 	if (!gdt) {
 		snprintf(err, errlen, "guest RAM too small for the boot GDT");
 		return -1;
 	}
+	gdt_segment(gdt[cs >> 3], cs, &sregs->cs);
+	gdt_segment(gdt[BOOT_SEL_DATA >> 3], BOOT_SEL_DATA, &sregs->ds);
+	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
+	sregs->gdt.base = BOOT_GDT_ADDR;
+	sregs->gdt.limit = BOOT_GDT_ENTRIES * 8 - 1;
+	sregs->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
+	if (lm) {
+		sregs->cr0 |= CR0_WP | CR0_PG;
+		sregs->cr3 = BOOT_PML4_ADDR;
+		sregs->cr4 = CR4_PAE;
+		sregs->efer = EFER_LME | EFER_LMA;
+	}
+	memset(regs, 0, sizeof(*regs));
+	regs->rflags = 0x2;
+	regs->rip = vm->cfg.entry;
+	return 0;
+}
+
+int boot_setup_vcpu(struct vm *vm, int vcpu_fd, char *err, size_t errlen)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
 		snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
 		return -1;
 	}
-	gdt_segment(gdt[cs >> 3], cs, &sregs.cs);
-	gdt_segment(gdt[BOOT_SEL_DATA >> 3], BOOT_SEL_DATA, &sregs.ds);
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	sregs.gdt.base = BOOT_GDT_ADDR;
-	sregs.gdt.limit = BOOT_GDT_ENTRIES * 8 - 1;
-	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
-	if (lm) {
-		sregs.cr0 |= CR0_WP | CR0_PG;
-		sregs.cr3 = BOOT_PML4_ADDR;
-		sregs.cr4 = CR4_PAE;
-		sregs.efer = EFER_LME | EFER_LMA;
-	}
+	if (boot_cpu_state(vm, &sregs, &regs, err, errlen) < 0)
+		return -1;
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0) {
 		snprintf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 		return -1;
 	}
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = vm->cfg.entry;
 	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0) {
 		snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
 		return -1;
