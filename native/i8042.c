@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proto.h"
 #include "util.h"
@@ -105,10 +106,15 @@ static void write_data(struct i8042 *k, uint8_t v)
 	ctrl_reply(k, 0xfa);
 }
 
+/* The controller's ports are one byte wide. A wider access (inw/inl, outw/outl at 0x60 or 0x64)
+ * is what an ISA bus splits into byte cycles at consecutive ports: the controller sees only the
+ * first byte; the others go to the ports after it, which nothing claims here, so they read as
+ * an open bus (0xff, as a one-byte read of 0x61 or 0x65 does) and their writes are lost.
+ * (Firecracker drops such accesses whole and kvmtool widens the data port; real hardware does
+ * neither.) */
 static void i8042_io(struct i8042 *k, int is_cmd_port, bool is_write, uint8_t *data,
 		     unsigned len)
 {
-	(void)len;
 	pthread_mutex_lock(&k->lock);
 	if (is_write) {
 		if (is_cmd_port)
@@ -123,6 +129,8 @@ static void i8042_io(struct i8042 *k, int is_cmd_port, bool is_write, uint8_t *d
 	}
 	update_irq(k);
 	pthread_mutex_unlock(&k->lock);
+	if (!is_write && len > 1)
+		memset(data + 1, 0xff, len - 1);
 }
 
 static void i8042_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
