@@ -106,6 +106,8 @@ static void test_get_u64_valid(void)
 	CHECK_EQ(v, 4);
 	CHECK_EQ(get_u64("{\"n\":007}", "n", &v), 0);
 	CHECK_EQ(v, 7);
+	CHECK_EQ(get_u64("{\"vcpu\"\r\n:\r 5}", "vcpu", &v), 0);	/* all four JSON blanks */
+	CHECK_EQ(v, 5);
 }
 
 static void test_get_u64_invalid(void)
