@@ -28,28 +28,46 @@
 #define CONSOLE_LINGER_NS 1000000ull	/* batch console bytes: at most one event per ms... */
 #define CONSOLE_BATCH     4096u		/* ...unless this much is waiting */
 
+/* The socket is bound under a temporary name (path + "~") and renamed to path once it listens
+ * and has its mode, so that whoever sees path can connect: no ECONNREFUSED in the moment between
+ * bind() and listen(). A path one byte short of the limit leaves no room for the "~" and is
+ * bound directly. */
 int control_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	int fd, staged = len + 1 < sizeof(addr.sun_path);
 	struct stat st;
-	int fd;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
+	if (len >= sizeof(addr.sun_path)) {
 		snprintf(err, errlen, "control socket path too long (max %zu): %s",
 			 sizeof(addr.sun_path) - 1, path);
 		return -1;
 	}
-	strcpy(addr.sun_path, path);
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "control socket %s: %s", path, strerror(EADDRINUSE));
+			return -1;
+		}
 		unlink(path);	/* a stale socket from an earlier helper */
+	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s%s", path, staged ? "~" : "");
+	if (staged && lstat(addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(addr.sun_path);	/* left by a helper that died while starting */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
-	chmod(path, 0600);
+	chmod(addr.sun_path, 0600);
+	if (listen(fd, 4) < 0 || (staged && rename(addr.sun_path, path) < 0)) {
+		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(addr.sun_path);
+		return -1;
+	}
 	return fd;
 }
 
