@@ -33,7 +33,6 @@ const char *vm_state_name(enum vm_state s)
 	return "unknown";
 }
 
-
 void vm_set_state_locked(struct vm *vm, enum vm_state state, const char *reason)
 {
 	struct sbuf sb;

@@ -18,7 +18,7 @@ struct irq_recorder {
 	unsigned calls;
 };
 
-static void irq_record(void *opaque, unsigned irq, int level)
+static inline void irq_record(void *opaque, unsigned irq, int level)
 {
 	struct irq_recorder *r = opaque;
 
@@ -39,7 +39,7 @@ struct stop_recorder {
 	char reason[128];
 };
 
-static void stop_record(void *opaque, const char *reason)
+static inline void stop_record(void *opaque, const char *reason)
 {
 	struct stop_recorder *r = opaque;
 
