@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gdt.h"
 #include "util.h"
 
 #define PTE_P   (1ull << 0)
@@ -27,13 +28,14 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 
-/* A GDT descriptor from base/limit/access/flags (flags: G, D/B, L nibble). */
-static uint64_t gdt_entry(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags)
-{
-	return ((uint64_t)(base & 0xff000000) << 32) | ((uint64_t)(flags & 0xf) << 52) |
-	       ((uint64_t)(limit & 0xf0000) << 32) | ((uint64_t)access << 40) |
-	       ((uint64_t)(base & 0xffffff) << 16) | (limit & 0xffff);
-}
+/* The boot GDT: flat 4 GiB segments, present, DPL 0, accessed. The segment registers of the
+ * boot vCPU are derived from these same entries (boot_setup_vcpu). */
+static const struct seg_desc boot_gdt[BOOT_GDT_ENTRIES] = {
+	[0] = { 0 },							/* null */
+	[BOOT_SEL_CODE64 >> 3] = { 0, 0xfffff, 0x9b, 0xa },		/* code, L=1, G=1 */
+	[BOOT_SEL_DATA >> 3] = { 0, 0xfffff, 0x93, 0xc },		/* data, D/B=1, G=1 */
+	[BOOT_SEL_CODE32 >> 3] = { 0, 0xfffff, 0x9b, 0xc },		/* code, D/B=1, G=1 */
+};
 
 static int load_image(struct vm *vm, char *err, size_t errlen)
 {
@@ -108,64 +110,64 @@ static int build_page_tables(struct vm *vm, char *err, size_t errlen)
 
 int boot_load(struct vm *vm, char *err, size_t errlen)
 {
-	uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, 4 * 8);
+	uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, BOOT_GDT_ENTRIES * 8);
 
 	if (!gdt) {
 		snprintf(err, errlen, "guest RAM too small for the boot GDT");
 		return -1;
 	}
-	gdt[0] = 0;
-	gdt[1] = gdt_entry(0, 0xfffff, 0x9b, 0xa);	/* code, L=1, G=1 */
-	gdt[2] = gdt_entry(0, 0xfffff, 0x93, 0xc);	/* data, D/B=1, G=1 */
-	gdt[3] = gdt_entry(0, 0xfffff, 0x9b, 0xc);	/* code, D/B=1, G=1 */
+	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
+		gdt[i] = gdt_encode(&boot_gdt[i]);
 	if (vm->cfg.mode == BOOT_LONG && build_page_tables(vm, err, errlen) < 0)
 		return -1;
 	return load_image(vm, err, errlen);
 }
 
-static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, int code64)
+int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs, char *err,
+		   size_t errlen)
 {
-	memset(s, 0, sizeof(*s));
-	s->base = 0;
-	s->limit = 0xffffffff;
-	s->selector = sel;
-	s->type = type;
-	s->present = 1;
-	s->s = 1;
-	s->g = 1;
-	s->l = code64;
-	s->db = !code64;
+	/* The GDT boot_load wrote: the segment registers are what loading its selectors gives. */
+	const uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, BOOT_GDT_ENTRIES * 8);
+	int lm = vm->cfg.mode == BOOT_LONG;
+	uint16_t cs = lm ? BOOT_SEL_CODE64 : BOOT_SEL_CODE32;
+
+	if (!gdt) {
+		snprintf(err, errlen, "guest RAM too small for the boot GDT");
+		return -1;
+	}
+	gdt_segment(gdt[cs >> 3], cs, &sregs->cs);
+	gdt_segment(gdt[BOOT_SEL_DATA >> 3], BOOT_SEL_DATA, &sregs->ds);
+	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
+	sregs->gdt.base = BOOT_GDT_ADDR;
+	sregs->gdt.limit = BOOT_GDT_ENTRIES * 8 - 1;
+	sregs->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
+	if (lm) {
+		sregs->cr0 |= CR0_WP | CR0_PG;
+		sregs->cr3 = BOOT_PML4_ADDR;
+		sregs->cr4 = CR4_PAE;
+		sregs->efer = EFER_LME | EFER_LMA;
+	}
+	memset(regs, 0, sizeof(*regs));
+	regs->rflags = 0x2;
+	regs->rip = vm->cfg.entry;
+	return 0;
 }
 
 int boot_setup_vcpu(struct vm *vm, int vcpu_fd, char *err, size_t errlen)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
-	int lm = vm->cfg.mode == BOOT_LONG;
 
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
 		snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
 		return -1;
 	}
-	flat_segment(&sregs.cs, lm ? BOOT_SEL_CODE64 : BOOT_SEL_CODE32, 0xb, lm);
-	flat_segment(&sregs.ds, BOOT_SEL_DATA, 0x3, 0);
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	sregs.gdt.base = BOOT_GDT_ADDR;
-	sregs.gdt.limit = 4 * 8 - 1;
-	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
-	if (lm) {
-		sregs.cr0 |= CR0_WP | CR0_PG;
-		sregs.cr3 = BOOT_PML4_ADDR;
-		sregs.cr4 = CR4_PAE;
-		sregs.efer = EFER_LME | EFER_LMA;
-	}
+	if (boot_cpu_state(vm, &sregs, &regs, err, errlen) < 0)
+		return -1;
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0) {
 		snprintf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
 		return -1;
 	}
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = vm->cfg.entry;
 	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0) {
 		snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
 		return -1;

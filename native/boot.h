@@ -12,6 +12,7 @@
 #ifndef QVMM_BOOT_H
 #define QVMM_BOOT_H
 
+#include <linux/kvm.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@
 #define BOOT_TSS_ADDR   0xfffbd000ull
 #define BOOT_IDMAP_ADDR 0xfffbc000ull
 
+#define BOOT_GDT_ENTRIES 4
 #define BOOT_SEL_CODE64 0x08
 #define BOOT_SEL_DATA   0x10
 #define BOOT_SEL_CODE32 0x18
@@ -32,7 +34,12 @@
 /* Loads the image into guest RAM and builds GDT and page tables. -1 with err on refusal. */
 int boot_load(struct vm *vm, char *err, size_t errlen);
 
-/* Puts the boot vCPU (fd) into the configured mode at the entry point. */
+/* The boot vCPU's registers for the configured mode and entry point, after boot_load: changes
+ * the segments, GDT, control registers and EFER of *sregs (read from KVM; the rest is kept)
+ * and sets *regs. -1 with err if the GDT is not in guest RAM. */
+int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs, char *err,
+		   size_t errlen);
+/* Puts the boot vCPU (fd) into that state. */
 int boot_setup_vcpu(struct vm *vm, int vcpu_fd, char *err, size_t errlen);
 
 #endif

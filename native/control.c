@@ -1,5 +1,5 @@
-/* Control socket: framing, the client connection, the event pump and the poll loop.
- * Request handlers live in control_ops.c. */
+/* Control socket: the client connection, the event pump and the poll loop. Framing is in
+ * framing.c, payload checks in request.c, request handlers in control_ops.c. */
 #include "control.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 
 #include "control_ops.h"
 #include "events.h"
+#include "framing.h"
 #include "json.h"
 #include "serial.h"
 #include "util.h"
@@ -27,28 +28,46 @@
 #define CONSOLE_LINGER_NS 1000000ull	/* batch console bytes: at most one event per ms... */
 #define CONSOLE_BATCH     4096u		/* ...unless this much is waiting */
 
+/* The socket is bound under a temporary name (path + "~") and renamed to path once it listens
+ * and has its mode, so that whoever sees path can connect: no ECONNREFUSED in the moment between
+ * bind() and listen(). A path one byte short of the limit leaves no room for the "~" and is
+ * bound directly. */
 int control_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	int fd, staged = len + 1 < sizeof(addr.sun_path);
 	struct stat st;
-	int fd;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
+	if (len >= sizeof(addr.sun_path)) {
 		snprintf(err, errlen, "control socket path too long (max %zu): %s",
 			 sizeof(addr.sun_path) - 1, path);
 		return -1;
 	}
-	strcpy(addr.sun_path, path);
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "control socket %s: %s", path, strerror(EADDRINUSE));
+			return -1;
+		}
 		unlink(path);	/* a stale socket from an earlier helper */
+	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s%s", path, staged ? "~" : "");
+	if (staged && lstat(addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(addr.sun_path);	/* left by a helper that died while starting */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
-	chmod(path, 0600);
+	chmod(addr.sun_path, 0600);
+	if (listen(fd, 4) < 0 || (staged && rename(addr.sun_path, path) < 0)) {
+		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(addr.sun_path);
+		return -1;
+	}
 	return fd;
 }
 
@@ -211,35 +230,33 @@ static void read_client(struct server *s)
 {
 	struct client *c = &s->client;
 	struct proto_header h;
+	size_t want;
 
 	for (;;) {
-		size_t want = c->in_len < PROTO_HEADER_SIZE ? PROTO_HEADER_SIZE - c->in_len : 0;
-		if (!want) {
-			memcpy(&h, c->in, sizeof(h));
-			if (h.length > PROTO_MAX_PAYLOAD) {
-				client_error(c, h.type, h.id, PROTO_E_TOO_LARGE,
-					     "message length %u exceeds the maximum %u; closing the connection",
-					     h.length, PROTO_MAX_PAYLOAD);
-				c->closing = 1;
-				return;
-			}
-			want = PROTO_HEADER_SIZE + h.length - c->in_len;
-		}
-		if (want) {
-			ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-				c->dead = 1;
-				return;
-			}
-			if (n < 0)
-				return;
-			c->in_len += (size_t)n;
-			continue;
-		}
-		c->in_len = 0;
-		control_handle(s, &h, c->in + PROTO_HEADER_SIZE);
-		if (c->dead || c->closing || s->exit_status >= 0)
+		switch (frame_check(c->in, c->in_len, &h, &want)) {
+		case FRAME_TOO_LARGE:
+			client_error(c, h.type, h.id, PROTO_E_TOO_LARGE,
+				     "message length %u exceeds the maximum %u; closing the connection",
+				     h.length, PROTO_MAX_PAYLOAD);
+			c->closing = 1;
 			return;
+		case FRAME_COMPLETE:
+			c->in_len = 0;
+			control_handle(s, &h, c->in + PROTO_HEADER_SIZE);
+			if (c->dead || c->closing || s->exit_status >= 0)
+				return;
+			continue;
+		case FRAME_INCOMPLETE:
+			break;
+		}
+		ssize_t n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			c->dead = 1;
+			return;
+		}
+		if (n < 0)
+			return;
+		c->in_len += (size_t)n;
 	}
 }
 

@@ -1,5 +1,5 @@
-/* Control protocol request handlers: every payload is checked; a bad request gets an error
- * reply and changes nothing. */
+/* Control protocol request handlers: every payload is checked first (request.c); a bad
+ * request gets an error reply and changes nothing. */
 #include "control_ops.h"
 
 #include <stdio.h>
@@ -13,14 +13,13 @@
 #include "i8042.h"
 #include "json.h"
 #include "regs.h"
+#include "request.h"
 #include "serial.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
 
 #define PAUSE_TIMEOUT_MS        5000
-#define STOP_DEFAULT_TIMEOUT_MS 3000
-#define STOP_MAX_TIMEOUT_MS     600000
 
 static enum vm_state get_state(struct vm *vm)
 {
@@ -62,22 +61,10 @@ static void status_json(struct server *s, struct sbuf *sb)
 		  (unsigned long long)ring_head(&vm->serial->out), PROTO_VERSION);
 }
 
-static void op_hello(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_hello(struct server *s, const struct proto_header *h)
 {
-	uint64_t version;
 	struct sbuf sb;
 
-	if (json_get_u64((const char *)p, h->length, "version", &version) < 0) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
-			     "HELLO needs a JSON payload with \"version\"");
-		return;
-	}
-	if (version != PROTO_VERSION) {
-		client_error(&s->client, h->type, h->id, PROTO_E_VERSION,
-			     "protocol version %llu not supported (helper speaks %d)",
-			     (unsigned long long)version, PROTO_VERSION);
-		return;
-	}
 	s->client.hello = 1;
 	sb_init(&sb);
 	status_json(s, &sb);
@@ -191,24 +178,8 @@ void control_stop_progress(struct server *s)
 	}
 }
 
-static void op_stop(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_stop(struct server *s, const struct proto_header *h, uint64_t timeout)
 {
-	uint64_t timeout = STOP_DEFAULT_TIMEOUT_MS;
-
-	if (s->stop.active) {
-		client_error(&s->client, h->type, h->id, PROTO_E_WRONG_STATE, "a stop is in progress");
-		return;
-	}
-	if (h->length && json_get_u64((const char *)p, h->length, "timeoutMs", &timeout) < 0 &&
-	    memmem(p, h->length, "timeoutMs", 9)) {
-		client_error(&s->client, h->type, h->id, PROTO_E_INVALID_ARGUMENT, "bad timeoutMs");
-		return;
-	}
-	if (timeout > STOP_MAX_TIMEOUT_MS) {
-		client_error(&s->client, h->type, h->id, PROTO_E_INVALID_ARGUMENT,
-			     "timeoutMs %llu above %d", (unsigned long long)timeout, STOP_MAX_TIMEOUT_MS);
-		return;
-	}
 	s->stop.active = 1;
 	s->stop.id = h->id;
 	s->stop.deadline_ns = now_ns() + timeout * 1000000ull;
@@ -220,39 +191,18 @@ static void op_stop(struct server *s, const struct proto_header *h, const uint8_
 	control_stop_now(s, get_state(s->vm) == VM_RUNNING);
 }
 
-/* The vCPU a GET/SET_REGS request names, checked; NULL after replying an error. */
-static struct vcpu *regs_vcpu(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_regs(struct server *s, const struct proto_header *h, const uint8_t *p,
+		    uint64_t vcpu)
 {
-	uint64_t id;
-	enum vm_state st = get_state(s->vm);
-
-	if (json_get_u64((const char *)p, h->length, "vcpu", &id) < 0) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
-			     "payload must be JSON with \"vcpu\"");
-		return NULL;
-	}
-	if (id >= s->vm->nr_vcpus) {
-		client_error(&s->client, h->type, h->id, PROTO_E_OUT_OF_RANGE,
-			     "vcpu %llu does not exist (%u vCPUs)", (unsigned long long)id,
-			     s->vm->nr_vcpus);
-		return NULL;
-	}
-	if (st == VM_RUNNING) {
-		client_error(&s->client, h->type, h->id, PROTO_E_WRONG_STATE,
-			     "registers are only accessible while the VM is not running (pause it first)");
-		return NULL;
-	}
-	return &s->vm->vcpus[id];
-}
-
-static void op_regs(struct server *s, const struct proto_header *h, const uint8_t *p)
-{
-	struct vcpu *v = regs_vcpu(s, h, p);
+	struct vcpu *v = &s->vm->vcpus[vcpu];
 	char err[256];
 	struct sbuf sb;
 
-	if (!v)
+	if (get_state(s->vm) == VM_RUNNING) {
+		client_error(&s->client, h->type, h->id, PROTO_E_WRONG_STATE,
+			     "registers are only accessible while the VM is not running (pause it first)");
 		return;
+	}
 	sb_init(&sb);
 	if (h->type == PROTO_SET_REGS &&
 	    regs_set_json(v->fd, (const char *)p, h->length, err, sizeof(err)) < 0) {
@@ -267,80 +217,41 @@ static void op_regs(struct server *s, const struct proto_header *h, const uint8_
 	reply_sb(s, h, &sb);
 }
 
-struct mem_req {
-	uint64_t gpa;
-	uint32_t len;
-	uint32_t flags;
-} __attribute__((packed));
-
-static void op_mem(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_mem(struct server *s, const struct proto_header *h, uint64_t gpa, uint32_t len,
+		   const uint8_t *data)
 {
-	struct mem_req r;
-	void *host;
+	void *host = memory_gpa_to_host(&s->vm->mem, gpa, len);
 
-	if (h->length < sizeof(r)) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
-			     "memory request needs a 16-byte header");
-		return;
-	}
-	memcpy(&r, p, sizeof(r));
-	if (r.flags) {
-		client_error(&s->client, h->type, h->id, PROTO_E_INVALID_ARGUMENT, "flags must be 0");
-		return;
-	}
-	if (r.len > PROTO_MAX_MEM_IO) {
-		client_error(&s->client, h->type, h->id, PROTO_E_TOO_LARGE,
-			     "%u bytes above the per-request limit of %u", r.len, PROTO_MAX_MEM_IO);
-		return;
-	}
-	if (h->type == PROTO_WRITE_MEM && h->length - sizeof(r) != r.len) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
-			     "length %u does not match the %zu data bytes", r.len, h->length - sizeof(r));
-		return;
-	}
-	host = memory_gpa_to_host(&s->vm->mem, r.gpa, r.len);
 	if (!host) {
 		client_error(&s->client, h->type, h->id, PROTO_E_OUT_OF_RANGE,
-			     "[0x%llx, +0x%x) is not inside guest RAM", (unsigned long long)r.gpa, r.len);
+			     "[0x%llx, +0x%x) is not inside guest RAM", (unsigned long long)gpa, len);
 		return;
 	}
 	if (h->type == PROTO_READ_MEM) {
-		reply(s, h, host, r.len);
+		reply(s, h, host, len);
 	} else {
-		memcpy(host, p + sizeof(r), r.len);
+		memcpy(host, data, len);
 		reply(s, h, NULL, 0);
 	}
 }
 
-static void op_input(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_input(struct server *s, const struct proto_header *h, const uint8_t *bytes,
+		     size_t len)
 {
 	char json[48];
-	size_t n = h->type == PROTO_KEYBOARD ? i8042_input(s->vm->kbd, p, h->length)
-					     : serial_input(s->vm->serial, p, h->length);
+	size_t n = h->type == PROTO_KEYBOARD ? i8042_input(s->vm->kbd, bytes, len)
+					     : serial_input(s->vm->serial, bytes, len);
 
 	snprintf(json, sizeof(json), "{\"accepted\":%zu}", n);
 	reply(s, h, json, strlen(json));
 }
 
-static void op_console_read(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_console_read(struct server *s, const struct proto_header *h, uint32_t max)
 {
-	uint32_t max = 64 << 10;
 	uint64_t pos, lost;
 	uint8_t *buf;
 	size_t n;
 
-	if (h->length != 0 && h->length != 4) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
-			     "payload is empty or a u32 byte count");
-		return;
-	}
-	if (h->length == 4)
-		memcpy(&max, p, 4);
-	if (max > SERIAL_RING_SIZE) {
-		client_error(&s->client, h->type, h->id, PROTO_E_TOO_LARGE, "at most %u bytes",
-			     SERIAL_RING_SIZE);
-		return;
-	}
 	buf = malloc(MAX(max, 1u));
 	if (!buf) {
 		client_error(&s->client, h->type, h->id, PROTO_E_INTERNAL, "out of memory");
@@ -353,18 +264,10 @@ static void op_console_read(struct server *s, const struct proto_header *h, cons
 	free(buf);
 }
 
-static void op_guest_command(struct server *s, const struct proto_header *h, const uint8_t *p)
+static void op_guest_command(struct server *s, const struct proto_header *h, uint32_t word)
 {
-	uint32_t word;
-
-	if (h->length != 4) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE, "payload is one u32");
-		return;
-	}
-	memcpy(&word, p, 4);
-	if (!word || debugport_command(s->vm->debug, word) < 0) {
-		client_error(&s->client, h->type, h->id, word ? PROTO_E_TOO_LARGE : PROTO_E_INVALID_ARGUMENT,
-			     word ? "command mailbox full" : "command word 0 means \"empty\"");
+	if (debugport_command(s->vm->debug, word) < 0) {
+		client_error(&s->client, h->type, h->id, PROTO_E_TOO_LARGE, "command mailbox full");
 		return;
 	}
 	reply(s, h, NULL, 0);
@@ -408,43 +311,31 @@ static void op_dirty(struct server *s, const struct proto_header *h)
 	free(out);
 }
 
-static void op_pointer(struct server *s, const struct proto_header *h, const uint8_t *p)
-{
-	uint64_t x, y, buttons;
-
-	if (json_get_u64((const char *)p, h->length, "x", &x) < 0 ||
-	    json_get_u64((const char *)p, h->length, "y", &y) < 0 ||
-	    json_get_u64((const char *)p, h->length, "buttons", &buttons) < 0) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE,
-			     "payload must be JSON {\"x\":N,\"y\":N,\"buttons\":N}");
-		return;
-	}
-	if (x > 0xffffffffull || y > 0xffffffffull || buttons > 0xffffffffull) {
-		client_error(&s->client, h->type, h->id, PROTO_E_INVALID_ARGUMENT,
-			     "x, y and buttons are 32-bit values");
-		return;
-	}
-	framebuffer_pointer(s->vm->fb, (uint32_t)x, (uint32_t)y, (uint32_t)buttons);
-	reply(s, h, "{}", 2);
-}
-
 void control_handle(struct server *s, const struct proto_header *h, const uint8_t *p)
 {
+	struct request_limits lim = { .nr_vcpus = s->vm->nr_vcpus };
+	struct request_error e;
+	struct request r;
 	struct sbuf sb;
 
-	if (h->flags & (PROTO_F_REPLY | PROTO_F_EVENT)) {
-		client_error(&s->client, h->type, h->id, PROTO_E_BAD_MESSAGE, "clients send requests only");
+	if (request_check_flags(h, &e) < 0) {
+		client_error(&s->client, h->type, h->id, e.code, "%s", e.message);
 		return;
 	}
-	if (h->type == PROTO_HELLO) {
-		op_hello(s, h, p);
-		return;
-	}
-	if (!s->client.hello) {
+	if (h->type != PROTO_HELLO && !s->client.hello) {
 		client_error(&s->client, h->type, h->id, PROTO_E_NO_HELLO, "send HELLO first");
 		return;
 	}
-	switch (h->type) {
+	if (h->type == PROTO_STOP && s->stop.active) {	/* refused before its payload is read */
+		client_error(&s->client, h->type, h->id, PROTO_E_WRONG_STATE, "a stop is in progress");
+		return;
+	}
+	if (request_parse(h, p, &lim, &r, &e) < 0) {
+		client_error(&s->client, h->type, h->id, e.code, "%s", e.message);
+		return;
+	}
+	switch (h->type) {		/* request_parse refused every other type */
+	case PROTO_HELLO: op_hello(s, h); break;
 	case PROTO_STATUS:
 		sb_init(&sb);
 		status_json(s, &sb);
@@ -453,25 +344,25 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 	case PROTO_START: op_start(s, h); break;
 	case PROTO_PAUSE: op_pause(s, h); break;
 	case PROTO_RESUME: op_resume(s, h); break;
-	case PROTO_STOP: op_stop(s, h, p); break;
+	case PROTO_STOP: op_stop(s, h, r.u.timeout_ms); break;
 	case PROTO_GET_REGS:
-	case PROTO_SET_REGS: op_regs(s, h, p); break;
+	case PROTO_SET_REGS: op_regs(s, h, p, r.u.vcpu); break;
 	case PROTO_READ_MEM:
-	case PROTO_WRITE_MEM: op_mem(s, h, p); break;
+	case PROTO_WRITE_MEM: op_mem(s, h, r.u.mem.gpa, r.u.mem.len, r.u.mem.data); break;
 	case PROTO_STATS:
 		sb_init(&sb);
 		stats_json(s->vm, &sb);
 		reply_sb(s, h, &sb);
 		break;
 	case PROTO_CONSOLE_WRITE:
-	case PROTO_KEYBOARD: op_input(s, h, p); break;
-	case PROTO_CONSOLE_READ: op_console_read(s, h, p); break;
-	case PROTO_GUEST_COMMAND: op_guest_command(s, h, p); break;
+	case PROTO_KEYBOARD: op_input(s, h, r.u.input.bytes, r.u.input.len); break;
+	case PROTO_CONSOLE_READ: op_console_read(s, h, r.u.console_max); break;
+	case PROTO_GUEST_COMMAND: op_guest_command(s, h, r.u.command); break;
 	case PROTO_DISPLAY_INFO: op_display_info(s, h); break;
 	case PROTO_DIRTY: op_dirty(s, h); break;
-	case PROTO_POINTER: op_pointer(s, h, p); break;
-	default:
-		client_error(&s->client, h->type, h->id, PROTO_E_UNKNOWN_TYPE, "unknown request type %u",
-			     h->type);
+	case PROTO_POINTER:
+		framebuffer_pointer(s->vm->fb, r.u.pointer.x, r.u.pointer.y, r.u.pointer.buttons);
+		reply(s, h, "{}", 2);
+		break;
 	}
 }

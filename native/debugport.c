@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "events.h"
 #include "proto.h"
 #include "util.h"
 
@@ -14,7 +13,7 @@ static void update_irq(struct debugport *d)
 
 	if (level != d->irq_level) {
 		d->irq_level = level;
-		vm_irq_line(d->vm, QG_DOORBELL_IRQ, level);
+		irq_line_set(&d->doorbell, level);
 	}
 }
 
@@ -36,9 +35,9 @@ static void power_write(struct debugport *d, uint32_t v)
 		return;
 	snprintf(json, sizeof(json), "{\"source\":\"%s\"}",
 		 v == QG_POWER_ACK ? "acknowledged" : "guest");
-	vm_guest_stopped(d->vm, VM_STOPPED, v == QG_POWER_ACK ? "power-off acknowledged by the guest"
-						       : "power-off requested by the guest");
-	events_push(d->vm->events, PROTO_EV_POWEROFF, json);
+	stop_hook_call(&d->power_off, v == QG_POWER_ACK ? "power-off acknowledged by the guest"
+							: "power-off requested by the guest");
+	events_push(d->events, PROTO_EV_POWEROFF, json);
 }
 
 static void debug_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)
@@ -59,11 +58,11 @@ static void debug_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data
 		d->count.results++;
 		snprintf(json, sizeof(json), "{\"port\":%u,\"size\":%u,\"value\":%u}",
 			 (unsigned)port, len, le_value(data, len));
-		events_push(d->vm->events, PROTO_EV_DEBUG, json);
+		events_push(d->events, PROTO_EV_DEBUG, json);
 	} else if (is_write && port == QG_PORT_POWER) {
 		uint32_t v = le_value(data, len);
 		pthread_mutex_unlock(&d->lock);
-		power_write(d, v);	/* takes vm->lock: not under our lock */
+		power_write(d, v);	/* stops the VM: not under our lock */
 		return;
 	} else if (!is_write) {
 		uint32_t v = 0;
@@ -105,15 +104,24 @@ void debugport_request_poweroff(struct debugport *d)
 	debugport_command(d, QG_CMD_HOST_POWEROFF);
 }
 
-struct debugport *debugport_init(struct vm *vm)
+struct debugport *debugport_init(struct iobus *pio, struct irq_line doorbell, struct events *events,
+				 struct stop_hook power_off, char *err, size_t errlen)
 {
 	struct debugport *d = calloc(1, sizeof(*d));
+	char why[160];
 
-	if (!d)
+	if (!d) {
+		snprintf(err, errlen, "debug port: out of memory");
 		return NULL;
-	d->vm = vm;
+	}
+	d->doorbell = doorbell;
+	d->events = events;
+	d->power_off = power_off;
 	pthread_mutex_init(&d->lock, NULL);
-	if (iobus_register(&vm->pio, QG_DEBUG_BASE, QG_DEBUG_LEN, debug_io, d, "debug") < 0) {
+	d->bus = pio;
+	if (iobus_register(pio, QG_DEBUG_BASE, QG_DEBUG_LEN, debug_io, d, "debug", why,
+			   sizeof(why)) < 0) {
+		snprintf(err, errlen, "debug port: ports: %s", why);
 		debugport_teardown(d);
 		return NULL;
 	}
@@ -124,6 +132,18 @@ void debugport_teardown(struct debugport *d)
 {
 	if (!d)
 		return;
+	iobus_unregister(d->bus, d);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+void debugport_stats_json(struct debugport *d, struct sbuf *sb)
+{
+	sb_printf(sb, "{\"results\":%llu,\"bench\":%llu,\"commandsIn\":%llu,"
+		  "\"commandsOut\":%llu,\"power\":%llu}",
+		  (unsigned long long)LOAD_RELAXED(d->count.results),
+		  (unsigned long long)LOAD_RELAXED(d->count.bench),
+		  (unsigned long long)LOAD_RELAXED(d->count.commands_in),
+		  (unsigned long long)LOAD_RELAXED(d->count.commands_out),
+		  (unsigned long long)LOAD_RELAXED(d->count.power));
 }

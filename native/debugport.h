@@ -3,10 +3,15 @@
 #ifndef QVMM_DEBUGPORT_H
 #define QVMM_DEBUGPORT_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
+#include "events.h"
 #include "guest-abi.h"
-#include "vm.h"
+#include "iobus.h"
+#include "json.h"
 
 #define DEBUG_MAILBOX 256
 
@@ -15,7 +20,10 @@ struct debugport_counters {
 };
 
 struct debugport {
-	struct vm *vm;
+	struct iobus *bus;		/* where its ports are registered */
+	struct irq_line doorbell;	/* raised while the mailbox is not empty */
+	struct events *events;		/* gets DEBUG and POWEROFF events */
+	struct stop_hook power_off;	/* the guest asked for or acknowledged power-off */
 	pthread_mutex_t lock;
 	uint32_t mailbox[DEBUG_MAILBOX];
 	unsigned mb_head, mb_count;
@@ -24,11 +32,16 @@ struct debugport {
 	struct debugport_counters count;
 };
 
-struct debugport *debugport_init(struct vm *vm);
+/* Creates the device and claims its ports on pio. NULL with err ("debug port: ...") on failure. */
+struct debugport *debugport_init(struct iobus *pio, struct irq_line doorbell, struct events *events,
+				 struct stop_hook power_off, char *err, size_t errlen);
+/* Releases its ports and frees it; NULL is fine. */
 void debugport_teardown(struct debugport *d);
 /* Queues a command word for the guest; -1 if the mailbox is full. */
 int debugport_command(struct debugport *d, uint32_t word);
 /* Asks the guest to power off (queues QG_CMD_HOST_POWEROFF and rings the doorbell). */
 void debugport_request_poweroff(struct debugport *d);
+/* Appends its counters: {"results":N,"bench":N,"commandsIn":N,"commandsOut":N,"power":N}. */
+void debugport_stats_json(struct debugport *d, struct sbuf *sb);
 
 #endif

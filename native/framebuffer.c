@@ -12,7 +12,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "debugport.h"
 #include "util.h"
 
 #define PAGE 4096ull
@@ -55,7 +54,7 @@ static int open_backing(struct framebuffer *fb, const char *dir, char *err, size
 {
 	if (dir) {
 		if ((size_t)snprintf(fb->path, sizeof(fb->path), "%s/framebuffer", dir) >= sizeof(fb->path)) {
-			snprintf(err, errlen, "runtime dir path too long for the framebuffer file");
+			snprintf(err, errlen, "framebuffer: runtime dir path too long for the file");
 			return -1;
 		}
 		fb->fd = open(fb->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -71,27 +70,31 @@ static int open_backing(struct framebuffer *fb, const char *dir, char *err, size
 		snprintf(fb->path, sizeof(fb->path), "/proc/%d/fd/%d", (int)getpid(), fb->fd);
 	}
 	if (fb->fd < 0 || ftruncate(fb->fd, (off_t)fb->size) < 0) {
-		snprintf(err, errlen, "framebuffer file %s of %llu bytes: %s", dir ? fb->path : "(memfd)",
+		snprintf(err, errlen, "framebuffer: file %s of %llu bytes: %s", dir ? fb->path : "(memfd)",
 			 (unsigned long long)fb->size, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-struct framebuffer *framebuffer_init(struct vm *vm, char *err, size_t errlen)
+struct framebuffer *framebuffer_init(int vm_fd, uint32_t width, uint32_t height,
+				     const char *runtime_dir, struct iobus *pio,
+				     struct debugport *doorbell, char *err, size_t errlen)
 {
 	struct framebuffer *fb = calloc(1, sizeof(*fb));
 	struct kvm_userspace_memory_region region;
+	char why[160];
 
 	if (!fb) {
-		snprintf(err, errlen, "out of memory for the framebuffer");
+		snprintf(err, errlen, "framebuffer: out of memory");
 		return NULL;
 	}
-	fb->vm = vm;
+	fb->vm_fd = vm_fd;
+	fb->doorbell = doorbell;
 	fb->fd = -1;
 	pthread_mutex_init(&fb->lock, NULL);
-	fb->width = vm->cfg.fb_width;
-	fb->height = vm->cfg.fb_height;
+	fb->width = width;
+	fb->height = height;
 	fb->stride = fb->width * 4;
 	fb->size = ((uint64_t)fb->stride * fb->height + PAGE - 1) & ~(PAGE - 1);
 	fb->pages = (uint32_t)(fb->size / PAGE);
@@ -99,12 +102,16 @@ struct framebuffer *framebuffer_init(struct vm *vm, char *err, size_t errlen)
 	fb->ptr_x = fb->width / 2;
 	fb->ptr_y = fb->height / 2;
 	fb->bitmap = calloc((fb->pages + 63) / 64, sizeof(uint64_t));
-	if (!fb->bitmap || open_backing(fb, vm->cfg.runtime_dir, err, errlen) < 0)
+	if (!fb->bitmap) {
+		snprintf(err, errlen, "framebuffer: out of memory for the dirty bitmap");
+		goto fail;
+	}
+	if (open_backing(fb, runtime_dir, err, errlen) < 0)
 		goto fail;
 	fb->host = mmap(NULL, fb->size, PROT_READ | PROT_WRITE, MAP_SHARED, fb->fd, 0);
 	if (fb->host == MAP_FAILED) {
 		fb->host = NULL;
-		snprintf(err, errlen, "mmap of the framebuffer: %s", strerror(errno));
+		snprintf(err, errlen, "framebuffer: mmap: %s", strerror(errno));
 		goto fail;
 	}
 	region = (struct kvm_userspace_memory_region){
@@ -114,15 +121,17 @@ struct framebuffer *framebuffer_init(struct vm *vm, char *err, size_t errlen)
 		.memory_size = fb->size,
 		.userspace_addr = (uint64_t)(uintptr_t)fb->host,
 	};
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION framebuffer slot: %s", strerror(errno));
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		snprintf(err, errlen, "framebuffer: KVM_SET_USER_MEMORY_REGION slot %d: %s", FB_SLOT,
+			 strerror(errno));
 		goto fail;
 	}
-	if (iobus_register(&vm->pio, QG_FB_BASE, QG_FB_LEN, fb_io, fb, "framebuffer") < 0) {
-		snprintf(err, errlen, "framebuffer ports 0x%x-0x%x are taken", QG_FB_BASE,
-			 QG_FB_BASE + QG_FB_LEN - 1);
+	if (iobus_register(pio, QG_FB_BASE, QG_FB_LEN, fb_io, fb, "framebuffer", why,
+			   sizeof(why)) < 0) {
+		snprintf(err, errlen, "framebuffer: ports: %s", why);
 		goto fail;
 	}
+	fb->bus = pio;
 	log_info("framebuffer %ux%u BGRX at 0x%llx (%u pages), file %s", fb->width, fb->height,
 		 (unsigned long long)fb->gpa, fb->pages, fb->path);
 	return fb;
@@ -135,6 +144,8 @@ void framebuffer_teardown(struct framebuffer *fb)
 {
 	if (!fb)
 		return;
+	if (fb->bus)
+		iobus_unregister(fb->bus, fb);
 	if (fb->host)
 		munmap(fb->host, fb->size);
 	if (fb->fd >= 0)
@@ -152,7 +163,7 @@ const uint64_t *framebuffer_dirty(struct framebuffer *fb, char *err, size_t errl
 	uint64_t n = 0;
 
 	memset(fb->bitmap, 0, ((fb->pages + 63) / 64) * sizeof(uint64_t));
-	if (ioctl(fb->vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+	if (ioctl(fb->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
 		snprintf(err, errlen, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
 		return NULL;
 	}
@@ -178,11 +189,22 @@ void framebuffer_pointer(struct framebuffer *fb, uint32_t x, uint32_t y, uint32_
 	pthread_mutex_unlock(&fb->lock);
 	if (!ring)
 		return;		/* the guest has not read the last one yet: it will see this too */
-	if (debugport_command(fb->vm->debug, QG_CMD_POINTER) < 0) {
+	if (debugport_command(fb->doorbell, QG_CMD_POINTER) < 0) {
 		pthread_mutex_lock(&fb->lock);
 		fb->ptr_pending = 0;	/* mailbox full: ring again next time */
 		pthread_mutex_unlock(&fb->lock);
 		return;
 	}
 	__atomic_fetch_add(&fb->count.pointer_doorbells, 1, __ATOMIC_RELAXED);
+}
+
+void framebuffer_stats_json(struct framebuffer *fb, struct sbuf *sb)
+{
+	sb_printf(sb, "{\"dirtyCalls\":%llu,\"dirtyPages\":%llu,\"pointerUpdates\":%llu,"
+		  "\"pointerDoorbells\":%llu,\"regReads\":%llu}",
+		  (unsigned long long)LOAD_RELAXED(fb->count.dirty_calls),
+		  (unsigned long long)LOAD_RELAXED(fb->count.dirty_pages),
+		  (unsigned long long)LOAD_RELAXED(fb->count.pointer_updates),
+		  (unsigned long long)LOAD_RELAXED(fb->count.pointer_doorbells),
+		  (unsigned long long)LOAD_RELAXED(fb->count.reg_reads));
 }

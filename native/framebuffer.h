@@ -5,11 +5,14 @@
 #ifndef QVMM_FRAMEBUFFER_H
 #define QVMM_FRAMEBUFFER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debugport.h"
 #include "guest-abi.h"
-#include "vm.h"
+#include "iobus.h"
+#include "json.h"
 
 #define FB_SLOT        2		/* KVM memory slot (RAM uses 0 and 1) */
 #define FB_MIN_WIDTH   64
@@ -24,7 +27,9 @@ struct fb_counters {
 };
 
 struct framebuffer {
-	struct vm *vm;
+	int vm_fd;			/* the VM its slot belongs to */
+	struct iobus *bus;		/* where its register ports are registered */
+	struct debugport *doorbell;	/* rung for POINTER */
 	pthread_mutex_t lock;		/* guards the pointer state */
 	uint32_t width, height, stride;
 	uint64_t size;			/* stride * height rounded up to 4 KiB */
@@ -40,14 +45,21 @@ struct framebuffer {
 	struct fb_counters count;
 };
 
-/* Creates the backing file (<runtime-dir>/framebuffer, or a memfd without a runtime dir),
- * maps it, registers the slot with dirty logging and the register ports. */
-struct framebuffer *framebuffer_init(struct vm *vm, char *err, size_t errlen);
-/* Unmaps and closes; removes the file. */
+/* Creates the backing file (<runtime_dir>/framebuffer, or a memfd without a runtime dir),
+ * maps it, registers the slot with dirty logging on vm_fd and the register ports on pio.
+ * NULL with err ("framebuffer: ...") on failure. */
+struct framebuffer *framebuffer_init(int vm_fd, uint32_t width, uint32_t height,
+				     const char *runtime_dir, struct iobus *pio,
+				     struct debugport *doorbell, char *err, size_t errlen);
+/* Releases its ports, unmaps and closes; removes the file. NULL is fine. The KVM slot goes
+ * with the VM. */
 void framebuffer_teardown(struct framebuffer *fb);
 /* Fetches and clears the dirty bitmap (KVM_GET_DIRTY_LOG); returns fb->bitmap or NULL. */
 const uint64_t *framebuffer_dirty(struct framebuffer *fb, char *err, size_t errlen);
 /* Stores a new pointer state and rings the guest's doorbell (QG_CMD_POINTER, coalesced). */
 void framebuffer_pointer(struct framebuffer *fb, uint32_t x, uint32_t y, uint32_t buttons);
+/* Appends its counters: {"dirtyCalls":N,"dirtyPages":N,"pointerUpdates":N,
+ * "pointerDoorbells":N,"regReads":N}. */
+void framebuffer_stats_json(struct framebuffer *fb, struct sbuf *sb);
 
 #endif

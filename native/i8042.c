@@ -2,9 +2,10 @@
  * IRQ 1 and to reset itself by pulsing the reset line (0xFE to port 0x64). */
 #include "i8042.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "events.h"
 #include "proto.h"
 #include "util.h"
 
@@ -35,7 +36,7 @@ static void update_irq(struct i8042 *k)
 		k->irq_level = level;
 		if (level)
 			k->count.irqs++;
-		vm_irq_line(k->vm, I8042_KBD_IRQ, level);
+		irq_line_set(&k->irq, level);
 	}
 }
 
@@ -86,8 +87,8 @@ static void write_command(struct i8042 *k, uint8_t cmd)
 	case CMD_RESET:
 		k->count.resets++;
 		log_info("guest reset through the i8042 (0xfe to port 0x64)");
-		events_push(k->vm->events, PROTO_EV_RESET, "{\"source\":\"i8042\"}");
-		vm_guest_stopped(k->vm, VM_STOPPED, "guest reset (i8042)");
+		events_push(k->events, PROTO_EV_RESET, "{\"source\":\"i8042\"}");
+		stop_hook_call(&k->reset, "guest reset (i8042)");
 		break;
 	default:		/* other commands (A20, LEDs...) are accepted and ignored */
 		break;
@@ -105,12 +106,15 @@ static void write_data(struct i8042 *k, uint8_t v)
 	ctrl_reply(k, 0xfa);
 }
 
-static void i8042_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)
+/* The controller's ports are one byte wide. A wider access (inw/inl, outw/outl at 0x60 or 0x64)
+ * is what an ISA bus splits into byte cycles at consecutive ports: the controller sees only the
+ * first byte; the others go to the ports after it, which nothing claims here, so they read as
+ * an open bus (0xff, as a one-byte read of 0x61 or 0x65 does) and their writes are lost.
+ * (Firecracker drops such accesses whole and kvmtool widens the data port; real hardware does
+ * neither.) */
+static void i8042_io(struct i8042 *k, int is_cmd_port, bool is_write, uint8_t *data,
+		     unsigned len)
 {
-	struct i8042 *k = opaque;
-	int is_cmd_port = offset == I8042_COMMAND_PORT - I8042_DATA_PORT;
-
-	(void)len;
 	pthread_mutex_lock(&k->lock);
 	if (is_write) {
 		if (is_cmd_port)
@@ -125,6 +129,8 @@ static void i8042_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data
 	}
 	update_irq(k);
 	pthread_mutex_unlock(&k->lock);
+	if (!is_write && len > 1)
+		memset(data + 1, 0xff, len - 1);
 }
 
 static void i8042_data_io(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
@@ -138,7 +144,7 @@ static void i8042_cmd_io(void *opaque, uint64_t offset, bool is_write, uint8_t *
 			 unsigned len)
 {
 	(void)offset;
-	i8042_io(opaque, I8042_COMMAND_PORT - I8042_DATA_PORT, is_write, data, len);
+	i8042_io(opaque, 1, is_write, data, len);
 }
 
 size_t i8042_input(struct i8042 *k, const uint8_t *codes, size_t len)
@@ -156,17 +162,27 @@ size_t i8042_input(struct i8042 *k, const uint8_t *codes, size_t len)
 	return n;
 }
 
-struct i8042 *i8042_init(struct vm *vm)
+struct i8042 *i8042_init(struct iobus *pio, struct irq_line irq, struct events *events,
+			 struct stop_hook reset, char *err, size_t errlen)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
+	char why[160];
 
-	if (!k)
+	if (!k) {
+		snprintf(err, errlen, "i8042: out of memory");
 		return NULL;
-	k->vm = vm;
+	}
+	k->irq = irq;
+	k->events = events;
+	k->reset = reset;
 	k->cmd_byte = CB_KBD_INT | 0x04;
 	pthread_mutex_init(&k->lock, NULL);
-	if (iobus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, k, "i8042-data") < 0 ||
-	    iobus_register(&vm->pio, I8042_COMMAND_PORT, 1, i8042_cmd_io, k, "i8042-cmd") < 0) {
+	k->bus = pio;
+	if (iobus_register(pio, I8042_DATA_PORT, 1, i8042_data_io, k, "i8042-data", why,
+			   sizeof(why)) < 0 ||
+	    iobus_register(pio, I8042_COMMAND_PORT, 1, i8042_cmd_io, k, "i8042-cmd", why,
+			   sizeof(why)) < 0) {
+		snprintf(err, errlen, "i8042: ports: %s", why);
 		i8042_teardown(k);
 		return NULL;
 	}
@@ -177,6 +193,18 @@ void i8042_teardown(struct i8042 *k)
 {
 	if (!k)
 		return;
+	iobus_unregister(k->bus, k);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+void i8042_stats_json(struct i8042 *k, struct sbuf *sb)
+{
+	sb_printf(sb, "{\"scancodesIn\":%llu,\"scancodesDropped\":%llu,\"irqs\":%llu,"
+		  "\"commands\":%llu,\"resets\":%llu}",
+		  (unsigned long long)LOAD_RELAXED(k->count.scancodes_in),
+		  (unsigned long long)LOAD_RELAXED(k->count.scancodes_dropped),
+		  (unsigned long long)LOAD_RELAXED(k->count.irqs),
+		  (unsigned long long)LOAD_RELAXED(k->count.commands),
+		  (unsigned long long)LOAD_RELAXED(k->count.resets));
 }

@@ -3,10 +3,14 @@
 #ifndef QVMM_I8042_H
 #define QVMM_I8042_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vm.h"
+#include "device.h"
+#include "events.h"
+#include "iobus.h"
+#include "json.h"
 
 #define I8042_DATA_PORT    0x60
 #define I8042_COMMAND_PORT 0x64
@@ -18,7 +22,10 @@ struct i8042_counters {
 };
 
 struct i8042 {
-	struct vm *vm;
+	struct iobus *bus;		/* where its ports are registered */
+	struct irq_line irq;
+	struct events *events;		/* gets the RESET event */
+	struct stop_hook reset;		/* the reset line: stops the guest */
 	pthread_mutex_t lock;
 	uint8_t queue[I8042_QUEUE];
 	size_t q_head, q_count;
@@ -30,9 +37,15 @@ struct i8042 {
 	struct i8042_counters count;
 };
 
-struct i8042 *i8042_init(struct vm *vm);
+/* Creates the controller and claims ports 0x60 and 0x64 on pio. NULL with err ("i8042: ...")
+ * on failure. */
+struct i8042 *i8042_init(struct iobus *pio, struct irq_line irq, struct events *events,
+			 struct stop_hook reset, char *err, size_t errlen);
+/* Releases its ports and frees it; NULL is fine. */
 void i8042_teardown(struct i8042 *k);
 /* Queues scancodes from the agent; returns how many fitted. */
 size_t i8042_input(struct i8042 *k, const uint8_t *codes, size_t len);
+/* Appends its counters: {"scancodesIn":N,"scancodesDropped":N,"irqs":N,"commands":N,"resets":N}. */
+void i8042_stats_json(struct i8042 *k, struct sbuf *sb);
 
 #endif

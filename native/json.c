@@ -73,6 +73,13 @@ void sb_json_str(struct sbuf *sb, const char *s)
 	sb_printf(sb, "\"");
 }
 
+static size_t skip_ws(const char *s, size_t i, size_t len)
+{
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
 /* Finds the value following "key": at nesting depth 1; returns a pointer into json or NULL. */
 static const char *json_find(const char *json, size_t len, const char *key)
 {
@@ -95,13 +102,9 @@ static const char *json_find(const char *json, size_t len, const char *key)
 		} else if (c == '"') {
 			if (depth == 1 && i + klen + 1 < len && !memcmp(json + i + 1, key, klen) &&
 			    json[i + 1 + klen] == '"') {
-				size_t j = i + klen + 2;
-				while (j < len && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n'))
-					j++;
+				size_t j = skip_ws(json, i + klen + 2, len);
 				if (j < len && json[j] == ':') {
-					j++;
-					while (j < len && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n'))
-						j++;
+					j = skip_ws(json, j + 1, len);
 					return j < len ? json + j : NULL;
 				}
 			}
@@ -148,13 +151,6 @@ int json_get_str(const char *json, size_t len, const char *key, char *out, size_
 		return -1;
 	out[n] = 0;
 	return 0;
-}
-
-static size_t skip_ws(const char *s, size_t i, size_t len)
-{
-	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
-	return i;
 }
 
 /* Copies a token (string body or bare word) of at most 63 bytes; returns the index after it. */

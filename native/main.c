@@ -1,4 +1,5 @@
-/* qumra-vmm entry point: arguments, VM setup, the control loop, teardown.
+/* qumra-vmm entry point: parses the arguments, builds the VM (vm.c), serves the control
+ * socket until STOP, takes the VM apart.
  *
  *   qumra-vmm --probe [--device /dev/kvm]
  *   qumra-vmm --control PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N] [--memory BYTES]
@@ -7,27 +8,18 @@
  *
  * The VM is created but not started: the agent connects, says HELLO and sends START.
  * Exit statuses are listed in control.h and PROTOCOL.md. */
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "boot.h"
 #include "control.h"
-#include "debugport.h"
-#include "events.h"
 #include "framebuffer.h"
-#include "i8042.h"
-#include "kvm.h"
 #include "probe.h"
-#include "serial.h"
 #include "util.h"
-#include "vcpu.h"
+#include "vm.h"
 
 static void usage(void)
 {
@@ -143,78 +135,6 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 	return 0;
 }
 
-static int vm_setup(struct vm *vm, char *err, size_t errlen)
-{
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	unsigned maxv;
-
-	vm->kvm_fd = kvm_open_device(vm->cfg.device, err, errlen);
-	if (vm->kvm_fd < 0 || kvm_require_caps(vm->kvm_fd, err, errlen) < 0)
-		return -1;
-	maxv = (unsigned)kvm_check_cap(vm->kvm_fd, KVM_CAP_MAX_VCPUS);
-	if (maxv && vm->cfg.nr_vcpus > maxv) {
-		snprintf(err, errlen, "%u vCPUs requested, KVM allows %u", vm->cfg.nr_vcpus, maxv);
-		return -1;
-	}
-	vm->nr_vcpus = vm->cfg.nr_vcpus;
-	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->run_size <= 0 || vm->vm_fd < 0) {
-		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
-		return -1;
-	}
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, BOOT_TSS_ADDR) < 0) {
-		snprintf(err, errlen, "KVM_SET_TSS_ADDR: %s", strerror(errno));
-		return -1;
-	}
-	if (kvm_check_cap(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
-		uint64_t idmap = BOOT_IDMAP_ADDR;
-		if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-			log_warn("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
-	    ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		snprintf(err, errlen, "in-kernel irqchip/PIT: %s", strerror(errno));
-		return -1;
-	}
-#ifdef KVM_GET_STATS_FD
-	vm->stats_fd = ioctl(vm->vm_fd, KVM_GET_STATS_FD, NULL);
-#endif
-	if (memory_init(&vm->mem, vm->vm_fd, vm->cfg.mem_size, err, errlen) < 0 ||
-	    boot_load(vm, err, errlen) < 0)
-		return -1;
-	vm->events = events_create();
-	vm->serial = serial_init(vm);
-	vm->kbd = i8042_init(vm);
-	vm->debug = debugport_init(vm);
-	if (!vm->events || !vm->serial || !vm->kbd || !vm->debug) {
-		snprintf(err, errlen, "device setup failed");
-		return -1;
-	}
-	vm->fb = framebuffer_init(vm, err, errlen);
-	if (!vm->fb)
-		return -1;
-	return vcpus_create(vm, err, errlen);
-}
-
-static void vm_teardown(struct vm *vm)
-{
-	vcpus_join(vm);
-	vcpus_teardown(vm);
-	framebuffer_teardown(vm->fb);
-	debugport_teardown(vm->debug);
-	i8042_teardown(vm->kbd);
-	serial_teardown(vm->serial);
-	events_destroy(vm->events);
-	memory_teardown(&vm->mem);
-	if (vm->stats_fd >= 0)
-		close(vm->stats_fd);
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
-	if (vm->kvm_fd >= 0)
-		close(vm->kvm_fd);
-}
-
 static void write_pidfile(const char *dir)
 {
 	char path[PATH_MAX], line[32];
@@ -234,32 +154,28 @@ static void write_pidfile(const char *dir)
 int main(int argc, char **argv)
 {
 	static struct vm vm;
+	struct vm_config cfg;
 	char err[512] = "";
 	int probe = 0, listen_fd, status;
 
-	if (parse_args(argc, argv, &vm.cfg, &probe) < 0) {
+	if (parse_args(argc, argv, &cfg, &probe) < 0) {
 		usage();
 		return EXIT_USAGE;
 	}
 	if (probe)
-		return probe_run(vm.cfg.device);
+		return probe_run(cfg.device);
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
-	vm.kvm_fd = vm.vm_fd = vm.stats_fd = -1;
-	vm.mem.memfd = -1;
-	pthread_mutex_init(&vm.lock, NULL);
-	pthread_cond_init(&vm.cond, NULL);
-	vm.state = VM_CREATED;
-	if (vm_setup(&vm, err, sizeof(err)) < 0) {
+	if (vm_create(&vm, &cfg, err, sizeof(err)) < 0) {
 		log_error("setup failed: %s", err);
 		fprintf(stdout, "{\"error\":\"setup failed\"}\n");
-		vm_teardown(&vm);
+		vm_destroy(&vm);
 		return EXIT_SETUP;
 	}
 	listen_fd = control_listen(vm.cfg.control_path, err, sizeof(err));
 	if (listen_fd < 0) {
 		log_error("%s", err);
-		vm_teardown(&vm);
+		vm_destroy(&vm);
 		return EXIT_SETUP;
 	}
 	write_pidfile(vm.cfg.runtime_dir);
@@ -270,7 +186,7 @@ int main(int argc, char **argv)
 	status = control_run(&vm, listen_fd);
 	close(listen_fd);
 	unlink(vm.cfg.control_path);
-	vm_teardown(&vm);
+	vm_destroy(&vm);
 	log_info("exit status %d", status);
 	return status;
 }

@@ -2,10 +2,10 @@
  * the agent, interrupts on IRQ 4 via the in-kernel irqchip. */
 #include "serial.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "events.h"
 #include "util.h"
 
 /* register offsets */
@@ -57,7 +57,7 @@ static void update_irq(struct serial *s)
 		s->irq_level = level;
 		if (level)
 			s->count.irqs++;
-		vm_irq_line(s->vm, SERIAL_IRQ, level);
+		irq_line_set(&s->irq, level);
 	}
 }
 
@@ -79,7 +79,7 @@ static void transmit(struct serial *s, uint8_t c)
 	} else {
 		ring_write(&s->out, &c, 1);
 		s->count.tx_bytes++;
-		events_notify(s->vm->events);
+		events_notify(s->events);
 	}
 	s->iir_thre = 1;	/* the holding register is empty again at once */
 }
@@ -191,22 +191,34 @@ size_t serial_input(struct serial *s, const uint8_t *data, size_t len)
 	return n;
 }
 
-struct serial *serial_init(struct vm *vm)
+struct serial *serial_init(struct iobus *pio, struct irq_line irq, struct events *events,
+			   char *err, size_t errlen)
 {
 	struct serial *s = calloc(1, sizeof(*s));
+	char why[160];
 
-	if (!s)
+	if (!s) {
+		snprintf(err, errlen, "serial: out of memory");
 		return NULL;
-	s->vm = vm;
+	}
+	s->irq = irq;
+	s->events = events;
 	s->msr = 0xb0;		/* DCD, DSR, CTS: a cable is attached */
 	s->lcr = 0x03;
 	s->dll = 0x0c;
 	pthread_mutex_init(&s->lock, NULL);
-	if (ring_init(&s->out, SERIAL_RING_SIZE) < 0 ||
-	    iobus_register(&vm->pio, SERIAL_BASE, 8, serial_io, s, "serial") < 0) {
+	if (ring_init(&s->out, SERIAL_RING_SIZE) < 0) {
+		snprintf(err, errlen, "serial: out of memory for the %u-byte output ring",
+			 SERIAL_RING_SIZE);
 		serial_teardown(s);
 		return NULL;
 	}
+	if (iobus_register(pio, SERIAL_BASE, 8, serial_io, s, "serial", why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "serial: ports: %s", why);
+		serial_teardown(s);
+		return NULL;
+	}
+	s->bus = pio;
 	return s;
 }
 
@@ -214,7 +226,21 @@ void serial_teardown(struct serial *s)
 {
 	if (!s)
 		return;
+	if (s->bus)
+		iobus_unregister(s->bus, s);
 	ring_free(&s->out);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void serial_stats_json(struct serial *s, struct sbuf *sb)
+{
+	sb_printf(sb, "{\"txBytes\":%llu,\"rxBytes\":%llu,\"rxDropped\":%llu,\"irqs\":%llu,"
+		  "\"reads\":%llu,\"writes\":%llu}",
+		  (unsigned long long)LOAD_RELAXED(s->count.tx_bytes),
+		  (unsigned long long)LOAD_RELAXED(s->count.rx_bytes),
+		  (unsigned long long)LOAD_RELAXED(s->count.rx_dropped),
+		  (unsigned long long)LOAD_RELAXED(s->count.irqs),
+		  (unsigned long long)LOAD_RELAXED(s->count.reads),
+		  (unsigned long long)LOAD_RELAXED(s->count.writes));
 }

@@ -3,11 +3,15 @@
 #ifndef QVMM_SERIAL_H
 #define QVMM_SERIAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
+#include "events.h"
+#include "iobus.h"
+#include "json.h"
 #include "ring.h"
-#include "vm.h"
 
 #define SERIAL_BASE      0x3f8
 #define SERIAL_IRQ       4
@@ -19,7 +23,9 @@ struct serial_counters {
 };
 
 struct serial {
-	struct vm *vm;
+	struct iobus *bus;		/* where its ports are registered */
+	struct irq_line irq;
+	struct events *events;		/* rung when output is written */
 	pthread_mutex_t lock;
 	uint8_t ier, iir_thre, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
 	int irq_level;
@@ -29,9 +35,14 @@ struct serial {
 	struct serial_counters count;
 };
 
-struct serial *serial_init(struct vm *vm);
+/* Creates the UART and claims its ports on pio. NULL with err ("serial: ...") on failure. */
+struct serial *serial_init(struct iobus *pio, struct irq_line irq, struct events *events,
+			   char *err, size_t errlen);
+/* Releases its ports and frees it; NULL is fine. */
 void serial_teardown(struct serial *s);
 /* Feeds input bytes from the agent; returns how many fitted in the receive buffer. */
 size_t serial_input(struct serial *s, const uint8_t *data, size_t len);
+/* Appends its counters: {"txBytes":N,"rxBytes":N,"rxDropped":N,"irqs":N,"reads":N,"writes":N}. */
+void serial_stats_json(struct serial *s, struct sbuf *sb);
 
 #endif

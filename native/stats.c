@@ -1,4 +1,5 @@
-/* Statistics as JSON (the STATS reply). */
+/* Statistics as JSON (the STATS reply): KVM's binary stats read here; every other counter is
+ * rendered by its owner (vCPU, device, bus), this file only puts them together. */
 #include "stats.h"
 
 #include <linux/kvm.h>
@@ -11,8 +12,6 @@
 #include "i8042.h"
 #include "serial.h"
 #include "vcpu.h"
-
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 /* Appends {"name":value,...} of the single-valued stats behind a binary stats fd. */
 static void kvm_stats(int fd, struct sbuf *sb)
@@ -58,46 +57,23 @@ void stats_json(struct vm *vm, struct sbuf *sb)
 	kvm_stats(vm->stats_fd, sb);
 	sb_printf(sb, ",\"vcpus\":[");
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		sb_printf(sb, "%s{\"id\":%u,\"exits\":{\"total\":%llu,\"io\":%llu,\"mmio\":%llu,"
-			  "\"hlt\":%llu,\"intr\":%llu,\"shutdown\":%llu,\"other\":%llu},\"kvm\":",
-			  i ? "," : "", i, (unsigned long long)LOAD(v->count.total),
-			  (unsigned long long)LOAD(v->count.io), (unsigned long long)LOAD(v->count.mmio),
-			  (unsigned long long)LOAD(v->count.hlt), (unsigned long long)LOAD(v->count.intr),
-			  (unsigned long long)LOAD(v->count.shutdown),
-			  (unsigned long long)LOAD(v->count.other));
-		kvm_stats(v->stats_fd, sb);
+		sb_printf(sb, "%s{\"id\":%u,\"exits\":", i ? "," : "", i);
+		vcpu_exits_json(&vm->vcpus[i], sb);
+		sb_printf(sb, ",\"kvm\":");
+		kvm_stats(vm->vcpus[i].stats_fd, sb);
 		sb_printf(sb, "}");
 	}
-	sb_printf(sb, "],\"devices\":{\"serial\":{\"txBytes\":%llu,\"rxBytes\":%llu,"
-		  "\"rxDropped\":%llu,\"irqs\":%llu,\"reads\":%llu,\"writes\":%llu},",
-		  (unsigned long long)LOAD(vm->serial->count.tx_bytes),
-		  (unsigned long long)LOAD(vm->serial->count.rx_bytes),
-		  (unsigned long long)LOAD(vm->serial->count.rx_dropped),
-		  (unsigned long long)LOAD(vm->serial->count.irqs),
-		  (unsigned long long)LOAD(vm->serial->count.reads),
-		  (unsigned long long)LOAD(vm->serial->count.writes));
-	sb_printf(sb, "\"i8042\":{\"scancodesIn\":%llu,\"scancodesDropped\":%llu,\"irqs\":%llu,"
-		  "\"commands\":%llu,\"resets\":%llu},",
-		  (unsigned long long)LOAD(vm->kbd->count.scancodes_in),
-		  (unsigned long long)LOAD(vm->kbd->count.scancodes_dropped),
-		  (unsigned long long)LOAD(vm->kbd->count.irqs),
-		  (unsigned long long)LOAD(vm->kbd->count.commands),
-		  (unsigned long long)LOAD(vm->kbd->count.resets));
-	sb_printf(sb, "\"debug\":{\"results\":%llu,\"bench\":%llu,\"commandsIn\":%llu,"
-		  "\"commandsOut\":%llu,\"power\":%llu},\"framebuffer\":{\"dirtyCalls\":%llu,"
-		  "\"dirtyPages\":%llu,\"pointerUpdates\":%llu,\"pointerDoorbells\":%llu,"
-		  "\"regReads\":%llu},\"pio\":{\"unhandled\":%llu},"
-		  "\"mmio\":{\"unhandled\":%llu}}}",
-		  (unsigned long long)LOAD(vm->debug->count.results),
-		  (unsigned long long)LOAD(vm->debug->count.bench),
-		  (unsigned long long)LOAD(vm->debug->count.commands_in),
-		  (unsigned long long)LOAD(vm->debug->count.commands_out),
-		  (unsigned long long)LOAD(vm->debug->count.power),
-		  (unsigned long long)LOAD(vm->fb->count.dirty_calls),
-		  (unsigned long long)LOAD(vm->fb->count.dirty_pages),
-		  (unsigned long long)LOAD(vm->fb->count.pointer_updates),
-		  (unsigned long long)LOAD(vm->fb->count.pointer_doorbells),
-		  (unsigned long long)LOAD(vm->fb->count.reg_reads),
-		  (unsigned long long)LOAD(vm->pio.unhandled), (unsigned long long)LOAD(vm->mmio.unhandled));
+	sb_printf(sb, "],\"devices\":{\"serial\":");
+	serial_stats_json(vm->serial, sb);
+	sb_printf(sb, ",\"i8042\":");
+	i8042_stats_json(vm->kbd, sb);
+	sb_printf(sb, ",\"debug\":");
+	debugport_stats_json(vm->debug, sb);
+	sb_printf(sb, ",\"framebuffer\":");
+	framebuffer_stats_json(vm->fb, sb);
+	sb_printf(sb, ",\"pio\":");
+	iobus_stats_json(&vm->pio, sb);
+	sb_printf(sb, ",\"mmio\":");
+	iobus_stats_json(&vm->mmio, sb);
+	sb_printf(sb, "}}");
 }

@@ -351,3 +351,16 @@ void vcpus_teardown(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 }
+
+void vcpu_exits_json(struct vcpu *v, struct sbuf *sb)
+{
+	sb_printf(sb, "{\"total\":%llu,\"io\":%llu,\"mmio\":%llu,\"hlt\":%llu,\"intr\":%llu,"
+		  "\"shutdown\":%llu,\"other\":%llu}",
+		  (unsigned long long)LOAD_RELAXED(v->count.total),
+		  (unsigned long long)LOAD_RELAXED(v->count.io),
+		  (unsigned long long)LOAD_RELAXED(v->count.mmio),
+		  (unsigned long long)LOAD_RELAXED(v->count.hlt),
+		  (unsigned long long)LOAD_RELAXED(v->count.intr),
+		  (unsigned long long)LOAD_RELAXED(v->count.shutdown),
+		  (unsigned long long)LOAD_RELAXED(v->count.other));
+}

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "json.h"
 #include "vm.h"
 
 struct vcpu_counters {
@@ -35,5 +36,8 @@ void vcpus_kick_all_locked(struct vm *vm);
 /* Joins threads that were started; safe to call more than once. */
 void vcpus_join(struct vm *vm);
 void vcpus_teardown(struct vm *vm);
+/* Appends the vCPU's exit counters: {"total":N,"io":N,"mmio":N,"hlt":N,"intr":N,
+ * "shutdown":N,"other":N}. */
+void vcpu_exits_json(struct vcpu *v, struct sbuf *sb);
 
 #endif

@@ -1,9 +1,11 @@
-/* The VM as a whole: its KVM fds, memory, vCPUs, I/O buses, devices and life-cycle state.
+/* The VM as a whole: its KVM fds, memory, vCPUs, I/O buses, devices and life-cycle state;
+ * building it (vm_create) and taking it apart (vm_destroy).
  * Locking: vm->lock guards state, pause/quit requests and the parked-vCPU count. */
 #ifndef QVMM_VM_H
 #define QVMM_VM_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "iobus.h"
@@ -71,8 +73,13 @@ struct vm {
 
 const char *vm_state_name(enum vm_state s);
 
-/* Raises or lowers an interrupt line of the in-kernel irqchip. */
-void vm_irq_line(struct vm *vm, unsigned irq, int level);
+/* Builds the VM described by cfg, in this order: KVM (device, VM, irqchip, PIT), guest RAM,
+ * the boot image, the event queue, the devices (serial, i8042, debug port, framebuffer) and
+ * the vCPUs, which are not started. Returns 0, or -1 with err naming the part that failed and
+ * why; vm_destroy must be called either way. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);
+/* Joins the vCPU threads and frees what vm_create built, in reverse order. */
+void vm_destroy(struct vm *vm);
 
 /* Called from a vCPU thread (or the control thread) when the guest stopped itself:
  * power-off, reset, triple fault, internal error. Moves the VM to `state`, records the

@@ -1,0 +1,176 @@
+/* Request payload checks, one function per request type. */
+#include "request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "serial.h"
+
+static int fail(struct request_error *e, unsigned code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct request_error *e, unsigned code, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+struct mem_header {
+	uint64_t gpa;
+	uint32_t len;
+	uint32_t flags;
+} __attribute__((packed));
+
+static int parse_hello(const struct proto_header *h, const uint8_t *p, struct request_error *e)
+{
+	uint64_t version;
+
+	if (json_get_u64((const char *)p, h->length, "version", &version) < 0)
+		return fail(e, PROTO_E_BAD_MESSAGE, "HELLO needs a JSON payload with \"version\"");
+	if (version != PROTO_VERSION)
+		return fail(e, PROTO_E_VERSION, "protocol version %llu not supported (helper speaks %d)",
+			    (unsigned long long)version, PROTO_VERSION);
+	return 0;
+}
+
+/* An optional {"timeoutMs":N}: a payload that does not mention it means the default. */
+static int parse_stop(const struct proto_header *h, const uint8_t *p, struct request *r,
+		      struct request_error *e)
+{
+	r->u.timeout_ms = STOP_DEFAULT_TIMEOUT_MS;
+	if (h->length && json_get_u64((const char *)p, h->length, "timeoutMs", &r->u.timeout_ms) < 0 &&
+	    memmem(p, h->length, "timeoutMs", 9))
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "bad timeoutMs");
+	if (r->u.timeout_ms > STOP_MAX_TIMEOUT_MS)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "timeoutMs %llu above %d",
+			    (unsigned long long)r->u.timeout_ms, STOP_MAX_TIMEOUT_MS);
+	return 0;
+}
+
+static int parse_regs(const struct proto_header *h, const uint8_t *p,
+		      const struct request_limits *lim, struct request *r, struct request_error *e)
+{
+	if (json_get_u64((const char *)p, h->length, "vcpu", &r->u.vcpu) < 0)
+		return fail(e, PROTO_E_BAD_MESSAGE, "payload must be JSON with \"vcpu\"");
+	if (r->u.vcpu >= lim->nr_vcpus)
+		return fail(e, PROTO_E_OUT_OF_RANGE, "vcpu %llu does not exist (%u vCPUs)",
+			    (unsigned long long)r->u.vcpu, lim->nr_vcpus);
+	return 0;
+}
+
+static int parse_mem(const struct proto_header *h, const uint8_t *p, struct request *r,
+		     struct request_error *e)
+{
+	struct mem_header m;
+
+	if (h->length < sizeof(m))
+		return fail(e, PROTO_E_BAD_MESSAGE, "memory request needs a 16-byte header");
+	memcpy(&m, p, sizeof(m));
+	if (m.flags)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "flags must be 0");
+	if (m.len > PROTO_MAX_MEM_IO)
+		return fail(e, PROTO_E_TOO_LARGE, "%u bytes above the per-request limit of %u", m.len,
+			    PROTO_MAX_MEM_IO);
+	if (h->type == PROTO_WRITE_MEM && h->length - sizeof(m) != m.len)
+		return fail(e, PROTO_E_BAD_MESSAGE, "length %u does not match the %zu data bytes", m.len,
+			    h->length - sizeof(m));
+	r->u.mem.gpa = m.gpa;
+	r->u.mem.len = m.len;
+	r->u.mem.data = h->type == PROTO_WRITE_MEM ? p + sizeof(m) : NULL;
+	return 0;
+}
+
+static int parse_console_read(const struct proto_header *h, const uint8_t *p, struct request *r,
+			      struct request_error *e)
+{
+	r->u.console_max = CONSOLE_READ_DEFAULT;
+	if (h->length != 0 && h->length != 4)
+		return fail(e, PROTO_E_BAD_MESSAGE, "payload is empty or a u32 byte count");
+	if (h->length == 4)
+		memcpy(&r->u.console_max, p, 4);
+	if (r->u.console_max > SERIAL_RING_SIZE)
+		return fail(e, PROTO_E_TOO_LARGE, "at most %u bytes", SERIAL_RING_SIZE);
+	return 0;
+}
+
+static int parse_guest_command(const struct proto_header *h, const uint8_t *p, struct request *r,
+			       struct request_error *e)
+{
+	if (h->length != 4)
+		return fail(e, PROTO_E_BAD_MESSAGE, "payload is one u32");
+	memcpy(&r->u.command, p, 4);
+	if (!r->u.command)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "command word 0 means \"empty\"");
+	return 0;
+}
+
+static int parse_pointer(const struct proto_header *h, const uint8_t *p, struct request *r,
+			 struct request_error *e)
+{
+	uint64_t x, y, buttons;
+
+	if (json_get_u64((const char *)p, h->length, "x", &x) < 0 ||
+	    json_get_u64((const char *)p, h->length, "y", &y) < 0 ||
+	    json_get_u64((const char *)p, h->length, "buttons", &buttons) < 0)
+		return fail(e, PROTO_E_BAD_MESSAGE, "payload must be JSON {\"x\":N,\"y\":N,\"buttons\":N}");
+	if (x > 0xffffffffull || y > 0xffffffffull || buttons > 0xffffffffull)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "x, y and buttons are 32-bit values");
+	r->u.pointer.x = (uint32_t)x;
+	r->u.pointer.y = (uint32_t)y;
+	r->u.pointer.buttons = (uint32_t)buttons;
+	return 0;
+}
+
+int request_check_flags(const struct proto_header *h, struct request_error *e)
+{
+	if (h->flags & (PROTO_F_REPLY | PROTO_F_EVENT))
+		return fail(e, PROTO_E_BAD_MESSAGE, "clients send requests only");
+	return 0;
+}
+
+int request_parse(const struct proto_header *h, const uint8_t *p, const struct request_limits *lim,
+		  struct request *r, struct request_error *e)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = h->type;
+	switch (h->type) {
+	case PROTO_HELLO:
+		return parse_hello(h, p, e);
+	case PROTO_STATUS:
+	case PROTO_START:
+	case PROTO_PAUSE:
+	case PROTO_RESUME:
+	case PROTO_STATS:
+	case PROTO_DISPLAY_INFO:
+	case PROTO_DIRTY:
+		return 0;		/* a payload, if any, is ignored */
+	case PROTO_STOP:
+		return parse_stop(h, p, r, e);
+	case PROTO_GET_REGS:
+	case PROTO_SET_REGS:
+		return parse_regs(h, p, lim, r, e);
+	case PROTO_READ_MEM:
+	case PROTO_WRITE_MEM:
+		return parse_mem(h, p, r, e);
+	case PROTO_CONSOLE_WRITE:
+	case PROTO_KEYBOARD:
+		r->u.input.bytes = p;
+		r->u.input.len = h->length;
+		return 0;
+	case PROTO_CONSOLE_READ:
+		return parse_console_read(h, p, r, e);
+	case PROTO_GUEST_COMMAND:
+		return parse_guest_command(h, p, r, e);
+	case PROTO_POINTER:
+		return parse_pointer(h, p, r, e);
+	default:
+		return fail(e, PROTO_E_UNKNOWN_TYPE, "unknown request type %u", h->type);
+	}
+}

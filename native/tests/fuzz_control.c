@@ -1,0 +1,376 @@
+/* Bounded, seeded fuzz of the control-message parser: byte streams go through the framing
+ * (frame_check, fed in random chunks as recv() would deliver them, into a buffer of the control
+ * loop's size) and every complete message through the flag and per-type payload checks
+ * (request_check_flags, request_parse), each payload as an exact-size heap copy for ASan.
+ * Streams of well-formed requests must come out as exactly the messages and values generated;
+ * mutated, mistyped, mis-framed and random streams must keep the parser's promises. */
+#include <inttypes.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "framing.h"
+#include "fuzz.h"
+#include "json.h"
+#include "proto.h"
+#include "request.h"
+#include "serial.h"
+
+#define MAX_MESSAGES 6
+#define STREAM_CAP   (64u << 10)
+
+/* One generated message and, if it is well-formed, what parsing it must give (pointers in
+ * want are not set: they point into the payload copy the parser gets). */
+struct message {
+	struct proto_header h;
+	int valid;
+	struct request want;
+};
+
+struct stream {
+	uint8_t bytes[STREAM_CAP];
+	size_t len;
+	struct message msg[MAX_MESSAGES];
+	unsigned count;
+	int framing_intact;		/* every header's length is true and within the limit */
+	unsigned nr_vcpus;
+};
+
+static unsigned long parsed_ok, parsed_error, frames_too_large;
+
+static size_t json_ws(struct rng *r, char *out)
+{
+	return rng_percent(r, 80) ? 0 : (size_t)sprintf(out, "%s", rng_percent(r, 50) ? " " : "\n\t");
+}
+
+/* A well-formed payload for type into p; returns its length and fills *want. */
+static size_t valid_payload(struct rng *r, uint16_t type, unsigned nr_vcpus, uint8_t *p,
+			    struct request *want)
+{
+	char *j = (char *)p;
+	size_t n = 0;
+
+	memset(want, 0, sizeof(*want));
+	want->type = type;
+	switch (type) {
+	case PROTO_HELLO:
+		n = (size_t)sprintf(j, "{%s\"version\"%s:1%s}", rng_percent(r, 30) ? "\"x\":\"y\"," : "",
+				    rng_percent(r, 20) ? " " : "", rng_percent(r, 20) ? ",\"z\":2" : "");
+		break;
+	case PROTO_STOP:
+		want->u.timeout_ms = STOP_DEFAULT_TIMEOUT_MS;
+		if (rng_percent(r, 70)) {
+			want->u.timeout_ms = rng_below(r, STOP_MAX_TIMEOUT_MS + 1);
+			n = (size_t)sprintf(j, "{\"timeoutMs\":%" PRIu64 "}", want->u.timeout_ms);
+		}
+		break;
+	case PROTO_GET_REGS:
+	case PROTO_SET_REGS:
+		want->u.vcpu = rng_below(r, nr_vcpus);
+		n = (size_t)sprintf(j, "{");
+		n += json_ws(r, j + n);
+		n += (size_t)sprintf(j + n, "\"vcpu\":%" PRIu64, want->u.vcpu);
+		if (type == PROTO_SET_REGS)
+			n += (size_t)sprintf(j + n, ",\"rip\":\"0x%x\"", rng_below(r, 1u << 30));
+		n += (size_t)sprintf(j + n, "}");
+		break;
+	case PROTO_READ_MEM:
+	case PROTO_WRITE_MEM: {
+		uint64_t gpa = rng_next(r) >> rng_below(r, 64);
+		uint32_t len = type == PROTO_READ_MEM ? rng_below(r, PROTO_MAX_MEM_IO + 1)
+						      : rng_below(r, rng_percent(r, 5) ? 8192 : 64);
+		uint32_t flags = 0;
+		memcpy(p, &gpa, 8);
+		memcpy(p + 8, &len, 4);
+		memcpy(p + 12, &flags, 4);
+		n = 16;
+		if (type == PROTO_WRITE_MEM)
+			for (uint32_t i = 0; i < len; i++)
+				p[n++] = (uint8_t)rng_next(r);
+		want->u.mem.gpa = gpa;
+		want->u.mem.len = len;
+		break;
+	}
+	case PROTO_CONSOLE_WRITE:
+	case PROTO_KEYBOARD:
+		n = rng_below(r, 100);
+		for (size_t i = 0; i < n; i++)
+			p[i] = (uint8_t)rng_next(r);
+		want->u.input.len = n;
+		break;
+	case PROTO_CONSOLE_READ:
+		want->u.console_max = CONSOLE_READ_DEFAULT;
+		if (rng_percent(r, 60)) {
+			want->u.console_max = rng_below(r, SERIAL_RING_SIZE + 1);
+			memcpy(p, &want->u.console_max, 4);
+			n = 4;
+		}
+		break;
+	case PROTO_GUEST_COMMAND:
+		want->u.command = 1 + rng_below(r, UINT32_MAX);
+		memcpy(p, &want->u.command, 4);
+		n = 4;
+		break;
+	case PROTO_POINTER:
+		want->u.pointer.x = (uint32_t)rng_next(r);
+		want->u.pointer.y = rng_below(r, 4096);
+		want->u.pointer.buttons = rng_below(r, 8);
+		if (rng_percent(r, 50))
+			n = (size_t)sprintf(j, "{\"x\":%u,\"y\":%u,\"buttons\":%u}", want->u.pointer.x,
+					    want->u.pointer.y, want->u.pointer.buttons);
+		else		/* any order, any blanks */
+			n = (size_t)sprintf(j, "{\"buttons\":%u, \"y\" :%u,\n\"x\": %u}",
+					    want->u.pointer.buttons, want->u.pointer.y, want->u.pointer.x);
+		break;
+	default:		/* STATUS, START, PAUSE, RESUME, STATS, DISPLAY_INFO, DIRTY */
+		if (rng_percent(r, 20)) {	/* a payload they do not read */
+			n = rng_below(r, 32);
+			for (size_t i = 0; i < n; i++)
+				p[i] = (uint8_t)rng_next(r);
+		}
+		break;
+	}
+	return n;
+}
+
+static void put_header(struct stream *s, const struct proto_header *h)
+{
+	memcpy(s->bytes + s->len, h, sizeof(*h));
+	s->len += sizeof(*h);
+}
+
+/* Appends one message; clean = well-formed, otherwise it may be damaged in any way. */
+static void add_message(struct rng *r, struct stream *s, int clean)
+{
+	static uint8_t payload[STREAM_CAP];
+	struct message *m = &s->msg[s->count++];
+	uint16_t type = (uint16_t)(1 + rng_below(r, PROTO_POINTER));
+	size_t n = valid_payload(r, type, s->nr_vcpus, payload, &m->want);
+
+	m->h = (struct proto_header){ .type = type, .id = (uint32_t)rng_next(r) };
+	m->valid = clean;
+	if (!clean) {
+		if (rng_percent(r, 60))
+			mutate(r, payload, &n, 20000);
+		if (rng_percent(r, 10))
+			m->h.type = (uint16_t)rng_next(r);
+		if (rng_percent(r, 10))
+			m->h.flags = (uint16_t)rng_next(r);
+	}
+	n = min_size(n, STREAM_CAP - s->len - PROTO_HEADER_SIZE);
+	m->h.length = (uint32_t)n;
+	if (!clean && rng_percent(r, 8)) {		/* a header that lies about its length */
+		s->framing_intact = 0;
+		m->h.length = rng_percent(r, 30) ? PROTO_MAX_PAYLOAD + 1 + rng_below(r, 1000)
+						 : (uint32_t)rng_below(r, (uint32_t)n + 40);
+	}
+	put_header(s, &m->h);
+	memcpy(s->bytes + s->len, payload, n);
+	s->len += n;
+}
+
+static void random_stream(struct rng *r, struct stream *s)
+{
+	s->len = rng_below(r, 400);
+	for (size_t i = 0; i < s->len; i++)
+		s->bytes[i] = (uint8_t)(rng_percent(r, 50) ? rng_below(r, 20) : rng_next(r));
+	s->framing_intact = 0;
+}
+
+static void check_error(const struct request_error *e)
+{
+	CHECK(e->code >= PROTO_E_BAD_MESSAGE && e->code <= PROTO_E_TIMEOUT);
+	CHECK(e->message[0] != 0 && memchr(e->message, 0, sizeof(e->message)) != NULL);
+}
+
+/* What every successful parse promises, whatever the input. */
+static void check_parsed(const struct proto_header *h, const uint8_t *p, const struct request *r,
+			 unsigned nr_vcpus)
+{
+	uint64_t v;
+
+	CHECK_EQ(r->type, h->type);
+	switch (h->type) {
+	case PROTO_HELLO:
+		CHECK(json_get_u64((const char *)p, h->length, "version", &v) == 0 && v == PROTO_VERSION);
+		break;
+	case PROTO_STOP:
+		CHECK(r->u.timeout_ms <= STOP_MAX_TIMEOUT_MS);
+		break;
+	case PROTO_GET_REGS:
+	case PROTO_SET_REGS:
+		CHECK(r->u.vcpu < nr_vcpus);
+		break;
+	case PROTO_READ_MEM:
+	case PROTO_WRITE_MEM:
+		CHECK(h->length >= 16 && r->u.mem.len <= PROTO_MAX_MEM_IO);
+		if (h->type == PROTO_WRITE_MEM)
+			CHECK(r->u.mem.data == p + 16 && h->length == 16 + r->u.mem.len);
+		else
+			CHECK(r->u.mem.data == NULL);
+		break;
+	case PROTO_CONSOLE_WRITE:
+	case PROTO_KEYBOARD:
+		CHECK(r->u.input.bytes == p && r->u.input.len == h->length);
+		break;
+	case PROTO_CONSOLE_READ:
+		CHECK((h->length == 0 || h->length == 4) && r->u.console_max <= SERIAL_RING_SIZE);
+		break;
+	case PROTO_GUEST_COMMAND:
+		CHECK(h->length == 4 && r->u.command != 0 && !memcmp(&r->u.command, p, 4));
+		break;
+	case PROTO_POINTER:
+		CHECK(json_get_u64((const char *)p, h->length, "x", &v) == 0 && v == r->u.pointer.x);
+		CHECK(json_get_u64((const char *)p, h->length, "y", &v) == 0 && v == r->u.pointer.y);
+		break;
+	case PROTO_STATUS:
+	case PROTO_START:
+	case PROTO_PAUSE:
+	case PROTO_RESUME:
+	case PROTO_STATS:
+	case PROTO_DISPLAY_INFO:
+	case PROTO_DIRTY:
+		break;
+	default:
+		CHECK(!"an unknown type was accepted");
+	}
+}
+
+/* A well-formed message parsed to exactly what was generated. */
+static void check_expected(const struct request *want, const struct request *got,
+			   const uint8_t *p, size_t len)
+{
+	switch (want->type) {
+	case PROTO_STOP:
+		CHECK_EQ(got->u.timeout_ms, want->u.timeout_ms);
+		break;
+	case PROTO_GET_REGS:
+	case PROTO_SET_REGS:
+		CHECK_EQ(got->u.vcpu, want->u.vcpu);
+		break;
+	case PROTO_READ_MEM:
+	case PROTO_WRITE_MEM:
+		CHECK_EQ(got->u.mem.gpa, want->u.mem.gpa);
+		CHECK_EQ(got->u.mem.len, want->u.mem.len);
+		CHECK(got->u.mem.data == (want->type == PROTO_WRITE_MEM ? p + 16 : NULL));
+		break;
+	case PROTO_CONSOLE_WRITE:
+	case PROTO_KEYBOARD:
+		CHECK_EQ(got->u.input.len, len);
+		break;
+	case PROTO_CONSOLE_READ:
+		CHECK_EQ(got->u.console_max, want->u.console_max);
+		break;
+	case PROTO_GUEST_COMMAND:
+		CHECK_EQ(got->u.command, want->u.command);
+		break;
+	case PROTO_POINTER:
+		CHECK_EQ(got->u.pointer.x, want->u.pointer.x);
+		CHECK_EQ(got->u.pointer.y, want->u.pointer.y);
+		CHECK_EQ(got->u.pointer.buttons, want->u.pointer.buttons);
+		break;
+	default:
+		break;
+	}
+}
+
+static void handle(const struct stream *s, unsigned index, const struct proto_header *h,
+		   const uint8_t *payload)
+{
+	struct request_limits lim = { .nr_vcpus = s->nr_vcpus };
+	uint8_t *p = exact_copy(payload, h->length);
+	const struct message *m = index < s->count ? &s->msg[index] : NULL;
+	struct request_error e;
+	struct request r;
+	int rc, flags_ok;
+
+	if (s->framing_intact && m)		/* framing gave back what was sent */
+		CHECK(!memcmp(h, &m->h, sizeof(*h)));
+	flags_ok = request_check_flags(h, &e) == 0;
+	CHECK_EQ(flags_ok, !(h->flags & (PROTO_F_REPLY | PROTO_F_EVENT)));
+	rc = flags_ok ? request_parse(h, p, &lim, &r, &e) : -1;
+	if (rc == 0) {
+		parsed_ok++;
+		check_parsed(h, p, &r, s->nr_vcpus);
+	} else {
+		parsed_error++;
+		CHECK_EQ(rc, -1);
+		check_error(&e);
+		if (flags_ok && (h->type == 0 || h->type > PROTO_POINTER))
+			CHECK_EQ(e.code, PROTO_E_UNKNOWN_TYPE);
+	}
+	if (m && m->valid && s->framing_intact) {
+		if (rc != 0)
+			fprintf(stderr, "refused a well-formed type %u: %s\n", h->type, e.message);
+		CHECK_EQ(rc, 0);
+		if (rc == 0)
+			check_expected(&m->want, &r, p, h->length);
+	}
+	free(p);
+}
+
+/* Feeds the stream through the framing in chunks of random size, like recv() into the
+ * control loop's one-message buffer; returns the number of complete messages. */
+static unsigned run_stream(struct rng *r, const struct stream *s, uint8_t *in)
+{
+	size_t pos = 0, in_len = 0, want;
+	unsigned complete = 0;
+	struct proto_header h;
+
+	for (;;) {
+		enum frame_state st = frame_check(in, in_len, &h, &want);
+		if (st == FRAME_TOO_LARGE) {
+			frames_too_large++;
+			CHECK(h.length > PROTO_MAX_PAYLOAD && in_len == PROTO_HEADER_SIZE);
+			break;		/* the control loop closes the connection */
+		}
+		if (st == FRAME_COMPLETE) {
+			CHECK_EQ(in_len, PROTO_HEADER_SIZE + (size_t)h.length);
+			handle(s, complete++, &h, in + PROTO_HEADER_SIZE);
+			in_len = 0;
+			continue;
+		}
+		CHECK(want > 0 && in_len + want <= PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD);
+		if (pos == s->len)
+			break;
+		size_t take = min_size(min_size(want, 1 + rng_below(r, 64)), s->len - pos);
+		if (rng_percent(r, 30))
+			take = min_size(want, s->len - pos);	/* all that is asked for */
+		memcpy(in + in_len, s->bytes + pos, take);
+		in_len += take;
+		pos += take;
+	}
+	return complete;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long iterations = 300000;
+	uint64_t seed = 1;
+	static struct stream s;
+	uint8_t *in = malloc(PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD);
+	struct rng r;
+
+	fuzz_args(argc, argv, &iterations, &seed);
+	r.state = seed;
+	check_case = "fuzz_control";
+	for (unsigned long i = 0; i < iterations && !check_failures; i++) {
+		unsigned kind = rng_below(&r, 10), complete;
+		s.len = s.count = 0;
+		s.framing_intact = 1;
+		s.nr_vcpus = 1 + rng_below(&r, 8);
+		if (kind < 9) {		/* 4 in 10 clean, 5 in 10 damaged */
+			unsigned n = 1 + rng_below(&r, MAX_MESSAGES);
+			for (unsigned k = 0; k < n; k++)
+				add_message(&r, &s, kind < 4);
+		} else {
+			random_stream(&r, &s);
+		}
+		complete = run_stream(&r, &s, in);
+		if (s.framing_intact)
+			CHECK_EQ(complete, s.count);
+	}
+	free(in);
+	printf("fuzz_control: %lu streams, seed %" PRIu64 ", %lu parsed, %lu refused, %lu too large\n",
+	       iterations, seed, parsed_ok, parsed_error, frames_too_large);
+	return check_done("fuzz_control");
+}
