@@ -7,7 +7,8 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
 import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
-import { GuestCommand, HelperClient, type DirtyPages, type DisplayInfo } from "../agent/src/vm/helper-client.js";
+import { HelperClient } from "../agent/src/vm/helper-client.js";
+import { GuestCommand, type DirtyPages, type DisplayInfo } from "../agent/src/vm/helper-protocol.js";
 import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 
 

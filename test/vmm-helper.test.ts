@@ -9,7 +9,9 @@ import { hasKvm } from "./helpers/kvm.js";
 import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
 
 afterAll(reapHelpers);
-import { DEMO_CELL_ADDR, GuestCommand, HelperClient, HelperError, MsgType, type HelperEvent } from "../agent/src/vm/helper-client.js";
+import { HelperClient } from "../agent/src/vm/helper-client.js";
+import { HelperError } from "../agent/src/vm/helper-errors.js";
+import { DEMO_CELL_ADDR, GuestCommand, MsgType, type HelperEvent } from "../agent/src/vm/helper-protocol.js";
 import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 import { probeKvm } from "../agent/src/host/kvm-probe.js";
 

@@ -1,7 +1,7 @@
 // The api/ edge: maps the agent's typed errors to gRPC status codes and wraps handlers.
 import * as grpc from "@grpc/grpc-js";
 import { QumraError, type ErrorKind } from "../errors.js";
-import { HelperError, type HelperErrorCode } from "../vm/helper-client.js";
+import { HelperError, type HelperErrorCode } from "../vm/helper-errors.js";
 
 const CODES: Record<ErrorKind, grpc.status> = {
   "invalid-argument": grpc.status.INVALID_ARGUMENT,

@@ -1,7 +1,8 @@
 // A VM's helper as a display source: DISPLAY_INFO, the framebuffer's dirty log, and input devices.
 // See native/PROTOCOL.md (DISPLAY_INFO, DIRTY, POINTER, KEYBOARD).
 import { QumraError, failedPrecondition } from "../errors.js";
-import type { DirtyPages, HelperClient } from "../vm/helper-client.js";
+import type { HelperClient } from "../vm/helper-client.js";
+import type { DirtyPages } from "../vm/helper-protocol.js";
 import type { DisplaySource, FramebufferInfo } from "./types.js";
 
 /** The part of the helper client the display uses (tests may pass a fake). */

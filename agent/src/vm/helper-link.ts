@@ -5,8 +5,10 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "../logger.js";
 import { QumraError } from "../errors.js";
-import { HelperClient, HelperError } from "./helper-client.js";
-import { spawnHelper, isAlive, HelperExit } from "./helper-process.js";
+import { HelperExit } from "../gen/helper-abi.js";
+import { HelperClient } from "./helper-client.js";
+import { HelperError } from "./helper-errors.js";
+import { spawnHelper, isAlive } from "./helper-process.js";
 import type { VmSpec } from "./types.js";
 
 export interface HelperLauncher {

@@ -3,18 +3,8 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { HelperError } from "./helper-client.js";
+import { HelperError } from "./helper-errors.js";
 import { defaultVmmPath } from "../paths.js";
-
-/** Helper exit statuses (native/PROTOCOL.md). */
-export const HelperExit = {
-  CLEAN: 0,
-  SETUP: 1,
-  USAGE: 2,
-  FORCED: 3,
-  CRASHED: 4,
-  INTERNAL: 5,
-} as const;
 
 export interface VmSpec {
   vcpus: number;
