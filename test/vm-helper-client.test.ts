@@ -67,6 +67,19 @@ describe("helper client transport", () => {
     await fake.close();
   });
 
+  it("returns DIRTY as a byte bitmap", async () => {
+    const reply = Buffer.alloc(4 + 8);
+    reply.writeUInt32LE(12, 0);
+    reply.writeBigUInt64LE((1n << 0n) | (1n << 11n), 4);
+    const fake = await fakeHelper((r) => (r.type === MsgType.DIRTY ? { payload: reply } : undefined));
+    const c = await HelperClient.connect(fake.path);
+    const d = await c.dirty();
+    expect(d.pages).toBe(12);
+    expect([...d.bitmap]).toEqual([0x01, 0x08, 0, 0, 0, 0, 0, 0]);
+    c.close();
+    await fake.close();
+  });
+
   it("ends once when the helper hangs up: pending and later requests fail with CONNECTION_CLOSED", async () => {
     const fake = await fakeHelper((r) => (r.type === MsgType.PAUSE ? "silence" : undefined));
     const c = await HelperClient.connect(fake.path);

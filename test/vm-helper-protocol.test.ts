@@ -10,6 +10,7 @@ import {
   MAX_PAYLOAD,
   MsgType,
   decodeAccepted,
+  decodeDirty,
   decodeDisplayInfo,
   decodeErrorReply,
   decodeEvent,
@@ -40,6 +41,16 @@ const protocolError = (fn: () => unknown, message: RegExp) => {
   expect((thrown as HelperError).code).toBe("PROTOCOL");
   expect((thrown as HelperError).message).toMatch(message);
 };
+
+/** A DIRTY reply as the helper builds it: u32 pages, then little-endian u64 words of the KVM dirty log. */
+function dirtyReply(pages: number, dirty: number[]): Buffer {
+  const words = new BigUint64Array(Math.ceil(pages / 64));
+  for (const p of dirty) words[p >> 6] |= 1n << BigInt(p & 63);
+  const out = Buffer.alloc(4 + words.length * 8);
+  out.writeUInt32LE(pages, 0);
+  words.forEach((w, i) => out.writeBigUInt64LE(w, 4 + i * 8));
+  return out;
+}
 
 describe("framing", () => {
   it("encodes a little-endian header before the payload and decodes it back", () => {
@@ -90,6 +101,30 @@ describe("framing", () => {
     // Exactly the maximum is allowed (it waits for its payload).
     huge.writeUInt32LE(MAX_PAYLOAD, 0);
     expect(splitFrames(huge).error).toBeUndefined();
+  });
+});
+
+describe("DIRTY", () => {
+  it("returns the helper's little-endian u64 words as a byte bitmap, bit i of byte i >> 3 = page i", () => {
+    const dirty = [0, 9, 63, 64, 69];
+    const reply = dirtyReply(70, dirty);
+    const d = decodeDirty(reply);
+    expect(d.pages).toBe(70);
+    expect(d.bitmap).toBeInstanceOf(Uint8Array);
+    expect(d.bitmap.length).toBe(16); // two u64 words
+    const set: number[] = [];
+    for (let i = 0; i < d.pages; i++) if ((d.bitmap[i >> 3] >> (i & 7)) & 1) set.push(i);
+    expect(set).toEqual(dirty);
+    expect([...d.bitmap.subarray(0, 2)]).toEqual([0x01, 0x02]);
+    expect(d.bitmap[7]).toBe(0x80);
+    expect(d.bitmap[8]).toBe(0x21); // pages 64 and 69
+  });
+
+  it("handles an empty log and refuses replies whose size does not match the page count", () => {
+    expect(decodeDirty(dirtyReply(0, []))).toEqual({ pages: 0, bitmap: new Uint8Array(0) });
+    protocolError(() => decodeDirty(Buffer.alloc(3)), /of 3 bytes/);
+    protocolError(() => decodeDirty(dirtyReply(70, []).subarray(0, 12)), /12 bytes for 70 pages/);
+    protocolError(() => decodeDirty(Buffer.concat([dirtyReply(64, []), Buffer.alloc(8)])), /20 bytes for 64 pages/);
   });
 });
 

@@ -42,7 +42,7 @@ const px = (info: DisplayInfo, p: Uint32Array, x: number, y: number): number => 
 
 function dirtySet(d: DirtyPages): Set<number> {
   const s = new Set<number>();
-  for (let i = 0; i < d.pages; i++) if ((d.bitmap[i >> 6] >> BigInt(i & 63)) & 1n) s.add(i);
+  for (let i = 0; i < d.pages; i++) if ((d.bitmap[i >> 3] >> (i & 7)) & 1) s.add(i);
   return s;
 }
 

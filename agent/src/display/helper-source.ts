@@ -2,7 +2,6 @@
 // See native/PROTOCOL.md (DISPLAY_INFO, DIRTY, POINTER, KEYBOARD).
 import { QumraError, failedPrecondition } from "../errors.js";
 import type { HelperClient } from "../vm/helper-client.js";
-import type { DirtyPages } from "../vm/helper-protocol.js";
 import type { DisplaySource, FramebufferInfo } from "./types.js";
 
 /** The part of the helper client the display uses (tests may pass a fake). */
@@ -13,16 +12,6 @@ export function displayHelper(client: HelperClient, vmId: string): DisplayHelper
     throw failedPrecondition(`VM '${vmId}' has no display: its helper has no framebuffer device`);
   }
   return client;
-}
-
-/** The dirty log as bytes: bit i (LSB first in byte i >> 3) = page i; the helper's u64 words are little-endian. */
-export function bitmapOf(reply: DirtyPages): Uint8Array {
-  const words = reply.bitmap;
-  if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-  const out = new Uint8Array(words.length * 8);
-  const dv = new DataView(out.buffer);
-  words.forEach((w, i) => dv.setBigUint64(i * 8, w, true));
-  return out;
 }
 
 export function toFramebufferInfo(d: { width: number; height: number; stride: number; format?: string; path: string }, vmId: string): FramebufferInfo {
@@ -43,7 +32,7 @@ export class HelperDisplaySource implements DisplaySource {
   }
 
   async dirty(): Promise<Uint8Array> {
-    return bitmapOf(await this.helper.dirty());
+    return (await this.helper.dirty()).bitmap;
   }
 
   onEnd(listener: (reason: string) => void): void {

@@ -78,10 +78,10 @@ export interface DisplayInfo {
   size: number;
 }
 
-/** Framebuffer pages written since the previous DIRTY: bit i of the bitmap (word i >> 6, bit i & 63) = page i. */
+/** Framebuffer pages written since the previous DIRTY: bit i of byte i >> 3 (LSB first) = page i. */
 export interface DirtyPages {
   pages: number;
-  bitmap: BigUint64Array;
+  bitmap: Uint8Array;
 }
 
 /** Register name → value ("rax", "rip", "cr3", "efer", "cs.selector", "gdt.base", ...). */
@@ -314,16 +314,13 @@ export function decodeDisplayInfo(payload: Uint8Array): DisplayInfo {
   };
 }
 
-/** DIRTY: u32 pages, then ceil(pages / 64) little-endian u64 words. */
+/** DIRTY: u32 pages, then ceil(pages / 64) little-endian u64 words, which are already the byte bitmap (a view of the reply). */
 export function decodeDirty(payload: Uint8Array): DirtyPages {
   if (payload.length < 4) throw malformed("DIRTY reply", `of ${payload.length} bytes`);
-  const reply = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
-  const pages = reply.readUInt32LE(0);
-  const words = Math.ceil(pages / 64);
-  if (reply.length !== 4 + words * 8) throw malformed("DIRTY reply", `of ${reply.length} bytes for ${pages} pages`);
-  const bitmap = new BigUint64Array(words);
-  for (let i = 0; i < words; i++) bitmap[i] = reply.readBigUInt64LE(4 + i * 8);
-  return { pages, bitmap };
+  const pages = Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0);
+  const bytes = Math.ceil(pages / 64) * 8;
+  if (payload.length !== 4 + bytes) throw malformed("DIRTY reply", `of ${payload.length} bytes for ${pages} pages`);
+  return { pages, bitmap: new Uint8Array(payload.buffer, payload.byteOffset + 4, bytes) };
 }
 
 /** POINTER: position (clamped to the screen by the helper) and buttons (bit 0 left, 1 right, 2 middle). */
