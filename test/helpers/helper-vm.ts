@@ -13,10 +13,10 @@ const dirs: string[] = [];
 const pids: number[] = [];
 
 /** Spawns a helper in a fresh runtime dir under /tmp; reapHelpers() kills and removes them all. */
-export async function spawnTracked(prefix: string, spec: SpawnOptions["spec"]): Promise<{ h: SpawnedHelper; dir: string }> {
+export async function spawnTracked(prefix: string, args: SpawnOptions["args"]): Promise<{ h: SpawnedHelper; dir: string }> {
   const dir = mkdtempSync(path.join("/tmp", prefix));
   dirs.push(dir);
-  const h = await spawnHelper({ runtimeDir: dir, spec });
+  const h = await spawnHelper({ runtimeDir: dir, args });
   pids.push(h.pid);
   return { h, dir };
 }

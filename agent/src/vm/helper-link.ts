@@ -7,6 +7,7 @@ import type { Logger } from "../logger.js";
 import { QumraError } from "../errors.js";
 import { HelperExit } from "../gen/helper-abi.js";
 import { HelperClient } from "./helper-client.js";
+import { helperArgsOf } from "./helper-convert.js";
 import { HelperError } from "./helper-errors.js";
 import { spawnHelper, isAlive } from "./helper-process.js";
 import type { VmSpec } from "./types.js";
@@ -113,19 +114,10 @@ export class ProcessLauncher implements HelperLauncher {
   ) {}
 
   async launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink> {
-    const boot = spec.boot;
-    const fb = { fbWidth: spec.display.width, fbHeight: spec.display.height };
     const vmDir = path.join(this.runtimeDir, vmId);
     let spawned;
     try {
-      spawned = await spawnHelper({
-        binary: this.vmmPath,
-        runtimeDir: vmDir,
-        spec:
-          boot.kind === "demo"
-            ? { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, demo: true, ...fb }
-            : { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, image: imagePath, loadAddr: boot.loadAddress, entry: boot.entryAddress, mode: boot.mode, ...fb },
-      });
+      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, args: helperArgsOf(spec, imagePath) });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
     }

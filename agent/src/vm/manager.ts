@@ -10,6 +10,7 @@ import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
+import { vmStateOf } from "./helper-convert.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
 interface VmEntry {
@@ -60,7 +61,7 @@ export class VmManager {
           this.adopt(entry, link);
           const status = await link.client.status();
           entry.console.reset(await link.client.consoleRead(1 << 20));
-          const helperState = status.state.toUpperCase() as VmState;
+          const helperState = vmStateOf(status.state);
           vmLog.info({ pid: record.helperPid, state: helperState }, "re-attached to running helper");
           if (helperState !== record.state) this.transition(entry, helperState, status.reason || "state found on re-attach");
           if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
@@ -349,15 +350,17 @@ export class VmManager {
           void this.reap(entry);
           break;
         }
-        case "state":
-          if (event.state === "stopped" && entry.record.state !== "STOPPED" && !entry.stopping) {
+        case "state": {
+          const state = vmStateOf(event.state);
+          if (state === "STOPPED" && entry.record.state !== "STOPPED" && !entry.stopping) {
             this.transition(entry, "STOPPED", event.reason || "guest stopped");
             void this.reap(entry);
-          } else if (event.state === "crashed" && entry.record.state !== "CRASHED") {
+          } else if (state === "CRASHED" && entry.record.state !== "CRASHED") {
             this.transition(entry, "CRASHED", event.reason || "helper reported a crash");
             void this.reap(entry);
           }
           break;
+        }
         default:
           break;
       }
