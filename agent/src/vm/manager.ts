@@ -11,6 +11,7 @@ import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
 import { vmStateOf } from "./helper-convert.js";
+import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
 interface VmEntry {
@@ -188,14 +189,14 @@ export class VmManager {
 
   async getVcpu(vmId: string, vcpu: number): Promise<VcpuRegs> {
     const e = this.pausedEntry(vmId, vcpu, "read registers of");
-    return fromHelperRegs(await this.link(e).client.getRegs(vcpu));
+    return registersFromHelper(await this.link(e).client.getRegs(vcpu));
   }
 
   async setVcpu(vmId: string, vcpu: number, state: { regs?: GpRegs; sregs?: SpecialRegs }): Promise<VcpuRegs> {
     const e = this.pausedEntry(vmId, vcpu, "write registers of");
-    const flat = toHelperRegs(state);
+    const flat = registersToHelper(state);
     const client = this.link(e).client;
-    return fromHelperRegs(Object.keys(flat).length ? await client.setRegs(vcpu, flat) : await client.getRegs(vcpu));
+    return registersFromHelper(Object.keys(flat).length ? await client.setRegs(vcpu, flat) : await client.getRegs(vcpu));
   }
 
   async readMemory(vmId: string, address: number, length: number): Promise<Buffer> {
@@ -436,61 +437,4 @@ export class VmManager {
     e.record = { ...e.record, lastEventSequence: event.sequence };
     if (this.vms.has(e.record.vmId)) this.store.save(e.record);
   }
-}
-
-const SEGMENT_FIELDS = ["base", "limit", "selector", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
-const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
-
-/** The helper's flat register names ("rax", "cs.selector", "gdt.base", "apic_base") → domain structs. */
-function fromHelperRegs(flat: Record<string, bigint>): VcpuRegs {
-  const get = (name: string) => flat[name] ?? 0n;
-  const regs = Object.fromEntries(["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"].map((n) => [n, get(n)])) as GpRegs;
-  const segment = (s: string) => ({
-    base: get(`${s}.base`),
-    limit: Number(get(`${s}.limit`)),
-    selector: Number(get(`${s}.selector`)),
-    type: Number(get(`${s}.type`)),
-    present: get(`${s}.present`) !== 0n,
-    dpl: Number(get(`${s}.dpl`)),
-    db: get(`${s}.db`) !== 0n,
-    s: get(`${s}.s`) !== 0n,
-    l: get(`${s}.l`) !== 0n,
-    g: get(`${s}.g`) !== 0n,
-    avl: get(`${s}.avl`) !== 0n,
-    unusable: get(`${s}.unusable`) !== 0n,
-  });
-  const sregs = {
-    ...Object.fromEntries(SEGMENT_NAMES.map((s) => [s, segment(s)])),
-    gdt: { base: get("gdt.base"), limit: Number(get("gdt.limit")) },
-    idt: { base: get("idt.base"), limit: Number(get("idt.limit")) },
-    cr0: get("cr0"),
-    cr2: get("cr2"),
-    cr3: get("cr3"),
-    cr4: get("cr4"),
-    cr8: get("cr8"),
-    efer: get("efer"),
-    apicBase: get("apic_base"),
-  } as SpecialRegs;
-  return { regs, sregs };
-}
-
-function toHelperRegs(state: { regs?: GpRegs; sregs?: SpecialRegs }): Record<string, bigint> {
-  const flat: Record<string, bigint> = {};
-  if (state.regs) for (const [k, v] of Object.entries(state.regs)) flat[k] = v;
-  const s = state.sregs;
-  if (s) {
-    for (const name of SEGMENT_NAMES) {
-      for (const field of SEGMENT_FIELDS) {
-        const v = s[name][field];
-        flat[`${name}.${field}`] = typeof v === "boolean" ? (v ? 1n : 0n) : BigInt(v);
-      }
-    }
-    for (const t of ["gdt", "idt"] as const) {
-      flat[`${t}.base`] = s[t].base;
-      flat[`${t}.limit`] = BigInt(s[t].limit);
-    }
-    for (const r of ["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const) flat[r] = s[r];
-    flat.apic_base = s.apicBase;
-  }
-  return flat;
 }
