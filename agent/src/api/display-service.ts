@@ -12,7 +12,7 @@ import {
 import { invalidArgument, unimplemented } from "../errors.js";
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
 import { DisplayHubs } from "../display/display-hub.js";
-import { HelperDisplaySource, displayHelper, toFramebufferInfo } from "../display/helper-source.js";
+import { HelperDisplaySource, toFramebufferInfo } from "../display/helper-source.js";
 import { takeScreenshot, type ScreenshotFormat as Format } from "../display/screenshot.js";
 import { MAX_INPUT_EVENTS, deliverInput, planInput, type InputEventData } from "../display/input.js";
 import type { CodecChoice, DisplayUpdateData, RectCodec } from "../display/types.js";
@@ -136,7 +136,7 @@ export function streamDisplayHandler(hubs: DisplayHubs): DisplayServiceServer["s
 }
 
 export function displayService(vms: VmManager): DisplayServiceServer {
-  const hubs = new DisplayHubs((vmId) => new HelperDisplaySource(vms.helperFor(vmId, "show the display of").client, vmId));
+  const hubs = new DisplayHubs((vmId) => new HelperDisplaySource(vms.displayPort(vmId, "show the display of"), vmId));
 
   return {
     streamDisplay: streamDisplayHandler(hubs),
@@ -144,8 +144,7 @@ export function displayService(vms: VmManager): DisplayServiceServer {
     screenshot: unary(async (req) => {
       const format = FORMATS[req.format];
       if (!format) throw invalidArgument(`format ${req.format} is not a known ScreenshotFormat`);
-      const helper = displayHelper(vms.helperFor(req.vmId, "take a screenshot of").client, req.vmId);
-      const info = toFramebufferInfo(await helper.displayInfo(), req.vmId);
+      const info = toFramebufferInfo(await vms.displayPort(req.vmId, "take a screenshot of").info(), req.vmId);
       const shot = takeScreenshot(info, format);
       return { width: shot.width, height: shot.height, format: req.format || ScreenshotFormat.SCREENSHOT_FORMAT_PNG, data: shot.data };
     }),
@@ -153,10 +152,10 @@ export function displayService(vms: VmManager): DisplayServiceServer {
     sendInput: unary(async (req) => {
       const events = inputFromPb(req.events);
       planInput(events, { width: 65536, height: 65536 }); // arguments first: INVALID_ARGUMENT before NOT_FOUND
-      const helper = displayHelper(vms.helperFor(req.vmId, "send input to").client, req.vmId);
+      const port = vms.displayPort(req.vmId, "send input to");
       const hasPointer = events.some((e) => e.kind === "pointer");
-      const screen = hasPointer ? toFramebufferInfo(await helper.displayInfo(), req.vmId) : { width: 65536, height: 65536 };
-      await deliverInput(helper, planInput(events, screen));
+      const screen = hasPointer ? toFramebufferInfo(await port.info(), req.vmId) : { width: 65536, height: 65536 };
+      await deliverInput(port, planInput(events, screen));
       return {};
     }),
 

@@ -1,18 +1,11 @@
-// A VM's helper as a display source: DISPLAY_INFO, the framebuffer's dirty log, and input devices.
-// See native/PROTOCOL.md (DISPLAY_INFO, DIRTY, POINTER, KEYBOARD).
-import { QumraError, failedPrecondition } from "../errors.js";
-import type { HelperClient } from "../vm/helper-client.js";
+// A VM's display as a display source: DISPLAY_INFO, the framebuffer's dirty log, and input devices,
+// through the VM's display port (agent/src/vm/display-port.ts).
+import { QumraError } from "../errors.js";
+import type { VmDisplayPort } from "../vm/display-port.js";
 import type { DisplaySource, FramebufferInfo } from "./types.js";
 
-/** The part of the helper client the display uses (tests may pass a fake). */
-export type DisplayHelper = Pick<HelperClient, "displayInfo" | "dirty" | "pointer" | "keyboard" | "closed" | "once">;
-
-export function displayHelper(client: HelperClient, vmId: string): DisplayHelper {
-  if (typeof (client as Partial<DisplayHelper>).displayInfo !== "function") {
-    throw failedPrecondition(`VM '${vmId}' has no display: its helper has no framebuffer device`);
-  }
-  return client;
-}
+/** The part of the VM's display port that input delivery uses (tests may pass a fake). */
+export type DisplayHelper = Pick<VmDisplayPort, "pointer" | "keyboard">;
 
 export function toFramebufferInfo(d: { width: number; height: number; stride: number; format?: string; path: string }, vmId: string): FramebufferInfo {
   if (d.format !== undefined && d.format.toLowerCase() !== "bgrx") throw new QumraError("internal", `VM '${vmId}': framebuffer format '${d.format}' is not bgrx`);
@@ -21,25 +14,20 @@ export function toFramebufferInfo(d: { width: number; height: number; stride: nu
 }
 
 export class HelperDisplaySource implements DisplaySource {
-  private readonly helper: DisplayHelper;
-
-  constructor(client: HelperClient, private readonly vmId: string) {
-    this.helper = displayHelper(client, vmId);
-  }
+  constructor(
+    private readonly port: VmDisplayPort,
+    private readonly vmId: string,
+  ) {}
 
   async info(): Promise<FramebufferInfo> {
-    return toFramebufferInfo(await this.helper.displayInfo(), this.vmId);
+    return toFramebufferInfo(await this.port.info(), this.vmId);
   }
 
   async dirty(): Promise<Uint8Array> {
-    return (await this.helper.dirty()).bitmap;
+    return (await this.port.dirty()).bitmap;
   }
 
   onEnd(listener: (reason: string) => void): void {
-    if (this.helper.closed) {
-      setImmediate(() => listener("the VM stopped"));
-      return;
-    }
-    this.helper.once("close", () => listener("the VM stopped"));
+    void this.port.ended.then(listener);
   }
 }

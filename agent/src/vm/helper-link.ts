@@ -38,6 +38,8 @@ export class HelperLink {
     readonly pid: number,
     readonly socketPath: string,
     readonly client: HelperClient,
+    /** Whether the helper has a framebuffer device (it answers DISPLAY_INFO). */
+    readonly hasFramebuffer: boolean,
     private readonly log: Logger,
     childExit?: Promise<ExitInfo>,
   ) {
@@ -121,10 +123,12 @@ export class ProcessLauncher implements HelperLauncher {
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
     }
+    let client: HelperClient | undefined;
     try {
-      const client = await HelperClient.connect(spawned.controlPath);
-      return new HelperLink(spawned.pid, spawned.controlPath, client, log, spawned.exit);
+      client = await HelperClient.connect(spawned.controlPath);
+      return new HelperLink(spawned.pid, spawned.controlPath, client, await probeFramebuffer(client), log, spawned.exit);
     } catch (err) {
+      client?.close();
       try {
         process.kill(spawned.pid, "SIGKILL");
       } catch {
@@ -139,7 +143,23 @@ export class ProcessLauncher implements HelperLauncher {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
     if (!cmdline.includes(socketPath)) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
     const client = await HelperClient.connect(socketPath);
-    return new HelperLink(pid, socketPath, client, log);
+    try {
+      return new HelperLink(pid, socketPath, client, await probeFramebuffer(client), log);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+}
+
+/** Asked once, at attach: a helper without a framebuffer device does not know DISPLAY_INFO. */
+export async function probeFramebuffer(client: HelperClient): Promise<boolean> {
+  try {
+    await client.displayInfo();
+    return true;
+  } catch (err) {
+    if (err instanceof HelperError && err.code === "UNKNOWN_TYPE") return false;
+    throw err;
   }
 }
 

@@ -11,6 +11,7 @@ import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
 import { vmStateOf } from "./helper-convert.js";
+import { helperDisplayPort, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
@@ -261,12 +262,14 @@ export class VmManager {
   }
 
   /**
-   * The live helper of a VM and its record, for the display pipeline: NOT_FOUND for an unknown VM,
-   * FAILED_PRECONDITION unless it is CREATED, RUNNING or PAUSED, UNAVAILABLE if its helper is gone.
+   * The display of a VM, for display/: not-found for an unknown VM, failed-precondition unless it is
+   * CREATED, RUNNING or PAUSED or when its helper has no framebuffer, unavailable if its helper is gone.
    */
-  helperFor(vmId: string, action = "use the display of"): { client: HelperClient; record: VmRecord } {
+  displayPort(vmId: string, action: string): VmDisplayPort {
     const e = this.liveEntry(vmId, action);
-    return { client: this.link(e).client, record: e.record };
+    const link = this.link(e);
+    if (!link.hasFramebuffer) throw failedPrecondition(`cannot ${action} VM '${vmId}': its helper has no framebuffer device`);
+    return helperDisplayPort(link.client);
   }
 
   /** Closes control connections without stopping any VM (agent shutdown). */
