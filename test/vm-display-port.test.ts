@@ -65,7 +65,7 @@ async function qumraError(p: Promise<unknown> | (() => unknown)): Promise<QumraE
   throw new Error("expected a QumraError, got success");
 }
 
-describe("helper errors as QumraErrors", () => {
+describe("helper errors leave vm/ as QumraErrors", () => {
   it("maps each helper error code to the agent's kind, with the helper's message", () => {
     const kinds: [HelperErrorCode, ErrorKind][] = [
       ["INVALID_ARGUMENT", "invalid-argument"],
@@ -93,6 +93,15 @@ describe("helper errors as QumraErrors", () => {
   it("askHelper converts a rejected exchange and passes results through", async () => {
     expect(await askHelper(async () => 7)).toBe(7);
     expect((await qumraError(askHelper(() => Promise.reject(new HelperError("OUT_OF_RANGE", "past RAM"))))).kind).toBe("out-of-range");
+  });
+
+  it("manager calls answer with QumraErrors", async () => {
+    const { vms } = await managerWithFake((r) => (r.type === MsgType.START ? refuse("WRONG_STATE") : r.type === MsgType.WRITE_MEM ? refuse("OUT_OF_RANGE") : undefined));
+    const start = await qumraError(vms.start("vm1"));
+    expect([start.kind, start.message]).toEqual(["failed-precondition", "the VM's helper answered: refused: WRONG_STATE"]);
+    expect(vms.get("vm1").state).toBe("CREATED");
+    const write = await qumraError(vms.writeMemory("vm1", 0x8000, Buffer.alloc(8)));
+    expect(write.kind).toBe("out-of-range");
   });
 });
 

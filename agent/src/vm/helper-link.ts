@@ -8,7 +8,7 @@ import { QumraError } from "../errors.js";
 import { HelperExit } from "../gen/helper-abi.js";
 import { HelperClient } from "./helper-client.js";
 import { helperArgsOf } from "./helper-convert.js";
-import { HelperError } from "./helper-errors.js";
+import { HelperError, helperErrorKind } from "./helper-errors.js";
 import { spawnHelper, isAlive } from "./helper-process.js";
 import type { VmSpec } from "./types.js";
 
@@ -163,10 +163,8 @@ export async function probeFramebuffer(client: HelperClient): Promise<boolean> {
   }
 }
 
+/** Why a helper could not be started or reached, as the agent's typed error (same kinds as its answers). */
 function helperFailure(err: unknown, action: string): QumraError {
   const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof HelperError && (err.code === "INVALID_ARGUMENT" || err.code === "TOO_LARGE")) {
-    return new QumraError("invalid-argument", `could not ${action}: ${message}`);
-  }
-  return new QumraError("internal", `could not ${action}: ${message}`, { cause: err });
+  return new QumraError(err instanceof HelperError ? helperErrorKind(err.code) : "internal", `could not ${action}: ${message}`, { cause: err });
 }

@@ -11,6 +11,7 @@ import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
 import { vmStateOf } from "./helper-convert.js";
+import { askHelper } from "./helper-errors.js";
 import { helperDisplayPort, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
@@ -147,21 +148,21 @@ export class VmManager {
 
   start(vmId: string): Promise<VmRecord> {
     return this.lifecycle(vmId, ["CREATED"], "start", async (e) => {
-      await this.link(e).client.start();
+      await this.ask(e, (c) => c.start());
       this.transition(e, "RUNNING", "started", { startedAt: new Date().toISOString() });
     });
   }
 
   pause(vmId: string): Promise<VmRecord> {
     return this.lifecycle(vmId, ["RUNNING"], "pause", async (e) => {
-      await this.link(e).client.pause();
+      await this.ask(e, (c) => c.pause());
       this.transition(e, "PAUSED", "paused by client");
     });
   }
 
   resume(vmId: string): Promise<VmRecord> {
     return this.lifecycle(vmId, ["PAUSED"], "resume", async (e) => {
-      await this.link(e).client.resume();
+      await this.ask(e, (c) => c.resume());
       this.transition(e, "RUNNING", "resumed by client");
     });
   }
@@ -190,26 +191,25 @@ export class VmManager {
 
   async getVcpu(vmId: string, vcpu: number): Promise<VcpuRegs> {
     const e = this.pausedEntry(vmId, vcpu, "read registers of");
-    return registersFromHelper(await this.link(e).client.getRegs(vcpu));
+    return registersFromHelper(await this.ask(e, (c) => c.getRegs(vcpu)));
   }
 
   async setVcpu(vmId: string, vcpu: number, state: { regs?: GpRegs; sregs?: SpecialRegs }): Promise<VcpuRegs> {
     const e = this.pausedEntry(vmId, vcpu, "write registers of");
     const flat = registersToHelper(state);
-    const client = this.link(e).client;
-    return registersFromHelper(Object.keys(flat).length ? await client.setRegs(vcpu, flat) : await client.getRegs(vcpu));
+    return registersFromHelper(await this.ask(e, (c) => (Object.keys(flat).length ? c.setRegs(vcpu, flat) : c.getRegs(vcpu))));
   }
 
   async readMemory(vmId: string, address: number, length: number): Promise<Buffer> {
     const e = this.liveEntry(vmId, "read memory of");
     this.checkRange(e, address, length);
-    return this.link(e).client.readMemory(address, length);
+    return this.ask(e, (c) => c.readMemory(address, length));
   }
 
   async writeMemory(vmId: string, address: number, data: Uint8Array): Promise<void> {
     const e = this.liveEntry(vmId, "write memory of");
     this.checkRange(e, address, data.length);
-    await this.link(e).client.writeMemory(address, data);
+    await this.ask(e, (c) => c.writeMemory(address, data));
   }
 
   async stats(vmId: string): Promise<{ record: VmRecord; stats: VmStatsSnapshot }> {
@@ -217,7 +217,7 @@ export class VmManager {
     const uptimeMs = e.record.startedAt && LIVE_STATES.includes(e.record.state) ? Date.now() - Date.parse(e.record.startedAt) : 0;
     const base: VmStatsSnapshot = { uptimeMs, vcpus: [], helperRssBytes: 0, helperCpuUserMs: 0, helperCpuSystemMs: 0, consoleBytes: e.console.total, kvmVmStats: {} };
     if (!e.link || !LIVE_STATES.includes(e.record.state)) return { record: e.record, stats: base };
-    const [helper, usage] = await Promise.all([e.link.client.stats(), e.link.usage()]);
+    const [helper, usage] = await Promise.all([this.ask(e, (c) => c.stats()), e.link.usage()]);
     return {
       record: e.record,
       stats: {
@@ -255,7 +255,7 @@ export class VmManager {
     let offset = 0;
     // The UART's input FIFO is small; feed it in pieces as the helper accepts them.
     for (let attempt = 0; offset < data.length && attempt < 200; attempt++) {
-      offset += await this.link(e).client.consoleWrite(data.subarray(offset));
+      offset += await this.ask(e, (c) => c.consoleWrite(data.subarray(offset)));
       if (offset < data.length) await new Promise((r) => setTimeout(r, 10));
     }
     if (offset < data.length) throw new QumraError("resource-exhausted", `the guest is not reading its serial input: ${data.length - offset} of ${data.length} bytes not delivered`);
@@ -297,6 +297,12 @@ export class VmManager {
   private link(e: VmEntry): HelperLink {
     if (!e.link) throw new QumraError("unavailable", `VM '${e.record.vmId}' has no running helper`);
     return e.link;
+  }
+
+  /** One exchange with the VM's helper; its errors come out as the agent's typed errors. */
+  private ask<T>(e: VmEntry, exchange: (client: HelperClient) => Promise<T>): Promise<T> {
+    const client = this.link(e).client;
+    return askHelper(() => exchange(client));
   }
 
   private liveEntry(vmId: string, action: string): VmEntry {
@@ -397,10 +403,12 @@ export class VmManager {
     let done!: () => void;
     e.stopping = new Promise<void>((r) => (done = r));
     try {
-      const result = await link.client.stop(timeoutMs).catch((err: Error) => {
-        if (link.client.closed) return { forced: true, exitStatus: -1 };
-        throw err;
-      });
+      const result = await askHelper(() =>
+        link.client.stop(timeoutMs).catch((err: unknown) => {
+          if (link.client.closed) return { forced: true, exitStatus: -1 };
+          throw err;
+        }),
+      );
       await link.exited;
       if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") {
         const why = askedGuest && result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : askedGuest ? `${reason}; the guest powered off` : reason;
