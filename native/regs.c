@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "regs-list.h"
 #include "util.h"
 
 struct reg_desc {
@@ -21,22 +22,21 @@ struct reg_desc {
 	uint64_t max;
 };
 
-#define R(n) { #n, 0, 8, offsetof(struct kvm_regs, n), UINT64_MAX }
-#define S(n) { #n, 1, 8, offsetof(struct kvm_sregs, n), UINT64_MAX }
-#define SEGF(seg, f, sz, mx) { #seg "." #f, 1, sz, offsetof(struct kvm_sregs, seg) + offsetof(struct kvm_segment, f), mx }
-#define SEG(sg) SEGF(sg, base, 8, UINT64_MAX), SEGF(sg, limit, 4, 0xffffffffu), \
-	SEGF(sg, selector, 2, 0xffff), SEGF(sg, type, 1, 15), SEGF(sg, present, 1, 1), \
-	SEGF(sg, dpl, 1, 3), SEGF(sg, db, 1, 1), SEGF(sg, s, 1, 1), SEGF(sg, l, 1, 1), \
-	SEGF(sg, g, 1, 1), SEGF(sg, avl, 1, 1), SEGF(sg, unusable, 1, 1)
-#define DT(t) { #t ".base", 1, 8, offsetof(struct kvm_sregs, t) + offsetof(struct kvm_dtable, base), UINT64_MAX }, \
-	{ #t ".limit", 1, 2, offsetof(struct kvm_sregs, t) + offsetof(struct kvm_dtable, limit), 0xffff }
+/* One table entry per register of regs-list.h, in its order (GET_REGS prints them so). */
+#define GENERAL(n) { #n, 0, 8, offsetof(struct kvm_regs, n), UINT64_MAX },
+#define CONTROL(n) { #n, 1, 8, offsetof(struct kvm_sregs, n), UINT64_MAX },
+#define SEGMENT_FIELD(seg, f, sz, mx) \
+	{ #seg "." #f, 1, sz, offsetof(struct kvm_sregs, seg) + offsetof(struct kvm_segment, f), mx },
+#define SEGMENT(seg) REGS_SEGMENT_FIELDS(SEGMENT_FIELD, seg)
+#define DTABLE_FIELD(t, f, sz, mx) \
+	{ #t "." #f, 1, sz, offsetof(struct kvm_sregs, t) + offsetof(struct kvm_dtable, f), mx },
+#define DTABLE(t) REGS_DTABLE_FIELDS(DTABLE_FIELD, t)
 
 static const struct reg_desc reg_table[] = {
-	R(rax), R(rbx), R(rcx), R(rdx), R(rsi), R(rdi), R(rsp), R(rbp),
-	R(r8), R(r9), R(r10), R(r11), R(r12), R(r13), R(r14), R(r15), R(rip), R(rflags),
-	S(cr0), S(cr2), S(cr3), S(cr4), S(cr8), S(efer), S(apic_base),
-	SEG(cs), SEG(ds), SEG(es), SEG(fs), SEG(gs), SEG(ss), SEG(tr), SEG(ldt),
-	DT(gdt), DT(idt),
+	REGS_GENERAL(GENERAL)
+	REGS_CONTROL(CONTROL)
+	REGS_SEGMENTS(SEGMENT)
+	REGS_DTABLES(DTABLE)
 };
 
 struct regs_pair {

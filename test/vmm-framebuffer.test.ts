@@ -7,7 +7,8 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
 import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
-import { GuestCommand, HelperClient, type DirtyPages, type DisplayInfo } from "../agent/src/vm/helper-client.js";
+import { HelperClient } from "../agent/src/vm/helper-client.js";
+import { GuestCommand, type DirtyPages, type DisplayInfo } from "../agent/src/vm/helper-protocol.js";
 import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 
 
@@ -41,7 +42,7 @@ const px = (info: DisplayInfo, p: Uint32Array, x: number, y: number): number => 
 
 function dirtySet(d: DirtyPages): Set<number> {
   const s = new Set<number>();
-  for (let i = 0; i < d.pages; i++) if ((d.bitmap[i >> 6] >> BigInt(i & 63)) & 1n) s.add(i);
+  for (let i = 0; i < d.pages; i++) if ((d.bitmap[i >> 3] >> (i & 7)) & 1) s.add(i);
   return s;
 }
 

@@ -9,7 +9,9 @@ import { hasKvm } from "./helpers/kvm.js";
 import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
 
 afterAll(reapHelpers);
-import { DEMO_CELL_ADDR, GuestCommand, HelperClient, HelperError, MsgType, type HelperEvent } from "../agent/src/vm/helper-client.js";
+import { HelperClient } from "../agent/src/vm/helper-client.js";
+import { HelperError } from "../agent/src/vm/helper-errors.js";
+import { DEMO_CELL_ADDR, GuestCommand, HELPER_REGISTER_NAMES, MsgType, type HelperEvent } from "../agent/src/vm/helper-protocol.js";
 import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
 import { probeKvm } from "../agent/src/host/kvm-probe.js";
 
@@ -57,6 +59,7 @@ describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
     expect(r1.rip).toBe(r2.rip);
     expect(r1.rip).toBeGreaterThanOrEqual(0x100000n);
     expect(r1["cs.l"]).toBe(1n);
+    expect(Object.keys(r1)).toEqual(HELPER_REGISTER_NAMES); // the generated list is the helper's, in its order
     expect(r1.efer & 0x500n).toBe(0x500n);
 
     const marker = 0x5eed_cafe_f00d_1234n;

@@ -9,7 +9,7 @@ import { displayService } from "./api/display-service.js";
 import { VmManager } from "./vm/manager.js";
 import { DisplayDomain, type DisplayResolver } from "./display/display-domain.js";
 import { EncodePool } from "./display/encode-pool.js";
-import { helperEndpoint, portOf } from "./display/helper-source.js";
+import { helperEndpoint } from "./display/helper-source.js";
 import { useNodeCodecModule } from "./codec/node-codec-module.js";
 import { ProcessLauncher } from "./vm/helper-link.js";
 import { HostInfo } from "./host/host-facts.js";
@@ -46,7 +46,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     hostLimits: () => host.limits(),
   });
   await vms.init();
-  const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(portOf(vms.helperFor(vmId, action).client, vmId), vmId));
+  const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
   const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
 
   const server = new AgentServer(config, logger, [

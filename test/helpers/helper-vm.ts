@@ -1,18 +1,22 @@
 // Helpers for tests that drive qumra-vmm directly: spawned helpers are tracked and reaped, and the
-// console is read with waits for markers.
+// console is read with waits for markers. fakeHelper() stands in for qumra-vmm where KVM is not the point.
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
 import path from "node:path";
-import type { HelperClient, HelperError } from "../../agent/src/vm/helper-client.js";
+import type { HelperClient } from "../../agent/src/vm/helper-client.js";
+import type { HelperError } from "../../agent/src/vm/helper-errors.js";
+import { Flags, MsgType, encodeFrame, splitFrames, type Frame } from "../../agent/src/vm/helper-protocol.js";
 import { spawnHelper, type SpawnOptions, type SpawnedHelper } from "../../agent/src/vm/helper-process.js";
 
 const dirs: string[] = [];
 const pids: number[] = [];
 
 /** Spawns a helper in a fresh runtime dir under /tmp; reapHelpers() kills and removes them all. */
-export async function spawnTracked(prefix: string, spec: SpawnOptions["spec"]): Promise<{ h: SpawnedHelper; dir: string }> {
+export async function spawnTracked(prefix: string, args: SpawnOptions["args"]): Promise<{ h: SpawnedHelper; dir: string }> {
   const dir = mkdtempSync(path.join("/tmp", prefix));
   dirs.push(dir);
-  const h = await spawnHelper({ runtimeDir: dir, spec });
+  const h = await spawnHelper({ runtimeDir: dir, args });
   pids.push(h.pid);
   return { h, dir };
 }
@@ -68,6 +72,73 @@ export function consoleLog(client: HelperClient, defaultMs = 30_000): ConsoleLog
         waiters.add(check);
         client.on("close", onClose);
         check();
+      }),
+  };
+}
+
+/** What a fake helper sends back for one request: a payload, an error reply, or nothing at all. */
+export type FakeAnswer = { payload?: Uint8Array } | { error: { name: string; code?: number; message?: string } } | "silence";
+
+export interface FakeHelper {
+  /** Its control socket. */
+  path: string;
+  /** Every request received, in order. */
+  requests: Frame[];
+  /** Sends a frame (an event unless flags say otherwise) to every connected client. */
+  event(type: number, payload: Uint8Array, seq?: number, flags?: number): void;
+  /** Sends bytes as they are to every connected client. */
+  raw(bytes: Uint8Array): void;
+  /** Closes the connections (as a helper that exits does). */
+  hangUp(): void;
+  close(): Promise<void>;
+}
+
+export const FAKE_STATUS = { state: "created", reason: "", vcpus: 1, memory: 33554432, pid: 1, mode: "long", uptimeMs: 0, consoleHead: 0, protocol: 1 };
+
+/**
+ * A stand-in for qumra-vmm on a unix socket, for tests of the client side without KVM: HELLO and
+ * STATUS answer FAKE_STATUS unless `answer` decides otherwise; any other request gets an empty reply.
+ */
+export async function fakeHelper(answer: (request: Frame) => FakeAnswer | undefined = () => undefined): Promise<FakeHelper> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "qvmm-fake-"));
+  dirs.push(dir);
+  const socketPath = path.join(dir, "control.sock");
+  const requests: Frame[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    let buf: Buffer = Buffer.alloc(0);
+    socket.on("data", (chunk: Buffer) => {
+      const { frames, rest } = splitFrames(Buffer.concat([buf, chunk]));
+      buf = rest;
+      for (const request of frames) {
+        requests.push(request);
+        const a = answer(request) ?? (request.type === MsgType.HELLO || request.type === MsgType.STATUS ? { payload: Buffer.from(JSON.stringify(FAKE_STATUS)) } : {});
+        if (a === "silence") continue;
+        if ("error" in a) socket.write(encodeFrame(request.type, Flags.REPLY | Flags.ERROR, request.id, Buffer.from(JSON.stringify({ code: 0, message: "", ...a.error }))));
+        else socket.write(encodeFrame(request.type, Flags.REPLY, request.id, a.payload));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    path: socketPath,
+    requests,
+    event: (type, payload, seq = 1, flags = Flags.EVENT) => {
+      for (const s of sockets) s.write(encodeFrame(type, flags, seq, payload));
+    },
+    raw: (bytes) => {
+      for (const s of sockets) s.write(bytes);
+    },
+    hangUp: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
       }),
   };
 }

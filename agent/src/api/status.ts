@@ -1,7 +1,6 @@
 // The api/ edge: maps the agent's typed errors to gRPC status codes and wraps handlers.
 import * as grpc from "@grpc/grpc-js";
 import { QumraError, type ErrorKind } from "../errors.js";
-import { HelperError, type HelperErrorCode } from "../vm/helper-client.js";
 
 const CODES: Record<ErrorKind, grpc.status> = {
   "invalid-argument": grpc.status.INVALID_ARGUMENT,
@@ -17,25 +16,9 @@ const CODES: Record<ErrorKind, grpc.status> = {
   internal: grpc.status.INTERNAL,
 };
 
-/** What a helper's refusal means for the caller (the helper checks its own bounds and states too). */
-const HELPER_KINDS: Partial<Record<HelperErrorCode, ErrorKind>> = {
-  INVALID_ARGUMENT: "invalid-argument",
-  BAD_MESSAGE: "invalid-argument",
-  TOO_LARGE: "invalid-argument",
-  WRONG_STATE: "failed-precondition",
-  OUT_OF_RANGE: "out-of-range",
-  TIMEOUT: "deadline-exceeded",
-  CONNECTION_CLOSED: "unavailable",
-  CONNECT_FAILED: "unavailable",
-};
-
 /** A gRPC error for any thrown value; unknown errors become INTERNAL with their message. */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof QumraError) return { code: CODES[err.kind], details: err.message };
-  if (err instanceof HelperError) {
-    const kind = HELPER_KINDS[err.code] ?? "internal";
-    return { code: CODES[kind], details: `the VM's helper answered: ${err.message}` };
-  }
   const message = err instanceof Error ? err.message : String(err);
   return { code: grpc.status.INTERNAL, details: `internal error: ${message}` };
 }

@@ -9,10 +9,23 @@ import {
   type VmEvent as PbVmEvent,
   type Regs,
   type Sregs,
+  type Segment as PbSegment,
+  type DescriptorTable as PbDescriptorTable,
 } from "../gen/qumra/v1/vm.js";
 import type { SpecRequest } from "../vm/spec.js";
 import type { VmEvent } from "../vm/event-log.js";
-import { VM_STATES, type VmRecord, type VmState, type GpRegs, type SpecialRegs } from "../vm/types.js";
+import {
+  DTABLES,
+  SEGMENTS,
+  VM_STATES,
+  type DescriptorTable,
+  type GpRegs,
+  type SameUnion,
+  type Segment,
+  type SpecialRegs,
+  type VmRecord,
+  type VmState,
+} from "../vm/types.js";
 
 const STATE_TO_PB: Record<VmState, PbVmState> = {
   CREATED: PbVmState.VM_STATE_CREATED,
@@ -135,6 +148,16 @@ export function syntheticEvent(type: PbEventType, sequence: number, record?: VmR
   };
 }
 
+// The API's register messages carry exactly the helper's registers (native/regs-list.h): these fail
+// to compile when one side gains a register the other lacks.
+const registersMatchApi: [
+  SameUnion<keyof Regs, keyof GpRegs>,
+  SameUnion<keyof Sregs, keyof SpecialRegs>,
+  SameUnion<keyof PbSegment, keyof Segment>,
+  SameUnion<keyof PbDescriptorTable, keyof DescriptorTable>,
+] = [true, true, true, true];
+void registersMatchApi;
+
 export const regsToPb = (r: GpRegs): Regs => ({ ...r });
 export const sregsToPb = (s: SpecialRegs): Sregs => ({ ...s });
 
@@ -143,7 +166,7 @@ export function regsFromPb(r: Regs): GpRegs {
 }
 
 export function sregsFromPb(s: Sregs): SpecialRegs {
-  for (const name of ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt", "gdt", "idt"] as const) {
+  for (const name of [...SEGMENTS, ...DTABLES]) {
     if (!s[name]) throw invalidArgument(`sregs.${name} is missing: give every segment and descriptor table (read them with GetVcpuState first)`);
   }
   return s as SpecialRegs;

@@ -12,12 +12,14 @@ import {
   type VmStats,
 } from "../gen/qumra/v1/vm.js";
 import { invalidArgument, unimplemented } from "../errors.js";
+import { MAX_MEMORY_IO as HELPER_MAX_MEMORY_IO } from "../vm/helper-protocol.js";
 import type { VmManager } from "../vm/manager.js";
 import type { VmRecord } from "../vm/types.js";
 import { unary, serverStream, toServiceError } from "./status.js";
 import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber } from "./vm-convert.js";
 
-export const MAX_MEMORY_IO = 1024 * 1024;
+/** ReadMemory / WriteMemory bytes per call: what the helper moves in one request. */
+export const MAX_MEMORY_IO = HELPER_MAX_MEMORY_IO;
 const MAX_CONSOLE_INPUT = 65536;
 /** A watcher whose unread events pass this many bytes is cut off rather than let memory grow. */
 const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;

@@ -5,8 +5,11 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "../logger.js";
 import { QumraError } from "../errors.js";
-import { HelperClient, HelperError } from "./helper-client.js";
-import { spawnHelper, isAlive, HelperExit } from "./helper-process.js";
+import { HelperExit } from "../gen/helper-abi.js";
+import { HelperClient } from "./helper-client.js";
+import { helperArgsOf } from "./helper-convert.js";
+import { HelperError, helperErrorKind } from "./helper-errors.js";
+import { spawnHelper, isAlive } from "./helper-process.js";
 import type { VmSpec } from "./types.js";
 
 export interface HelperLauncher {
@@ -35,6 +38,8 @@ export class HelperLink {
     readonly pid: number,
     readonly socketPath: string,
     readonly client: HelperClient,
+    /** Whether the helper has a framebuffer device (it answers DISPLAY_INFO). */
+    readonly hasFramebuffer: boolean,
     private readonly log: Logger,
     childExit?: Promise<ExitInfo>,
   ) {
@@ -111,26 +116,19 @@ export class ProcessLauncher implements HelperLauncher {
   ) {}
 
   async launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink> {
-    const boot = spec.boot;
-    const fb = { fbWidth: spec.display.width, fbHeight: spec.display.height };
     const vmDir = path.join(this.runtimeDir, vmId);
     let spawned;
     try {
-      spawned = await spawnHelper({
-        binary: this.vmmPath,
-        runtimeDir: vmDir,
-        spec:
-          boot.kind === "demo"
-            ? { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, demo: true, ...fb }
-            : { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, image: imagePath, loadAddr: boot.loadAddress, entry: boot.entryAddress, mode: boot.mode, ...fb },
-      });
+      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, args: helperArgsOf(spec, imagePath) });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
     }
+    let client: HelperClient | undefined;
     try {
-      const client = await HelperClient.connect(spawned.controlPath);
-      return new HelperLink(spawned.pid, spawned.controlPath, client, log, spawned.exit);
+      client = await HelperClient.connect(spawned.controlPath);
+      return new HelperLink(spawned.pid, spawned.controlPath, client, await probeFramebuffer(client), log, spawned.exit);
     } catch (err) {
+      client?.close();
       try {
         process.kill(spawned.pid, "SIGKILL");
       } catch {
@@ -145,14 +143,28 @@ export class ProcessLauncher implements HelperLauncher {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
     if (!cmdline.includes(socketPath)) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
     const client = await HelperClient.connect(socketPath);
-    return new HelperLink(pid, socketPath, client, log);
+    try {
+      return new HelperLink(pid, socketPath, client, await probeFramebuffer(client), log);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
   }
 }
 
+/** Asked once, at attach: a helper without a framebuffer device does not know DISPLAY_INFO. */
+export async function probeFramebuffer(client: HelperClient): Promise<boolean> {
+  try {
+    await client.displayInfo();
+    return true;
+  } catch (err) {
+    if (err instanceof HelperError && err.code === "UNKNOWN_TYPE") return false;
+    throw err;
+  }
+}
+
+/** Why a helper could not be started or reached, as the agent's typed error (same kinds as its answers). */
 function helperFailure(err: unknown, action: string): QumraError {
   const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof HelperError && (err.code === "INVALID_ARGUMENT" || err.code === "TOO_LARGE")) {
-    return new QumraError("invalid-argument", `could not ${action}: ${message}`);
-  }
-  return new QumraError("internal", `could not ${action}: ${message}`, { cause: err });
+  return new QumraError(err instanceof HelperError ? helperErrorKind(err.code) : "internal", `could not ${action}: ${message}`, { cause: err });
 }

@@ -3,20 +3,11 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { HelperError } from "./helper-client.js";
+import { HelperError } from "./helper-errors.js";
 import { defaultVmmPath } from "../paths.js";
 
-/** Helper exit statuses (native/PROTOCOL.md). */
-export const HelperExit = {
-  CLEAN: 0,
-  SETUP: 1,
-  USAGE: 2,
-  FORCED: 3,
-  CRASHED: 4,
-  INTERNAL: 5,
-} as const;
-
-export interface VmSpec {
+/** The helper's command-line arguments for one VM (native/PROTOCOL.md, "Running the helper"). */
+export interface HelperArgs {
   vcpus: number;
   memoryBytes: number | bigint;
   /** Run the built-in demo guest (native/build/demo-guest.bin) instead of an image. */
@@ -31,7 +22,7 @@ export interface VmSpec {
 }
 
 export interface SpawnOptions {
-  spec: VmSpec;
+  args: HelperArgs;
   /** Directory for the control socket (unless controlPath is given), log and pid file. */
   runtimeDir: string;
   controlPath?: string;
@@ -54,21 +45,22 @@ export function vmmBinaryPath(): string {
   return process.env.QUMRA_VMM ?? defaultVmmPath;
 }
 
-export function helperArgs(spec: VmSpec, controlPath: string, runtimeDir: string, device?: string): string[] {
-  const args = ["--control", controlPath, "--runtime-dir", runtimeDir, "--vcpus", String(spec.vcpus), "--memory", String(spec.memoryBytes)];
-  if (device) args.push("--device", device);
-  if (spec.fbWidth !== undefined) args.push("--fb-width", String(spec.fbWidth));
-  if (spec.fbHeight !== undefined) args.push("--fb-height", String(spec.fbHeight));
-  if (spec.demo) {
-    args.push("--demo");
+/** The argv of qumra-vmm for these arguments. */
+export function helperArgv(args: HelperArgs, controlPath: string, runtimeDir: string, device?: string): string[] {
+  const argv = ["--control", controlPath, "--runtime-dir", runtimeDir, "--vcpus", String(args.vcpus), "--memory", String(args.memoryBytes)];
+  if (device) argv.push("--device", device);
+  if (args.fbWidth !== undefined) argv.push("--fb-width", String(args.fbWidth));
+  if (args.fbHeight !== undefined) argv.push("--fb-height", String(args.fbHeight));
+  if (args.demo) {
+    argv.push("--demo");
   } else {
-    if (!spec.image) throw new HelperError("INVALID_ARGUMENT", "VM spec needs an image or demo");
-    args.push("--image", spec.image);
-    if (spec.loadAddr !== undefined) args.push("--load", `0x${BigInt(spec.loadAddr).toString(16)}`);
-    if (spec.entry !== undefined) args.push("--entry", `0x${BigInt(spec.entry).toString(16)}`);
-    if (spec.mode) args.push("--mode", spec.mode);
+    if (!args.image) throw new HelperError("INVALID_ARGUMENT", "helper arguments need an image or demo");
+    argv.push("--image", args.image);
+    if (args.loadAddr !== undefined) argv.push("--load", `0x${BigInt(args.loadAddr).toString(16)}`);
+    if (args.entry !== undefined) argv.push("--entry", `0x${BigInt(args.entry).toString(16)}`);
+    if (args.mode) argv.push("--mode", args.mode);
   }
-  return args;
+  return argv;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -90,12 +82,12 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
   mkdirSync(opts.runtimeDir, { recursive: true, mode: 0o700 });
   const controlPath = opts.controlPath ?? path.join(opts.runtimeDir, "control.sock");
   const logPath = path.join(opts.runtimeDir, "qumra-vmm.log");
-  const args = helperArgs(opts.spec, controlPath, opts.runtimeDir, opts.device);
+  const argv = helperArgv(opts.args, controlPath, opts.runtimeDir, opts.device);
   const logFd = openSync(logPath, "a");
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   let child;
   try {
-    child = spawn(binary, args, { detached: true, stdio: ["ignore", logFd, logFd] });
+    child = spawn(binary, argv, { detached: true, stdio: ["ignore", logFd, logFd] });
   } finally {
     closeSync(logFd);
   }

@@ -10,6 +10,10 @@ import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
 import { HelperLink, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
+import { vmStateOf } from "./helper-convert.js";
+import { askHelper } from "./helper-errors.js";
+import { helperDisplayPort, type VmDisplayPort } from "./display-port.js";
+import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
 interface VmEntry {
@@ -60,7 +64,7 @@ export class VmManager {
           this.adopt(entry, link);
           const status = await link.client.status();
           entry.console.reset(await link.client.consoleRead(1 << 20));
-          const helperState = status.state.toUpperCase() as VmState;
+          const helperState = vmStateOf(status.state);
           vmLog.info({ pid: record.helperPid, state: helperState }, "re-attached to running helper");
           if (helperState !== record.state) this.transition(entry, helperState, status.reason || "state found on re-attach");
           if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
@@ -144,21 +148,21 @@ export class VmManager {
 
   start(vmId: string): Promise<VmRecord> {
     return this.lifecycle(vmId, ["CREATED"], "start", async (e) => {
-      await this.link(e).client.start();
+      await this.ask(e, (c) => c.start());
       this.transition(e, "RUNNING", "started", { startedAt: new Date().toISOString() });
     });
   }
 
   pause(vmId: string): Promise<VmRecord> {
     return this.lifecycle(vmId, ["RUNNING"], "pause", async (e) => {
-      await this.link(e).client.pause();
+      await this.ask(e, (c) => c.pause());
       this.transition(e, "PAUSED", "paused by client");
     });
   }
 
   resume(vmId: string): Promise<VmRecord> {
     return this.lifecycle(vmId, ["PAUSED"], "resume", async (e) => {
-      await this.link(e).client.resume();
+      await this.ask(e, (c) => c.resume());
       this.transition(e, "RUNNING", "resumed by client");
     });
   }
@@ -187,26 +191,25 @@ export class VmManager {
 
   async getVcpu(vmId: string, vcpu: number): Promise<VcpuRegs> {
     const e = this.pausedEntry(vmId, vcpu, "read registers of");
-    return fromHelperRegs(await this.link(e).client.getRegs(vcpu));
+    return registersFromHelper(await this.ask(e, (c) => c.getRegs(vcpu)));
   }
 
   async setVcpu(vmId: string, vcpu: number, state: { regs?: GpRegs; sregs?: SpecialRegs }): Promise<VcpuRegs> {
     const e = this.pausedEntry(vmId, vcpu, "write registers of");
-    const flat = toHelperRegs(state);
-    const client = this.link(e).client;
-    return fromHelperRegs(Object.keys(flat).length ? await client.setRegs(vcpu, flat) : await client.getRegs(vcpu));
+    const flat = registersToHelper(state);
+    return registersFromHelper(await this.ask(e, (c) => (Object.keys(flat).length ? c.setRegs(vcpu, flat) : c.getRegs(vcpu))));
   }
 
   async readMemory(vmId: string, address: number, length: number): Promise<Buffer> {
     const e = this.liveEntry(vmId, "read memory of");
     this.checkRange(e, address, length);
-    return this.link(e).client.readMemory(address, length);
+    return this.ask(e, (c) => c.readMemory(address, length));
   }
 
   async writeMemory(vmId: string, address: number, data: Uint8Array): Promise<void> {
     const e = this.liveEntry(vmId, "write memory of");
     this.checkRange(e, address, data.length);
-    await this.link(e).client.writeMemory(address, data);
+    await this.ask(e, (c) => c.writeMemory(address, data));
   }
 
   async stats(vmId: string): Promise<{ record: VmRecord; stats: VmStatsSnapshot }> {
@@ -214,7 +217,7 @@ export class VmManager {
     const uptimeMs = e.record.startedAt && LIVE_STATES.includes(e.record.state) ? Date.now() - Date.parse(e.record.startedAt) : 0;
     const base: VmStatsSnapshot = { uptimeMs, vcpus: [], helperRssBytes: 0, helperCpuUserMs: 0, helperCpuSystemMs: 0, consoleBytes: e.console.total, kvmVmStats: {} };
     if (!e.link || !LIVE_STATES.includes(e.record.state)) return { record: e.record, stats: base };
-    const [helper, usage] = await Promise.all([e.link.client.stats(), e.link.usage()]);
+    const [helper, usage] = await Promise.all([this.ask(e, (c) => c.stats()), e.link.usage()]);
     return {
       record: e.record,
       stats: {
@@ -252,19 +255,21 @@ export class VmManager {
     let offset = 0;
     // The UART's input FIFO is small; feed it in pieces as the helper accepts them.
     for (let attempt = 0; offset < data.length && attempt < 200; attempt++) {
-      offset += await this.link(e).client.consoleWrite(data.subarray(offset));
+      offset += await this.ask(e, (c) => c.consoleWrite(data.subarray(offset)));
       if (offset < data.length) await new Promise((r) => setTimeout(r, 10));
     }
     if (offset < data.length) throw new QumraError("resource-exhausted", `the guest is not reading its serial input: ${data.length - offset} of ${data.length} bytes not delivered`);
   }
 
   /**
-   * The live helper of a VM and its record, for the display pipeline: NOT_FOUND for an unknown VM,
-   * FAILED_PRECONDITION unless it is CREATED, RUNNING or PAUSED, UNAVAILABLE if its helper is gone.
+   * The display of a VM, for display/: not-found for an unknown VM, failed-precondition unless it is
+   * CREATED, RUNNING or PAUSED or when its helper has no framebuffer, unavailable if its helper is gone.
    */
-  helperFor(vmId: string, action = "use the display of"): { client: HelperClient; record: VmRecord } {
+  displayPort(vmId: string, action: string): VmDisplayPort {
     const e = this.liveEntry(vmId, action);
-    return { client: this.link(e).client, record: e.record };
+    const link = this.link(e);
+    if (!link.hasFramebuffer) throw failedPrecondition(`cannot ${action} VM '${vmId}': its helper has no framebuffer device`);
+    return helperDisplayPort(link.client);
   }
 
   /** Closes control connections without stopping any VM (agent shutdown). */
@@ -292,6 +297,12 @@ export class VmManager {
   private link(e: VmEntry): HelperLink {
     if (!e.link) throw new QumraError("unavailable", `VM '${e.record.vmId}' has no running helper`);
     return e.link;
+  }
+
+  /** One exchange with the VM's helper; its errors come out as the agent's typed errors. */
+  private ask<T>(e: VmEntry, exchange: (client: HelperClient) => Promise<T>): Promise<T> {
+    const client = this.link(e).client;
+    return askHelper(() => exchange(client));
   }
 
   private liveEntry(vmId: string, action: string): VmEntry {
@@ -349,15 +360,17 @@ export class VmManager {
           void this.reap(entry);
           break;
         }
-        case "state":
-          if (event.state === "stopped" && entry.record.state !== "STOPPED" && !entry.stopping) {
+        case "state": {
+          const state = vmStateOf(event.state);
+          if (state === "STOPPED" && entry.record.state !== "STOPPED" && !entry.stopping) {
             this.transition(entry, "STOPPED", event.reason || "guest stopped");
             void this.reap(entry);
-          } else if (event.state === "crashed" && entry.record.state !== "CRASHED") {
+          } else if (state === "CRASHED" && entry.record.state !== "CRASHED") {
             this.transition(entry, "CRASHED", event.reason || "helper reported a crash");
             void this.reap(entry);
           }
           break;
+        }
         default:
           break;
       }
@@ -390,10 +403,12 @@ export class VmManager {
     let done!: () => void;
     e.stopping = new Promise<void>((r) => (done = r));
     try {
-      const result = await link.client.stop(timeoutMs).catch((err: Error) => {
-        if (link.client.closed) return { forced: true, exitStatus: -1 };
-        throw err;
-      });
+      const result = await askHelper(() =>
+        link.client.stop(timeoutMs).catch((err: unknown) => {
+          if (link.client.closed) return { forced: true, exitStatus: -1 };
+          throw err;
+        }),
+      );
       await link.exited;
       if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") {
         const why = askedGuest && result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : askedGuest ? `${reason}; the guest powered off` : reason;
@@ -433,61 +448,4 @@ export class VmManager {
     e.record = { ...e.record, lastEventSequence: event.sequence };
     if (this.vms.has(e.record.vmId)) this.store.save(e.record);
   }
-}
-
-const SEGMENT_FIELDS = ["base", "limit", "selector", "type", "present", "dpl", "db", "s", "l", "g", "avl", "unusable"] as const;
-const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
-
-/** The helper's flat register names ("rax", "cs.selector", "gdt.base", "apic_base") → domain structs. */
-function fromHelperRegs(flat: Record<string, bigint>): VcpuRegs {
-  const get = (name: string) => flat[name] ?? 0n;
-  const regs = Object.fromEntries(["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"].map((n) => [n, get(n)])) as GpRegs;
-  const segment = (s: string) => ({
-    base: get(`${s}.base`),
-    limit: Number(get(`${s}.limit`)),
-    selector: Number(get(`${s}.selector`)),
-    type: Number(get(`${s}.type`)),
-    present: get(`${s}.present`) !== 0n,
-    dpl: Number(get(`${s}.dpl`)),
-    db: get(`${s}.db`) !== 0n,
-    s: get(`${s}.s`) !== 0n,
-    l: get(`${s}.l`) !== 0n,
-    g: get(`${s}.g`) !== 0n,
-    avl: get(`${s}.avl`) !== 0n,
-    unusable: get(`${s}.unusable`) !== 0n,
-  });
-  const sregs = {
-    ...Object.fromEntries(SEGMENT_NAMES.map((s) => [s, segment(s)])),
-    gdt: { base: get("gdt.base"), limit: Number(get("gdt.limit")) },
-    idt: { base: get("idt.base"), limit: Number(get("idt.limit")) },
-    cr0: get("cr0"),
-    cr2: get("cr2"),
-    cr3: get("cr3"),
-    cr4: get("cr4"),
-    cr8: get("cr8"),
-    efer: get("efer"),
-    apicBase: get("apic_base"),
-  } as SpecialRegs;
-  return { regs, sregs };
-}
-
-function toHelperRegs(state: { regs?: GpRegs; sregs?: SpecialRegs }): Record<string, bigint> {
-  const flat: Record<string, bigint> = {};
-  if (state.regs) for (const [k, v] of Object.entries(state.regs)) flat[k] = v;
-  const s = state.sregs;
-  if (s) {
-    for (const name of SEGMENT_NAMES) {
-      for (const field of SEGMENT_FIELDS) {
-        const v = s[name][field];
-        flat[`${name}.${field}`] = typeof v === "boolean" ? (v ? 1n : 0n) : BigInt(v);
-      }
-    }
-    for (const t of ["gdt", "idt"] as const) {
-      flat[`${t}.base`] = s[t].base;
-      flat[`${t}.limit`] = BigInt(s[t].limit);
-    }
-    for (const r of ["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const) flat[r] = s[r];
-    flat.apic_base = s.apicBase;
-  }
-  return flat;
 }

@@ -1,4 +1,8 @@
 // The VM domain: specs, records and states as the agent keeps them (no gRPC types here).
+import type { CONTROL_REGS, DTABLES, GP_REGS, SEGMENTS } from "../gen/helper-abi.js";
+
+/** The register lists of the helper (generated from native/regs-list.h). */
+export { GP_REGS, SEGMENTS, DTABLES } from "../gen/helper-abi.js";
 
 export const VM_STATES = ["CREATED", "RUNNING", "PAUSED", "STOPPED", "CRASHED", "DELETED"] as const;
 export type VmState = (typeof VM_STATES)[number];
@@ -44,7 +48,13 @@ export interface VmRecord {
 /** States in which a helper process is expected to be alive. */
 export const LIVE_STATES: readonly VmState[] = ["CREATED", "RUNNING", "PAUSED"];
 
-export const GP_REGS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"] as const;
+/** True when A and B are the same union: compile-time checks that hand-written types match the generated lists. */
+export type SameUnion<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+/** "apic_base" → "apicBase". */
+export type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S;
+
+/** The general registers (the helper's list, native/regs-list.h). */
 export type GpRegs = Record<(typeof GP_REGS)[number], bigint>;
 
 /** struct kvm_segment. */
@@ -63,13 +73,16 @@ export interface Segment {
   unusable: boolean;
 }
 
-export const SEGMENTS = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
-export const CONTROL_REGS = ["cr0", "cr2", "cr3", "cr4", "cr8", "efer", "apicBase"] as const;
+/** struct kvm_dtable. */
+export interface DescriptorTable {
+  base: bigint;
+  limit: number;
+}
 
-/** struct kvm_sregs without the interrupt bitmap. */
+/** struct kvm_sregs without the interrupt bitmap; control registers in camel case ("apicBase"). */
 export type SpecialRegs = Record<(typeof SEGMENTS)[number], Segment> &
-  Record<"gdt" | "idt", { base: bigint; limit: number }> &
-  Record<(typeof CONTROL_REGS)[number], bigint>;
+  Record<(typeof DTABLES)[number], DescriptorTable> &
+  Record<CamelCase<(typeof CONTROL_REGS)[number]>, bigint>;
 
 export interface VcpuRegs {
   regs: GpRegs;

@@ -1,0 +1,385 @@
+// The qumra-vmm control protocol (native/PROTOCOL.md) as pure functions: framing (a 12-byte
+// little-endian header {u32 length, u16 type, u16 flags, u32 id} + payload) and the encoders and
+// decoders of every message's payload. No sockets here (helper-client.ts is the transport); the
+// constants come from the C headers (agent/src/gen/helper-abi.ts, generated at build time).
+import {
+  CONTROL_REGS,
+  DTABLES,
+  DTABLE_FIELDS,
+  ErrorCode,
+  EventType,
+  Flags,
+  GP_REGS,
+  GuestAbi,
+  Proto,
+  SEGMENTS,
+  SEGMENT_FIELDS,
+} from "../gen/helper-abi.js";
+import { HelperError, type HelperErrorCode } from "./helper-errors.js";
+
+export { ErrorCode, EventType, Flags, GuestCommand, MsgType } from "../gen/helper-abi.js";
+
+export const PROTOCOL_VERSION = Proto.VERSION;
+export const HEADER_SIZE = Proto.HEADER_SIZE;
+export const MAX_PAYLOAD = Proto.MAX_PAYLOAD;
+/** Bytes per READ_MEM / WRITE_MEM. */
+export const MAX_MEMORY_IO = Proto.MAX_MEM_IO;
+/** Guest-physical address of the demo guest's memory cell (QG_CELL_ADDR). */
+export const DEMO_CELL_ADDR = GuestAbi.CELL_ADDR;
+
+/** Every register name GET_REGS answers with, in the helper's order ("rax", "cr0", "cs.base", "gdt.limit", ...). */
+export const HELPER_REGISTER_NAMES: readonly string[] = [
+  ...GP_REGS,
+  ...CONTROL_REGS,
+  ...SEGMENTS.flatMap((s) => SEGMENT_FIELDS.map((f) => `${s}.${f.name}`)),
+  ...DTABLES.flatMap((t) => DTABLE_FIELDS.map((f) => `${t}.${f.name}`)),
+];
+
+/** The VM's state as the helper spells it (the agent's VmState is upper case, with DELETED). */
+export const HELPER_STATES = ["created", "running", "paused", "stopped", "crashed"] as const;
+export type HelperState = (typeof HELPER_STATES)[number];
+
+export interface HelperStatus {
+  state: HelperState;
+  reason: string;
+  vcpus: number;
+  memory: number;
+  pid: number;
+  mode: "long" | "protected";
+  uptimeMs: number;
+  consoleHead: number;
+  protocol: number;
+}
+
+export type HelperEvent =
+  | { kind: "state"; seq: number; state: HelperState; reason: string }
+  | { kind: "console"; seq: number; data: Buffer; truncated: boolean }
+  | { kind: "reset"; seq: number; source: string }
+  | { kind: "poweroff"; seq: number; source: string }
+  | { kind: "tripleFault"; seq: number; vcpu: number; rip: bigint; exitReason: number; message: string }
+  | { kind: "internalError"; seq: number; vcpu: number; rip: bigint; exitReason: number; message: string }
+  | { kind: "debug"; seq: number; port: number; size: number; value: number }
+  | { kind: "unknown"; seq: number; type: number; payload: Buffer };
+
+/** The framebuffer (DISPLAY_INFO): rows of `stride` bytes in the file at `path`. */
+export interface DisplayInfo {
+  width: number;
+  height: number;
+  stride: number;
+  /** "bgrx" (bytes B, G, R, X). */
+  format: string;
+  /** Absolute path of the framebuffer file (read it with positional reads). */
+  path: string;
+  /** Guest-physical address of the framebuffer. */
+  gpa: number;
+  /** 4 KiB pages of the framebuffer (stride × height rounded up). */
+  pages: number;
+  /** Bytes of the file (pages × 4096). */
+  size: number;
+}
+
+/** Framebuffer pages written since the previous DIRTY: bit i of byte i >> 3 (LSB first) = page i. */
+export interface DirtyPages {
+  pages: number;
+  bitmap: Uint8Array;
+}
+
+/** Register name → value ("rax", "rip", "cr3", "efer", "cs.selector", "gdt.base", ...). */
+export type Registers = Record<string, bigint>;
+
+export interface StopResult {
+  forced: boolean;
+  exitStatus: number;
+}
+
+export interface HelperStats {
+  binaryStats: boolean;
+  vm: Record<string, number>;
+  vcpus: {
+    id: number;
+    exits: { total: number; io: number; mmio: number; hlt: number; intr: number; shutdown: number; other: number };
+    kvm: Record<string, number>;
+  }[];
+  devices: Record<string, Record<string, number>>;
+}
+
+// ---- framing ----
+
+export interface FrameHeader {
+  length: number;
+  type: number;
+  flags: number;
+  id: number;
+}
+
+export interface Frame {
+  type: number;
+  flags: number;
+  /** Request id (echoed by its reply) or, on events, the event sequence number. */
+  id: number;
+  payload: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Header and payload as one buffer (one socket write). */
+export function encodeFrame(type: number, flags: number, id: number, payload: Uint8Array = EMPTY): Buffer {
+  const frame = Buffer.alloc(HEADER_SIZE + payload.length);
+  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt16LE(type, 4);
+  frame.writeUInt16LE(flags, 6);
+  frame.writeUInt32LE(id >>> 0, 8);
+  frame.set(payload, HEADER_SIZE);
+  return frame;
+}
+
+/** The header at the start of `bytes` (which holds at least HEADER_SIZE bytes). */
+export function decodeHeader(bytes: Buffer): FrameHeader {
+  if (bytes.length < HEADER_SIZE) throw new HelperError("PROTOCOL", `a header is ${HEADER_SIZE} bytes, got ${bytes.length}`);
+  return { length: bytes.readUInt32LE(0), type: bytes.readUInt16LE(4), flags: bytes.readUInt16LE(6), id: bytes.readUInt32LE(8) };
+}
+
+/**
+ * The complete frames at the front of `bytes` and the incomplete rest. Payloads are copies, so a
+ * kept payload does not pin the stream buffer. A length above MAX_PAYLOAD ends the split with
+ * `error` (after the frames before it): the stream cannot be trusted past it.
+ */
+export function splitFrames(bytes: Buffer): { frames: Frame[]; rest: Buffer; error?: HelperError } {
+  const frames: Frame[] = [];
+  let at = 0;
+  while (bytes.length - at >= HEADER_SIZE) {
+    const h = decodeHeader(bytes.subarray(at));
+    if (h.length > MAX_PAYLOAD) return { frames, rest: bytes.subarray(at), error: new HelperError("PROTOCOL", `helper sent a ${h.length}-byte message`) };
+    if (bytes.length - at < HEADER_SIZE + h.length) break;
+    const payload = Buffer.from(bytes.subarray(at + HEADER_SIZE, at + HEADER_SIZE + h.length));
+    frames.push({ type: h.type, flags: h.flags, id: h.id, payload });
+    at += HEADER_SIZE + h.length;
+  }
+  return { frames, rest: bytes.subarray(at) };
+}
+
+// ---- payload checks ----
+
+const malformed = (what: string, why: string) => new HelperError("PROTOCOL", `${what} ${why}`);
+
+function jsonObject(payload: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString("utf8"));
+  } catch {
+    throw malformed(what, "is not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw malformed(what, "is not a JSON object");
+  return value as Record<string, unknown>;
+}
+
+function num(o: Record<string, unknown>, key: string, what: string): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isFinite(v)) throw malformed(what, `has no number "${key}"`);
+  return v;
+}
+
+function str(o: Record<string, unknown>, key: string, what: string): string {
+  const v = o[key];
+  if (typeof v !== "string") throw malformed(what, `has no string "${key}"`);
+  return v;
+}
+
+function obj(o: Record<string, unknown>, key: string, what: string): Record<string, unknown> {
+  const v = o[key];
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw malformed(what, `has no object "${key}"`);
+  return v as Record<string, unknown>;
+}
+
+const json = (body: unknown): Buffer => Buffer.from(JSON.stringify(body));
+
+function u32(value: number): Buffer {
+  const p = Buffer.alloc(4);
+  p.writeUInt32LE(value >>> 0, 0);
+  return p;
+}
+
+/** A register value as the helper writes it ("0x1f"; plain numbers are accepted too). */
+function registerValue(v: unknown, name: string): bigint {
+  if ((typeof v === "string" && /^(0x[0-9a-f]+|\d+)$/i.test(v)) || (typeof v === "number" && Number.isSafeInteger(v) && v >= 0)) return BigInt(v);
+  throw malformed("GET_REGS/SET_REGS reply", `has a bad value for "${name}"`);
+}
+
+const isHelperState = (s: unknown): s is HelperState => (HELPER_STATES as readonly unknown[]).includes(s);
+
+// ---- requests and replies ----
+
+export const encodeHello = (): Buffer => json({ version: PROTOCOL_VERSION });
+
+export function decodeStatus(payload: Uint8Array): HelperStatus {
+  const what = "STATUS reply";
+  const o = jsonObject(payload, what);
+  if (!isHelperState(o.state)) throw malformed(what, `has an unknown state ${JSON.stringify(o.state)}`);
+  const mode = str(o, "mode", what);
+  if (mode !== "long" && mode !== "protected") throw malformed(what, `has an unknown mode "${mode}"`);
+  return {
+    state: o.state,
+    reason: str(o, "reason", what),
+    vcpus: num(o, "vcpus", what),
+    memory: num(o, "memory", what),
+    pid: num(o, "pid", what),
+    mode,
+    uptimeMs: num(o, "uptimeMs", what),
+    consoleHead: num(o, "consoleHead", what),
+    protocol: num(o, "protocol", what),
+  };
+}
+
+export const encodeStop = (timeoutMs: number): Buffer => json({ timeoutMs });
+
+export function decodeStopResult(payload: Uint8Array): StopResult {
+  const what = "STOP reply";
+  const o = jsonObject(payload, what);
+  if (typeof o.forced !== "boolean") throw malformed(what, `has no boolean "forced"`);
+  return { forced: o.forced, exitStatus: num(o, "exitStatus", what) };
+}
+
+export const encodeGetRegs = (vcpu: number): Buffer => json({ vcpu });
+
+/** SET_REGS: only the named registers change; values go as hex strings. */
+export function encodeSetRegs(vcpu: number, regs: Record<string, bigint | number>): Buffer {
+  const body: Record<string, string | number> = { vcpu };
+  for (const [k, v] of Object.entries(regs)) body[k] = `0x${BigInt(v).toString(16)}`;
+  return json(body);
+}
+
+/** The flat register object of GET_REGS / SET_REGS; every register of the generated list must be there. */
+export function decodeRegs(payload: Uint8Array): Registers {
+  const o = jsonObject(payload, "GET_REGS/SET_REGS reply");
+  const out: Registers = {};
+  for (const [k, v] of Object.entries(o)) if (k !== "vcpu") out[k] = registerValue(v, k);
+  const missing = HELPER_REGISTER_NAMES.filter((n) => !(n in out));
+  if (missing.length) throw malformed("GET_REGS/SET_REGS reply", `lacks ${missing.join(", ")}`);
+  return out;
+}
+
+function memoryHeader(gpa: bigint | number, length: number): Buffer {
+  const p = Buffer.alloc(16);
+  p.writeBigUInt64LE(BigInt(gpa), 0);
+  p.writeUInt32LE(length >>> 0, 8);
+  return p;
+}
+
+/** READ_MEM: u64 gpa, u32 length, u32 flags (0). */
+export const encodeReadMemory = (gpa: bigint | number, length: number): Buffer => memoryHeader(gpa, length);
+
+/** WRITE_MEM: the READ_MEM header, then exactly `length` data bytes. */
+export const encodeWriteMemory = (gpa: bigint | number, data: Uint8Array): Buffer => Buffer.concat([memoryHeader(gpa, data.length), data]);
+
+export function decodeStats(payload: Uint8Array): HelperStats {
+  const what = "STATS reply";
+  const o = jsonObject(payload, what);
+  if (typeof o.binaryStats !== "boolean") throw malformed(what, `has no boolean "binaryStats"`);
+  if (!Array.isArray(o.vcpus)) throw malformed(what, `has no array "vcpus"`);
+  for (const v of o.vcpus as unknown[]) {
+    if (typeof v !== "object" || v === null) throw malformed(what, "has a vCPU that is not an object");
+    const vcpu = v as Record<string, unknown>;
+    num(vcpu, "id", what);
+    obj(vcpu, "exits", what);
+    obj(vcpu, "kvm", what);
+  }
+  obj(o, "vm", what);
+  obj(o, "devices", what);
+  return o as unknown as HelperStats;
+}
+
+/** CONSOLE_WRITE and KEYBOARD: how many bytes the device took. */
+export function decodeAccepted(payload: Uint8Array): number {
+  return num(jsonObject(payload, "CONSOLE_WRITE/KEYBOARD reply"), "accepted", "CONSOLE_WRITE/KEYBOARD reply");
+}
+
+/** CONSOLE_READ: the last maxBytes of console output. */
+export const encodeConsoleRead = (maxBytes: number): Buffer => u32(maxBytes);
+
+/** GUEST_COMMAND: the command word (arg << 8) | op. */
+export const encodeGuestCommand = (op: number, arg = 0): Buffer => u32(((arg & 0xffffff) << 8) | (op & 0xff));
+
+export function decodeDisplayInfo(payload: Uint8Array): DisplayInfo {
+  const what = "DISPLAY_INFO reply";
+  const o = jsonObject(payload, what);
+  return {
+    width: num(o, "width", what),
+    height: num(o, "height", what),
+    stride: num(o, "stride", what),
+    format: str(o, "format", what),
+    path: str(o, "path", what),
+    gpa: num(o, "gpa", what),
+    pages: num(o, "pages", what),
+    size: num(o, "size", what),
+  };
+}
+
+/** DIRTY: u32 pages, then ceil(pages / 64) little-endian u64 words, which are already the byte bitmap (a view of the reply). */
+export function decodeDirty(payload: Uint8Array): DirtyPages {
+  if (payload.length < 4) throw malformed("DIRTY reply", `of ${payload.length} bytes`);
+  const pages = Buffer.from(payload.buffer, payload.byteOffset, 4).readUInt32LE(0);
+  const bytes = Math.ceil(pages / 64) * 8;
+  if (payload.length !== 4 + bytes) throw malformed("DIRTY reply", `of ${payload.length} bytes for ${pages} pages`);
+  return { pages, bitmap: new Uint8Array(payload.buffer, payload.byteOffset + 4, bytes) };
+}
+
+/** POINTER: position (clamped to the screen by the helper) and buttons (bit 0 left, 1 right, 2 middle). */
+export const encodePointer = (x: number, y: number, buttons: number): Buffer => json({ x: Math.max(0, Math.trunc(x)), y: Math.max(0, Math.trunc(y)), buttons: buttons >>> 0 });
+
+/** An error reply {"code","name","message"}; a name the protocol does not define is reported as PROTOCOL. */
+export function decodeErrorReply(payload: Uint8Array): HelperError {
+  let body: Record<string, unknown> = {};
+  try {
+    body = jsonObject(payload, "error reply");
+  } catch {
+    /* an unreadable error is still an error */
+  }
+  const code = typeof body.code === "number" ? body.code : undefined;
+  const message = typeof body.message === "string" ? body.message : "error reply";
+  if (typeof body.name === "string" && Object.hasOwn(ErrorCode, body.name)) return new HelperError(body.name as HelperErrorCode, message, code);
+  return new HelperError("PROTOCOL", `${typeof body.name === "string" ? `unknown error ${body.name}: ` : ""}${message}`, code);
+}
+
+// ---- events ----
+
+/** An event frame; payloads the client cannot read give empty fields, as events cannot be refused. */
+export function decodeEvent(frame: Frame): HelperEvent {
+  const { type, flags, id: seq, payload } = frame;
+  if (type === EventType.CONSOLE) return { kind: "console", seq, data: payload, truncated: (flags & Flags.TRUNCATED) !== 0 };
+  let j: Record<string, unknown> = {};
+  try {
+    j = jsonObject(payload, "event");
+  } catch {
+    /* fields stay empty */
+  }
+  switch (type) {
+    case EventType.STATE:
+      if (!isHelperState(j.state)) return { kind: "unknown", seq, type, payload };
+      return { kind: "state", seq, state: j.state, reason: String(j.reason ?? "") };
+    case EventType.RESET:
+      return { kind: "reset", seq, source: String(j.source ?? "") };
+    case EventType.POWEROFF:
+      return { kind: "poweroff", seq, source: String(j.source ?? "") };
+    case EventType.TRIPLE_FAULT:
+    case EventType.INTERNAL_ERROR: {
+      let rip = 0n;
+      try {
+        rip = registerValue(j.rip, "rip");
+      } catch {
+        /* no rip */
+      }
+      return {
+        kind: type === EventType.TRIPLE_FAULT ? "tripleFault" : "internalError",
+        seq,
+        vcpu: Number(j.vcpu ?? 0),
+        rip,
+        exitReason: Number(j.exitReason ?? 0),
+        message: String(j.message ?? ""),
+      };
+    }
+    case EventType.DEBUG:
+      return { kind: "debug", seq, port: Number(j.port), size: Number(j.size), value: Number(j.value) };
+    default:
+      return { kind: "unknown", seq, type, payload };
+  }
+}
