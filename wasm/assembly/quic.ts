@@ -1,4 +1,4 @@
-// QUIC encoder, byte-exact with spice-common's quic.c (model: ../shared/spice/NOTES.md §2).
+// QUIC encoder, byte-exact with spice-common's quic.c (its model and tables: quic_model.ts).
 //
 // Each row goes through two steps:
 //   1. `prepareRow`: per pixel, the residual symbols of all channels at once (packed in a u32), whether

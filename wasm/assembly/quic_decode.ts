@@ -1,4 +1,4 @@
-// QUIC decoder (spice-common quic.c streams; model in ../shared/spice/NOTES.md §2).
+// QUIC decoder (spice-common quic.c streams; model and tables in quic_model.ts).
 //
 // Decoding is serial: each channel's code parameter depends on the previous symbol, and each pixel's
 // prediction on the pixel to its left. Rows are decoded as packed words (one byte per channel) straight

@@ -1,6 +1,6 @@
 // QUIC (SPICE's SFALIC-derived lossless image codec): tables and adaptive model shared by the encoder
-// (quic.ts) and the decoder (quic_decode.ts). The exact model is described in
-// ../shared/spice/NOTES.md §2; this file only holds data and the small routines both sides need.
+// (quic.ts) and the decoder (quic_decode.ts). The model is spice-common's (quic.c, quic_tmpl.c,
+// quic_family_tmpl.c); this file only holds data and the small routines both sides need.
 //
 // Pixels are handled as "packed" u32 words: byte 0 = B (or gray), byte 1 = G, byte 2 = R, byte 3 = A.
 // Every channel value, residual symbol and context lives in its own byte of such a word, so a pixel's

@@ -1,6 +1,6 @@
 // Image descriptions shared by every codec wrapper, the CLI and the display pipeline.
 
-/** Pixel layouts, as in SPICE (see ../shared/spice/vectors/README.md). */
+/** Pixel layouts, as in SPICE (the image types of spice-common's quic.h and lz_common.h). */
 export const IMAGE_TYPES = ["rgb32", "rgba", "rgb24", "rgb16", "gray", "plt8"] as const;
 export type ImageType = (typeof IMAGE_TYPES)[number];
 
