@@ -8,10 +8,10 @@
 // (a freed segment is reused first), because a stale hash entry then points into the image that now
 // owns the index, and the output depends on that.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, MAX_COPY, finishLiterals,
-  ERR_ARGS, ERR_OUTPUT, ERR_STATE, ERR_WINDOW, KRgb32, KAlpha, passBound, packRows, putBE32,
-  rgb32RunEnd, rgb32MatchEnd,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, MAX_COPY, finishLiterals, KRgb32, KAlpha, passBound,
+  packRows, putBE32, rgb32RunEnd, rgb32MatchEnd,
 } from "./lz_common";
+import { ERR_ARGS, ERR_OUTPUT, ERR_STATE, ERR_WINDOW } from "./errors";
 
 const HASH_LOG: u32 = 20;
 const HASH_SIZE: usize = 1 << HASH_LOG;

@@ -6,11 +6,12 @@
 // referenced image id, pixel offset and length within that image) is checked; a bad stream gives a
 // negative error and leaves the window as it was apart from images it asked to drop.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA,
-  ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_TYPE, ERR_SIZE, ERR_CORRUPT,
-  ERR_TRAILING, ERR_STATE, ERR_WINDOW, ERR_MISSING, ERR_ORDER, KRgb32, KAlpha, readBE32, spreadRows,
-  copyMatch,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, KRgb32, KAlpha, readBE32, spreadRows, copyMatch,
 } from "./lz_common";
+import {
+  ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_TYPE, ERR_SIZE, ERR_CORRUPT, ERR_TRAILING,
+  ERR_STATE, ERR_WINDOW, ERR_MISSING, ERR_ORDER,
+} from "./errors";
 
 const HEADER_BYTES: usize = 33;
 const MAX_WINDOW: u32 = 1 << 25;

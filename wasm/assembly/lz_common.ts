@@ -1,9 +1,11 @@
 // Shared definitions for the LZ and GLZ codecs (SPICE's lz_common.h format): image types, header
-// constants, error codes and the per-pixel-type "kinds".
+// constants and the per-pixel-type "kinds" (error codes: errors.ts).
 //
 // A kind is a final class whose methods are all inlined. Codec loops are generic over the kind and
 // call its methods through a null instance (`changetype<K>(0)`), so every loop is compiled once per
 // pixel type and never tests the type at run time.
+
+import { ERR_TYPE, ERR_SIZE } from "./errors";
 
 export const LZ_MAGIC: u32 = 0x20205a4c;
 export const LZ_VERSION: u32 = 0x00010001;
@@ -23,21 +25,6 @@ export const LZ_A8: i32 = 11;
 
 /** Literal runs hold at most this many units; a control byte below it starts a literal run. */
 export const MAX_COPY: u32 = 32;
-
-// Error codes returned (negated) by every export of the LZ/GLZ family.
-export const ERR_ARGS: i32 = -1; // bad type, size or stride
-export const ERR_OUTPUT: i32 = -2; // output buffer too small
-export const ERR_TRUNCATED: i32 = -3; // stream ends too early
-export const ERR_MAGIC: i32 = -4; // not an LZ/GLZ stream
-export const ERR_VERSION: i32 = -5; // unknown version
-export const ERR_TYPE: i32 = -6; // type not supported
-export const ERR_SIZE: i32 = -7; // width/height/stride invalid or too large
-export const ERR_CORRUPT: i32 = -8; // an operation runs past the image or before its start
-export const ERR_TRAILING: i32 = -9; // bytes left after the image
-export const ERR_STATE: i32 = -10; // encoder/decoder not initialised
-export const ERR_WINDOW: i32 = -11; // image larger than the GLZ window
-export const ERR_MISSING: i32 = -12; // reference to an image the decoder does not hold
-export const ERR_ORDER: i32 = -13; // GLZ image id out of order
 
 /** Largest image (stride × height bytes) the format accepts, as in lz.c. */
 export const MAX_IMAGE_BYTES: u64 = 1024 * 1024 * 1024 - 1;

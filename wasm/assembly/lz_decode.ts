@@ -4,10 +4,10 @@
 // Every input read, output write and back-reference is checked: a truncated, corrupt or random
 // stream yields a negative error code, never an access outside the given buffers.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA,
-  ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_CORRUPT, ERR_TRAILING,
-  KRgb32, KRgb24, KRgb16, KByte, KAlpha, checkSizes, unitCount, readBE32, spreadRows, copyMatch,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA, KRgb32, KRgb24, KRgb16,
+  KByte, KAlpha, checkSizes, unitCount, readBE32, spreadRows, copyMatch,
 } from "./lz_common";
+import { ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_CORRUPT, ERR_TRAILING } from "./errors";
 
 const MAX_DISTANCE: usize = 8191;
 const HEADER_BYTES: usize = 28;

@@ -7,7 +7,7 @@
 // prediction and residual mapping are done for all channels at once with byte-wise (SWAR/SIMD) arithmetic.
 
 // ---------------------------------------------------------------------------------------------------
-// Limits, image types, error codes
+// Limits, image types (error codes: errors.ts)
 
 /** Widest row the codec handles (row buffers are static). */
 export const QUIC_MAX_WIDTH: i32 = 65535;
@@ -22,16 +22,6 @@ export const QUIC_TYPE_RGB16: i32 = 2;
 export const QUIC_TYPE_RGB24: i32 = 3;
 export const QUIC_TYPE_RGB32: i32 = 4;
 export const QUIC_TYPE_RGBA: i32 = 5;
-
-export const QUIC_ERR_OUTPUT_TOO_SMALL: i32 = -1;
-export const QUIC_ERR_BAD_ARGS: i32 = -2;
-export const QUIC_ERR_BAD_MAGIC: i32 = -3;
-export const QUIC_ERR_BAD_VERSION: i32 = -4;
-export const QUIC_ERR_BAD_SIZE: i32 = -5;
-export const QUIC_ERR_TRUNCATED: i32 = -6;
-export const QUIC_ERR_CORRUPT: i32 = -7;
-export const QUIC_ERR_TOO_WIDE: i32 = -8;
-export const QUIC_ERR_BAD_TYPE: i32 = -9;
 
 /** Bits a codeword may take at most (the family tables are built for this limit). */
 const MAX_CODEWORD = 26;

@@ -3,7 +3,8 @@
 // images must be decoded in the order they were encoded.
 import { CodecInstance } from "./instance.js";
 import { CodecError, checkImage, type ImageDesc } from "./image.js";
-import { imageBytes, lzError, type LzExports } from "./lz.js";
+import { imageBytes, type LzExports } from "./lz.js";
+import { codecError } from "./errors.js";
 
 export interface GlzExports extends LzExports {
   glzInit(windowPixels: number): number;
@@ -46,7 +47,7 @@ export class GlzEncoder {
     this.windowPixels = checkWindow(options.windowPixels ?? DEFAULT_GLZ_WINDOW);
     this.codec = new CodecInstance<GlzExports>();
     const err = this.codec.exports.glzInit(this.windowPixels);
-    if (err < 0) throw lzError("GLZ init", err);
+    if (err < 0) throw codecError("GLZ init", err);
   }
 
   /**
@@ -92,11 +93,11 @@ export class GlzEncoder {
       throw new CodecError(`input at ${offset} (${size} bytes) is outside the codec memory`);
     }
     const bound = x.glzEncodeBound(type, desc.width, desc.height);
-    if (bound < 0) throw lzError("GLZ encode", bound);
+    if (bound < 0) throw codecError("GLZ encode", bound);
     const out = this.codec.output(bound);
     const n = x.glzEncode(type, desc.width, desc.height, desc.stride, desc.topDown === false ? 0 : 1,
       offset, out.offset, out.capacity);
-    if (n < 0) throw lzError("GLZ encode", n);
+    if (n < 0) throw codecError("GLZ encode", n);
     return this.codec.view(out.offset, n);
   }
 }
@@ -119,7 +120,7 @@ export class GlzDecoder {
     this.windowPixels = checkWindow(options.windowPixels ?? DEFAULT_GLZ_WINDOW);
     this.codec = new CodecInstance<GlzExports>();
     const err = this.codec.exports.glzDecoderInit(this.windowPixels);
-    if (err < 0) throw lzError("GLZ decoder init", err);
+    if (err < 0) throw codecError("GLZ decoder init", err);
   }
 
   /** Decodes the next image (images must come in encoding order). */
@@ -128,7 +129,7 @@ export class GlzDecoder {
     const inOff = this.codec.load(data);
     const info = this.codec.output(32).offset;
     const n = x.glzDecode(inOff, data.length, 0, 0, 0, info);
-    if (n < 0) throw lzError("GLZ decode", n);
+    if (n < 0) throw codecError("GLZ decode", n);
     const v = new Int32Array(x.memory.buffer, info, 8);
     const u = new Uint32Array(x.memory.buffer, info, 8);
     const width = v[1];
