@@ -6,7 +6,7 @@
 // referenced image id, pixel offset and length within that image) is checked; a bad stream gives a
 // negative error and leaves the window as it was apart from images it asked to drop.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, KRgb32, KAlpha, readBE32, spreadRows, copyMatch,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, KRgb32, KAlpha, readBE32, spreadRows, copyMatch, copyLiterals,
 } from "./lz_common";
 import {
   ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_TYPE, ERR_SIZE, ERR_CORRUPT, ERR_TRAILING,
@@ -174,19 +174,8 @@ function decompress<K>(ip: usize, inEnd: usize, out: usize, n: usize, curId: u64
       const cnt = ctrl + 1;
       if (cnt > n - done) return ERR_CORRUPT;
       if (cnt * lb > inEnd - ip) return ERR_TRUNCATED;
-      if (lb == 3 && inEnd - ip > cnt * 3) {
-        for (let i: usize = 0; i < cnt; i++) {
-          store<u32>(op, load<u32>(ip) & 0xffffff);
-          ip += 3;
-          op += 4;
-        }
-      } else {
-        for (let i: usize = 0; i < cnt; i++) {
-          K.lit(op, ip);
-          ip += lb;
-          op += 4;
-        }
-      }
+      ip = copyLiterals<K>(op, ip, cnt, inEnd);
+      op += cnt * 4;
       done += cnt;
     }
     if (done >= n) break;

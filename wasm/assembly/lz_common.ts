@@ -335,7 +335,32 @@ const RGB_MASK: u32 = 0xffffff;
   return bound;
 }
 
-// ---- decoder helper shared by LZ and GLZ (specialised per kind K) ----
+// ---- decoder helpers shared by LZ and GLZ (specialised per kind K) ----
+
+/**
+ * Writes `cnt` literal units from the stream at ip to op, in K's output layout; the caller has
+ * checked that the stream holds cnt × K.litBytes bytes. Returns the stream position after them.
+ */
+@inline export function copyLiterals<K>(op: usize, ip: usize, cnt: usize, inEnd: usize): usize {
+  const K = changetype<K>(0);
+  const lb = K.litBytes;
+  const ob = K.obpp;
+  if (ob == 4 && lb == 3 && inEnd - ip > cnt * 3) {
+    // RGB32: one 4-byte load per pixel, its fourth byte (the next literal's) masked off: needs a byte past the run
+    for (let i: usize = 0; i < cnt; i++) {
+      store<u32>(op, load<u32>(ip) & 0xffffff);
+      ip += 3;
+      op += 4;
+    }
+    return ip;
+  }
+  for (let i: usize = 0; i < cnt; i++) {
+    K.lit(op, ip);
+    ip += lb;
+    op += ob;
+  }
+  return ip;
+}
 
 /** Copies a match of `len` units from `ofs` units back; both are already range-checked. */
 @inline export function copyMatch<K>(op: usize, len: usize, ofs: usize): void {

@@ -5,7 +5,7 @@
 // stream yields a negative error code, never an access outside the given buffers.
 import {
   LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA, KRgb32, KRgb24, KRgb16,
-  KByte, KAlpha, checkSizes, unitCount, readBE32, spreadRows, copyMatch,
+  KByte, KAlpha, checkSizes, unitCount, readBE32, spreadRows, copyMatch, copyLiterals,
 } from "./lz_common";
 import { ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_CORRUPT, ERR_TRAILING } from "./errors";
 
@@ -57,19 +57,8 @@ function decompress<K>(ip: usize, inEnd: usize, out: usize, n: usize): isize {
       const cnt = ctrl + 1;
       if (cnt > n - done) return ERR_CORRUPT;
       if (cnt * lb > inEnd - ip) return ERR_TRUNCATED;
-      if (ob == 4 && lb == 3 && inEnd - ip > cnt * 3) {
-        for (let i: usize = 0; i < cnt; i++) {
-          store<u32>(op, load<u32>(ip) & 0xffffff);
-          ip += 3;
-          op += 4;
-        }
-      } else {
-        for (let i: usize = 0; i < cnt; i++) {
-          K.lit(op, ip);
-          ip += lb;
-          op += ob;
-        }
-      }
+      ip = copyLiterals<K>(op, ip, cnt, inEnd);
+      op += cnt * ob;
       done += cnt;
     }
     if (done >= n) break;
