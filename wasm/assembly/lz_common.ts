@@ -291,14 +291,6 @@ export function packRows(dst: usize, src: usize, rowBytes: usize, stride: usize,
   }
 }
 
-/** Spreads packed rows (already at dst) to a larger stride, in place, last row first. */
-export function spreadRows(dst: usize, rowBytes: usize, stride: usize, rows: usize): void {
-  if (stride == rowBytes || rows < 2) return;
-  for (let y = <isize>rows - 1; y >= 1; y--) {
-    memory.copy(dst + <usize>y * stride, dst + <usize>y * rowBytes, rowBytes);
-  }
-}
-
 // ---- RGB32 vector scans (pixels compared on R, G, B; reads stay below `bound`) ----
 
 const RGB_MASK: u32 = 0xffffff;

@@ -2,7 +2,7 @@
 // instance's input region, decode a stream back to pixels.
 import { CodecInstance } from "./instance.js";
 import type { CodecExports } from "./wasm-module.js";
-import { BYTES_PER_PIXEL, CodecError, checkImage, type ImageDesc, type ImageType } from "./image.js";
+import { BYTES_PER_PIXEL, CodecError, checkImage, checkTarget, type ImageDesc, type ImageType, type PixelTarget } from "./image.js";
 import { codecError } from "./errors.js";
 
 /** The LZ/GLZ exports of the codec module (wasm/assembly/lz*.ts, glz*.ts). */
@@ -11,7 +11,7 @@ export interface LzExports extends CodecExports {
   lzEncode(type: number, width: number, height: number, stride: number, topDown: number,
     inPtr: number, outPtr: number, outCapacity: number): number;
   lzDecodeHeader(inPtr: number, inLen: number, infoPtr: number): number;
-  lzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number): number;
+  lzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number, topFirst: number): number;
 }
 
 /** LzImageType codes of lz_common.h. */
@@ -97,8 +97,27 @@ export function decodeLz(codec: CodecInstance, data: Uint8Array): { desc: ImageD
   // input is already loaded by readLzHeader; the output region follows it
   const inOff = codec.input(data.length).offset;
   const out = codec.output(size);
-  const n = x.lzDecode(inOff, data.length, out.offset, out.capacity, 0);
+  const n = x.lzDecode(inOff, data.length, out.offset, out.capacity, 0, 0);
   if (n < 0) throw codecError("LZ decode", n);
   const desc: ImageDesc = { type, width: h.width, height: h.height, stride: h.rowBytes, topDown: h.topDown };
   return { desc, pixels: codec.view(out.offset, size) };
+}
+
+/**
+ * Decodes an LZ stream of 32-bit pixels (rgb32 or rgba) straight into `target`, a rect of a larger
+ * picture in the instance's memory: top row first whatever the stream's row order, rows
+ * `target.stride` bytes apart (rgb32 pad bytes written as 0). A stream of another type or size is
+ * refused before anything is written; a corrupt one may leave the rect partly written, never
+ * anything outside it. Returns the image as written.
+ */
+export function decodeLzInto(codec: CodecInstance, data: Uint8Array, target: PixelTarget): ImageDesc {
+  const x = codec.exports as LzExports;
+  const h = readLzHeader(codec, data);
+  const type = h.lzType === LZ_TYPE.rgb32 ? "rgb32" : h.lzType === LZ_TYPE.rgba ? "rgba" : undefined;
+  if (type === undefined) throw new CodecError(`LZ decode into 32-bit pixels: the stream holds image type ${h.lzType}`);
+  const span = checkTarget(target, x.memory.buffer.byteLength, "LZ image", h.width, h.height);
+  // the stream is in the input region since readLzHeader
+  const n = x.lzDecode(codec.input(data.length).offset, data.length, target.offset, span, target.stride, 1);
+  if (n < 0) throw codecError("LZ decode", n);
+  return { type, width: h.width, height: h.height, stride: target.stride, topDown: true };
 }

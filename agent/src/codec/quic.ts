@@ -3,7 +3,7 @@
 // The encoder reads pixels that are already in the instance's linear memory (a framebuffer read lands
 // in the input region) and returns a view of the encoded words in the output region. Both views stay
 // valid until the next call on the same instance.
-import { BYTES_PER_PIXEL, CodecError, checkImage, type ImageDesc, type ImageType } from "./image.js";
+import { BYTES_PER_PIXEL, CodecError, checkImage, checkTarget, type ImageDesc, type ImageType, type PixelTarget } from "./image.js";
 import type { CodecInstance } from "./instance.js";
 import type { CodecExports } from "./wasm-module.js";
 import { CODEC_ERRORS, codecError } from "./errors.js";
@@ -124,4 +124,21 @@ export function decodeQuic(codec: CodecInstance, data: Uint8Array, options: Deco
   const r = ex.quicDecode(input, data.length, out.offset, out.capacity, stride);
   if (r < 0) fail(`QUIC decode of a ${width}x${height} ${type} image`, r);
   return { desc: { type, width, height, stride, topDown: true }, pixels: codec.view(out.offset, size) };
+}
+
+/**
+ * Decodes a QUIC stream of 32-bit pixels (rgb32 or rgba) straight into `target`, a rect of a larger
+ * picture in the instance's memory, rows `target.stride` bytes apart (rgb32 pad bytes written as 0).
+ * A stream of another type or size is refused before anything is written; a corrupt one may leave
+ * the rect partly written, never anything outside it. Returns the image as written.
+ */
+export function decodeQuicInto(codec: CodecInstance, data: Uint8Array, target: PixelTarget): ImageDesc {
+  const { type, width, height } = readQuicHeader(data);
+  if (type !== "rgb32" && type !== "rgba") throw new CodecError(`QUIC decode into 32-bit pixels: the stream holds ${type} pixels`);
+  const ex = quic(codec);
+  const span = checkTarget(target, ex.memory.buffer.byteLength, "QUIC image", width, height);
+  const input = region("the QUIC stream", data.length, () => codec.load(data));
+  const r = ex.quicDecode(input, data.length, target.offset, span, target.stride);
+  if (r < 0) fail(`QUIC decode of a ${width}x${height} ${type} image`, r);
+  return { type, width, height, stride: target.stride, topDown: true };
 }
