@@ -1,11 +1,12 @@
-// The client side of a display stream: decodes every rect with the WASM decoders into a local BGRX
-// framebuffer (CLI, benchmarks, tests, and later the web page). GLZ rects go through one GlzDecoder,
-// in stream order, as the encoder's dictionary requires.
+// The client side of a display stream: decodes every rect with the WASM decoders straight into a
+// local BGRX screen (CLI, benchmarks, tests, and later the web page). The screen lives in the memory
+// of one codec instance, where QUIC, LZ and GLZ all decode (the module has every codec); GLZ rects go
+// through one GlzDecoder in that instance, in stream order, as the encoder's dictionary requires.
 import { CodecInstance } from "../codec/instance.js";
-import { decodeQuic } from "../codec/quic.js";
-import { decodeLz } from "../codec/lz.js";
+import { decodeQuicInto } from "../codec/quic.js";
+import { decodeLzInto } from "../codec/lz.js";
 import { GlzDecoder, DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
-import { CodecError } from "../codec/image.js";
+import { CodecError, type PixelTarget } from "../codec/image.js";
 import type { Rect, RectCodec } from "./types.js";
 
 export interface RectToDecode extends Rect {
@@ -16,70 +17,68 @@ export interface RectToDecode extends Rect {
 export class FrameDecoder {
   width = 0;
   height = 0;
-  /** Packed BGRX rows (stride = width × 4); the pad byte is whatever the codec gives (0 for QUIC/LZ/GLZ). */
-  pixels = new Uint8Array(0);
   private readonly codec = new CodecInstance();
   private glz: GlzDecoder | undefined;
+  /** Offset of the screen in the instance's memory, and the bytes allocated there. */
+  private screen = 0;
+  private screenBytes = 0;
 
   constructor(private readonly glzWindowPixels = DEFAULT_GLZ_WINDOW) {}
 
+  /**
+   * The screen: packed BGRX rows (stride = width × 4); the pad byte is whatever the codec gives (0 for
+   * QUIC/LZ/GLZ). A fresh view of WASM memory, valid until the next apply or decodeRect.
+   */
+  get pixels(): Uint8Array {
+    return this.codec.view(this.screen, this.width * this.height * 4);
+  }
+
   /** Applies one update's rects (resizing first when the screen size differs). */
   apply(width: number, height: number, rects: RectToDecode[]): void {
-    if (width !== this.width || height !== this.height) {
-      this.width = width;
-      this.height = height;
-      this.pixels = new Uint8Array(width * height * 4);
-    }
+    if (width !== this.width || height !== this.height) this.resize(width, height);
     for (const r of rects) this.decodeRect(r);
   }
 
   decodeRect(r: RectToDecode): void {
-    if (r.x + r.width > this.width || r.y + r.height > this.height || r.width < 1 || r.height < 1) {
+    const whole = (v: number) => Number.isInteger(v) && v >= 0;
+    if (!whole(r.x) || !whole(r.y) || !whole(r.width) || !whole(r.height) || r.width < 1 || r.height < 1 ||
+        r.x + r.width > this.width || r.y + r.height > this.height) {
       throw new CodecError(`rect ${r.width}x${r.height}+${r.x}+${r.y} lies outside the ${this.width}x${this.height} screen`);
     }
-    let src: Uint8Array;
-    let w = r.width;
-    let h = r.height;
-    switch (r.codec) {
-      case "raw":
-        if (r.data.length !== r.width * r.height * 4) throw new CodecError(`raw rect of ${r.width}x${r.height} has ${r.data.length} bytes`);
-        src = r.data;
-        break;
-      case "quic": {
-        const d = decodeQuic(this.codec, r.data);
-        ({ width: w, height: h } = d.desc);
-        src = d.pixels;
-        break;
-      }
-      case "lz": {
-        const d = decodeLz(this.codec, r.data);
-        ({ width: w, height: h } = d.desc);
-        src = d.pixels;
-        if (d.desc.topDown === false) src = flip(src, w * 4, h);
-        break;
-      }
-      case "glz": {
-        this.glz ??= new GlzDecoder({ windowPixels: this.glzWindowPixels });
-        const d = this.glz.decode(r.data);
-        ({ width: w, height: h } = d.desc);
-        src = d.pixels;
-        if (d.desc.topDown === false) src = flip(src, w * 4, h);
-        break;
-      }
-    }
-    if (w !== r.width || h !== r.height) throw new CodecError(`${r.codec} image is ${w}x${h}, the rect ${r.width}x${r.height}`);
-    const rowBytes = r.width * 4;
     const stride = this.width * 4;
-    for (let y = 0; y < r.height; y++) {
-      this.pixels.set(src.subarray(y * rowBytes, (y + 1) * rowBytes), (r.y + y) * stride + r.x * 4);
+    const target: PixelTarget = { offset: this.screen + r.y * stride + r.x * 4, stride, width: r.width, height: r.height };
+    switch (r.codec) {
+      case "raw": {
+        const rowBytes = r.width * 4;
+        if (r.data.length !== rowBytes * r.height) throw new CodecError(`raw rect of ${r.width}x${r.height} has ${r.data.length} bytes`);
+        const rows = this.codec.view(target.offset, stride * (r.height - 1) + rowBytes);
+        for (let y = 0; y < r.height; y++) rows.set(r.data.subarray(y * rowBytes, (y + 1) * rowBytes), y * stride);
+        break;
+      }
+      case "quic":
+        decodeQuicInto(this.codec, r.data, target);
+        break;
+      case "lz":
+        decodeLzInto(this.codec, r.data, target);
+        break;
+      case "glz":
+        this.glz ??= new GlzDecoder({ windowPixels: this.glzWindowPixels, codec: this.codec });
+        this.glz.decodeInto(r.data, target);
+        break;
     }
   }
-}
 
-function flip(src: Uint8Array, rowBytes: number, height: number): Uint8Array {
-  const out = new Uint8Array(rowBytes * height);
-  for (let y = 0; y < height; y++) out.set(src.subarray(y * rowBytes, (y + 1) * rowBytes), (height - 1 - y) * rowBytes);
-  return out;
+  /** A black screen of the new size (memory is allocated only when it grows). */
+  private resize(width: number, height: number): void {
+    const bytes = width * height * 4;
+    if (bytes > this.screenBytes) {
+      this.screen = this.codec.exports.alloc(bytes);
+      this.screenBytes = bytes;
+    }
+    this.width = width;
+    this.height = height;
+    this.pixels.fill(0);
+  }
 }
 
 /** Whether two BGRX frames show the same picture (the pad byte is ignored). */
