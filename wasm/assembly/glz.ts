@@ -174,7 +174,7 @@ function putMatch(op: usize, imageDist: u64, pixDist: u64, len: usize): usize {
   return op;
 }
 
-/** putMatch for an image distance of 0 (a reference into the image being coded). */
+/** putMatch for an image distance of 0 (a reference into the image being coded), its byte pairs in single u16 stores. */
 @inline function putMatch0(op: usize, pd: u32, len: usize): usize {
   const far: u32 = pd < <u32>MAX_PIXEL_SHORT_DISTANCE ? 0 : 16;
   op = putLength(op, len, far, pd);

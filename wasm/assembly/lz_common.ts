@@ -370,6 +370,7 @@ const RGB_MASK: u32 = 0xffffff;
   }
   if (ob == 4) {
     if (ofs == 1) {
+      // a run (distance 1): the pixel splatted and stored 16 bytes at a time, runs being the long matches
       const v = load<u32>(ref);
       const e = op + len * 4;
       let p = op;

@@ -130,6 +130,8 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
       pred = i > 0 ? avgFloor4(a, b) : b;
     }
     let sv: u32 = 0;
+    // One block per channel, written out: each one's shift and model row are constants, and its bits
+    // are refilled in place, with no loop or channel index in the hot path.
     {
       const c = (ctxv >> p.sh0) & 0xff;
       const l = u32(load<u16>(best0 + (usize(load<u8>(bucket + c)) << 1))) >> 8;
