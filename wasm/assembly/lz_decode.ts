@@ -128,22 +128,22 @@ function decompress<K, G>(ip: usize, inEnd: usize, first: usize, rowStep: isize,
       const cnt = ctrl + 1;
       if (cnt > n - done) return ERR_CORRUPT;
       if (cnt * lb > inEnd - ip) return ERR_TRUNCATED;
-      let left = cnt;
       if (!G.rows) {
         ip = copyLiterals<K>(op, ip, cnt, inEnd);
         op += cnt * ob;
-        left = 0;
-      }
-      while (left > 0) {
-        const k = left < rowLeft ? left : rowLeft;
-        ip = copyLiterals<K>(op, ip, k, inEnd);
-        op += k * ob;
-        rowLeft -= k;
-        left -= k;
-        if (left == 0) break;
-        row += <usize>rowStep;
-        op = row;
-        rowLeft = rowUnits;
+      } else {
+        let left = cnt;
+        for (;;) {
+          const k = left < rowLeft ? left : rowLeft;
+          ip = copyLiterals<K>(op, ip, k, inEnd);
+          op += k * ob;
+          rowLeft -= k;
+          left -= k;
+          if (left == 0) break;
+          row += <usize>rowStep;
+          op = row;
+          rowLeft = rowUnits;
+        }
       }
       done += cnt;
     }
