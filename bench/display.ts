@@ -19,7 +19,7 @@ import { displayService } from "../agent/src/api/display-service.js";
 import { DisplayDomain } from "../agent/src/display/display-domain.js";
 import { EncodePool } from "../agent/src/display/encode-pool.js";
 import { ScriptedFramebuffer } from "../agent/src/display/scripted-source.js";
-import { FrameDecoder, sameBgr } from "../agent/src/display/frame-decoder.js";
+import { FrameDecoder, sameBgr } from "../client/frame-decoder.js";
 import { generateImage } from "./test-images.js";
 import { rectsOf } from "../agent/src/cli/display.js";
 import { percentile, round, type Progress } from "./stats.js";

@@ -12,7 +12,7 @@ import { Codec, DisplayServiceClient, DisplayServiceService, ImageCompression, S
 import { DisplayDomain } from "../agent/src/display/display-domain.js";
 import { EncodePool } from "../agent/src/display/encode-pool.js";
 import { ScriptedFramebuffer } from "../agent/src/display/scripted-source.js";
-import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
+import { FrameDecoder, sameBgr, firstBgrDifference } from "../client/frame-decoder.js";
 import { notFound } from "../agent/src/errors.js";
 import { generateImage } from "../bench/test-images.js";
 import { DEFAULT_DECODER, displayService } from "../agent/src/api/display-service.js";

@@ -1,6 +1,7 @@
 // Units of the display pipeline: pages → bands → rects, text → scancodes.
 import { describe, it, expect } from "vitest";
-import { pagesToBands, diffRects, mergeRects, orInto, isEmpty } from "../agent/src/display/dirty-rects.js";
+import { pagesToBands, FrameShadow, mergeRects, orInto, isEmpty, type Band, type DiffOptions } from "../agent/src/display/dirty-rects.js";
+import { CodecInstance } from "../agent/src/codec/instance.js";
 import { keyEventBytes, textToScancodes } from "../agent/src/display/input-keys.js";
 import { planInput } from "../agent/src/display/input.js";
 import { QumraError } from "../agent/src/errors.js";
@@ -38,44 +39,54 @@ describe("pagesToBands", () => {
   });
 });
 
-describe("diffRects", () => {
+describe("FrameShadow.diffRects", () => {
   const W = 64, H = 48;
-  const frames = () => ({ cur: new Uint32Array(W * H), prev: new Uint32Array(W * H) });
+  /** A frame (cur) and its shadow (prev) of 32-bit pixels, rows `strideWords` apart, in a codec instance's memory. */
+  const frames = (strideWords = W) => {
+    const fs = new FrameShadow(new CodecInstance(), W, H, strideWords * 4);
+    const words = (v: Uint8Array) => new Uint32Array(v.buffer, v.byteOffset, v.length / 4);
+    const cur = words(fs.frame()), prev = words(fs.shadow());
+    const diffRects = (bands: Band[], options?: DiffOptions) => fs.diffRects(bands, options);
+    return { cur, prev, diffRects };
+  };
   const all = [{ y0: 0, y1: H }];
 
   it("finds the exact rect of a change inside a band", () => {
-    const { cur, prev } = frames();
+    const { cur, diffRects } = frames();
     for (let y = 10; y < 14; y++) for (let x = 20; x < 25; x++) cur[y * W + x] = 0xff;
-    expect(diffRects(cur, prev, W, W, all)).toEqual([{ x: 20, y: 10, width: 5, height: 4 }]);
+    expect(diffRects(all)).toEqual([{ x: 20, y: 10, width: 5, height: 4 }]);
   });
   it("ignores rows outside the bands and rows that did not change", () => {
-    const { cur, prev } = frames();
+    const { cur, diffRects } = frames();
     cur[5 * W + 3] = 1;
     cur[30 * W + 40] = 1;
-    expect(diffRects(cur, prev, W, W, [{ y0: 20, y1: 40 }])).toEqual([{ x: 40, y: 30, width: 1, height: 1 }]);
-    expect(diffRects(prev, prev, W, W, all)).toEqual([]);
+    expect(diffRects([{ y0: 20, y1: 40 }])).toEqual([{ x: 40, y: 30, width: 1, height: 1 }]);
+    expect(frames().diffRects(all)).toEqual([]);
   });
   it("keeps far-apart changes separate and merges near ones", () => {
-    const { cur, prev } = frames();
-    cur[2 * W + 1] = 1;
-    cur[40 * W + 60] = 1;
-    expect(diffRects(cur, prev, W, W, all, { mergeSlack: 0 })).toEqual([{ x: 1, y: 2, width: 1, height: 1 }, { x: 60, y: 40, width: 1, height: 1 }]);
+    const change = () => {
+      const f = frames();
+      f.cur[2 * W + 1] = 1;
+      f.cur[40 * W + 60] = 1;
+      return f.diffRects;
+    };
+    expect(change()(all, { mergeSlack: 0 })).toEqual([{ x: 1, y: 2, width: 1, height: 1 }, { x: 60, y: 40, width: 1, height: 1 }]);
     // with a generous slack they merge into one bounding box
-    expect(diffRects(cur, prev, W, W, all, { mergeSlack: 100000 })).toEqual([{ x: 1, y: 2, width: 60, height: 39 }]);
+    expect(change()(all, { mergeSlack: 100000 })).toEqual([{ x: 1, y: 2, width: 60, height: 39 }]);
   });
   it("honours a stride wider than the screen", () => {
     const S = 80;
-    const cur = new Uint32Array(S * H), prev = new Uint32Array(S * H);
+    const { cur, diffRects } = frames(S);
     cur[7 * S + 70] = 1; // beyond the visible width: not a change
     cur[8 * S + 63] = 1;
-    expect(diffRects(cur, prev, W, S, all)).toEqual([{ x: 63, y: 8, width: 1, height: 1 }]);
+    expect(diffRects(all)).toEqual([{ x: 63, y: 8, width: 1, height: 1 }]);
   });
   it("caps the number of rects, covering every change", () => {
-    const { cur, prev } = frames();
+    const { cur, diffRects } = frames();
     const points: [number, number][] = [];
     for (let i = 0; i < 40; i++) points.push([(i * 37) % W, (i * 11) % H]);
     for (const [x, y] of points) cur[y * W + x] = 7;
-    const rects = diffRects(cur, prev, W, W, all, { maxRects: 5, mergeSlack: 0, joinGap: 0 });
+    const rects = diffRects(all, { maxRects: 5, mergeSlack: 0, joinGap: 0 });
     expect(rects.length).toBeLessThanOrEqual(5);
     for (const [x, y] of points) expect(rects.some((r) => x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height)).toBe(true);
   });

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
 import { Codec, DisplayServiceClient, ImageCompression, ScreenshotFormat, type DisplayUpdate } from "../agent/src/gen/qumra/v1/display.js";
-import { FrameDecoder, sameBgr, firstBgrDifference } from "../agent/src/display/frame-decoder.js";
+import { FrameDecoder, sameBgr, firstBgrDifference } from "../client/frame-decoder.js";
 import { decodePng } from "../agent/src/codec/png.js";
 import { startAgent, cleanup, type RunningAgent } from "./helpers/agent.js";
 import { call, callError } from "./helpers/grpc.js";

@@ -1,7 +1,7 @@
 // A display stream watcher for tests: decodes every update into a local frame and waits for conditions.
 import type * as grpc from "@grpc/grpc-js";
 import { ImageCompression, type DecoderCapabilities, type DisplayServiceClient, type DisplayUpdate } from "../../agent/src/gen/qumra/v1/display.js";
-import { FrameDecoder, firstBgrDifference } from "../../agent/src/display/frame-decoder.js";
+import { FrameDecoder, firstBgrDifference } from "../../client/frame-decoder.js";
 import { rectsOf } from "../../agent/src/cli/display.js";
 
 export interface Watcher {
@@ -26,7 +26,7 @@ export interface WatchOptions {
 }
 
 export function watchDisplay(client: DisplayServiceClient, o: WatchOptions): Watcher {
-  const decoder = new FrameDecoder(o.decoder?.glzWindowPixels || undefined);
+  const decoder = new FrameDecoder(o.decoder?.glzWindowPixels);
   const updates: DisplayUpdate[] = [];
   const checks = new Set<() => void>();
   const stream = client.streamDisplay({ vmId: o.vmId, imageCompression: o.compression, maxFps: o.maxFps, decoder: o.decoder });

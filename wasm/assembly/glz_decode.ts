@@ -6,11 +6,12 @@
 // referenced image id, pixel offset and length within that image) is checked; a bad stream gives a
 // negative error and leaves the window as it was apart from images it asked to drop.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA,
-  ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_TYPE, ERR_SIZE, ERR_CORRUPT,
-  ERR_TRAILING, ERR_STATE, ERR_WINDOW, ERR_MISSING, ERR_ORDER, KRgb32, KAlpha, readBE32, spreadRows,
-  copyMatch,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB32, LZ_RGBA, KRgb32, KAlpha, readBE32, copyMatch, copyLiterals,
 } from "./lz_common";
+import {
+  ERR_ARGS, ERR_OUTPUT, ERR_TRUNCATED, ERR_MAGIC, ERR_VERSION, ERR_TYPE, ERR_SIZE, ERR_CORRUPT, ERR_TRAILING,
+  ERR_STATE, ERR_WINDOW, ERR_MISSING, ERR_ORDER,
+} from "./errors";
 
 const HEADER_BYTES: usize = 33;
 const MAX_WINDOW: u32 = 1 << 25;
@@ -173,24 +174,24 @@ function decompress<K>(ip: usize, inEnd: usize, out: usize, n: usize, curId: u64
       const cnt = ctrl + 1;
       if (cnt > n - done) return ERR_CORRUPT;
       if (cnt * lb > inEnd - ip) return ERR_TRUNCATED;
-      if (lb == 3 && inEnd - ip > cnt * 3) {
-        for (let i: usize = 0; i < cnt; i++) {
-          store<u32>(op, load<u32>(ip) & 0xffffff);
-          ip += 3;
-          op += 4;
-        }
-      } else {
-        for (let i: usize = 0; i < cnt; i++) {
-          K.lit(op, ip);
-          ip += lb;
-          op += 4;
-        }
-      }
+      ip = copyLiterals<K>(op, ip, cnt, inEnd);
+      op += cnt * 4;
       done += cnt;
     }
     if (done >= n) break;
   }
   return <isize>ip;
+}
+
+/** Copies `rows` packed rows from src to rows `stride` bytes apart at dst, the last row first if `reverse`. */
+function copyRows(dst: usize, stride: usize, src: usize, rowBytes: usize, rows: usize, reverse: bool): void {
+  if (!reverse && stride == rowBytes) {
+    memory.copy(dst, src, rowBytes * rows);
+    return;
+  }
+  for (let y: usize = 0; y < rows; y++) {
+    memory.copy(dst + (reverse ? rows - 1 - y : y) * stride, src + y * rowBytes, rowBytes);
+  }
 }
 
 /**
@@ -221,13 +222,15 @@ export function glzDecodedPtr(): usize {
 }
 
 /**
- * Decodes the next image of the stream. Its pixels stay in the window (see glzDecodedPtr); when
- * outPtr is not 0 they are also copied there with rows outStride bytes apart (0: packed).
+ * Decodes the next image of the stream. Its pixels stay in the window (see glzDecodedPtr), packed,
+ * for later images to copy from; when outPtr is not 0 they are also copied there with rows outStride
+ * bytes apart (0: packed), in stream order or, when `topFirst` is not 0, top row first (a bottom-up
+ * image's rows in reverse). Nothing is written there unless the image decodes.
  * `infoPtr` (if not 0) receives the header as glzDecodeHeader writes it.
  * Returns the input bytes used (all of them) or a negative error.
  */
 export function glzDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacity: usize,
-                          outStride: usize, infoPtr: usize): isize {
+                          outStride: usize, infoPtr: usize, topFirst: i32): isize {
   if (storage == 0) return ERR_STATE;
   const err = parseHeader(inPtr, inLen);
   if (err != 0) return err;
@@ -237,7 +240,7 @@ export function glzDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacity
   if (outPtr != 0) {
     if (outStride == 0) outStride = rowBytes;
     if (outStride < rowBytes) return ERR_ARGS;
-    if (outCapacity < outStride * (<usize>dHeight - 1) + rowBytes) return ERR_OUTPUT;
+    if (<u64>outCapacity < <u64>outStride * <u64>(dHeight - 1) + <u64>rowBytes) return ERR_OUTPUT;
   }
   const id = dId;
   if (recCount > 0 && id != load<u64>(rec(recCount - 1), R_ID) + 1) return ERR_ORDER;
@@ -271,9 +274,6 @@ export function glzDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacity
   cursor = pos + <u32>n;
   dPtr = out;
   if (infoPtr != 0) writeInfo(infoPtr);
-  if (outPtr != 0) {
-    memory.copy(outPtr, out, n * 4);
-    spreadRows(outPtr, rowBytes, outStride, <usize>dHeight);
-  }
+  if (outPtr != 0) copyRows(outPtr, outStride, out, rowBytes, <usize>dHeight, topFirst != 0 && dTopDown == 0);
   return <isize>inLen;
 }

@@ -4,10 +4,11 @@
 // FastLZ level 2 in spirit: a 13-bit DJB2 hash over three units finds one candidate, runs of equal
 // units are found before the hash is consulted, and literals are grouped in runs of up to 32.
 import {
-  LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA, LZ_A8, LZ_PLT1_LE,
-  MAX_COPY, ERR_ARGS, ERR_OUTPUT, KRgb32, KRgb24, KRgb16, KByte, KAlpha, finishLiterals,
-  checkSizes, headerStride, unitCount, passBound, packRows, putBE32, rgb32RunEnd, rgb32MatchEnd,
+  LZ_MAGIC, LZ_VERSION, LZ_RGB16, LZ_RGB24, LZ_RGB32, LZ_RGBA, LZ_XXXA, LZ_A8, LZ_PLT1_LE, MAX_COPY,
+  KRgb32, KRgb24, KRgb16, KByte, KAlpha, finishLiterals, checkSizes, headerStride, unitCount,
+  passBound, packRows, putBE32, rgb32RunEnd, rgb32MatchEnd,
 } from "./lz_common";
+import { ERR_ARGS, ERR_OUTPUT } from "./errors";
 
 const HASH_LOG: u32 = 13;
 const HASH_SIZE: usize = 1 << HASH_LOG;
@@ -251,7 +252,7 @@ export function lzEncodeBound(type: i32, width: i32, height: i32, stride: i32): 
 /**
  * Encodes an image as an LZ stream. `stride` is the distance between rows in memory; the stream
  * carries the packed row size. Rows are coded in memory order; `topDown` only sets the header flag.
- * Returns the number of bytes written at `outPtr`, or a negative error (see lz_common.ts).
+ * Returns the number of bytes written at `outPtr`, or a negative ERR_* code (errors.ts).
  */
 export function lzEncode(type: i32, width: i32, height: i32, stride: i32, topDown: i32,
                          inPtr: usize, outPtr: usize, outCapacity: usize): isize {

@@ -1,9 +1,11 @@
 // Shared definitions for the LZ and GLZ codecs (SPICE's lz_common.h format): image types, header
-// constants, error codes and the per-pixel-type "kinds".
+// constants and the per-pixel-type "kinds" (error codes: errors.ts).
 //
 // A kind is a final class whose methods are all inlined. Codec loops are generic over the kind and
 // call its methods through a null instance (`changetype<K>(0)`), so every loop is compiled once per
 // pixel type and never tests the type at run time.
+
+import { ERR_TYPE, ERR_SIZE } from "./errors";
 
 export const LZ_MAGIC: u32 = 0x20205a4c;
 export const LZ_VERSION: u32 = 0x00010001;
@@ -23,21 +25,6 @@ export const LZ_A8: i32 = 11;
 
 /** Literal runs hold at most this many units; a control byte below it starts a literal run. */
 export const MAX_COPY: u32 = 32;
-
-// Error codes returned (negated) by every export of the LZ/GLZ family.
-export const ERR_ARGS: i32 = -1; // bad type, size or stride
-export const ERR_OUTPUT: i32 = -2; // output buffer too small
-export const ERR_TRUNCATED: i32 = -3; // stream ends too early
-export const ERR_MAGIC: i32 = -4; // not an LZ/GLZ stream
-export const ERR_VERSION: i32 = -5; // unknown version
-export const ERR_TYPE: i32 = -6; // type not supported
-export const ERR_SIZE: i32 = -7; // width/height/stride invalid or too large
-export const ERR_CORRUPT: i32 = -8; // an operation runs past the image or before its start
-export const ERR_TRAILING: i32 = -9; // bytes left after the image
-export const ERR_STATE: i32 = -10; // encoder/decoder not initialised
-export const ERR_WINDOW: i32 = -11; // image larger than the GLZ window
-export const ERR_MISSING: i32 = -12; // reference to an image the decoder does not hold
-export const ERR_ORDER: i32 = -13; // GLZ image id out of order
 
 /** Largest image (stride × height bytes) the format accepts, as in lz.c. */
 export const MAX_IMAGE_BYTES: u64 = 1024 * 1024 * 1024 - 1;
@@ -304,14 +291,6 @@ export function packRows(dst: usize, src: usize, rowBytes: usize, stride: usize,
   }
 }
 
-/** Spreads packed rows (already at dst) to a larger stride, in place, last row first. */
-export function spreadRows(dst: usize, rowBytes: usize, stride: usize, rows: usize): void {
-  if (stride == rowBytes || rows < 2) return;
-  for (let y = <isize>rows - 1; y >= 1; y--) {
-    memory.copy(dst + <usize>y * stride, dst + <usize>y * rowBytes, rowBytes);
-  }
-}
-
 // ---- RGB32 vector scans (pixels compared on R, G, B; reads stay below `bound`) ----
 
 const RGB_MASK: u32 = 0xffffff;
@@ -348,7 +327,32 @@ const RGB_MASK: u32 = 0xffffff;
   return bound;
 }
 
-// ---- decoder helper shared by LZ and GLZ (specialised per kind K) ----
+// ---- decoder helpers shared by LZ and GLZ (specialised per kind K) ----
+
+/**
+ * Writes `cnt` literal units from the stream at ip to op, in K's output layout; the caller has
+ * checked that the stream holds cnt × K.litBytes bytes. Returns the stream position after them.
+ */
+@inline export function copyLiterals<K>(op: usize, ip: usize, cnt: usize, inEnd: usize): usize {
+  const K = changetype<K>(0);
+  const lb = K.litBytes;
+  const ob = K.obpp;
+  if (ob == 4 && lb == 3 && inEnd - ip > cnt * 3) {
+    // RGB32: one 4-byte load per pixel, its fourth byte (the next literal's) masked off: needs a byte past the run
+    for (let i: usize = 0; i < cnt; i++) {
+      store<u32>(op, load<u32>(ip) & 0xffffff);
+      ip += 3;
+      op += 4;
+    }
+    return ip;
+  }
+  for (let i: usize = 0; i < cnt; i++) {
+    K.lit(op, ip);
+    ip += lb;
+    op += ob;
+  }
+  return ip;
+}
 
 /** Copies a match of `len` units from `ofs` units back; both are already range-checked. */
 @inline export function copyMatch<K>(op: usize, len: usize, ofs: usize): void {
@@ -366,6 +370,7 @@ const RGB_MASK: u32 = 0xffffff;
   }
   if (ob == 4) {
     if (ofs == 1) {
+      // a run (distance 1): the pixel splatted and stored 16 bytes at a time, runs being the long matches
       const v = load<u32>(ref);
       const e = op + len * 4;
       let p = op;

@@ -1,4 +1,4 @@
-// QUIC encoder, byte-exact with spice-common's quic.c (model: ../shared/spice/NOTES.md §2).
+// QUIC encoder, byte-exact with spice-common's quic.c (its model and tables: quic_model.ts).
 //
 // Each row goes through two steps:
 //   1. `prepareRow`: per pixel, the residual symbols of all channels at once (packed in a u32), whether
@@ -10,7 +10,7 @@
 // Pixel layouts, code families and passes are type parameters, resolved at compile time.
 
 import {
-  QUIC_MAGIC, QUIC_VERSION, QUIC_MAX_WIDTH, QUIC_ERR_BAD_ARGS, QUIC_ERR_OUTPUT_TOO_SMALL, QUIC_ERR_TOO_WIDE,
+  QUIC_MAGIC, QUIC_VERSION, QUIC_MAX_WIDTH,
   QUIC_TYPE_GRAY, QUIC_TYPE_RGB16, QUIC_TYPE_RGB24, QUIC_TYPE_RGB32, QUIC_TYPE_RGBA,
   Bpc8, Bpc5, PxRgb32, PxRgba, PxRgb24, PxRgb16, PxGray, PassRgb, PassGray, PassAlpha,
   BESTCODE, MELC_BITS, MELC_LAST, STATE_MAIN, STATE_ALPHA, S_WAITCNT, S_SEED, S_TRIGGER, S_WMIDX, S_WMILEFT,
@@ -18,6 +18,7 @@ import {
   resetModel, nextWaitMask, nextRand, updateBucket, avgFloor4, symbols4, buckets4, ROW_B, OFF_CAND_MAIN, OFF_CAND_ALPHA,
   OFF_CTX_MAIN, OFF_CTX_ALPHA, CODE8, CLEN8, CODE5, CLEN5,
 } from "./quic_model";
+import { ERR_ARGS, ERR_OUTPUT, ERR_TOO_WIDE } from "./errors";
 
 // Bit writer: a 64-bit accumulator holding `wBits` (< 32 between codes) pending bits at its top; whole
 // 32-bit words are stored little endian as soon as they fill up.
@@ -448,7 +449,7 @@ function encodeImage<T, F, P>(width: i32, height: i32, first: usize, step: isize
   let prev: usize = 0;
   let row = first;
   for (let y = 0; y < height; y++) {
-    if (wOut + bound > outEnd) return QUIC_ERR_OUTPUT_TOO_SMALL;
+    if (wOut + bound > outEnd) return ERR_OUTPUT;
     const odd = (y & 1) != 0;
     const eq = odd ? EQ_MAIN_1 : EQ_MAIN_0;
     const eqPrev = odd ? EQ_MAIN_0 : EQ_MAIN_1;
@@ -487,17 +488,17 @@ export function quicMaxEncodedSize(type: i32, width: i32, height: i32): usize {
 /**
  * Encodes the image at `inPtr` (rows `stride` bytes apart, top row first unless `topDown` is false, in
  * which case the rows are stored bottom-up and are read in reverse, as spice-server does) into `outPtr`.
- * Returns the byte length of the stream (a multiple of 4) or a negative QUIC_ERR_* code. The output
+ * Returns the byte length of the stream (a multiple of 4) or a negative ERR_* code (errors.ts). The output
  * capacity check is conservative per row: capacity ≥ quicMaxEncodedSize always succeeds.
  */
 export function quicEncode(type: i32, width: i32, height: i32, stride: i32, topDown: bool,
                            inPtr: usize, outPtr: usize, outCapacity: usize): isize {
-  if (width <= 0 || height <= 0 || stride <= 0) return QUIC_ERR_BAD_ARGS;
-  if (width > QUIC_MAX_WIDTH) return QUIC_ERR_TOO_WIDE;
+  if (width <= 0 || height <= 0 || stride <= 0) return ERR_ARGS;
+  if (width > QUIC_MAX_WIDTH) return ERR_TOO_WIDE;
   const first = topDown ? inPtr : inPtr + usize(height - 1) * usize(stride);
   const step: isize = topDown ? isize(stride) : -isize(stride);
   const outEnd = outPtr + outCapacity;
-  if (outCapacity < 20) return QUIC_ERR_OUTPUT_TOO_SMALL;
+  if (outCapacity < 20) return ERR_OUTPUT;
   scratchBegin();
   const r = encodeType(type, width, height, stride, first, step, outPtr, outEnd);
   scratchEnd();
@@ -506,7 +507,7 @@ export function quicEncode(type: i32, width: i32, height: i32, stride: i32, topD
 
 /** encodeImage for pixel kind T, after checking that rows of `width` pixels fit in `stride` bytes. */
 @inline function encodeKind<T, F, P>(width: i32, height: i32, stride: i32, first: usize, step: isize, outPtr: usize, outEnd: usize): isize {
-  if (stride < width * i32(changetype<T>(0).bpp)) return QUIC_ERR_BAD_ARGS;
+  if (stride < width * i32(changetype<T>(0).bpp)) return ERR_ARGS;
   return encodeImage<T, F, P>(width, height, first, step, outPtr, outEnd);
 }
 
@@ -518,5 +519,5 @@ function encodeType(type: i32, width: i32, height: i32, stride: i32, first: usiz
     case QUIC_TYPE_RGB16: return encodeKind<PxRgb16, Bpc5, PassRgb>(width, height, stride, first, step, outPtr, outEnd);
     case QUIC_TYPE_GRAY: return encodeKind<PxGray, Bpc8, PassGray>(width, height, stride, first, step, outPtr, outEnd);
   }
-  return QUIC_ERR_BAD_ARGS;
+  return ERR_ARGS;
 }

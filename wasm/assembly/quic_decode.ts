@@ -1,4 +1,4 @@
-// QUIC decoder (spice-common quic.c streams; model in ../shared/spice/NOTES.md §2).
+// QUIC decoder (spice-common quic.c streams; model and tables in quic_model.ts).
 //
 // Decoding is serial: each channel's code parameter depends on the previous symbol, and each pixel's
 // prediction on the pixel to its left. Rows are decoded as packed words (one byte per channel) straight
@@ -8,14 +8,13 @@
 
 import {
   QUIC_MAGIC, QUIC_VERSION, QUIC_MAX_WIDTH, QUIC_MAX_PIXELS,
-  QUIC_ERR_BAD_ARGS, QUIC_ERR_OUTPUT_TOO_SMALL, QUIC_ERR_TOO_WIDE, QUIC_ERR_BAD_MAGIC, QUIC_ERR_BAD_VERSION,
-  QUIC_ERR_BAD_SIZE, QUIC_ERR_TRUNCATED, QUIC_ERR_CORRUPT, QUIC_ERR_BAD_TYPE,
   QUIC_TYPE_GRAY, QUIC_TYPE_RGB16, QUIC_TYPE_RGB24, QUIC_TYPE_RGB32, QUIC_TYPE_RGBA,
   Bpc8, Bpc5, PxRgb32, PxRgba, PxRgb24, PxRgb16, PxGray, PassRgb, PassGray, PassAlpha,
   BESTCODE, MELC_BITS, MELC_LAST, STATE_MAIN, STATE_ALPHA, S_WAITCNT, S_SEED, S_TRIGGER, S_WMIDX, S_WMILEFT,
   S_MELCSTATE, WM_MAX, CTX_MAIN, CTX_ALPHA, ROW_A, ROW_B, scratchBegin, scratchEnd,
   resetModel, nextWaitMask, nextRand, updateModel, avgFloor4, values4,
 } from "./quic_model";
+import { ERR_ARGS, ERR_OUTPUT, ERR_TOO_WIDE, ERR_MAGIC, ERR_VERSION, ERR_SIZE, ERR_TRUNCATED, ERR_CORRUPT, ERR_TYPE } from "./errors";
 
 // Bit reader: the next bits are the most significant of a 64-bit buffer holding `rBits` (32..64) valid
 // bits; whole little-endian words are appended as it drains. Past the end of the input it reads zeros.
@@ -103,7 +102,7 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
         }
         if (mstate > 0) mstate--;
         if (n > limit) {
-          err = QUIC_ERR_CORRUPT;
+          err = ERR_CORRUPT;
           break;
         }
         const runEnd = i + i32(n);
@@ -131,6 +130,8 @@ function decodeSegment<F, P>(st: usize, i: i32, end: i32, waitmask: u32, cur: us
       pred = i > 0 ? avgFloor4(a, b) : b;
     }
     let sv: u32 = 0;
+    // One block per channel, written out: each one's shift and model row are constants, and its bits
+    // are refilled in place, with no loop or channel index in the hot path.
     {
       const c = (ctxv >> p.sh0) & 0xff;
       const l = u32(load<u16>(best0 + (usize(load<u8>(bucket + c)) << 1))) >> 8;
@@ -271,7 +272,7 @@ function decodeImage<T, F, P>(width: i32, height: i32, body: usize, bodyEnd: usi
       for (let x = 0; x < width; x++) t.store(row + usize(x) * t.bpp, load<u32>(cur + (usize(x) << 2)));
     }
     // More bits used than the stream holds: it was truncated (zeros were read past its end).
-    if ((u64(rPos - body) << 3) - u64(rBits) > limitBits) return QUIC_ERR_TRUNCATED;
+    if ((u64(rPos - body) << 3) - u64(rBits) > limitBits) return ERR_TRUNCATED;
     prev = cur;
   }
   return 0;
@@ -283,17 +284,17 @@ function decodeImage<T, F, P>(width: i32, height: i32, body: usize, bodyEnd: usi
 
 /**
  * Reads and checks a stream's header. On success writes { type, width, height } (3 × u32) at `infoPtr`
- * and returns 0; otherwise a negative QUIC_ERR_* code.
+ * and returns 0; otherwise a negative ERR_* code (errors.ts).
  */
 export function quicDecodeHeader(inPtr: usize, inLen: usize, infoPtr: usize): i32 {
-  if (inLen < 20) return QUIC_ERR_TRUNCATED;
-  if (load<u32>(inPtr) != QUIC_MAGIC) return QUIC_ERR_BAD_MAGIC;
-  if (load<u32>(inPtr, 4) != QUIC_VERSION) return QUIC_ERR_BAD_VERSION;
+  if (inLen < 20) return ERR_TRUNCATED;
+  if (load<u32>(inPtr) != QUIC_MAGIC) return ERR_MAGIC;
+  if (load<u32>(inPtr, 4) != QUIC_VERSION) return ERR_VERSION;
   const type = load<i32>(inPtr, 8);
   const width = load<i32>(inPtr, 12);
   const height = load<i32>(inPtr, 16);
-  if (type < QUIC_TYPE_GRAY || type > QUIC_TYPE_RGBA) return QUIC_ERR_BAD_TYPE;
-  if (width <= 0 || height <= 0 || u64(width) * u64(height) > QUIC_MAX_PIXELS) return QUIC_ERR_BAD_SIZE;
+  if (type < QUIC_TYPE_GRAY || type > QUIC_TYPE_RGBA) return ERR_TYPE;
+  if (width <= 0 || height <= 0 || u64(width) * u64(height) > QUIC_MAX_PIXELS) return ERR_SIZE;
   store<u32>(infoPtr, u32(type));
   store<u32>(infoPtr, u32(width), 4);
   store<u32>(infoPtr, u32(height), 8);
@@ -302,7 +303,7 @@ export function quicDecodeHeader(inPtr: usize, inLen: usize, infoPtr: usize): i3
 
 /**
  * Decodes the stream at `inPtr` (`inLen` bytes) into `outPtr`: rows top-down, `outStride` bytes apart,
- * in the stream's own pixel layout (rgb32 padding written as 0). Returns 0 or a negative QUIC_ERR_* code;
+ * in the stream's own pixel layout (rgb32 padding written as 0). Returns 0 or a negative ERR_* code (errors.ts);
  * on error the output holds whatever was decoded so far.
  */
 export function quicDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacity: usize, outStride: usize): i32 {
@@ -312,14 +313,14 @@ export function quicDecode(inPtr: usize, inLen: usize, outPtr: usize, outCapacit
   const type = load<i32>(info);
   const width = load<i32>(info, 4);
   const height = load<i32>(info, 8);
-  if (width > QUIC_MAX_WIDTH) return QUIC_ERR_TOO_WIDE;
+  if (width > QUIC_MAX_WIDTH) return ERR_TOO_WIDE;
   const rowBytes = u64(width) * u64(bytesPerPixel(type));
-  if (u64(outStride) < rowBytes) return QUIC_ERR_BAD_ARGS;
-  if (u64(height - 1) * u64(outStride) + rowBytes > u64(outCapacity)) return QUIC_ERR_OUTPUT_TOO_SMALL;
+  if (u64(outStride) < rowBytes) return ERR_ARGS;
+  if (u64(height - 1) * u64(outStride) + rowBytes > u64(outCapacity)) return ERR_OUTPUT;
   scratchBegin();
   const body = inPtr + 20;
   const end = inPtr + inLen;
-  let r: i32 = QUIC_ERR_BAD_TYPE;
+  let r: i32 = ERR_TYPE;
   switch (type) {
     case QUIC_TYPE_RGB32: r = decodeImage<PxRgb32, Bpc8, PassRgb>(width, height, body, end, outPtr, outStride); break;
     case QUIC_TYPE_RGBA: r = decodeImage<PxRgba, Bpc8, PassRgb>(width, height, body, end, outPtr, outStride); break;

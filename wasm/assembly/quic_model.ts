@@ -1,13 +1,13 @@
 // QUIC (SPICE's SFALIC-derived lossless image codec): tables and adaptive model shared by the encoder
-// (quic.ts) and the decoder (quic_decode.ts). The exact model is described in
-// ../shared/spice/NOTES.md §2; this file only holds data and the small routines both sides need.
+// (quic.ts) and the decoder (quic_decode.ts). The model is spice-common's (quic.c, quic_tmpl.c,
+// quic_family_tmpl.c); this file only holds data and the small routines both sides need.
 //
 // Pixels are handled as "packed" u32 words: byte 0 = B (or gray), byte 1 = G, byte 2 = R, byte 3 = A.
 // Every channel value, residual symbol and context lives in its own byte of such a word, so a pixel's
 // prediction and residual mapping are done for all channels at once with byte-wise (SWAR/SIMD) arithmetic.
 
 // ---------------------------------------------------------------------------------------------------
-// Limits, image types, error codes
+// Limits, image types (error codes: errors.ts)
 
 /** Widest row the codec handles (row buffers are static). */
 export const QUIC_MAX_WIDTH: i32 = 65535;
@@ -22,16 +22,6 @@ export const QUIC_TYPE_RGB16: i32 = 2;
 export const QUIC_TYPE_RGB24: i32 = 3;
 export const QUIC_TYPE_RGB32: i32 = 4;
 export const QUIC_TYPE_RGBA: i32 = 5;
-
-export const QUIC_ERR_OUTPUT_TOO_SMALL: i32 = -1;
-export const QUIC_ERR_BAD_ARGS: i32 = -2;
-export const QUIC_ERR_BAD_MAGIC: i32 = -3;
-export const QUIC_ERR_BAD_VERSION: i32 = -4;
-export const QUIC_ERR_BAD_SIZE: i32 = -5;
-export const QUIC_ERR_TRUNCATED: i32 = -6;
-export const QUIC_ERR_CORRUPT: i32 = -7;
-export const QUIC_ERR_TOO_WIDE: i32 = -8;
-export const QUIC_ERR_BAD_TYPE: i32 = -9;
 
 /** Bits a codeword may take at most (the family tables are built for this limit). */
 const MAX_CODEWORD = 26;

@@ -12,7 +12,7 @@ import {
   type InputEvent,
   type StreamDisplayRequest,
 } from "../gen/qumra/v1/display.js";
-import { FrameDecoder, type RectToDecode } from "../display/frame-decoder.js";
+import { FrameDecoder, type RectToDecode } from "../../../client/frame-decoder.js";
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
 import type { RectCodec } from "../display/types.js";
 import { percentile, round } from "../stats.js";
@@ -73,7 +73,7 @@ export interface WatchOptions {
 
 /** Streams a display, decoding every rect into a local framebuffer; resolves with the stream's statistics. */
 export function watchDisplay(client: DisplayServiceClient, request: StreamDisplayRequest, options: WatchOptions = {}): Promise<StreamStats> {
-  const decoder = new FrameDecoder(request.decoder ? request.decoder.glzWindowPixels || 1 : DEFAULT_GLZ_WINDOW);
+  const decoder = new FrameDecoder(request.decoder ? request.decoder.glzWindowPixels : DEFAULT_GLZ_WINDOW);
   const stats: StreamStats = {
     updates: 0, keyframes: 0, seconds: 0, fps: 0, bytes: 0, bytesPerSecond: 0, bytesPerUpdate: 0, merged: 0,
     rects: { raw: 0, quic: 0, lz: 0, glz: 0 }, rectBytes: { raw: 0, quic: 0, lz: 0, glz: 0 }, latencyMs: { p50: 0, p99: 0 }, width: 0, height: 0,

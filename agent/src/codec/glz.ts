@@ -2,8 +2,9 @@
 // dictionary window of its earlier images, so each GlzEncoder / GlzDecoder owns a module instance;
 // images must be decoded in the order they were encoded.
 import { CodecInstance } from "./instance.js";
-import { CodecError, checkImage, type ImageDesc } from "./image.js";
-import { imageBytes, lzError, type LzExports } from "./lz.js";
+import { CodecError, checkImage, checkTarget, type ImageDesc, type PixelTarget } from "./image.js";
+import { imageBytes, type LzExports } from "./lz.js";
+import { codecError } from "./errors.js";
 
 export interface GlzExports extends LzExports {
   glzInit(windowPixels: number): number;
@@ -15,7 +16,7 @@ export interface GlzExports extends LzExports {
     inPtr: number, outPtr: number, outCapacity: number): number;
   glzDecoderInit(windowPixels: number): number;
   glzDecodeHeader(inPtr: number, inLen: number, infoPtr: number): number;
-  glzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number, infoPtr: number): number;
+  glzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number, infoPtr: number, topFirst: number): number;
   glzDecodedPtr(): number;
 }
 
@@ -46,7 +47,7 @@ export class GlzEncoder {
     this.windowPixels = checkWindow(options.windowPixels ?? DEFAULT_GLZ_WINDOW);
     this.codec = new CodecInstance<GlzExports>();
     const err = this.codec.exports.glzInit(this.windowPixels);
-    if (err < 0) throw lzError("GLZ init", err);
+    if (err < 0) throw codecError("GLZ init", err);
   }
 
   /**
@@ -92,22 +93,34 @@ export class GlzEncoder {
       throw new CodecError(`input at ${offset} (${size} bytes) is outside the codec memory`);
     }
     const bound = x.glzEncodeBound(type, desc.width, desc.height);
-    if (bound < 0) throw lzError("GLZ encode", bound);
+    if (bound < 0) throw codecError("GLZ encode", bound);
     const out = this.codec.output(bound);
     const n = x.glzEncode(type, desc.width, desc.height, desc.stride, desc.topDown === false ? 0 : 1,
       offset, out.offset, out.capacity);
-    if (n < 0) throw lzError("GLZ encode", n);
+    if (n < 0) throw codecError("GLZ encode", n);
     return this.codec.view(out.offset, n);
   }
 }
 
-export interface GlzDecoded {
+/** A decoded GLZ image's header. */
+export interface GlzImage {
   desc: ImageDesc;
-  /** Packed rows, 4 bytes per pixel; a view of WASM memory valid until the next decode. */
-  pixels: Uint8Array;
   imageId: number;
   /** The header's win_head_dist: how many earlier images the encoder's window still held. */
   windowHeadDistance: number;
+}
+
+export interface GlzDecoded extends GlzImage {
+  /** Packed rows, 4 bytes per pixel; a view of WASM memory valid until the next decode. */
+  pixels: Uint8Array;
+}
+
+export interface GlzDecoderOptions extends GlzOptions {
+  /**
+   * Decode in this instance (its memory then also holds the window), e.g. the one whose memory
+   * holds the picture that decodeInto fills. An instance holds at most one GLZ decoder. Default: a new one.
+   */
+  codec?: CodecInstance;
 }
 
 /** Decodes a GLZ stream image by image, keeping the window the encoder's references need. */
@@ -115,11 +128,11 @@ export class GlzDecoder {
   readonly codec: CodecInstance<GlzExports>;
   readonly windowPixels: number;
 
-  constructor(options: GlzOptions = {}) {
+  constructor(options: GlzDecoderOptions = {}) {
     this.windowPixels = checkWindow(options.windowPixels ?? DEFAULT_GLZ_WINDOW);
-    this.codec = new CodecInstance<GlzExports>();
+    this.codec = (options.codec ?? new CodecInstance()) as CodecInstance<GlzExports>;
     const err = this.codec.exports.glzDecoderInit(this.windowPixels);
-    if (err < 0) throw lzError("GLZ decoder init", err);
+    if (err < 0) throw codecError("GLZ decoder init", err);
   }
 
   /** Decodes the next image (images must come in encoding order). */
@@ -127,16 +140,40 @@ export class GlzDecoder {
     const x = this.codec.exports;
     const inOff = this.codec.load(data);
     const info = this.codec.output(32).offset;
-    const n = x.glzDecode(inOff, data.length, 0, 0, 0, info);
-    if (n < 0) throw lzError("GLZ decode", n);
-    const v = new Int32Array(x.memory.buffer, info, 8);
-    const u = new Uint32Array(x.memory.buffer, info, 8);
+    const n = x.glzDecode(inOff, data.length, 0, 0, 0, info, 0);
+    if (n < 0) throw codecError("GLZ decode", n);
+    const image = this.imageInfo(info);
+    return { ...image, pixels: this.codec.view(x.glzDecodedPtr(), image.desc.width * image.desc.height * 4) };
+  }
+
+  /**
+   * Decodes the next image straight into `target`, a rect of a larger picture in this decoder's
+   * instance, top row first whatever the stream's row order (the window keeps its own copy). A stream
+   * of another size is refused, and the window left as it was, before anything is written; a corrupt
+   * one writes nothing there.
+   */
+  decodeInto(data: Uint8Array, target: PixelTarget): GlzImage {
+    const x = this.codec.exports;
+    const inOff = this.codec.load(data);
+    const info = this.codec.output(32).offset;
+    const err = x.glzDecodeHeader(inOff, data.length, info);
+    if (err < 0) throw codecError("GLZ decode", err);
+    const header = this.imageInfo(info);
+    const span = checkTarget(target, x.memory.buffer.byteLength, "GLZ image", header.desc.width, header.desc.height);
+    const n = x.glzDecode(inOff, data.length, target.offset, span, target.stride, info, 1);
+    if (n < 0) throw codecError("GLZ decode", n);
+    return { ...header, desc: { ...header.desc, stride: target.stride, topDown: true } };
+  }
+
+  /** The header glzDecode / glzDecodeHeader wrote at `info`. */
+  private imageInfo(info: number): GlzImage {
+    const { buffer } = this.codec.exports.memory;
+    const v = new Int32Array(buffer, info, 8);
+    const u = new Uint32Array(buffer, info, 8);
     const width = v[1];
     const height = v[2];
-    const desc: ImageDesc = { type: v[0] === 9 ? "rgba" : "rgb32", width, height, stride: width * 4, topDown: v[3] !== 0 };
     return {
-      desc,
-      pixels: this.codec.view(x.glzDecodedPtr(), width * height * 4),
+      desc: { type: v[0] === 9 ? "rgba" : "rgb32", width, height, stride: width * 4, topDown: v[3] !== 0 },
       imageId: u[5] * 2 ** 32 + u[4],
       windowHeadDistance: u[6],
     };

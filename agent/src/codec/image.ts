@@ -1,6 +1,6 @@
 // Image descriptions shared by every codec wrapper, the CLI and the display pipeline.
 
-/** Pixel layouts, as in SPICE (see ../shared/spice/vectors/README.md). */
+/** Pixel layouts, as in SPICE (the image types of spice-common's quic.h and lz_common.h). */
 export const IMAGE_TYPES = ["rgb32", "rgba", "rgb24", "rgb16", "gray", "plt8"] as const;
 export type ImageType = (typeof IMAGE_TYPES)[number];
 
@@ -50,4 +50,35 @@ export function checkImage(desc: ImageDesc, byteLength?: number): void {
       throw new CodecError(`${byteLength} bytes cannot hold a ${width}x${height} ${type} image with stride ${stride} (needs ${need})`);
     }
   }
+}
+
+/**
+ * Where a decoder writes an image of 32-bit pixels in place: a rect of a larger picture (a screen)
+ * in the codec instance's memory. It must not overlap the instance's input and output regions.
+ */
+export interface PixelTarget {
+  /** Offset of the rect's top-left pixel in the instance's memory. */
+  offset: number;
+  /** Bytes from the start of one row of the picture to the next, ≥ width × 4. */
+  stride: number;
+  /** The size the image must have: a stream of another size is refused before anything is written. */
+  width: number;
+  height: number;
+}
+
+/**
+ * Checks that `target` is well formed and lies in a memory of `memoryBytes` bytes, and that the image
+ * a stream announces (`what`, `width` × `height`) is its size; returns the bytes it spans. Throws CodecError.
+ */
+export function checkTarget(target: PixelTarget, memoryBytes: number, what: string, width: number, height: number): number {
+  const { offset, stride } = target;
+  if (width !== target.width || height !== target.height) {
+    throw new CodecError(`${what} is ${width}x${height}, not the ${target.width}x${target.height} it is to fill`);
+  }
+  if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(stride) || stride < width * 4) {
+    throw new CodecError(`${what}: target at ${offset} with stride ${stride} cannot hold rows of ${width} pixels`);
+  }
+  const span = stride * (height - 1) + width * 4;
+  if (offset + span > memoryBytes) throw new CodecError(`${what}: target at ${offset} (+${span} bytes) lies outside the codec's memory`);
+  return span;
 }

@@ -2,7 +2,8 @@
 // instance's input region, decode a stream back to pixels.
 import { CodecInstance } from "./instance.js";
 import type { CodecExports } from "./wasm-module.js";
-import { BYTES_PER_PIXEL, CodecError, checkImage, type ImageDesc, type ImageType } from "./image.js";
+import { BYTES_PER_PIXEL, CodecError, checkImage, checkTarget, type ImageDesc, type ImageType, type PixelTarget } from "./image.js";
+import { codecError } from "./errors.js";
 
 /** The LZ/GLZ exports of the codec module (wasm/assembly/lz*.ts, glz*.ts). */
 export interface LzExports extends CodecExports {
@@ -10,7 +11,7 @@ export interface LzExports extends CodecExports {
   lzEncode(type: number, width: number, height: number, stride: number, topDown: number,
     inPtr: number, outPtr: number, outCapacity: number): number;
   lzDecodeHeader(inPtr: number, inLen: number, infoPtr: number): number;
-  lzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number): number;
+  lzDecode(inPtr: number, inLen: number, outPtr: number, outCapacity: number, outStride: number, topFirst: number): number;
 }
 
 /** LzImageType codes of lz_common.h. */
@@ -22,27 +23,6 @@ const TYPE_CODE: Partial<Record<ImageType, number>> = {
   rgb32: LZ_TYPE.rgb32, rgba: LZ_TYPE.rgba, rgb24: LZ_TYPE.rgb24, rgb16: LZ_TYPE.rgb16, plt8: LZ_TYPE.plt8,
 };
 const TYPE_NAME: Record<number, ImageType> = { 8: "rgb32", 9: "rgba", 7: "rgb24", 6: "rgb16", 5: "plt8" };
-
-const ERRORS: Record<number, string> = {
-  [-1]: "invalid image type, size or stride",
-  [-2]: "output buffer too small",
-  [-3]: "stream is truncated",
-  [-4]: "not an LZ stream (bad magic)",
-  [-5]: "unsupported LZ version",
-  [-6]: "unsupported image type",
-  [-7]: "invalid width, height or stride in the header",
-  [-8]: "corrupt stream (an operation runs outside the image)",
-  [-9]: "trailing bytes after the image",
-  [-10]: "codec state not initialised",
-  [-11]: "image is larger than the GLZ window",
-  [-12]: "reference to an image that is not in the window",
-  [-13]: "GLZ image id out of order",
-};
-
-/** Turns a negative result of the LZ/GLZ exports into a CodecError. */
-export function lzError(what: string, code: number): CodecError {
-  return new CodecError(`${what}: ${ERRORS[code] ?? `error ${code}`}`);
-}
 
 /** The LZ type code for an image type, or a CodecError if LZ cannot carry it. */
 export function lzTypeCode(type: ImageType, codec = "LZ"): number {
@@ -71,11 +51,11 @@ export function encodeLz(codec: CodecInstance, desc: ImageDesc, inputOffset?: nu
     throw new CodecError(`input at ${offset} (${size} bytes) is outside the codec memory`);
   }
   const bound = x.lzEncodeBound(type, desc.width, desc.height, desc.stride);
-  if (bound < 0) throw lzError("LZ encode", bound);
+  if (bound < 0) throw codecError("LZ encode", bound);
   const out = codec.output(bound);
   const n = x.lzEncode(type, desc.width, desc.height, desc.stride, desc.topDown === false ? 0 : 1,
     offset, out.offset, out.capacity);
-  if (n < 0) throw lzError("LZ encode", n);
+  if (n < 0) throw codecError("LZ encode", n);
   return codec.view(out.offset, n);
 }
 
@@ -98,7 +78,7 @@ export function readLzHeader(codec: CodecInstance, data: Uint8Array): LzHeader {
   const inOff = codec.load(data);
   const info = codec.output(32).offset;
   const err = x.lzDecodeHeader(inOff, data.length, info);
-  if (err < 0) throw lzError("LZ decode", err);
+  if (err < 0) throw codecError("LZ decode", err);
   const v = new Int32Array(x.memory.buffer, info, 6);
   return { lzType: v[0], width: v[1], height: v[2], stride: v[3], topDown: v[4] !== 0, rowBytes: v[5] };
 }
@@ -117,8 +97,27 @@ export function decodeLz(codec: CodecInstance, data: Uint8Array): { desc: ImageD
   // input is already loaded by readLzHeader; the output region follows it
   const inOff = codec.input(data.length).offset;
   const out = codec.output(size);
-  const n = x.lzDecode(inOff, data.length, out.offset, out.capacity, 0);
-  if (n < 0) throw lzError("LZ decode", n);
+  const n = x.lzDecode(inOff, data.length, out.offset, out.capacity, 0, 0);
+  if (n < 0) throw codecError("LZ decode", n);
   const desc: ImageDesc = { type, width: h.width, height: h.height, stride: h.rowBytes, topDown: h.topDown };
   return { desc, pixels: codec.view(out.offset, size) };
+}
+
+/**
+ * Decodes an LZ stream of 32-bit pixels (rgb32 or rgba) straight into `target`, a rect of a larger
+ * picture in the instance's memory: top row first whatever the stream's row order, rows
+ * `target.stride` bytes apart (rgb32 pad bytes written as 0). A stream of another type or size is
+ * refused before anything is written; a corrupt one may leave the rect partly written, never
+ * anything outside it. Returns the image as written.
+ */
+export function decodeLzInto(codec: CodecInstance, data: Uint8Array, target: PixelTarget): ImageDesc {
+  const x = codec.exports as LzExports;
+  const h = readLzHeader(codec, data);
+  const type = h.lzType === LZ_TYPE.rgb32 ? "rgb32" : h.lzType === LZ_TYPE.rgba ? "rgba" : undefined;
+  if (type === undefined) throw new CodecError(`LZ decode into 32-bit pixels: the stream holds image type ${h.lzType}`);
+  const span = checkTarget(target, x.memory.buffer.byteLength, "LZ image", h.width, h.height);
+  // the stream is in the input region since readLzHeader
+  const n = x.lzDecode(codec.input(data.length).offset, data.length, target.offset, span, target.stride, 1);
+  if (n < 0) throw codecError("LZ decode", n);
+  return { type, width: h.width, height: h.height, stride: target.stride, topDown: true };
 }

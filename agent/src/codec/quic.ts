@@ -3,9 +3,10 @@
 // The encoder reads pixels that are already in the instance's linear memory (a framebuffer read lands
 // in the input region) and returns a view of the encoded words in the output region. Both views stay
 // valid until the next call on the same instance.
-import { BYTES_PER_PIXEL, CodecError, checkImage, type ImageDesc, type ImageType } from "./image.js";
+import { BYTES_PER_PIXEL, CodecError, checkImage, checkTarget, type ImageDesc, type ImageType, type PixelTarget } from "./image.js";
 import type { CodecInstance } from "./instance.js";
 import type { CodecExports } from "./wasm-module.js";
+import { CODEC_ERRORS, codecError } from "./errors.js";
 
 /** The module's QUIC exports (see wasm/assembly/quic.ts and quic_decode.ts). */
 export interface QuicExports extends CodecExports {
@@ -20,19 +21,6 @@ export interface QuicExports extends CodecExports {
 const QUIC_TYPE: Partial<Record<ImageType, number>> = { gray: 1, rgb16: 2, rgb24: 3, rgb32: 4, rgba: 5 };
 const IMAGE_TYPE: Record<number, ImageType> = { 1: "gray", 2: "rgb16", 3: "rgb24", 4: "rgb32", 5: "rgba" };
 
-/** The module's negative return codes. */
-const ERRORS: Record<number, string> = {
-  [-1]: "output buffer too small",
-  [-2]: "invalid arguments",
-  [-3]: "not a QUIC stream (bad magic)",
-  [-4]: "unsupported QUIC version",
-  [-5]: "invalid image size in QUIC header",
-  [-6]: "QUIC stream is truncated",
-  [-7]: "QUIC stream is corrupt (run length past the end of the row)",
-  [-8]: "image wider than 65535 pixels",
-  [-9]: "unknown QUIC image type",
-};
-
 /** Largest image decodeQuic accepts by default (pixels), so a corrupt header cannot ask for gigabytes. */
 export const QUIC_DEFAULT_MAX_PIXELS = 8192 * 8192;
 
@@ -41,7 +29,7 @@ function quic(codec: CodecInstance): QuicExports {
 }
 
 function fail(what: string, code: number): never {
-  throw new CodecError(`${what}: ${ERRORS[code] ?? `error ${code}`}`);
+  throw codecError(what, code);
 }
 
 function quicType(desc: ImageDesc): number {
@@ -82,7 +70,7 @@ export function encodeQuic(codec: CodecInstance, desc: ImageDesc, inputOffset?: 
     const out = region("the QUIC output", capacity, () => codec.output(capacity));
     const n = ex.quicEncode(type, width, height, stride, desc.topDown === false ? 0 : 1, input, out.offset, out.capacity);
     if (n >= 0) return codec.view(out.offset, n);
-    if (n === -1 && capacity < worst) {
+    if (n === CODEC_ERRORS.OUTPUT.code && capacity < worst) {
       capacity = worst;
       continue;
     }
@@ -100,15 +88,15 @@ export function encodeQuicPixels(codec: CodecInstance, desc: ImageDesc, pixels: 
 
 /** Reads a QUIC stream's header: its image type and size. Throws CodecError if it is not one. */
 export function readQuicHeader(data: Uint8Array): { type: ImageType; width: number; height: number } {
-  if (data.length < 20) fail("QUIC header", -6);
+  if (data.length < 20) fail("QUIC header", CODEC_ERRORS.TRUNCATED.code);
   const dv = new DataView(data.buffer, data.byteOffset, 20);
-  if (dv.getUint32(0, true) !== 0x43495551) fail("QUIC header", -3);
-  if (dv.getUint32(4, true) !== 0) fail("QUIC header", -4);
+  if (dv.getUint32(0, true) !== 0x43495551) fail("QUIC header", CODEC_ERRORS.MAGIC.code);
+  if (dv.getUint32(4, true) !== 0) fail("QUIC header", CODEC_ERRORS.VERSION.code);
   const type = IMAGE_TYPE[dv.getUint32(8, true)];
-  if (type === undefined) fail("QUIC header", -9);
+  if (type === undefined) fail("QUIC header", CODEC_ERRORS.TYPE.code);
   const width = dv.getInt32(12, true);
   const height = dv.getInt32(16, true);
-  if (width <= 0 || height <= 0) fail("QUIC header", -5);
+  if (width <= 0 || height <= 0) fail("QUIC header", CODEC_ERRORS.SIZE.code);
   return { type, width, height };
 }
 
@@ -136,4 +124,21 @@ export function decodeQuic(codec: CodecInstance, data: Uint8Array, options: Deco
   const r = ex.quicDecode(input, data.length, out.offset, out.capacity, stride);
   if (r < 0) fail(`QUIC decode of a ${width}x${height} ${type} image`, r);
   return { desc: { type, width, height, stride, topDown: true }, pixels: codec.view(out.offset, size) };
+}
+
+/**
+ * Decodes a QUIC stream of 32-bit pixels (rgb32 or rgba) straight into `target`, a rect of a larger
+ * picture in the instance's memory, rows `target.stride` bytes apart (rgb32 pad bytes written as 0).
+ * A stream of another type or size is refused before anything is written; a corrupt one may leave
+ * the rect partly written, never anything outside it. Returns the image as written.
+ */
+export function decodeQuicInto(codec: CodecInstance, data: Uint8Array, target: PixelTarget): ImageDesc {
+  const { type, width, height } = readQuicHeader(data);
+  if (type !== "rgb32" && type !== "rgba") throw new CodecError(`QUIC decode into 32-bit pixels: the stream holds ${type} pixels`);
+  const ex = quic(codec);
+  const span = checkTarget(target, ex.memory.buffer.byteLength, "QUIC image", width, height);
+  const input = region("the QUIC stream", data.length, () => codec.load(data));
+  const r = ex.quicDecode(input, data.length, target.offset, span, target.stride);
+  if (r < 0) fail(`QUIC decode of a ${width}x${height} ${type} image`, r);
+  return { type, width, height, stride: target.stride, topDown: true };
 }

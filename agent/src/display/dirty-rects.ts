@@ -3,10 +3,13 @@
 // 1. Pages → row bands: a dirty 4 KiB page covers a byte range of the file, hence a range of rows.
 // 2. Rows → spans: within those rows, the first and last pixel that differ from the viewer's shadow
 //    (the pixels it was last sent) bound the row's change; identical rows drop out (a guest rewriting
-//    the same pixels, or a page that is only partly on screen).
+//    the same pixels, or a page that is only partly on screen). The codec module does this step
+//    (wasm/assembly/frame_diff.ts) on a frame and shadow in its memory: FrameShadow.
 // 3. Spans → rects: consecutive changed rows whose spans overlap (or nearly) grow one rect.
 // 4. Merge: rects that overlap or whose bounding box wastes little area merge; then, while there are
 //    more than the cap, the pair whose union adds the least area merges.
+import type { CodecInstance } from "../codec/instance.js";
+import type { CodecExports } from "../codec/wasm-module.js";
 import { PAGE_SIZE, type Rect } from "./types.js";
 
 export interface Band {
@@ -77,22 +80,86 @@ export interface DiffOptions {
   mergeSlack?: number;
 }
 
+/** The module's frame-diff exports (wasm/assembly/frame_diff.ts). */
+interface FrameDiffExports extends CodecExports {
+  frameDiffRows(frame: number, shadow: number, stride: number, width: number, y0: number, y1: number, spans: number): number;
+  frameCopy(dst: number, src: number, bytes: number): void;
+}
+
 /**
- * Rects where `cur` differs from `prev` inside the bands. Both are whole frames of 32-bit pixels
- * (one u32 per pixel) with `strideWords` words per row.
+ * A whole frame of 32-bit pixels and its shadow (the pixels last sent), both in one codec instance's
+ * memory, so that reads from the framebuffer file land in the frame, the codecs encode from it, and
+ * the module compares it with the shadow (step 2).
  */
-export function diffRects(cur: Uint32Array, prev: Uint32Array, width: number, strideWords: number, bands: Band[], options: DiffOptions = {}): Rect[] {
+export class FrameShadow {
+  /** Offset of the frame in the instance's memory (16-byte aligned); row y starts at frameOffset + y × stride. */
+  readonly frameOffset: number;
+  readonly shadowOffset: number;
+  /** Two i32 per row: the first and last differing pixel, or -1, -1 (written by frameDiffRows). */
+  private readonly spansOffset: number;
+
+  /** Bytes of frame (and of shadow) this one's memory holds, and rows of spans. */
+  private readonly frameCapacity: number;
+  private readonly rowCapacity: number;
+
+  /** `reuse`: a FrameShadow of the same instance whose memory to take over when the new frame fits. */
+  constructor(private readonly codec: CodecInstance, readonly width: number, readonly height: number, readonly stride: number, reuse?: FrameShadow) {
+    if (stride % 4 !== 0 || stride < width * 4) throw new Error(`stride ${stride} does not fit ${width} 32-bit pixels`);
+    const x = codec.exports;
+    if (reuse && reuse.codec === codec && reuse.frameCapacity >= stride * height && reuse.rowCapacity >= height) {
+      ({ frameOffset: this.frameOffset, shadowOffset: this.shadowOffset, spansOffset: this.spansOffset, frameCapacity: this.frameCapacity, rowCapacity: this.rowCapacity } = reuse);
+      return;
+    }
+    this.frameCapacity = stride * height;
+    this.rowCapacity = height;
+    this.frameOffset = x.alloc(stride * height);
+    this.shadowOffset = x.alloc(stride * height);
+    this.spansOffset = x.alloc(height * 8);
+  }
+
+  /** A fresh view of the frame (memory.grow detaches older views). */
+  frame(): Uint8Array {
+    return this.codec.view(this.frameOffset, this.stride * this.height);
+  }
+
+  /** A fresh view of the shadow. */
+  shadow(): Uint8Array {
+    return this.codec.view(this.shadowOffset, this.stride * this.height);
+  }
+
+  /** Makes the shadow a copy of the frame (a keyframe sent it all), inside the module's memory. */
+  keep(): void {
+    (this.codec.exports as FrameDiffExports).frameCopy(this.shadowOffset, this.frameOffset, this.stride * this.height);
+  }
+
+  /**
+   * The spans of the rows in `bands` where the frame differs from the shadow, indexed by row
+   * (spans[2y], spans[2y + 1]: first and last differing pixel, -1 for a row that is the same; rows
+   * outside the bands are not written). The shadow takes the frame's pixels there. The view is valid
+   * until the next call on the instance.
+   */
+  diffSpans(bands: Band[]): Int32Array {
+    const x = this.codec.exports as FrameDiffExports;
+    for (const b of bands) x.frameDiffRows(this.frameOffset, this.shadowOffset, this.stride, this.width, b.y0, b.y1, this.spansOffset);
+    return new Int32Array(x.memory.buffer, this.spansOffset, this.height * 2);
+  }
+
+  /** Rects where the frame differs from the shadow inside the bands (steps 2-4); updates the shadow there. */
+  diffRects(bands: Band[], options: DiffOptions = {}): Rect[] {
+    return spansToRects(this.diffSpans(bands), bands, options);
+  }
+}
+
+/** Rects of the changed rows of the bands, from their spans (as FrameShadow.diffSpans gives them), merged (steps 3-4). */
+export function spansToRects(spans: Int32Array, bands: Band[], options: DiffOptions = {}): Rect[] {
   const joinGap = options.joinGap ?? 32;
   const open: Rect[] = [];
   const done: Rect[] = [];
   for (const { y0, y1 } of bands) {
     for (let y = y0; y < y1; y++) {
-      const row = y * strideWords;
-      let l = 0;
-      while (l < width && cur[row + l] === prev[row + l]) l++;
-      if (l === width) continue;
-      let r = width - 1;
-      while (r > l && cur[row + r] === prev[row + r]) r--;
+      const l = spans[2 * y];
+      if (l < 0) continue;
+      const r = spans[2 * y + 1];
       // Extend the open rect that ends on the previous row and comes near this span; close the rest.
       let joined = false;
       for (let i = 0; i < open.length; i++) {

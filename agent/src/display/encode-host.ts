@@ -49,7 +49,7 @@ export class EncoderHost {
       case "open": {
         const previous = this.viewers.get(req.viewer)?.encoder;
         this.close(req.viewer);
-        const encoder = new ViewerEncoder(req.info, req.policy, previous?.glz);
+        const encoder = new ViewerEncoder(req.info, req.policy, previous);
         this.viewers.set(req.viewer, { encoder, file: this.acquire(req.info) });
         return { reply: { op: "done" }, transfer: [] };
       }

@@ -1,13 +1,13 @@
 // One viewer's encoder state: a whole-frame buffer inside its codec's WASM memory (reads from the
-// framebuffer file land there, the codecs read from there), a shadow of the pixels last sent (to find
-// the changed columns), and its own GLZ dictionary window.
+// framebuffer file land there, the codecs read from there), a shadow of the pixels last sent beside it
+// (the module finds the changed columns), and its own GLZ dictionary window.
 import { CodecInstance } from "../codec/instance.js";
 import { encodeQuic } from "../codec/quic.js";
 import { encodeLz } from "../codec/lz.js";
 import { GlzEncoder, encodeGlz } from "../codec/glz.js";
 import type { ImageDesc } from "../codec/image.js";
 import { chooseCodec, gradualityOf, gradualityScore } from "./codec-policy.js";
-import { diffRects, pagesToBands, type DiffOptions } from "./dirty-rects.js";
+import { FrameShadow, pagesToBands, type DiffOptions } from "./dirty-rects.js";
 import type { FramebufferFile } from "./framebuffer-file.js";
 import type { CodecPolicy, FramebufferInfo, Rect, RectCodec } from "./types.js";
 
@@ -36,8 +36,7 @@ export class ViewerEncoder {
   private readonly codec: CodecInstance;
   /** The viewer's GLZ dictionary; it outlives a geometry change (the client keeps its window). */
   readonly glz: GlzEncoder | undefined;
-  private readonly frameOffset: number;
-  private readonly shadow: Uint32Array;
+  private readonly frameShadow: FrameShadow;
   readonly counters: EncoderCounters = {
     bytesRead: 0,
     busyMs: 0,
@@ -46,28 +45,29 @@ export class ViewerEncoder {
     bytes: { raw: 0, quic: 0, lz: 0, glz: 0 },
   };
 
-  /** `glz`: the GLZ encoder of this viewer's previous surface, whose image ids and window go on. */
+  /**
+   * `previous`: this viewer's encoder for its previous surface. Its GLZ dictionary goes on (image ids
+   * and window), and its frame and shadow memory is reused when the new frame fits.
+   */
   constructor(
     readonly info: FramebufferInfo,
     readonly policy: CodecPolicy,
-    glz?: GlzEncoder,
+    previous?: ViewerEncoder,
     private readonly diffOptions: DiffOptions = {},
   ) {
     if (info.stride % 4 !== 0 || info.stride < info.width * 4) throw new Error(`framebuffer stride ${info.stride} does not fit ${info.width} BGRX pixels`);
     const { compression, decoder } = policy;
     const mayGlz = (compression === "glz" || compression === "auto_glz") && decoder.codecs.includes("glz") && decoder.glzWindowPixels > 0;
-    this.glz = mayGlz ? (glz ?? new GlzEncoder({ windowPixels: decoder.glzWindowPixels })) : undefined;
+    this.glz = mayGlz ? (previous?.glz ?? new GlzEncoder({ windowPixels: decoder.glzWindowPixels })) : undefined;
     // QUIC and LZ run in the GLZ encoder's instance when there is one: the module has every codec.
-    this.codec = this.glz ? this.glz.codec : new CodecInstance();
-    const frameBytes = info.stride * info.height;
-    const region = this.codec.input(frameBytes + 16);
-    this.frameOffset = (region.offset + 15) & ~15;
-    this.shadow = new Uint32Array(frameBytes / 4);
+    this.codec = this.glz ? this.glz.codec : (previous?.codec ?? new CodecInstance());
+    const reuse = previous && previous.codec === this.codec ? previous.frameShadow : undefined;
+    this.frameShadow = new FrameShadow(this.codec, info.width, info.height, info.stride, reuse);
   }
 
   /** A fresh view of the frame in WASM memory (memory.grow detaches older views). */
   frame(): Uint8Array {
-    return this.codec.view(this.frameOffset, this.info.stride * this.info.height);
+    return this.frameShadow.frame();
   }
 
   /** Reads the whole screen and encodes it as the keyframe's rects. */
@@ -76,7 +76,7 @@ export class ViewerEncoder {
     const frame = this.frame();
     fb.readFrame(frame);
     this.counters.bytesRead += frame.length;
-    this.shadow.set(new Uint32Array(frame.buffer, frame.byteOffset, this.shadow.length));
+    this.frameShadow.keep();
     const rects = [this.encodeRect({ x: 0, y: 0, width: this.info.width, height: this.info.height })];
     this.counters.busyMs += performance.now() - started;
     return rects;
@@ -95,26 +95,21 @@ export class ViewerEncoder {
 
   /** The changed rects (the rows are read and the shadow updated); exposed for benchmarks and tests. */
   dirtyRects(fb: FramebufferFile, dirtyPages: Uint8Array): Rect[] {
-    const { stride, width, height } = this.info;
+    const { stride, height } = this.info;
     const bands = pagesToBands(dirtyPages, stride, height);
     if (bands.length === 0) return [];
-    let frame = this.frame();
+    const frame = this.frame();
     for (const b of bands) {
       fb.readRows(frame, b.y0, b.y1);
       this.counters.bytesRead += (b.y1 - b.y0) * stride;
     }
-    frame = this.frame();
-    const cur = new Uint32Array(frame.buffer, frame.byteOffset, this.shadow.length);
-    const rects = diffRects(cur, this.shadow, width, stride / 4, bands, this.diffOptions);
-    const words = stride / 4;
-    for (const b of bands) this.shadow.set(cur.subarray(b.y0 * words, b.y1 * words), b.y0 * words);
-    return rects;
+    return this.frameShadow.diffRects(bands, this.diffOptions);
   }
 
   /** Encodes one rect of the frame in WASM memory with the codec the policy picks. */
   encodeRect(r: Rect): EncodedRect {
     const { stride } = this.info;
-    const offset = this.frameOffset + r.y * stride + r.x * 4;
+    const offset = this.frameShadow.frameOffset + r.y * stride + r.x * 4;
     const desc: ImageDesc = { type: "rgb32", width: r.width, height: r.height, stride };
     const codec = chooseCodec(this.policy, {
       width: r.width,
