@@ -309,7 +309,8 @@ export async function runDisplayVmBench(options: VmDisplayOptions, progress: Pro
         let n = 0;
         for (const r of u.rects) {
           const px = Buffer.alloc(r.width * r.height * 4);
-          for (let y = 0; y < r.height; y++) px.set(decoder.pixels.subarray(((r.y + y) * options.width + r.x) * 4, ((r.y + y) * options.width + r.x + r.width) * 4), y * r.width * 4);
+          const screen = decoder.pixels;
+          for (let y = 0; y < r.height; y++) px.set(screen.subarray(((r.y + y) * options.width + r.x) * 4, ((r.y + y) * options.width + r.x + r.width) * 4), y * r.width * 4);
           n += deflateRawSync(px, { level: 1 }).length;
         }
         return n;
