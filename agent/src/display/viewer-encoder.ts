@@ -6,7 +6,8 @@ import { encodeQuic } from "../codec/quic.js";
 import { encodeLz } from "../codec/lz.js";
 import { GlzEncoder, encodeGlz } from "../codec/glz.js";
 import type { ImageDesc } from "../codec/image.js";
-import { chooseCodec, gradualityOf, gradualityScore } from "./codec-policy.js";
+import { gradualityScore } from "../codec/graduality.js";
+import { chooseCodec, gradualityOf } from "./codec-policy.js";
 import { FrameShadow, pagesToBands, type DiffOptions } from "./dirty-rects.js";
 import type { FramebufferFile } from "./framebuffer-file.js";
 import type { CodecPolicy, FramebufferInfo, Rect, RectCodec } from "./types.js";
@@ -114,29 +115,29 @@ export class ViewerEncoder {
     const codec = chooseCodec(this.policy, {
       width: r.width,
       height: r.height,
-      graduality: () => gradualityOf(gradualityScore(this.codec.view(0, this.codec.exports.memory.buffer.byteLength), offset, r.width, r.height, stride)),
+      graduality: () => gradualityOf(gradualityScore(this.codec, offset, r.width, r.height, stride)),
     });
-    // Each encoding is copied out of WASM memory once, into a buffer of its own (slice), so that it can
-    // be transferred to the agent's main thread without another copy.
+    // Each encoding is copied out of WASM memory once, into a buffer of its own, so that it can be
+    // transferred to the agent's main thread without another copy.
     let data: Uint8Array;
     let glzImageId = 0;
     switch (codec) {
       case "raw": {
         const rowBytes = r.width * 4;
-        data = new Uint8Array(rowBytes * r.height);
+        data = Buffer.allocUnsafeSlow(rowBytes * r.height);
         const mem = this.codec.view(offset, stride * (r.height - 1) + rowBytes);
         for (let y = 0; y < r.height; y++) data.set(mem.subarray(y * stride, y * stride + rowBytes), y * rowBytes);
         break;
       }
       case "quic":
-        data = encodeQuic(this.codec, desc, offset).slice();
+        data = ownCopy(encodeQuic(this.codec, desc, offset));
         break;
       case "lz":
-        data = encodeLz(this.codec, desc, offset).slice();
+        data = ownCopy(encodeLz(this.codec, desc, offset));
         break;
       case "glz":
         glzImageId = this.glz!.nextImageId;
-        data = encodeGlz(this.glz!, desc, offset).slice();
+        data = ownCopy(encodeGlz(this.glz!, desc, offset));
         break;
     }
     this.counters.rects[codec]++;
@@ -144,4 +145,11 @@ export class ViewerEncoder {
     this.counters.bytes[codec] += data.length;
     return { ...r, codec, data, glzImageId };
   }
+}
+
+/** A copy in a buffer of its own (not Node's shared pool, and not zero-filled first), so it can be transferred. */
+function ownCopy(bytes: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return out;
 }
