@@ -9,9 +9,9 @@ import { mkdtempSync, openSync, closeSync, ftruncateSync, rmSync } from "node:fs
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { Worker } from "node:worker_threads";
 import pino from "pino";
 import { runAgent } from "../agent/src/main.js";
+import { startWorker } from "../agent/src/worker-thread.js";
 import { loadConfig, type AgentConfig } from "../agent/src/config.js";
 import { notFound } from "../agent/src/errors.js";
 import { pagesOf, type DisplayEndpoint, type FramebufferInfo } from "../agent/src/display/types.js";
@@ -71,11 +71,8 @@ async function main(): Promise<void> {
     },
   });
 
-  const fromSource = import.meta.url.endsWith(".ts");
-  const drawerEntry = new URL(fromSource ? "./display-load-drawer.ts" : "./display-load-drawer.js", import.meta.url);
-  const drawerScript = fromSource ? new URL("../agent/src/worker-from-source.mjs", import.meta.url) : drawerEntry;
   const files = [...displays.values()].map((d) => d.geometry.path);
-  const drawer = new Worker(drawerScript, { workerData: { entry: drawerEntry.href, files, width: o.width, height: o.height, fps: o.fps } });
+  const drawer = startWorker("display-load-drawer", import.meta.url, { workerData: { files, width: o.width, height: o.height, fps: o.fps } });
 
   process.stdout.write(`${JSON.stringify({ listen: agent.server.addresses[0] })}\n`);
   const lines = createInterface({ input: process.stdin });

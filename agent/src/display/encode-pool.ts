@@ -4,7 +4,8 @@
 // the encoded bytes (transferred). A pool of size 0 runs the same host on the main thread (a yardstick
 // for benchmarks, and a fallback where workers cannot start).
 import os from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../worker-thread.js";
 import { QumraError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { codecModule } from "../codec/wasm-module.js";
@@ -63,11 +64,7 @@ class Slot {
   }
 
   private start(): void {
-    // Run from the sources (vitest, tsx), the worker is the .ts file too, loaded through tsx.
-    const fromSource = import.meta.url.endsWith(".ts");
-    const entry = new URL(fromSource ? "./encode-worker.ts" : "./encode-worker.js", import.meta.url);
-    const script = fromSource ? new URL("../worker-from-source.mjs", import.meta.url) : entry;
-    const worker = new Worker(script, { workerData: { module: codecModule(), entry: entry.href }, name: `qumra-encode-${this.index}` });
+    const worker = startWorker("encode-worker", import.meta.url, { workerData: { module: codecModule() }, name: `qumra-encode-${this.index}` });
     worker.unref();
     worker.on("message", (m: { id: number; reply?: EncodeReply; error?: string }) => {
       const p = this.pending.get(m.id);
