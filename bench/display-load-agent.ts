@@ -14,7 +14,7 @@ import { runAgent } from "../agent/src/main.js";
 import { startWorker } from "../agent/src/worker-thread.js";
 import { loadConfig, type AgentConfig } from "../agent/src/config.js";
 import { notFound } from "../agent/src/errors.js";
-import { pagesOf, type DisplayEndpoint, type FramebufferInfo } from "../agent/src/display/types.js";
+import { emptyPageBitmap, pagesOf, type DisplayEndpoint, type FramebufferInfo } from "../agent/src/display/types.js";
 
 export interface LoadAgentOptions {
   displays: number;
@@ -32,7 +32,7 @@ class RepaintedDisplay implements DisplayEndpoint {
   private readonly all: Uint8Array;
 
   constructor(readonly geometry: FramebufferInfo) {
-    this.all = new Uint8Array(Math.ceil(pagesOf(geometry) / 8)).fill(0xff);
+    this.all = emptyPageBitmap(geometry).fill(0xff);
   }
 
   async info(): Promise<FramebufferInfo> {

@@ -31,8 +31,13 @@ const COMPRESSION: Partial<Record<ImageCompression, Compression>> = {
   [ImageCompression.IMAGE_COMPRESSION_LZ]: "lz",
   [ImageCompression.IMAGE_COMPRESSION_OFF]: "off",
 };
-const RECT_CODEC: Partial<Record<Codec, RectCodec>> = { [Codec.CODEC_RAW]: "raw", [Codec.CODEC_QUIC]: "quic", [Codec.CODEC_LZ]: "lz", [Codec.CODEC_GLZ]: "glz" };
 const CODEC_PB: Record<RectCodec, Codec> = { raw: Codec.CODEC_RAW, quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
+const RECT_CODEC = new Map(Object.entries(CODEC_PB).map(([name, pb]) => [pb, name as RectCodec]));
+
+/** The domain's name of a wire Codec (undefined for CODEC_UNSPECIFIED and unknown values). */
+export function rectCodecOf(codec: Codec): RectCodec | undefined {
+  return RECT_CODEC.get(codec);
+}
 const FORMATS: Partial<Record<ScreenshotFormat, Format>> = {
   [ScreenshotFormat.SCREENSHOT_FORMAT_UNSPECIFIED]: "png",
   [ScreenshotFormat.SCREENSHOT_FORMAT_PNG]: "png",
@@ -47,7 +52,7 @@ export function decoderFromPb(d: DecoderCapabilities | undefined): DecoderCaps {
   if (!d) return DEFAULT_DECODER;
   const codecs: RectCodec[] = ["raw"];
   d.codecs.forEach((c, i) => {
-    const codec = RECT_CODEC[c];
+    const codec = rectCodecOf(c);
     if (!codec) throw invalidArgument(`decoder.codecs[${i}] ${c} is not a known Codec (RAW, QUIC, LZ or GLZ)`);
     if (!codecs.includes(codec)) codecs.push(codec);
   });

@@ -16,6 +16,7 @@ import { FrameDecoder, type RectToDecode } from "../../../client/frame-decoder.j
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
 import type { RectCodec } from "../display/types.js";
 import { percentile, round } from "../stats.js";
+import { rectCodecOf } from "../api/display-service.js";
 import { callUnary, type GlobalOptions } from "./connection.js";
 import { withClients, toJson } from "./fan-out.js";
 import { bytes, fields, table } from "./format.js";
@@ -33,13 +34,12 @@ export const COMPRESSION_NAMES: Record<string, ImageCompression> = {
   off: ImageCompression.IMAGE_COMPRESSION_OFF,
 };
 const DECODABLE: Record<string, Codec> = { quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
-const RECT_CODEC: Partial<Record<Codec, RectCodec>> = { [Codec.CODEC_RAW]: "raw", [Codec.CODEC_QUIC]: "quic", [Codec.CODEC_LZ]: "lz", [Codec.CODEC_GLZ]: "glz" };
 const FORMAT_NAMES: Record<string, ScreenshotFormat> = { png: ScreenshotFormat.SCREENSHOT_FORMAT_PNG, ppm: ScreenshotFormat.SCREENSHOT_FORMAT_PPM, raw: ScreenshotFormat.SCREENSHOT_FORMAT_RAW };
 
 /** An update's rects as the frame decoder takes them. */
 export function rectsOf(update: DisplayUpdate): RectToDecode[] {
   return update.rects.map((r) => {
-    const codec = RECT_CODEC[r.codec];
+    const codec = rectCodecOf(r.codec);
     if (!codec) throw new Error(`update ${update.sequence}: rect with unknown codec ${r.codec}`);
     return { x: r.x, y: r.y, width: r.width, height: r.height, codec, data: r.data };
   });
@@ -110,7 +110,7 @@ export function watchDisplay(client: DisplayServiceClient, request: StreamDispla
       stats.width = u.width;
       stats.height = u.height;
       for (const r of u.rects) {
-        const c = RECT_CODEC[r.codec]!;
+        const c = rectCodecOf(r.codec)!;
         stats.rects[c]++;
         stats.rectBytes[c] += r.data.length;
         stats.bytes += r.data.length;

@@ -2,7 +2,7 @@
 // the way KVM's dirty logging would, and recording the input it is sent. Used by the pipeline tests and
 // the display benchmarks.
 import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from "node:fs";
-import { PAGE_SIZE, pagesOf, type DirtyLog, type DisplayEndpoint, type FramebufferInfo, type Rect } from "./types.js";
+import { PAGE_SIZE, emptyPageBitmap, pagesOf, type DirtyLog, type DisplayEndpoint, type FramebufferInfo, type Rect } from "./types.js";
 
 export class ScriptedFramebuffer implements DisplayEndpoint {
   geometry: FramebufferInfo;
@@ -106,6 +106,6 @@ export class ScriptedFramebuffer implements DisplayEndpoint {
   }
 
   private emptyBitmap(): Uint8Array {
-    return new Uint8Array(Math.ceil(pagesOf(this.geometry) / 8));
+    return emptyPageBitmap(this.geometry);
   }
 }

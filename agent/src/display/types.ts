@@ -18,6 +18,11 @@ export function pagesOf(info: Pick<FramebufferInfo, "stride" | "height">): numbe
   return Math.ceil((info.stride * info.height) / PAGE_SIZE);
 }
 
+/** An empty dirty-page bitmap for a framebuffer: one bit per page. */
+export function emptyPageBitmap(info: Pick<FramebufferInfo, "stride" | "height">): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(Math.ceil(pagesOf(info) / 8));
+}
+
 /** One fetch of a framebuffer's dirty log. */
 export interface DirtyLog {
   /** Pages of the framebuffer as the source sees it now (a different count means a new geometry). */

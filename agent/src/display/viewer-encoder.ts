@@ -27,10 +27,6 @@ export interface EncoderCounters {
   busyMs: number;
   /** Pixels of the rects encoded. */
   pixels: number;
-  /** Rects encoded, per codec. */
-  rects: Record<RectCodec, number>;
-  /** Encoded bytes, per codec. */
-  bytes: Record<RectCodec, number>;
 }
 
 export class ViewerEncoder {
@@ -42,8 +38,6 @@ export class ViewerEncoder {
     bytesRead: 0,
     busyMs: 0,
     pixels: 0,
-    rects: { raw: 0, quic: 0, lz: 0, glz: 0 },
-    bytes: { raw: 0, quic: 0, lz: 0, glz: 0 },
   };
 
   /**
@@ -140,9 +134,7 @@ export class ViewerEncoder {
         data = ownCopy(encodeGlz(this.glz!, desc, offset));
         break;
     }
-    this.counters.rects[codec]++;
     this.counters.pixels += r.width * r.height;
-    this.counters.bytes[codec] += data.length;
     return { ...r, codec, data, glzImageId };
   }
 }

@@ -6,7 +6,7 @@ import { isEmpty, orInto } from "./dirty-rects.js";
 import type { DisplayHub } from "./display-hub.js";
 import type { EncodeReply, EncodeRequest } from "./encode-host.js";
 import type { EncodedRect } from "./viewer-encoder.js";
-import { pagesOf, RECT_CODECS, type CodecPolicy, type DisplayUpdateData, type EncodedRectData, type RectCodec } from "./types.js";
+import { emptyPageBitmap, RECT_CODECS, type CodecPolicy, type DisplayUpdateData, type EncodedRectData, type RectCodec } from "./types.js";
 
 export interface ViewerOptions {
   policy: CodecPolicy;
@@ -89,7 +89,7 @@ export class Viewer {
           surface = this.hub.surface;
           const info = this.hub.info;
           // From here on every poll reaches this bitmap, so reading the whole frame next misses nothing.
-          this.pending = new Uint8Array(Math.ceil(pagesOf(info) / 8));
+          this.pending = emptyPageBitmap(info);
           this.pendingPolls = 0;
           await this.encode({ op: "open", viewer: this.id, info, policy: this.options.policy });
           const rects = await this.encode({ op: "keyframe", viewer: this.id });
