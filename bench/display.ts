@@ -6,6 +6,7 @@
 // (2) A demo-guest VM through the real agent: fps and bytes per frame for full-screen changes ('f')
 //     and small typing-like changes ('d'), latency from the change request to the decoded frame, and
 //     each codec's bytes against raw and zlib of the same frames.
+import { TicketBook } from "../agent/src/spice/tickets.js";
 import * as grpc from "@grpc/grpc-js";
 import { existsSync, readFileSync } from "node:fs";
 import { deflateRawSync } from "node:zlib";
@@ -143,7 +144,7 @@ export async function runDisplayPipelineBench(options: PipelineOptions, progress
       await fb.dirty();
       const domain = new DisplayDomain(() => fb, new EncodePool());
       const server = new grpc.Server({ "grpc.max_send_message_length": 64 << 20 });
-      server.addService(DisplayServiceService, displayService(domain));
+      server.addService(DisplayServiceService, displayService(domain, { tickets: new TicketBook(), vm: (vmId) => ({ vmId, name: vmId }), spice: () => undefined }));
       const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
       const client = new DisplayServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 64 << 20 });
       try {
@@ -274,7 +275,7 @@ export async function runDisplayVmBench(options: VmDisplayOptions, progress: Pro
     new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
   const rows: VmDisplayRow[] = [];
   try {
-    await unary(vms.createVm.bind(vms), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 64n << 20n, boot: { $case: "demo", value: {} }, display: { width: options.width, height: options.height }, labels: {} } });
+    await unary(vms.createVm.bind(vms), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 64n << 20n, boot: { $case: "demo", value: {} }, display: { width: options.width, height: options.height }, labels: {}, imageCompression: 0 } });
     const con = openConsole(vms, vmId);
     await unary(vms.startVm.bind(vms), { vmId });
     await con.waitFor("qumra demo guest");

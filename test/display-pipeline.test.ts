@@ -1,6 +1,7 @@
 // The display pipeline without a VM: a framebuffer file drawn on the host with its own dirty-page log,
 // the real display/ code and StreamDisplay handler behind a real gRPC server on loopback, and clients
 // that decode every update. No timing assertions: waits are for content, bounds are on counters.
+import { TicketBook } from "../agent/src/spice/tickets.js";
 import { describe, it, expect, beforeEach, afterEach } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import http2 from "node:http2";
@@ -50,7 +51,7 @@ describe("display pipeline (scripted framebuffer, real gRPC)", () => {
       return fb;
     }, new EncodePool(1));
     server = new grpc.Server();
-    server.addService(DisplayServiceService, displayService(domain));
+    server.addService(DisplayServiceService, displayService(domain, { tickets: new TicketBook(), vm: (vmId) => ({ vmId, name: vmId }), spice: () => undefined }));
     port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     client = new DisplayServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   });

@@ -121,9 +121,14 @@ describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
     await call(display, display.sendInput, { vmId, events: [{ event: { $case: "pointer", value: { x: 100000, y: 5, buttons: 1 } } }] });
   });
 
-  it("errors: NOT_FOUND, INVALID_ARGUMENT, UNIMPLEMENTED ticket; the stream ends cleanly when the VM stops; then FAILED_PRECONDITION", async () => {
+  it("errors: NOT_FOUND, INVALID_ARGUMENT, tickets without a SPICE port; the stream ends cleanly when the VM stops; then FAILED_PRECONDITION", async () => {
     expect((await callError(display, display.screenshot, { vmId: "nope", format: 0 })).code).toBe(grpc.status.NOT_FOUND);
-    expect((await callError(display, display.setDisplayTicket, { vmId, ticket: "abcdefgh", expiresInS: 0 })).code).toBe(grpc.status.UNIMPLEMENTED);
+    expect((await callError(display, display.setDisplayTicket, { vmId: "nope", ticket: "abcdefgh", expiresInS: 0, onExpiry: 0 })).code).toBe(grpc.status.NOT_FOUND);
+    expect((await callError(display, display.setDisplayTicket, { vmId, ticket: "short", expiresInS: 0, onExpiry: 0 })).message).toMatch(/5 characters long/);
+    expect((await callError(display, display.setDisplayTicket, { vmId, ticket: "abcdefgh", expiresInS: 40_000_000, onExpiry: 0 })).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await call(display, display.setDisplayTicket, { vmId, ticket: "abcdefgh", expiresInS: 0, onExpiry: 0 })).expiresAt).toBeInstanceOf(Date);
+    const noSpice = await callError(display, display.getDisplayConnection, { vmId });
+    expect([noSpice.code, noSpice.message]).toEqual([grpc.status.FAILED_PRECONDITION, expect.stringMatching(/--spice HOST:PORT/)]);
     const many = Array.from({ length: 1025 }, () => ({ event: { $case: "key" as const, value: { scancode: 0x1e, pressed: true } } }));
     expect((await callError(display, display.sendInput, { vmId, events: many })).code).toBe(grpc.status.INVALID_ARGUMENT);
     const w = watch(ImageCompression.IMAGE_COMPRESSION_LZ);

@@ -148,6 +148,7 @@ describe.skipIf(!hasKvm)("VM lifecycle on real KVM", () => {
         memoryBytes: 4n << 20n,
         boot: { $case: "flatImage", value: { image: TINY_GUEST, loadAddress: 0x200000n, entryAddress: 0n, mode } },
         labels: { suite: "flat" },
+        imageCompression: 0,
       });
       const con = attachConsole(vms, vmId);
       await con.waitFor("Q\n");

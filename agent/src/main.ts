@@ -5,7 +5,8 @@ import { createLogger, type Logger } from "./logger.js";
 import { AgentServer } from "./api/server.js";
 import { hostService } from "./api/host-service.js";
 import { vmService } from "./api/vm-service.js";
-import { displayService } from "./api/display-service.js";
+import { displayService, type DisplayAccess } from "./api/display-service.js";
+import { TicketBook } from "./spice/tickets.js";
 import { VmManager } from "./vm/manager.js";
 import { DisplayDomain, type DisplayResolver } from "./display/display-domain.js";
 import { EncodePool } from "./display/encode-pool.js";
@@ -48,6 +49,15 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
   const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
+  const tickets = new TicketBook();
+  vms.events.subscribe((e) => {
+    if (e.type === "DELETED") tickets.clear(e.vmId);
+  });
+  const displayAccess: DisplayAccess = {
+    tickets,
+    vm: (vmId) => ({ vmId, name: vms.get(vmId).spec.name }),
+    spice: () => undefined,
+  };
 
   const server = new AgentServer(config, logger, [
     {
@@ -63,7 +73,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     {
       name: "qumra.v1.DisplayService",
       definition: DisplayServiceService,
-      implementation: displayService(display),
+      implementation: displayService(display, displayAccess),
     },
   ]);
   identity.listen = await server.listen();
@@ -75,6 +85,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     async shutdown(graceMs) {
       await server.shutdown(graceMs);
       await display.close();
+      tickets.close();
       vms.close();
     },
   };

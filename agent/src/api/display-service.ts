@@ -10,8 +10,15 @@ import {
   type DisplayUpdate,
   type StreamDisplayRequest,
   type InputEvent,
+  type SetDisplayTicketRequest,
+  type GetDisplayConnectionRequest,
+  TicketExpiry,
 } from "../gen/qumra/v1/display.js";
-import { invalidArgument, unimplemented } from "../errors.js";
+import { compressionFromPb } from "./compression.js";
+import { failedPrecondition, invalidArgument } from "../errors.js";
+import { validateVmId } from "../vm/spec.js";
+import { connectionInfo, type SpiceAddress } from "../spice/connection-info.js";
+import type { TicketBook } from "../spice/tickets.js";
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
 import type { DisplayDomain } from "../display/display-domain.js";
 import type { ScreenshotFormat as Format } from "../display/screenshot.js";
@@ -22,15 +29,6 @@ import { unary, serverStream } from "./status.js";
 
 export const MAX_GLZ_WINDOW_PIXELS = 16_777_216;
 
-const COMPRESSION: Partial<Record<ImageCompression, Compression>> = {
-  [ImageCompression.IMAGE_COMPRESSION_UNSPECIFIED]: "auto_glz",
-  [ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ]: "auto_glz",
-  [ImageCompression.IMAGE_COMPRESSION_AUTO_LZ]: "auto_lz",
-  [ImageCompression.IMAGE_COMPRESSION_QUIC]: "quic",
-  [ImageCompression.IMAGE_COMPRESSION_GLZ]: "glz",
-  [ImageCompression.IMAGE_COMPRESSION_LZ]: "lz",
-  [ImageCompression.IMAGE_COMPRESSION_OFF]: "off",
-};
 const CODEC_PB: Record<RectCodec, Codec> = { raw: Codec.CODEC_RAW, quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
 const RECT_CODEC = new Map(Object.entries(CODEC_PB).map(([name, pb]) => [pb, name as RectCodec]));
 
@@ -61,8 +59,7 @@ export function decoderFromPb(d: DecoderCapabilities | undefined): DecoderCaps {
 }
 
 export function streamOptions(req: StreamDisplayRequest): ViewerOptions {
-  const compression = COMPRESSION[req.imageCompression];
-  if (!compression) throw invalidArgument(`image_compression ${req.imageCompression} is not a known ImageCompression`);
+  const compression = compressionFromPb(req.imageCompression, "image_compression") ?? "auto_glz";
   if (req.maxFps > 120) throw invalidArgument(`max_fps ${req.maxFps} is outside 1..120 (0 means 30)`);
   return { policy: { compression, decoder: decoderFromPb(req.decoder) }, maxFps: req.maxFps || 30 };
 }
@@ -142,7 +139,22 @@ export function inputFromPb(events: InputEvent[]): InputEventData[] {
   });
 }
 
-export function displayService(display: DisplayDomain): DisplayServiceServer {
+/** What SetDisplayTicket and GetDisplayConnection work on. */
+export interface DisplayAccess {
+  tickets: TicketBook;
+  /** The VM's id and name; throws NOT_FOUND. */
+  vm(vmId: string): { vmId: string; name: string };
+  /** Where the SPICE server listens; undefined when the agent serves no SPICE port. */
+  spice(): SpiceAddress | undefined;
+}
+
+const EXPIRY: Partial<Record<TicketExpiry, "keep" | "disconnect">> = {
+  [TicketExpiry.TICKET_EXPIRY_UNSPECIFIED]: "keep",
+  [TicketExpiry.TICKET_EXPIRY_KEEP]: "keep",
+  [TicketExpiry.TICKET_EXPIRY_DISCONNECT]: "disconnect",
+};
+
+export function displayService(display: DisplayDomain, access: DisplayAccess): DisplayServiceServer {
   return {
     streamDisplay: serverStream(async (req: StreamDisplayRequest, call: grpc.ServerWritableStream<StreamDisplayRequest, DisplayUpdate>) => {
       const options = streamOptions(req);
@@ -168,8 +180,23 @@ export function displayService(display: DisplayDomain): DisplayServiceServer {
       return {};
     }),
 
-    setDisplayTicket: unary(async () => {
-      throw unimplemented("SetDisplayTicket is not implemented yet: display tickets arrive with the SPICE server");
+    setDisplayTicket: unary(async (req: SetDisplayTicketRequest) => {
+      validateVmId(req.vmId);
+      const onExpiry = EXPIRY[req.onExpiry];
+      if (!onExpiry) throw invalidArgument(`on_expiry ${req.onExpiry} is not a known TicketExpiry (KEEP or DISCONNECT)`);
+      access.vm(req.vmId);
+      if (req.ticket === "") {
+        access.tickets.clear(req.vmId);
+        return { expiresAt: undefined };
+      }
+      return access.tickets.set(req.vmId, req.ticket, req.expiresInS || 3600, onExpiry);
+    }),
+    getDisplayConnection: unary(async (req: GetDisplayConnectionRequest) => {
+      validateVmId(req.vmId);
+      const vm = access.vm(req.vmId);
+      const address = access.spice();
+      if (!address) throw failedPrecondition("this agent serves no SPICE port: start it with --spice HOST:PORT (and --spice-tls-port for TLS)");
+      return connectionInfo(address, vm, access.tickets.status(req.vmId));
     }),
   };
 }

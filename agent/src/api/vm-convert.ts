@@ -13,6 +13,7 @@ import {
   type DescriptorTable as PbDescriptorTable,
 } from "../gen/qumra/v1/vm.js";
 import type { SpecRequest } from "../vm/spec.js";
+import { compressionFromPb, compressionToPb } from "./compression.js";
 import type { VmEvent } from "../vm/event-log.js";
 import {
   DTABLES,
@@ -76,6 +77,7 @@ export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
     boot: bootReq,
     display: spec.display,
     labels: spec.labels,
+    imageCompression: compressionFromPb(spec.imageCompression, "spec.image_compression"),
   };
 }
 
@@ -101,6 +103,7 @@ export function vmToPb(r: VmRecord): Vm {
             },
       display: r.spec.display,
       labels: r.spec.labels,
+      imageCompression: compressionToPb(r.spec.imageCompression),
     },
     state: stateToPb(r.state),
     stateReason: r.stateReason,
@@ -110,6 +113,7 @@ export function vmToPb(r: VmRecord): Vm {
     helperPid: r.helperPid,
     lastEventSequence: BigInt(r.lastEventSequence),
     imageSha256: boot.kind === "flat" ? boot.imageSha256 : "",
+    spiceClients: [],
   };
 }
 
@@ -119,6 +123,9 @@ const EVENT_TO_PB: Record<VmEvent["type"], PbEventType> = {
   GUEST_RESET: PbEventType.VM_EVENT_TYPE_GUEST_RESET,
   DELETED: PbEventType.VM_EVENT_TYPE_DELETED,
   NOTICE: PbEventType.VM_EVENT_TYPE_NOTICE,
+  DISPLAY_CLIENT_CONNECTED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_CONNECTED,
+  DISPLAY_CLIENT_REFUSED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_REFUSED,
+  DISPLAY_CLIENT_DISCONNECTED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_DISCONNECTED,
 };
 
 export function eventToPb(e: VmEvent): PbVmEvent {

@@ -33,6 +33,12 @@ export const COMPRESSION_NAMES: Record<string, ImageCompression> = {
   lz: ImageCompression.IMAGE_COMPRESSION_LZ,
   off: ImageCompression.IMAGE_COMPRESSION_OFF,
 };
+
+export function compressionNamed(name: string, flag: string): ImageCompression {
+  const value = COMPRESSION_NAMES[name];
+  if (value === undefined) throw new Error(`${flag} ${name}: expected one of ${Object.keys(COMPRESSION_NAMES).join(", ")}`);
+  return value;
+}
 const DECODABLE: Record<string, Codec> = { quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
 const FORMAT_NAMES: Record<string, ScreenshotFormat> = { png: ScreenshotFormat.SCREENSHOT_FORMAT_PNG, ppm: ScreenshotFormat.SCREENSHOT_FORMAT_PPM, raw: ScreenshotFormat.SCREENSHOT_FORMAT_RAW };
 
@@ -183,8 +189,7 @@ export function registerDisplay(program: Command, globals: Globals): void {
     .option("--stats", "print only the summary: fps, bytes/s, rects per codec, latency")
     .action(async (vmId: string, o: { compression: string; decode: string; frames?: string; maxFps: string; glzWindow: string; stats?: boolean }) => {
       const options = globals();
-      const imageCompression = COMPRESSION_NAMES[o.compression];
-      if (imageCompression === undefined) throw new Error(`--compression ${o.compression}: expected one of ${Object.keys(COMPRESSION_NAMES).join(", ")}`);
+      const imageCompression = compressionNamed(o.compression, "--compression");
       const codecs = o.decode.split(",").map((c) => c.trim()).filter(Boolean).map((c) => {
         const codec = DECODABLE[c];
         if (codec === undefined) throw new Error(`--decode ${o.decode}: '${c}' is not one of quic, lz, glz`);

@@ -18,6 +18,8 @@ import {
   type CreateVmRequest,
 } from "../gen/qumra/v1/vm.js";
 import { callUnary, type GlobalOptions } from "./connection.js";
+import { compressionNamed } from "./display.js";
+import { ImageCompression } from "../gen/qumra/v1/display.js";
 import { withClients, toJson } from "./fan-out.js";
 import { bytes, fields, table } from "./format.js";
 import { collect, hex, parseAddress, parseIntIn, parseLabels, parseSize } from "./parse.js";
@@ -79,9 +81,10 @@ export function registerVm(program: Command, globals: Globals): void {
     .option("--mode <mode>", "long|protected", "long")
     .option("--demo", "boot the demo guest")
     .option("--display <WxH>", "framebuffer size", "1024x768")
+    .option("--image-compression <mode>", "how the SPICE server codes this VM's images (default: the agent's --spice-image-compression)")
     .option("--label <k=v>", "label, repeatable", collect)
     .option("--start", "start the VM once created")
-    .action(async (o: { name: string; id?: string; requestId?: string; vcpus: string; memory: string; image?: string; load: string; entry?: string; mode: string; demo?: boolean; display: string; label?: string[]; start?: boolean }) => {
+    .action(async (o: { name: string; id?: string; requestId?: string; vcpus: string; memory: string; image?: string; load: string; entry?: string; mode: string; demo?: boolean; display: string; label?: string[]; start?: boolean; imageCompression?: string }) => {
       const options = globals();
       if (Boolean(o.image) === Boolean(o.demo)) throw new Error("give exactly one of --image FILE and --demo");
       if (o.mode !== "long" && o.mode !== "protected") throw new Error(`--mode ${o.mode}: expected long or protected`);
@@ -100,6 +103,7 @@ export function registerVm(program: Command, globals: Globals): void {
             : { $case: "demo", value: {} },
           display: { width: Number(display[1]), height: Number(display[2]) },
           labels: parseLabels(o.label ?? [], "--label"),
+          imageCompression: o.imageCompression ? compressionNamed(o.imageCompression, "--image-compression") : ImageCompression.IMAGE_COMPRESSION_UNSPECIFIED,
         },
       };
       await withClients(options, VmServiceClient, async (c) => {

@@ -5,7 +5,15 @@ import path from "node:path";
 import { writeAtomic } from "./store.js";
 import type { VmRecord, VmState } from "./types.js";
 
-export type VmEventType = "CREATED" | "STATE_CHANGED" | "GUEST_RESET" | "DELETED" | "NOTICE";
+export type VmEventType =
+  | "CREATED"
+  | "STATE_CHANGED"
+  | "GUEST_RESET"
+  | "DELETED"
+  | "NOTICE"
+  | "DISPLAY_CLIENT_CONNECTED"
+  | "DISPLAY_CLIENT_REFUSED"
+  | "DISPLAY_CLIENT_DISCONNECTED";
 
 export interface VmEvent {
   sequence: number;

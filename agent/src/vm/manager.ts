@@ -265,6 +265,12 @@ export class VmManager {
    * The display of a VM, for display/: not-found for an unknown VM, failed-precondition unless it is
    * CREATED, RUNNING or PAUSED or when its helper has no framebuffer, unavailable if its helper is gone.
    */
+  /** Records what a display adapter saw (a SPICE client linking, refused, leaving) as an event of the VM. */
+  noteDisplayClient(vmId: string, type: "DISPLAY_CLIENT_CONNECTED" | "DISPLAY_CLIENT_REFUSED" | "DISPLAY_CLIENT_DISCONNECTED", reason: string): void {
+    const e = this.vms.get(vmId);
+    if (e) this.emit(e, type, reason);
+  }
+
   displayPort(vmId: string, action: string): VmDisplayPort {
     const e = this.liveEntry(vmId, action);
     const link = this.link(e);

@@ -1,5 +1,6 @@
 // Validation of VM ids and specs, with messages that name the field and the accepted range.
 import { QumraError, invalidArgument } from "../errors.js";
+import type { ImageCompression } from "../display/types.js";
 import type { VmSpec } from "./types.js";
 
 export const MIB = 1024 * 1024;
@@ -41,6 +42,7 @@ export interface SpecRequest {
   boot?: { kind: "demo" } | { kind: "flat"; image: Uint8Array; loadAddress: number; entryAddress: number; mode: "long" | "protected" };
   display?: { width: number; height: number };
   labels: Record<string, string>;
+  imageCompression?: ImageCompression;
 }
 
 export interface HostLimits {
@@ -85,7 +87,7 @@ export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits,
     if (value.length > 255) throw invalidArgument(`spec.labels['${key}'] is ${value.length} characters long: at most 255`);
   }
 
-  const base = { name, vcpus, memoryBytes, display: { width, height }, labels: { ...req.labels } };
+  const base = { name, vcpus, memoryBytes, display: { width, height }, labels: { ...req.labels }, ...(req.imageCompression ? { imageCompression: req.imageCompression } : {}) };
   const boot = req.boot;
   if (!boot) throw invalidArgument("spec.boot is missing: give flat_image or demo");
   if (boot.kind === "demo") return { spec: { ...base, boot: { kind: "demo" } } };

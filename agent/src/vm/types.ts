@@ -1,4 +1,5 @@
 // The VM domain: specs, records and states as the agent keeps them (no gRPC types here).
+import type { ImageCompression } from "../display/types.js";
 import type { CONTROL_REGS, DTABLES, GP_REGS, SEGMENTS } from "../gen/helper-abi.js";
 
 /** The register lists of the helper (generated from native/regs-list.h). */
@@ -26,6 +27,8 @@ export interface VmSpec {
   boot: BootSource;
   display: { width: number; height: number };
   labels: Record<string, string>;
+  /** How the SPICE server codes this VM's images; absent = the agent's --spice-image-compression. */
+  imageCompression?: ImageCompression;
 }
 
 /** What the agent persists about a VM (one JSON file per VM). */
