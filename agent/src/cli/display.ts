@@ -1,5 +1,6 @@
-// qumra display screenshot|stream|input: a VM's screen and its keyboard and pointer.
+// qumra display ticket|connect|screenshot|stream|input: a VM's screen, its keyboard and pointer, and how SPICE clients reach it.
 import type { Command } from "commander";
+import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -8,6 +9,7 @@ import {
   DisplayServiceClient,
   ImageCompression,
   ScreenshotFormat,
+  TicketExpiry,
   type DisplayUpdate,
   type InputEvent,
   type StreamDisplayRequest,
@@ -158,7 +160,57 @@ export function parsePointer(text: string): InputEvent {
 }
 
 export function registerDisplay(program: Command, globals: Globals): void {
-  const display = program.command("display").description("a VM's screen: screenshots, live streams, keyboard and pointer input");
+  const display = program.command("display").description("a VM's screen: screenshots, live streams, keyboard and pointer input, SPICE tickets");
+
+  display
+    .command("ticket <vm-id>")
+    .description("set the ticket (password) a SPICE client presents for this VM; with neither --ticket nor --random, clear it")
+    .option("--ticket <text>", "the ticket: 8 to 60 printable ASCII characters")
+    .option("--random", "make a random ticket and print it")
+    .option("--ttl <seconds>", "lifetime, 1..31536000", "3600")
+    .option("--disconnect-on-expiry", "drop the clients that linked with it when it expires (default: they stay)")
+    .action(async (vmId: string, o: { ticket?: string; random?: boolean; ttl: string; disconnectOnExpiry?: boolean }) => {
+      const options = globals();
+      if (o.ticket !== undefined && o.random) throw new Error("give --ticket TEXT or --random, not both");
+      const expiresInS = parseIntIn(o.ttl, "--ttl", 1, 31_536_000);
+      const onExpiry = o.disconnectOnExpiry ? TicketExpiry.TICKET_EXPIRY_DISCONNECT : TicketExpiry.TICKET_EXPIRY_KEEP;
+      await withClients(options, DisplayServiceClient, async (c) => {
+        // One random ticket per host: tickets pick the VM on each agent's shared SPICE port.
+        const ticket = o.random ? randomBytes(18).toString("base64url") : (o.ticket ?? "");
+        const reply = await callUnary(c.setDisplayTicket.bind(c), { vmId, ticket, expiresInS, onExpiry }, options);
+        return { vmId, ticket, expiresAt: reply.expiresAt?.toISOString() ?? null };
+      }, (r) => (r.ticket ? `${r.vmId}: ticket ${r.ticket} valid until ${r.expiresAt}` : `${r.vmId}: ticket cleared (no new SPICE client can link)`));
+    });
+
+  display
+    .command("connect <vm-id>")
+    .description("how to reach the VM's screen with a SPICE client: prints spice://..., or writes a virt-viewer .vv file")
+    .option("--vv <file>", "write the connection file for remote-viewer here (it holds the ticket: keep it private)")
+    .action(async (vmId: string, o: { vv?: string }) => {
+      const options = globals();
+      await withClients(options, DisplayServiceClient, async (c, host) => {
+        const info = await callUnary(c.getDisplayConnection.bind(c), { vmId }, options);
+        const file = o.vv ? fileFor(o.vv, host, options.host.length) : undefined;
+        if (file) writeFileSync(file, info.vv, { mode: 0o600 });
+        return {
+          vmId,
+          uri: info.uri,
+          host: info.host,
+          port: info.port,
+          tlsPort: info.tlsPort,
+          caSubject: info.caSubject,
+          ticketSet: info.ticketSet,
+          ticketExpiresAt: info.ticketExpiresAt?.toISOString() ?? null,
+          websocketPath: info.websocketPath,
+          vvFile: file ?? null,
+        };
+      }, (r) => {
+        const lines = [r.uri];
+        if (!r.ticketSet) lines.push(`(no live ticket: set one with 'qumra display ticket ${r.vmId} --random')`);
+        if (r.vvFile) lines.push(`connection file written to ${r.vvFile}: remote-viewer ${r.vvFile}`);
+        return lines.join("\n");
+      });
+    });
 
   display
     .command("screenshot <vm-id>")
