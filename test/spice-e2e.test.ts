@@ -1,0 +1,139 @@
+// The SPICE server against the stock client on real KVM: a real agent (plaintext and TLS SPICE ports),
+// demo guests drawing their screens, spicy-screenshot (spice-gtk) linking with the VM's ticket. Each
+// PPM must equal, pixel for pixel, the raw screenshot taken while the VM is paused.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import * as grpc from "@grpc/grpc-js";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { VmServiceClient, VmEventType } from "../agent/src/gen/qumra/v1/vm.js";
+import { DisplayServiceClient, ImageCompression, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
+import { startAgent, cleanup, tempDir, type RunningAgent } from "./helpers/agent.js";
+import { call } from "./helpers/grpc.js";
+import { hasKvm } from "./helpers/kvm.js";
+import { makePki, type TestPki } from "./helpers/pki.js";
+import { attachConsole, createVm, demoSpec, watch } from "./helpers/vm.js";
+import { hasSpicy, runSpicy, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
+
+interface Case {
+  vmId: string;
+  width: number;
+  height: number;
+  /** The VM's spec; unspecified = the agent's --spice-image-compression (quic here). */
+  compression: ImageCompression;
+}
+
+const CASES: Case[] = [
+  { vmId: "sp-quic", width: 1024, height: 768, compression: ImageCompression.IMAGE_COMPRESSION_UNSPECIFIED },
+  { vmId: "sp-lz", width: 800, height: 600, compression: ImageCompression.IMAGE_COMPRESSION_LZ },
+  { vmId: "sp-glz", width: 1024, height: 768, compression: ImageCompression.IMAGE_COMPRESSION_GLZ },
+  { vmId: "sp-auto", width: 1024, height: 768, compression: ImageCompression.IMAGE_COMPRESSION_AUTO_GLZ },
+  { vmId: "sp-off", width: 640, height: 480, compression: ImageCompression.IMAGE_COMPRESSION_OFF },
+];
+
+describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPICE server on real KVM", () => {
+  let agent: RunningAgent;
+  let pki: TestPki;
+  let vms: VmServiceClient;
+  let display: DisplayServiceClient;
+  let port = 0;
+  let tlsPort = 0;
+  const work = tempDir("spice-e2e");
+  const shots = new Map<string, Buffer>();
+  const ticketOf = (vmId: string) => `ticket-${vmId}-0123`;
+  const out = (name: string) => path.join(work, `${name}.ppm`);
+
+  beforeAll(async () => {
+    pki = makePki(tempDir("pki"));
+    // The certificate file carries its chain, so the agent can hand out the CA (GetDisplayConnection).
+    const chain = path.join(pki.dir, "server-chain.crt");
+    writeFileSync(chain, Buffer.concat([readFileSync(pki.serverCert), readFileSync(pki.caCert)]));
+    agent = await startAgent([
+      "--tls-cert", chain, "--tls-key", pki.serverKey,
+      "--spice", "127.0.0.1:0", "--spice-tls-port", "0", "--spice-image-compression", "quic",
+    ]);
+    const creds = grpc.credentials.createSsl(readFileSync(pki.caCert));
+    vms = new VmServiceClient(agent.address!, creds);
+    display = new DisplayServiceClient(agent.address!, creds);
+    await Promise.all(
+      CASES.map(async (c) => {
+        await createVm(vms, c.vmId, demoSpec(c.vmId, { display: { width: c.width, height: c.height }, imageCompression: c.compression }));
+        const con = attachConsole(vms, c.vmId);
+        await con.waitFor("qumra demo guest", 60_000);
+        con.close();
+        await call(vms, vms.pauseVm, { vmId: c.vmId });
+        const shot = await call(display, display.screenshot, { vmId: c.vmId, format: ScreenshotFormat.SCREENSHOT_FORMAT_RAW });
+        expect([shot.width, shot.height]).toEqual([c.width, c.height]);
+        shots.set(c.vmId, Buffer.from(shot.data));
+        // A screen of one colour would prove little about the codecs.
+        expect(new Set(new Uint32Array(shot.data.buffer, shot.data.byteOffset, shot.data.byteLength / 4)).size).toBeGreaterThan(2);
+        await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: ticketOf(c.vmId), expiresInS: 600, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
+      }),
+    );
+    const conn = await call(display, display.getDisplayConnection, { vmId: CASES[0].vmId });
+    port = conn.port;
+    tlsPort = conn.tlsPort;
+    expect(port).toBeGreaterThan(0);
+    expect(tlsPort).toBeGreaterThan(0);
+    expect(conn.caPem).toContain("BEGIN CERTIFICATE");
+  }, 180_000);
+
+  afterAll(async () => {
+    if (vms) await Promise.all(CASES.map((c) => call(vms, vms.deleteVm, { vmId: c.vmId, force: true }).catch(() => undefined)));
+    vms?.close();
+    display?.close();
+    await agent?.stop();
+    if (agent) cleanup(agent.stateDir, agent.runtimeDir);
+    cleanup(work);
+    if (pki) cleanup(pki.dir);
+  });
+
+  const expectSame = (vmId: string, file: string, c: Case) => {
+    const ppm = readPpm(file);
+    expect([ppm.width, ppm.height]).toEqual([c.width, c.height]);
+    expect(firstRgbBgrxDifference(ppm.rgb, shots.get(vmId)!, c.width)).toBeUndefined();
+  };
+
+  it.each(CASES.map((c) => ({ ...c, mode: ImageCompression[c.compression] })))("$vmId ($width x $height, $mode): the PPM equals the raw screenshot", async (c) => {
+    const r = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticketOf(c.vmId), "-o", out(c.vmId)]);
+    expect(r.code, r.output).toBe(0);
+    console.log(`spicy-screenshot ${c.vmId}: ${r.ms.toFixed(0)} ms`);
+    expectSame(c.vmId, out(c.vmId), c);
+  });
+
+  it("through the TLS port, trusting the agent's CA", async () => {
+    const c = CASES[2];
+    const r = await runSpicy(["-h", "127.0.0.1", "-s", String(tlsPort), "-w", ticketOf(c.vmId), "-o", out("tls")], { SSL_CERT_FILE: pki.caCert });
+    expect(r.code, r.output).toBe(0);
+    expectSame(c.vmId, out("tls"), c);
+    // Without the CA the handshake fails: the client verifies the agent's certificate.
+    const untrusted = await runSpicy(["-h", "127.0.0.1", "-s", String(tlsPort), "-w", ticketOf(c.vmId), "-o", out("tls-untrusted")], { SSL_CERT_FILE: "/nonexistent" });
+    expect(untrusted.code).not.toBe(0);
+  });
+
+  it("a wrong ticket is refused, with a DISPLAY_CLIENT_REFUSED event naming the reason", async () => {
+    const c = CASES[0];
+    const events = watch(vms, { vmId: c.vmId }, (es) => es.some((e) => e.type === VmEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_REFUSED));
+    // A wrong ticket names no VM (the ticket is what picks it), so it is refused with a log line only.
+    const r = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", "not-the-ticket", "-o", out("wrong")]);
+    expect(r.code).not.toBe(0);
+    expect(agent.logs()).toMatch(/"reason":"wrong ticket".*"SPICE client refused"|"SPICE client refused".*"reason":"wrong ticket"/);
+    // An expired ticket names its VM: that VM gets the event.
+    await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: "short-lived-1", expiresInS: 1, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
+    await new Promise((res) => setTimeout(res, 1200));
+    const expired = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", "short-lived-1", "-o", out("expired")]);
+    expect(expired.code).not.toBe(0);
+    const seen = await events;
+    expect(seen.find((e) => e.type === VmEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_REFUSED)?.reason).toMatch(/ticket expired/);
+    await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: ticketOf(c.vmId), expiresInS: 600, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
+  });
+
+  it("a cleared ticket refuses new links", async () => {
+    const c = CASES[1];
+    await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: "", expiresInS: 0, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
+    const r = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticketOf(c.vmId), "-o", out("cleared")]);
+    expect(r.code).not.toBe(0);
+    await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: ticketOf(c.vmId), expiresInS: 600, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
+    const again = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticketOf(c.vmId), "-o", out("cleared-again")]);
+    expect(again.code, again.output).toBe(0);
+  });
+});
