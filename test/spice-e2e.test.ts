@@ -13,6 +13,8 @@ import { hasKvm } from "./helpers/kvm.js";
 import { makePki, type TestPki } from "./helpers/pki.js";
 import { attachConsole, createVm, demoSpec, watch } from "./helpers/vm.js";
 import { hasSpicy, runSpicy, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
+import { link, type TestChannel } from "./helpers/spice-client.js";
+import { CHANNEL, MAIN_CAP, MSG, MSGC, Writer, capsWords } from "../agent/src/spice/wire.js";
 
 interface Case {
   vmId: string;
@@ -135,5 +137,64 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: ticketOf(c.vmId), expiresInS: 600, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
     const again = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticketOf(c.vmId), "-o", out("cleared-again")]);
     expect(again.code, again.output).toBe(0);
+  });
+
+  /** A Node client's session: main channel linked, INIT read; returns the channel and the session id. */
+  const openSession = async (vmId: string): Promise<{ main: TestChannel; sessionId: number }> => {
+    const main = await link({ port, channelType: CHANNEL.main, ticket: ticketOf(vmId), channelCaps: capsWords([MAIN_CAP.NAME_AND_UUID]) });
+    expect(main.linkResult).toBe(0);
+    const init = await main.until(MSG.MAIN_INIT);
+    return { main, sessionId: init.body.readUInt32LE(0) };
+  };
+  /** The image types of the DRAW_COPYs of a display channel's first frame (up to its MARK). */
+  const firstFrameImageTypes = async (vmId: string, sessionId: number, glzWindow: number): Promise<number[]> => {
+    const d = await link({ port, channelType: CHANNEL.display, connectionId: sessionId, ticket: ticketOf(vmId) });
+    expect(d.linkResult).toBe(0);
+    d.send(MSGC.DISPLAY_INIT, new Writer(14).u8(1).u64(0n).u8(0).i32(glzWindow).done());
+    const types: number[] = [];
+    for (;;) {
+      const m = await d.next();
+      if (m.type === MSG.DISPLAY_DRAW_COPY) types.push(m.body[57 + 8]);
+      if (m.type === MSG.DISPLAY_MARK) break;
+    }
+    d.close();
+    return types;
+  };
+
+  it("GLZ only to a client that keeps a GLZ window: a zero window (spice-html5) gets LZ", async () => {
+    const { main, sessionId } = await openSession("sp-glz");
+    expect(await firstFrameImageTypes("sp-glz", sessionId, 0)).toEqual([101]);
+    expect(await firstFrameImageTypes("sp-glz", sessionId, 3_145_728)).toEqual([102]);
+    main.close();
+  });
+
+  it("a connected client shows in GetVm's spice_clients; NAME and UUID, PING and the channel list on the main channel", async () => {
+    const { main, sessionId } = await openSession("sp-off");
+    const name = await main.until(MSG.MAIN_NAME);
+    expect(name.body.subarray(4).toString()).toBe("sp-off\0");
+    main.send(MSGC.MAIN_ATTACH_CHANNELS);
+    const list = await main.until(MSG.MAIN_CHANNELS_LIST);
+    expect([...list.body]).toEqual([3, 0, 0, 0, 2, 0, 3, 0, 4, 0]);
+    const vm = await call(vms, vms.getVm, { vmId: "sp-off" });
+    expect(vm.spiceClients).toHaveLength(1);
+    expect(vm.spiceClients[0]).toMatchObject({ sessionId, transport: "tcp", channels: ["main"] });
+    expect(vm.spiceClients[0].peer).toMatch(/^127\.0\.0\.1:\d+$/);
+    main.close();
+    await main.closed();
+    await expect.poll(async () => (await call(vms, vms.getVm, { vmId: "sp-off" })).spiceClients.length).toBe(0);
+  });
+
+  it("a second client of a VM replaces the first (DISCONNECTING, then closed); the second keeps working", async () => {
+    const first = await openSession("sp-lz");
+    const second = await openSession("sp-lz");
+    await first.main.until(MSG.DISCONNECTING);
+    await first.main.closed();
+    expect(await firstFrameImageTypes("sp-lz", second.sessionId, 3_145_728)).toEqual([101]);
+    const vm = await call(vms, vms.getVm, { vmId: "sp-lz" });
+    expect(vm.spiceClients.map((c) => c.sessionId)).toEqual([second.sessionId]);
+    // The replaced session's id no longer links channels.
+    const stale = await link({ port, channelType: CHANNEL.display, connectionId: first.sessionId, ticket: ticketOf("sp-lz") });
+    expect(stale.linkResult).toBe(8);
+    second.main.close();
   });
 });
