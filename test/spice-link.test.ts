@@ -225,4 +225,37 @@ describe("SPICE link stage and sessions", () => {
     ]);
     await expect.poll(() => fb.pointers.at(-1)).toEqual({ x: 63, y: 47, buttons: 2 });
   });
+
+  it("flow control: a client that does not ACK gets at most two windows, and merged updates once it does", async () => {
+    const m = await main("vm1-ticket-secret");
+    const id = (await m.until(MSG.MAIN_INIT)).body.readUInt32LE(0);
+    const d = track(await link({ port, channelType: CHANNEL.display, connectionId: id, ticket: "vm1-ticket-secret" }));
+    const setAck = await d.next();
+    expect(setAck.type).toBe(MSG.SET_ACK);
+    const [generation, window] = [setAck.body.readUInt32LE(0), setAck.body.readUInt32LE(4)];
+    expect(window).toBe(20);
+    d.send(MSGC.DISPLAY_INIT, new Writer(14).u8(1).u64(0n).u8(0).i32(0).done());
+    void (async () => {
+      for (;;) await d.next(60_000);
+    })().catch(() => undefined);
+    // Changes for 2.5 s, faster than the 30 fps pace (more than two windows of updates), with no ACK.
+    const until = performance.now() + 2500;
+    for (let i = 0; performance.now() < until; i++) {
+      fb.fill({ x: i % 64, y: 0, width: 1, height: 48 }, 0x010203 * (i + 1));
+      await new Promise((r) => setTimeout(r, 8));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const held = d.messages.length;
+    expect(held).toBeLessThanOrEqual(1 + 2 * window + 4);
+    const viewer = [...(await display.hubOf("vm1"))!.viewers][0];
+    expect(viewer.counters.inFlight).toBe(1);
+    // Acknowledging releases the held update; the changes made meanwhile come merged, not one by one.
+    d.send(MSGC.ACK_SYNC, new Writer(4).u32(generation).done());
+    for (let i = 0; i < 20; i++) d.send(MSGC.ACK);
+    await expect.poll(() => d.messages.length).toBeGreaterThan(held);
+    await new Promise((r) => setTimeout(r, 300));
+    // Everything changed while it was held arrives as one update (a few rects), not as the backlog.
+    expect(d.messages.length - held).toBeLessThanOrEqual(4);
+    expect(viewer.counters.inFlight).toBe(0);
+  });
 });
