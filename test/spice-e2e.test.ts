@@ -12,7 +12,7 @@ import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { makePki, type TestPki } from "./helpers/pki.js";
 import { attachConsole, createVm, demoSpec, watch } from "./helpers/vm.js";
-import { hasSpicy, runSpicy, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
+import { hasSpicy, hasSpiceGlib, runSpicy, runSpiceInput, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
 import { link, type TestChannel } from "./helpers/spice-client.js";
 import { CHANNEL, MAIN_CAP, MSG, MSGC, Writer, capsWords } from "../agent/src/spice/wire.js";
 
@@ -196,5 +196,22 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     const stale = await link({ port, channelType: CHANNEL.display, connectionId: first.sessionId, ticket: ticketOf("sp-lz") });
     expect(stale.linkResult).toBe(8);
     second.main.close();
+  });
+
+  it.skipIf(!hasSpiceGlib)("spice-gtk's inputs channel drives the guest: keys reach its i8042 as set-1 bytes", async () => {
+    const vmId = "sp-auto";
+    await call(vms, vms.resumeVm, { vmId });
+    const con = attachConsole(vms, vmId);
+    try {
+      const mark = con.text().length;
+      // 'a', then Up (0x148: spice-gtk's extended-key form, sent as E0 48 / E0 C8), then pointer moves.
+      const r = await runSpiceInput("127.0.0.1", port, ticketOf(vmId), ["key:0x1e", "key:0x148", "position:100,50,0", "press:1", "release:1"]);
+      expect(r.code, r.output).toBe(0);
+      for (const code of ["0x1e", "0x9e", "0xe0", "0x48", "0xc8"]) await con.waitFor(new RegExp(`kbd ${code}`, "i"), 20_000, mark);
+      expect([...con.text().slice(mark).matchAll(/kbd (0x[0-9a-f]+)/gi)].map((m) => m[1].toLowerCase())).toEqual(["0x1e", "0x9e", "0xe0", "0x48", "0xe0", "0xc8"]);
+    } finally {
+      con.close();
+      await call(vms, vms.pauseVm, { vmId });
+    }
   });
 });
