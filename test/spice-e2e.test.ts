@@ -214,4 +214,14 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
       await call(vms, vms.pauseVm, { vmId });
     }
   });
+
+  it("a session ends when its VM stops: DISCONNECTING, then a DISPLAY_CLIENT_DISCONNECTED event", async () => {
+    const vmId = "sp-off";
+    const { main } = await openSession(vmId);
+    const events = watch(vms, { vmId }, (es) => es.some((e) => e.type === VmEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_DISCONNECTED && /stopped/.test(e.reason)));
+    await call(vms, vms.stopVm, { vmId, force: true, timeoutMs: 0 });
+    await main.until(MSG.DISCONNECTING);
+    await main.closed();
+    expect((await events).at(-1)?.reason).toMatch(/the VM is stopped/);
+  });
 });

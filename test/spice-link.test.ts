@@ -258,4 +258,20 @@ describe("SPICE link stage and sessions", () => {
     expect(d.messages.length - held).toBeLessThanOrEqual(4);
     expect(viewer.counters.inFlight).toBe(0);
   });
+
+  it("accept() with a transport that pins the VM (the WebSocket bridge) takes only that VM's ticket", async () => {
+    const bridge = net.createServer((socket) => server.accept(socket, { kind: "websocket", peer: `${socket.remoteAddress}:${socket.remotePort}`, vmId: "vm2" }));
+    await new Promise<void>((r) => bridge.listen(0, "127.0.0.1", r));
+    const p = (bridge.address() as net.AddressInfo).port;
+    try {
+      expect((await main("vm1-ticket-secret", p)).linkResult).toBe(LINK_ERR.PERMISSION_DENIED);
+      expect(events).toContainEqual(expect.objectContaining({ vmId: "vm2", type: "DISPLAY_CLIENT_REFUSED" }));
+      const ok = await main("vm2-ticket-secret", p);
+      expect(ok.linkResult).toBe(LINK_ERR.OK);
+      await ok.until(MSG.MAIN_INIT);
+      expect(server.clientsOf("vm2")).toEqual([expect.objectContaining({ transport: "websocket" })]);
+    } finally {
+      bridge.close();
+    }
+  });
 });
