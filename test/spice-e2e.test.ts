@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient, VmEventType } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient, ImageCompression, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
-import { startAgent, cleanup, tempDir, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, tempDir, runCli, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { makePki, type TestPki } from "./helpers/pki.js";
@@ -179,6 +179,9 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     expect(vm.spiceClients).toHaveLength(1);
     expect(vm.spiceClients[0]).toMatchObject({ sessionId, transport: "tcp", channels: ["main"] });
     expect(vm.spiceClients[0].peer).toMatch(/^127\.0\.0\.1:\d+$/);
+    const cli = await runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "vm", "get", "sp-off"]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(new RegExp(`spice clients: +127\\.0\\.0\\.1:\\d+ tcp session ${sessionId} since \\S+ \\[main\\]`));
     main.close();
     await main.closed();
     await expect.poll(async () => (await call(vms, vms.getVm, { vmId: "sp-off" })).spiceClients.length).toBe(0);
