@@ -69,9 +69,13 @@ export class DisplayChannel extends SpiceChannel {
     this.deps.display
       .watch(this.deps.vmId, { policy: { compression: this.deps.compression, decoder: this.decoder }, maxFps: MAX_FPS }, sink, this.stop.signal)
       .then(
-        () => this.closed ?? this.deps.onDisplayEnd("the VM's display ended"),
-        (err: Error) => this.closed ?? this.deps.onDisplayEnd(`display unavailable: ${err.message}`),
-      );
+        () => "the VM's display ended",
+        (err: Error) => `display unavailable: ${err.message}`,
+      )
+      .then((reason) => {
+        // A watch we stopped (the channel closed) ends quietly; one that ended by itself ends the session.
+        if (this.closed === undefined) this.deps.onDisplayEnd(reason);
+      });
   }
 
   private async sendUpdate(u: DisplayUpdateData): Promise<void> {
