@@ -35,7 +35,7 @@ describe("SPICE link stage and sessions", () => {
       display,
       logger,
       vms: { describe: (vmId) => (["vm1", "vm2"].includes(vmId) ? { name: `name-${vmId}` } : undefined), note: (vmId, type, reason) => events.push({ vmId, type, reason }) },
-      options: { host: "127.0.0.1", port: 0, multiClient, imageCompression: "auto_glz", linkTimeoutMs: 300 },
+      options: { host: "127.0.0.1", port: 0, multiClient, imageCompression: "auto_glz", linkTimeoutMs: 300, pingIntervalMs: 200 },
     });
   const server = makeServer(false);
   let port = 0;
@@ -273,5 +273,15 @@ describe("SPICE link stage and sessions", () => {
     } finally {
       bridge.close();
     }
+  });
+
+  it("PINGs on the main channel; the PONG's round trip is the session's latency", async () => {
+    const c = await main("vm1-ticket-secret");
+    await c.until(MSG.MAIN_INIT);
+    const ping = await c.until(MSG.PING, 3000);
+    expect(server.clientsOf("vm1")[0].latencyMs).toBeUndefined();
+    c.send(MSGC.PONG, ping.body.subarray(0, 12));
+    await expect.poll(() => server.clientsOf("vm1")[0].latencyMs).toBeGreaterThan(0);
+    expect(server.clientsOf("vm1")[0].latencyMs).toBeLessThan(1000);
   });
 });

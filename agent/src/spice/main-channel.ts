@@ -16,6 +16,7 @@ export interface MainChannelInit extends ChannelInit {
   vmName: string;
   /** The client's main-channel caps. */
   clientCaps: number[];
+  pingIntervalMs?: number;
 }
 
 export class MainChannel extends SpiceChannel {
@@ -45,7 +46,7 @@ export class MainChannel extends SpiceChannel {
       this.send(MSG.MAIN_NAME, new Writer(4 + name.length).u32(name.length).bytes(name).done());
       this.send(MSG.MAIN_UUID, vmUuid(this.session.vmId));
     }
-    this.pinger = setInterval(() => this.ping(), PING_INTERVAL_MS);
+    this.pinger = setInterval(() => this.ping(), init.pingIntervalMs ?? PING_INTERVAL_MS);
     this.pinger.unref();
   }
 

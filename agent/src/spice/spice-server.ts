@@ -36,6 +36,8 @@ export interface SpiceServerOptions {
   /** The agent's --spice-image-compression; a VM's spec overrides it. */
   imageCompression: ImageCompression;
   linkTimeoutMs?: number;
+  /** How often the main channel PINGs for the session's latency (default 5 s). */
+  pingIntervalMs?: number;
 }
 
 export type DisplayClientEvent = "DISPLAY_CLIENT_CONNECTED" | "DISPLAY_CLIENT_REFUSED" | "DISPLAY_CLIENT_DISCONNECTED";
@@ -258,7 +260,7 @@ export class SpiceServer {
       session.log.info({ reason }, "SPICE client disconnected");
       this.deps.vms.note(vmId, "DISPLAY_CLIENT_DISCONNECTED", `${transport.peer}: ${reason}`);
     });
-    session.attach(new MainChannel({ stream, channelType: CHANNEL.main, miniHeader: req.miniHeader, leftover, log: session.log, session, vmName: vm.name, clientCaps: req.channelCaps }));
+    session.attach(new MainChannel({ stream, channelType: CHANNEL.main, miniHeader: req.miniHeader, leftover, log: session.log, session, vmName: vm.name, clientCaps: req.channelCaps, pingIntervalMs: this.deps.options.pingIntervalMs }));
     session.log.info("SPICE client connected");
     this.deps.vms.note(vmId, "DISPLAY_CLIENT_CONNECTED", `${transport.peer} over ${transport.kind}, session ${id}`);
   }
