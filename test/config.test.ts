@@ -2,7 +2,8 @@
 import { describe, it, expect } from "vitest";
 import { spawnSync } from "node:child_process";
 import { loadConfig, ConfigError, isLoopback, parseHostPort } from "../agent/src/config.js";
-import { agentBin } from "./helpers/agent.js";
+import { agentBin, cleanup, tempDir } from "./helpers/agent.js";
+import { makePki } from "./helpers/pki.js";
 
 const load = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const config = loadConfig(argv, env);
@@ -48,6 +49,32 @@ describe("agent configuration", () => {
     expect(() => load(argv)).toThrow(message);
   });
 
+  it("SPICE: off by default; HOST:PORT on loopback is plaintext; HOST alone is TLS only with --spice-tls-port", () => {
+    expect(load([]).spice).toBeUndefined();
+    expect(load(["--spice", "127.0.0.1:5900"]).spice).toEqual({ host: "127.0.0.1", port: 5900, tlsPort: undefined, imageCompression: "auto_glz", multiClient: false });
+    expect(load(["--spice", "[::1]:5900", "--spice-image-compression", "lz", "--spice-multi-client"]).spice).toMatchObject({ host: "::1", port: 5900, imageCompression: "lz", multiClient: true });
+    const pki = makePki(tempDir("config-pki"));
+    const tls = ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey];
+    expect(load(["--spice", "0.0.0.0", "--spice-tls-port", "5901", ...tls]).spice).toMatchObject({ host: "0.0.0.0", port: undefined, tlsPort: 5901 });
+    expect(load(["--spice", "127.0.0.1:5900", "--spice-tls-port", "5901", ...tls]).spice).toMatchObject({ port: 5900, tlsPort: 5901 });
+    cleanup(pki.dir);
+    expect(load(["--spice", "127.0.0.1:0"], { QUMRA_SPICE_IMAGE_COMPRESSION: "off", QUMRA_SPICE_MULTI_CLIENT: "1" }).spice).toMatchObject({ port: 0, imageCompression: "off", multiClient: true });
+    expect(load([], { QUMRA_SPICE: "localhost:5930" }).spice).toMatchObject({ host: "localhost", port: 5930 });
+  });
+
+  it.each([
+    [["--spice", "10.0.0.5:5900"], /a non-loopback plaintext SPICE port .* use --spice 10\.0\.0\.5 --spice-tls-port PORT/],
+    [["--spice", "0.0.0.0:5900"], /a non-loopback plaintext SPICE port/],
+    [["--spice", "10.0.0.5"], /has no port, which means TLS only: give --spice-tls-port/],
+    [["--spice", "127.0.0.1", "--spice-tls-port", "5901"], /--spice-tls-port needs --tls-cert and --tls-key/],
+    [["--spice-tls-port", "5901"], /--spice-tls-port needs --spice HOST/],
+    [["--spice", "127.0.0.1:5900", "--spice-tls-port", "x"], /--spice-tls-port x: expected a port number/],
+    [["--spice", "127.0.0.1:5900", "--spice-image-compression", "lz4"], /--spice-image-compression lz4: expected one of auto_glz, auto_lz, quic, glz, lz, off/],
+    [["--spice", "127.0.0.1:99999"], /--spice 127\.0\.0\.1:99999: expected HOST:PORT/],
+  ])("SPICE: rejects %j", (argv, message) => {
+    expect(() => load(argv)).toThrow(message);
+  });
+
   it("knows loopback addresses", () => {
     for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost"]) expect(isLoopback(h), h).toBe(true);
     for (const h of ["0.0.0.0", "10.1.1.1", "::", "example.org", "128.0.0.1"]) expect(isLoopback(h), h).toBe(false);
@@ -67,5 +94,6 @@ describe("agent configuration", () => {
     const r = spawnSync(process.execPath, [agentBin, "--help"], { encoding: "utf8" });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/Usage: qumra-agent/);
+    expect(r.stdout).toMatch(/--spice HOST\[:PORT\][\s\S]*--spice-tls-port PORT[\s\S]*--spice-image-compression[\s\S]*--spice-multi-client/);
   });
 });

@@ -7,6 +7,7 @@ import net from "node:net";
 import type { Level } from "pino";
 import { LOG_LEVELS } from "./logger.js";
 import { defaultVmmPath } from "./paths.js";
+import { IMAGE_COMPRESSIONS, type ImageCompression } from "./display/types.js";
 
 export interface TlsFiles {
   cert: Buffer;
@@ -28,6 +29,20 @@ export interface AgentConfig {
   shutdownTimeoutMs: number;
   /** Worker threads for display encoding (0: on the main thread). */
   displayWorkers: number;
+  /** The SPICE server for stock clients; undefined: none. */
+  spice?: SpiceConfig;
+}
+
+export interface SpiceConfig {
+  host: string;
+  /** Plaintext port (loopback hosts only); undefined: TLS only. */
+  port?: number;
+  /** TLS port with the agent's certificate. */
+  tlsPort?: number;
+  /** Default image compression; a VM's spec overrides it. */
+  imageCompression: ImageCompression;
+  /** Keep earlier clients of a VM when a new one connects (default: the new one replaces them). */
+  multiClient: boolean;
 }
 
 export class ConfigError extends Error {
@@ -51,6 +66,12 @@ export const USAGE = `Usage: qumra-agent [options]
   --vmm PATH             the qumra-vmm helper binary (default native/build/qumra-vmm)
   --shutdown-timeout MS  grace period for calls in flight on SIGTERM (default 5000)
   --display-workers N    worker threads that encode displays (default: one per core; 0 = the main thread)
+  --spice HOST[:PORT]    serve SPICE clients (remote-viewer, spicy): plaintext on PORT (loopback hosts only);
+                         HOST alone serves only --spice-tls-port (default: no SPICE server)
+  --spice-tls-port PORT  SPICE over TLS on the same host, with --tls-cert/--tls-key
+  --spice-image-compression MODE
+                         auto_glz|auto_lz|quic|glz|lz|off (default auto_glz; a VM's image_compression overrides it)
+  --spice-multi-client   let several clients view a VM at once (default: a new client replaces the old one)
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -67,10 +88,14 @@ const OPTIONS = {
   vmm: { type: "string" },
   "shutdown-timeout": { type: "string" },
   "display-workers": { type: "string" },
+  spice: { type: "string" },
+  "spice-tls-port": { type: "string" },
+  "spice-image-compression": { type: "string" },
+  "spice-multi-client": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
-type OptionName = Exclude<keyof typeof OPTIONS, "help">;
+type OptionName = Exclude<keyof typeof OPTIONS, "help" | "spice-multi-client">;
 
 /** Parses argv and env; returns "help" when --help was asked. Throws ConfigError with a clear message. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig | "help" {
@@ -125,7 +150,33 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`--display-workers ${workersText}: expected a whole number from 0 to 64`);
   }
 
-  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers };
+  const multiClient = values["spice-multi-client"] === true || /^(1|true|yes)$/i.test(env.QUMRA_SPICE_MULTI_CLIENT ?? "");
+  const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
+
+  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice };
+}
+
+function loadSpice(spiceText: string | undefined, tlsPortText: string | undefined, compressionText: string | undefined, multiClient: boolean, tls: TlsFiles | undefined): SpiceConfig | undefined {
+  if (!spiceText) {
+    if (tlsPortText) throw new ConfigError("--spice-tls-port needs --spice HOST (the address both SPICE ports listen on)");
+    return undefined;
+  }
+  const withPort = /:\d{1,5}$/.test(spiceText) && !/^[0-9a-fA-F:]+$/.test(spiceText) ? parseHostPort(spiceText, "--spice") : undefined;
+  const host = withPort?.host ?? spiceText.replace(/^\[(.*)\]$/, "$1");
+  if (!host || /[\s[\]]/.test(host)) throw new ConfigError(`--spice ${spiceText}: expected HOST or HOST:PORT, e.g. 127.0.0.1:5900`);
+  if (withPort && !isLoopback(host)) {
+    throw new ConfigError(`--spice ${spiceText}: a non-loopback plaintext SPICE port would send tickets and screens in the clear; use --spice ${host} --spice-tls-port PORT`);
+  }
+  let tlsPort: number | undefined;
+  if (tlsPortText) {
+    tlsPort = Number(tlsPortText);
+    if (!/^\d{1,5}$/.test(tlsPortText) || tlsPort > 65535) throw new ConfigError(`--spice-tls-port ${tlsPortText}: expected a port number`);
+    if (!tls) throw new ConfigError("--spice-tls-port needs --tls-cert and --tls-key");
+  }
+  if (!withPort && tlsPort === undefined) throw new ConfigError(`--spice ${spiceText} has no port, which means TLS only: give --spice-tls-port PORT (or --spice ${host}:PORT on loopback)`);
+  const imageCompression = (compressionText ?? "auto_glz") as ImageCompression;
+  if (!IMAGE_COMPRESSIONS.includes(imageCompression)) throw new ConfigError(`--spice-image-compression ${compressionText}: expected one of ${IMAGE_COMPRESSIONS.join(", ")}`);
+  return { host, port: withPort?.port, tlsPort, imageCompression, multiClient };
 }
 
 export function parseHostPort(text: string, what: string): { host: string; port: number } {

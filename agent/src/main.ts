@@ -7,6 +7,7 @@ import { hostService } from "./api/host-service.js";
 import { vmService } from "./api/vm-service.js";
 import { displayService, type DisplayAccess } from "./api/display-service.js";
 import { TicketBook } from "./spice/tickets.js";
+import { SpiceServer } from "./spice/spice-server.js";
 import { VmManager } from "./vm/manager.js";
 import { DisplayDomain, type DisplayResolver } from "./display/display-domain.js";
 import { EncodePool } from "./display/encode-pool.js";
@@ -23,6 +24,8 @@ export interface RunningAgent {
   server: AgentServer;
   vms: VmManager;
   display: DisplayDomain;
+  /** The SPICE server, when --spice is set. */
+  spice?: SpiceServer;
   /** Stops serving; VMs keep running (their helpers are separate processes). */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -50,13 +53,39 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
   const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
   const tickets = new TicketBook();
+  const spice = config.spice
+    ? new SpiceServer({
+        tickets,
+        display,
+        logger,
+        vms: {
+          describe: (vmId) => {
+            try {
+              const { spec } = vms.get(vmId);
+              return { name: spec.name, imageCompression: spec.imageCompression };
+            } catch {
+              return undefined;
+            }
+          },
+          note: (vmId, type, reason) => vms.noteDisplayClient(vmId, type, reason),
+        },
+        options: {
+          ...config.spice,
+          tls: config.tls && { cert: config.tls.cert, key: config.tls.key, caCandidates: config.tls.ca ? [config.tls.ca] : [] },
+        },
+      })
+    : undefined;
   vms.events.subscribe((e) => {
     if (e.type === "DELETED") tickets.clear(e.vmId);
+    // A session ends with its VM (a display channel also sees its display end; a lone main channel does not).
+    if (e.type === "DELETED" || (e.type === "STATE_CHANGED" && (e.state === "STOPPED" || e.state === "CRASHED"))) {
+      spice?.endVm(e.vmId, `the VM is ${e.type === "DELETED" ? "deleted" : e.state.toLowerCase()}`);
+    }
   });
   const displayAccess: DisplayAccess = {
     tickets,
     vm: (vmId) => ({ vmId, name: vms.get(vmId).spec.name }),
-    spice: () => undefined,
+    spice: () => spice?.address(),
   };
 
   const server = new AgentServer(config, logger, [
@@ -68,7 +97,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     {
       name: "qumra.v1.VmService",
       definition: VmServiceService,
-      implementation: vmService(vms),
+      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? []),
     },
     {
       name: "qumra.v1.DisplayService",
@@ -77,13 +106,16 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     },
   ]);
   identity.listen = await server.listen();
-  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers }, "qumra-agent listening");
+  const spiceAddress = await spice?.listen();
+  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
   return {
     server,
     vms,
     display,
+    spice,
     async shutdown(graceMs) {
       await server.shutdown(graceMs);
+      await spice?.close();
       await display.close();
       tickets.close();
       vms.close();

@@ -1,4 +1,5 @@
 // Conversions between qumra.v1 messages and the VM domain types.
+import type { SpiceClientInfo } from "../spice/session.js";
 import { invalidArgument } from "../errors.js";
 import {
   CpuMode,
@@ -81,7 +82,8 @@ export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
   };
 }
 
-export function vmToPb(r: VmRecord): Vm {
+/** `clients`: the VM's SPICE clients now (the SPICE server's clientsOf). */
+export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = []): Vm {
   const boot = r.spec.boot;
   return {
     vmId: r.vmId,
@@ -113,7 +115,7 @@ export function vmToPb(r: VmRecord): Vm {
     helperPid: r.helperPid,
     lastEventSequence: BigInt(r.lastEventSequence),
     imageSha256: boot.kind === "flat" ? boot.imageSha256 : "",
-    spiceClients: [],
+    spiceClients: clients.map((c) => ({ peer: c.peer, sessionId: c.sessionId, transport: c.transport, connectedAt: c.connectedAt, channels: c.channels, latencyMs: c.latencyMs ?? 0 })),
   };
 }
 

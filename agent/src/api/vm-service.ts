@@ -15,6 +15,7 @@ import { invalidArgument, unimplemented } from "../errors.js";
 import { MAX_MEMORY_IO as HELPER_MAX_MEMORY_IO } from "../vm/helper-protocol.js";
 import type { VmManager } from "../vm/manager.js";
 import type { VmRecord } from "../vm/types.js";
+import type { SpiceClientInfo } from "../spice/session.js";
 import { unary, serverStream, toServiceError } from "./status.js";
 import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber } from "./vm-convert.js";
 
@@ -24,8 +25,9 @@ const MAX_CONSOLE_INPUT = 65536;
 /** A watcher whose unread events pass this many bytes is cut off rather than let memory grow. */
 const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;
 
-export function vmService(vms: VmManager): VmServiceServer {
-  const toPb = (r: VmRecord): Vm => vmToPb(r);
+/** `spiceClients`: a VM's connected SPICE clients (none when the agent serves no SPICE port). */
+export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => []): VmServiceServer {
+  const toPb = (r: VmRecord): Vm => vmToPb(r, spiceClients(r.vmId));
 
   return {
     createVm: unary(async (req) => toPb(await vms.create(req.vmId, req.requestId, specFromPb(req.spec)))),

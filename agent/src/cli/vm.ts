@@ -48,6 +48,14 @@ export function vmView(vm: Vm) {
     stateChangedAt: vm.stateChangedAt?.toISOString(),
     requestId: vm.requestId,
     lastEventSequence: Number(vm.lastEventSequence),
+    spiceClients: vm.spiceClients.map((c) => ({
+      peer: c.peer,
+      sessionId: c.sessionId,
+      transport: c.transport,
+      connectedAt: c.connectedAt?.toISOString(),
+      channels: c.channels,
+      latencyMs: Math.round(c.latencyMs * 10) / 10,
+    })),
   };
 }
 
@@ -62,6 +70,7 @@ function renderVm(vm: Vm): string {
     ["display", v.display],
     ["helper pid", v.helperPid || "-"],
     ["created", v.createdAt],
+    ["spice clients", v.spiceClients.length === 0 ? "none" : v.spiceClients.map((c) => `${c.peer} ${c.transport} session ${c.sessionId} since ${c.connectedAt} [${c.channels.join(",")}]${c.latencyMs ? ` ${c.latencyMs} ms` : ""}`).join("\n  ")],
   ]);
 }
 

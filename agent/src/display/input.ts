@@ -1,15 +1,21 @@
 // SendInput's domain side: validates a batch of key, text and pointer events, turns keys and text into
 // set-1 scancode bytes, and delivers everything to the guest's input devices in order.
-import { QumraError, invalidArgument } from "../errors.js";
+import { QumraError, invalidArgument, unimplemented } from "../errors.js";
 import { keyEventBytes, textToScancodes } from "./input-keys.js";
 import type { InputTarget } from "./types.js";
 
 export const MAX_INPUT_EVENTS = 1024;
+/** Raw scancode bytes per event (a SPICE KEY_SCANCODE message carries a few keys). */
+export const MAX_SCANCODE_BYTES = 64;
 
 export type InputEventData =
   | { kind: "key"; scancode: number; pressed: boolean }
   | { kind: "text"; text: string }
-  | { kind: "pointer"; x: number; y: number; buttons: number };
+  | { kind: "pointer"; x: number; y: number; buttons: number }
+  /** Set-1 bytes as a client sent them (SPICE's KEY_DOWN/KEY_UP/KEY_SCANCODE), passed to the i8042 as they are. */
+  | { kind: "scancodes"; bytes: Uint8Array }
+  /** Relative motion and wheel (SPICE's server mouse mode), for a PS/2 mouse. */
+  | { kind: "motion"; dx: number; dy: number; wheel: number; buttons: number };
 
 export type InputStep = { kind: "keys"; bytes: Uint8Array } | { kind: "pointer"; x: number; y: number; buttons: number };
 
@@ -31,6 +37,12 @@ export function planInput(events: InputEventData[], screen: { width: number; hei
         case "text":
           keys.push(...textToScancodes(e.text));
           break;
+        case "scancodes":
+          if (e.bytes.length > MAX_SCANCODE_BYTES) throw invalidArgument(`scancodes has ${e.bytes.length} bytes: at most ${MAX_SCANCODE_BYTES} per event`);
+          keys.push(...e.bytes);
+          break;
+        case "motion":
+          throw unimplemented("relative pointer motion needs the PS/2 mouse");
         case "pointer":
           if (e.buttons > 7) throw invalidArgument(`pointer.buttons ${e.buttons} has bits above 2 (bit 0 left, 1 right, 2 middle)`);
           flush();
