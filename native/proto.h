@@ -43,6 +43,7 @@ enum {
 	PROTO_DISPLAY_INFO = 16,
 	PROTO_DIRTY = 17,
 	PROTO_POINTER = 18,
+	PROTO_MOUSE = 19,
 };
 
 /* events (helper -> client) */
