@@ -11,11 +11,12 @@
 #include <stdint.h>
 
 #include "json.h"
+#include "proto.h"
 
 #define PS2MOUSE_QUEUE      512		/* bytes waiting for the guest */
-#define PS2MOUSE_MAX_DELTA  4096	/* |dx|, |dy| of one motion: the widest screen */
-#define PS2MOUSE_MAX_WHEEL  127		/* |wheel| of one motion, in notches */
-#define PS2MOUSE_BUTTONS    7		/* bit 0 left, 1 right, 2 middle */
+#define PS2MOUSE_MAX_DELTA  PROTO_MOUSE_MAX_DELTA	/* |dx|, |dy| of one motion */
+#define PS2MOUSE_MAX_WHEEL  PROTO_MOUSE_MAX_WHEEL	/* |wheel| of one motion */
+#define PS2MOUSE_BUTTONS    PROTO_MOUSE_BUTTONS		/* bit 0 left, 1 right, 2 middle */
 
 struct ps2mouse_counters {
 	uint64_t motions;		/* motions from the agent */
