@@ -48,6 +48,10 @@ class RepaintedDisplay implements DisplayEndpoint {
   async keyboard(scancodes: Uint8Array): Promise<number> {
     return scancodes.length;
   }
+
+  async motion(): Promise<{ packets: number; reporting: boolean }> {
+    return { packets: 1, reporting: true };
+  }
 }
 
 async function main(): Promise<void> {

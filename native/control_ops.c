@@ -311,6 +311,18 @@ static void op_dirty(struct server *s, const struct proto_header *h)
 	free(out);
 }
 
+static void op_mouse(struct server *s, const struct proto_header *h, const struct request *r)
+{
+	char json[48];
+	int reporting;
+	unsigned n = i8042_mouse_motion(s->vm->kbd, r->u.mouse.dx, r->u.mouse.dy, r->u.mouse.wheel,
+					r->u.mouse.buttons, &reporting);
+
+	snprintf(json, sizeof(json), "{\"packets\":%u,\"reporting\":%s}", n,
+		 reporting ? "true" : "false");
+	reply(s, h, json, strlen(json));
+}
+
 void control_handle(struct server *s, const struct proto_header *h, const uint8_t *p)
 {
 	struct request_limits lim = { .nr_vcpus = s->vm->nr_vcpus };
@@ -364,5 +376,6 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 		framebuffer_pointer(s->vm->fb, r.u.pointer.x, r.u.pointer.y, r.u.pointer.buttons);
 		reply(s, h, "{}", 2);
 		break;
+	case PROTO_MOUSE: op_mouse(s, h, &r); break;
 	}
 }

@@ -1,5 +1,8 @@
 /* i8042 keyboard controller: enough of the command set for a guest to read scancodes with
- * IRQ 1 and to reset itself by pulsing the reset line (0xFE to port 0x64). */
+ * IRQ 1, to drive a PS/2 mouse on the auxiliary port with IRQ 12, and to reset itself by pulsing
+ * the reset line (0xFE to port 0x64). The keyboard's and the mouse's bytes wait in their own
+ * queues and share the one output buffer: it shows the head of one queue until the guest reads
+ * it, so a byte that arrives between a status read and a data read never jumps in. */
 #include "i8042.h"
 
 #include <stdio.h>
@@ -12,53 +15,105 @@
 #define STS_OBF   0x01	/* output buffer full */
 #define STS_SYS   0x04
 #define STS_CMD   0x08	/* last write was to the command port */
+#define STS_AUX   0x20	/* the output buffer's byte is from the mouse */
 #define CB_KBD_INT 0x01	/* configuration byte: keyboard interrupt enabled */
-#define CB_KBD_DIS 0x10
+#define CB_AUX_INT 0x02	/* mouse interrupt enabled */
+#define CB_KBD_DIS 0x10	/* keyboard clock disabled */
+#define CB_AUX_DIS 0x20	/* mouse clock disabled */
 
 #define CMD_READ_CB   0x20
 #define CMD_WRITE_CB  0x60
+#define CMD_DIS_AUX   0xa7
+#define CMD_EN_AUX    0xa8
+#define CMD_AUX_TEST  0xa9
 #define CMD_DIS_KBD   0xad
 #define CMD_EN_KBD    0xae
 #define CMD_SELF_TEST 0xaa
 #define CMD_KBD_TEST  0xab
+#define CMD_WRITE_KBD_OUT 0xd2	/* next data byte appears as if from the keyboard */
+#define CMD_WRITE_AUX_OUT 0xd3	/* ... as if from the mouse */
+#define CMD_WRITE_AUX 0xd4	/* next data byte goes to the mouse */
 #define CMD_RESET     0xfe
 
-static int output_full(struct i8042 *k)
+/* Picks the queue the output buffer shows, once the one it showed is read or disabled: the
+ * keyboard first, then the mouse. */
+static void settle(struct i8042 *k)
 {
-	return k->out_from_ctrl || (k->q_count && !(k->cmd_byte & CB_KBD_DIS));
+	int kbd = k->q_count && !(k->cmd_byte & CB_KBD_DIS);
+	int aux = ps2mouse_pending(k->mouse) && !(k->cmd_byte & CB_AUX_DIS);
+
+	if ((k->src == I8042_SRC_KBD && !kbd) || (k->src == I8042_SRC_AUX && !aux))
+		k->src = I8042_SRC_NONE;
+	if (k->src == I8042_SRC_NONE)
+		k->src = kbd ? I8042_SRC_KBD : aux ? I8042_SRC_AUX : I8042_SRC_NONE;
 }
 
+/* Whose byte the guest reads next. */
+static enum i8042_source shown(struct i8042 *k)
+{
+	return k->out_from_ctrl ? k->ctrl_src : k->src;
+}
+
+static void set_line(const struct irq_line *line, int *cur, int level, uint64_t *rises)
+{
+	if (level != *cur) {
+		*cur = level;
+		if (level)
+			(*rises)++;
+		irq_line_set(line, level);
+	}
+}
+
+/* Each line is high while the output buffer holds a byte of its device and its interrupt is
+ * enabled in the configuration byte; controller replies raise neither. */
 static void update_irq(struct i8042 *k)
 {
-	int level = output_full(k) && !k->out_from_ctrl && (k->cmd_byte & CB_KBD_INT);
+	enum i8042_source src;
 
-	if (level != k->irq_level) {
-		k->irq_level = level;
-		if (level)
-			k->count.irqs++;
-		irq_line_set(&k->irq, level);
-	}
+	settle(k);
+	src = shown(k);
+	set_line(&k->irq, &k->irq_level, src == I8042_SRC_KBD && (k->cmd_byte & CB_KBD_INT),
+		 &k->count.irqs);
+	set_line(&k->aux_irq, &k->aux_irq_level, src == I8042_SRC_AUX && (k->cmd_byte & CB_AUX_INT),
+		 &k->count.aux_irqs);
+}
+
+static void ctrl_byte(struct i8042 *k, uint8_t v, enum i8042_source src)
+{
+	k->out_from_ctrl = 1;
+	k->ctrl_reply = v;
+	k->ctrl_src = src;
 }
 
 static void ctrl_reply(struct i8042 *k, uint8_t v)
 {
-	k->out_from_ctrl = 1;
-	k->ctrl_reply = v;
+	ctrl_byte(k, v, I8042_SRC_CTRL);
+}
+
+static uint8_t status(struct i8042 *k)
+{
+	enum i8042_source src = shown(k);
+
+	return (uint8_t)(STS_SYS | (src != I8042_SRC_NONE ? STS_OBF : 0) |
+			 (src == I8042_SRC_AUX ? STS_AUX : 0) | (k->pending_cmd ? STS_CMD : 0));
 }
 
 static uint8_t read_data(struct i8042 *k)
 {
-	uint8_t v;
+	uint8_t v = 0;
 
 	if (k->out_from_ctrl) {
 		k->out_from_ctrl = 0;
 		return k->ctrl_reply;
 	}
-	if (!k->q_count)
-		return 0;
-	v = k->queue[k->q_head];
-	k->q_head = (k->q_head + 1) % I8042_QUEUE;
-	k->q_count--;
+	if (k->src == I8042_SRC_KBD) {
+		v = k->queue[k->q_head];
+		k->q_head = (k->q_head + 1) % I8042_QUEUE;
+		k->q_count--;
+	} else if (k->src == I8042_SRC_AUX) {
+		v = ps2mouse_pop(k->mouse);
+	}
+	k->src = I8042_SRC_NONE;
 	return v;
 }
 
@@ -70,7 +125,19 @@ static void write_command(struct i8042 *k, uint8_t cmd)
 		ctrl_reply(k, k->cmd_byte);
 		break;
 	case CMD_WRITE_CB:
+	case CMD_WRITE_KBD_OUT:
+	case CMD_WRITE_AUX_OUT:
+	case CMD_WRITE_AUX:
 		k->pending_cmd = cmd;
+		break;
+	case CMD_DIS_AUX:
+		k->cmd_byte |= CB_AUX_DIS;
+		break;
+	case CMD_EN_AUX:
+		k->cmd_byte &= (uint8_t)~CB_AUX_DIS;
+		break;
+	case CMD_AUX_TEST:
+		ctrl_reply(k, 0x00);
 		break;
 	case CMD_DIS_KBD:
 		k->cmd_byte |= CB_KBD_DIS;
@@ -97,13 +164,30 @@ static void write_command(struct i8042 *k, uint8_t cmd)
 
 static void write_data(struct i8042 *k, uint8_t v)
 {
-	if (k->pending_cmd == CMD_WRITE_CB) {
+	uint8_t cmd = k->pending_cmd;
+
+	k->pending_cmd = 0;
+	switch (cmd) {
+	case CMD_WRITE_CB:
 		k->cmd_byte = v;
-		k->pending_cmd = 0;
-		return;
+		break;
+	case CMD_WRITE_KBD_OUT:
+		ctrl_byte(k, v, I8042_SRC_KBD);
+		break;
+	case CMD_WRITE_AUX_OUT:
+		ctrl_byte(k, v, I8042_SRC_AUX);
+		break;
+	case CMD_WRITE_AUX:
+		k->count.aux_bytes++;
+		ps2mouse_write(k->mouse, v);
+		if (k->src == I8042_SRC_AUX)	/* the byte it showed was dropped with the stream */
+			k->src = I8042_SRC_NONE;
+		break;
+	default:
+		/* A byte for the keyboard itself: acknowledge (0xFA), as a keyboard does. */
+		ctrl_reply(k, 0xfa);
+		break;
 	}
-	/* A byte for the keyboard itself: acknowledge (0xFA), as a keyboard does. */
-	ctrl_reply(k, 0xfa);
 }
 
 /* The controller's ports are one byte wide. A wider access (inw/inl, outw/outl at 0x60 or 0x64)
@@ -122,8 +206,7 @@ static void i8042_io(struct i8042 *k, int is_cmd_port, bool is_write, uint8_t *d
 		else
 			write_data(k, data[0]);
 	} else if (is_cmd_port) {
-		data[0] = (uint8_t)(STS_SYS | (output_full(k) ? STS_OBF : 0) |
-				    (k->pending_cmd ? STS_CMD : 0));
+		data[0] = status(k);
 	} else {
 		data[0] = read_data(k);
 	}
@@ -162,8 +245,21 @@ size_t i8042_input(struct i8042 *k, const uint8_t *codes, size_t len)
 	return n;
 }
 
-struct i8042 *i8042_init(struct iobus *pio, struct irq_line irq, struct events *events,
-			 struct stop_hook reset, char *err, size_t errlen)
+unsigned i8042_mouse_motion(struct i8042 *k, int32_t dx, int32_t dy, int32_t wheel,
+			    uint32_t buttons, int *reporting)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&k->lock);
+	n = ps2mouse_motion(k->mouse, dx, dy, wheel, buttons);
+	*reporting = ps2mouse_reporting(k->mouse);
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
+struct i8042 *i8042_init(struct iobus *pio, struct irq_line irq, struct irq_line aux_irq,
+			 struct events *events, struct stop_hook reset, char *err, size_t errlen)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	char why[160];
@@ -173,11 +269,18 @@ struct i8042 *i8042_init(struct iobus *pio, struct irq_line irq, struct events *
 		return NULL;
 	}
 	k->irq = irq;
+	k->aux_irq = aux_irq;
 	k->events = events;
 	k->reset = reset;
 	k->cmd_byte = CB_KBD_INT | 0x04;
 	pthread_mutex_init(&k->lock, NULL);
 	k->bus = pio;
+	k->mouse = ps2mouse_init(why, sizeof(why));
+	if (!k->mouse) {
+		snprintf(err, errlen, "i8042: %s", why);
+		i8042_teardown(k);
+		return NULL;
+	}
 	if (iobus_register(pio, I8042_DATA_PORT, 1, i8042_data_io, k, "i8042-data", why,
 			   sizeof(why)) < 0 ||
 	    iobus_register(pio, I8042_COMMAND_PORT, 1, i8042_cmd_io, k, "i8042-cmd", why,
@@ -194,6 +297,7 @@ void i8042_teardown(struct i8042 *k)
 	if (!k)
 		return;
 	iobus_unregister(k->bus, k);
+	ps2mouse_teardown(k->mouse);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
@@ -201,10 +305,12 @@ void i8042_teardown(struct i8042 *k)
 void i8042_stats_json(struct i8042 *k, struct sbuf *sb)
 {
 	sb_printf(sb, "{\"scancodesIn\":%llu,\"scancodesDropped\":%llu,\"irqs\":%llu,"
-		  "\"commands\":%llu,\"resets\":%llu}",
+		  "\"commands\":%llu,\"resets\":%llu,\"auxIrqs\":%llu,\"auxBytes\":%llu}",
 		  (unsigned long long)LOAD_RELAXED(k->count.scancodes_in),
 		  (unsigned long long)LOAD_RELAXED(k->count.scancodes_dropped),
 		  (unsigned long long)LOAD_RELAXED(k->count.irqs),
 		  (unsigned long long)LOAD_RELAXED(k->count.commands),
-		  (unsigned long long)LOAD_RELAXED(k->count.resets));
+		  (unsigned long long)LOAD_RELAXED(k->count.resets),
+		  (unsigned long long)LOAD_RELAXED(k->count.aux_irqs),
+		  (unsigned long long)LOAD_RELAXED(k->count.aux_bytes));
 }

@@ -9,6 +9,9 @@
 #define PROTO_HEADER_SIZE 12
 #define PROTO_MAX_PAYLOAD ((1u << 20) + 64)	/* 1 MiB of memory data plus its header */
 #define PROTO_MAX_MEM_IO  (1u << 20)
+#define PROTO_MOUSE_MAX_DELTA 4096	/* MOUSE: |dx|, |dy| at most (the widest screen) */
+#define PROTO_MOUSE_MAX_WHEEL 127	/* MOUSE: |wheel| at most, in notches */
+#define PROTO_MOUSE_BUTTONS   7		/* MOUSE: bit 0 left, 1 right, 2 middle */
 
 struct proto_header {
 	uint32_t length;	/* payload bytes after the header */
@@ -43,6 +46,7 @@ enum {
 	PROTO_DISPLAY_INFO = 16,
 	PROTO_DIRTY = 17,
 	PROTO_POINTER = 18,
+	PROTO_MOUSE = 19,
 };
 
 /* events (helper -> client) */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "ps2mouse.h"
 #include "serial.h"
 
 static int fail(struct request_error *e, unsigned code, const char *fmt, ...)
@@ -128,6 +129,35 @@ static int parse_pointer(const struct proto_header *h, const uint8_t *p, struct 
 	return 0;
 }
 
+/* 16 bytes: i32 dx, i32 dy (screen coordinates, down positive), i32 wheel, u32 buttons. */
+static int parse_mouse(const struct proto_header *h, const uint8_t *p, struct request *r,
+		       struct request_error *e)
+{
+	int32_t v[3];
+	uint32_t buttons;
+
+	if (h->length != 16)
+		return fail(e, PROTO_E_BAD_MESSAGE, "payload is i32 dx, i32 dy, i32 wheel, u32 buttons "
+			    "(16 bytes), not %u bytes", h->length);
+	memcpy(v, p, sizeof(v));
+	memcpy(&buttons, p + 12, 4);
+	for (int i = 0; i < 2; i++)
+		if (v[i] < -PS2MOUSE_MAX_DELTA || v[i] > PS2MOUSE_MAX_DELTA)
+			return fail(e, PROTO_E_INVALID_ARGUMENT, "%s %d is outside -%d..%d", i ? "dy" : "dx",
+				    v[i], PS2MOUSE_MAX_DELTA, PS2MOUSE_MAX_DELTA);
+	if (v[2] < -PS2MOUSE_MAX_WHEEL || v[2] > PS2MOUSE_MAX_WHEEL)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "wheel %d is outside -%d..%d", v[2],
+			    PS2MOUSE_MAX_WHEEL, PS2MOUSE_MAX_WHEEL);
+	if (buttons > PS2MOUSE_BUTTONS)
+		return fail(e, PROTO_E_INVALID_ARGUMENT,
+			    "buttons 0x%x has bits above 2 (bit 0 left, 1 right, 2 middle)", buttons);
+	r->u.mouse.dx = v[0];
+	r->u.mouse.dy = v[1];
+	r->u.mouse.wheel = v[2];
+	r->u.mouse.buttons = buttons;
+	return 0;
+}
+
 int request_check_flags(const struct proto_header *h, struct request_error *e)
 {
 	if (h->flags & (PROTO_F_REPLY | PROTO_F_EVENT))
@@ -170,6 +200,8 @@ int request_parse(const struct proto_header *h, const uint8_t *p, const struct r
 		return parse_guest_command(h, p, r, e);
 	case PROTO_POINTER:
 		return parse_pointer(h, p, r, e);
+	case PROTO_MOUSE:
+		return parse_mouse(h, p, r, e);
 	default:
 		return fail(e, PROTO_E_UNKNOWN_TYPE, "unknown request type %u", h->type);
 	}

@@ -38,6 +38,10 @@ struct request {
 		struct {
 			uint32_t x, y, buttons;
 		} pointer;			/* POINTER */
+		struct {
+			int32_t dx, dy, wheel;	/* |dx|, |dy| <= PS2MOUSE_MAX_DELTA, |wheel| <= MAX_WHEEL */
+			uint32_t buttons;	/* <= PS2MOUSE_BUTTONS */
+		} mouse;			/* MOUSE */
 	} u;
 };
 

@@ -67,6 +67,8 @@ void stats_json(struct vm *vm, struct sbuf *sb)
 	serial_stats_json(vm->serial, sb);
 	sb_printf(sb, ",\"i8042\":");
 	i8042_stats_json(vm->kbd, sb);
+	sb_printf(sb, ",\"mouse\":");
+	ps2mouse_stats_json(vm->kbd->mouse, sb);
 	sb_printf(sb, ",\"debug\":");
 	debugport_stats_json(vm->debug, sb);
 	sb_printf(sb, ",\"framebuffer\":");

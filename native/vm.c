@@ -137,7 +137,8 @@ static int create_devices(struct vm *vm, char *err, size_t errlen)
 	vm->serial = serial_init(&vm->pio, kvm_irq(vm, SERIAL_IRQ), vm->events, err, errlen);
 	if (!vm->serial)
 		return -1;
-	vm->kbd = i8042_init(&vm->pio, kvm_irq(vm, I8042_KBD_IRQ), vm->events, stop, err, errlen);
+	vm->kbd = i8042_init(&vm->pio, kvm_irq(vm, I8042_KBD_IRQ), kvm_irq(vm, I8042_AUX_IRQ),
+			     vm->events, stop, err, errlen);
 	if (!vm->kbd)
 		return -1;
 	vm->debug = debugport_init(&vm->pio, kvm_irq(vm, QG_DOORBELL_IRQ), vm->events, stop, err,

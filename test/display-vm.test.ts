@@ -121,6 +121,21 @@ describe.skipIf(!hasKvm)("display of a demo guest on real KVM", () => {
     await call(display, display.sendInput, { vmId, events: [{ event: { $case: "pointer", value: { x: 100000, y: 5, buttons: 1 } } }] });
   });
 
+  it("SendInput motion drives the guest's PS/2 mouse: exact packets, a large move split, bad values refused", async () => {
+    const mark = con.text().length;
+    const motion = (dx: number, dy: number, buttons = 0, wheel = 0) => ({ event: { $case: "motion" as const, value: { dx, dy, wheel, buttons } } });
+    await call(display, display.sendInput, { vmId, events: [motion(5, -3, 1), motion(0, 0, 0), motion(300, 40, 2)] });
+    await con.waitFor(/mouse \d+ \d+ 2\n(?![\s\S]*mouse \d+ \d+ 2\n)[\s\S]*$/, 30_000, mark);
+    await new Promise((r) => setTimeout(r, 300));
+    const lines = [...con.text().slice(mark).matchAll(/mouse (-?\d+) (-?\d+) (\d+)/g)].map((m) => m.slice(1).map(Number));
+    expect(lines.slice(0, 2)).toEqual([[5, -3, 1], [0, 0, 0]]);
+    const big = lines.slice(2);
+    expect([big.length > 1, big.reduce((n, l) => n + l[0], 0), big.reduce((n, l) => n + l[1], 0), big.every((l) => l[2] === 2)]).toEqual([true, 300, 40, true]);
+    const bad = await callError(display, display.sendInput, { vmId, events: [motion(5000, 0)] });
+    expect([bad.code, bad.message]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringMatching(/motion.dx 5000 is not an integer in -4096..4096/)]);
+    expect((await callError(display, display.sendInput, { vmId, events: [motion(0, 0, 8)] })).code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
   it("errors: NOT_FOUND, INVALID_ARGUMENT, tickets without a SPICE port; the stream ends cleanly when the VM stops; then FAILED_PRECONDITION", async () => {
     expect((await callError(display, display.screenshot, { vmId: "nope", format: 0 })).code).toBe(grpc.status.NOT_FOUND);
     expect((await callError(display, display.setDisplayTicket, { vmId: "nope", ticket: "abcdefgh", expiresInS: 0, onExpiry: 0 })).code).toBe(grpc.status.NOT_FOUND);

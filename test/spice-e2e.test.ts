@@ -201,17 +201,26 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     second.main.close();
   });
 
-  it.skipIf(!hasSpiceGlib)("spice-gtk's inputs channel drives the guest: keys reach its i8042 as set-1 bytes", async () => {
+  it.skipIf(!hasSpiceGlib)("spice-gtk's inputs channel drives the guest: keys as set-1 bytes, the absolute pointer with buttons, relative motion through the PS/2 mouse in server mode", async () => {
     const vmId = "sp-auto";
     await call(vms, vms.resumeVm, { vmId });
     const con = attachConsole(vms, vmId);
     try {
       const mark = con.text().length;
       // 'a', then Up (0x148: spice-gtk's extended-key form, sent as E0 48 / E0 C8), then pointer moves.
-      const r = await runSpiceInput("127.0.0.1", port, ticketOf(vmId), ["key:0x1e", "key:0x148", "position:100,50,0", "press:1", "release:1"]);
+      const r = await runSpiceInput("127.0.0.1", port, ticketOf(vmId), ["key:0x1e", "key:0x148", "position:100,50,0", "press:1,1", "release:1,0", "mode:1", "sleep:500", "motion:5,-3,0", "motion:-600,20,1"]);
       expect(r.code, r.output).toBe(0);
       for (const code of ["0x1e", "0x9e", "0xe0", "0x48", "0xc8"]) await con.waitFor(new RegExp(`kbd ${code}`, "i"), 20_000, mark);
       expect([...con.text().slice(mark).matchAll(/kbd (0x[0-9a-f]+)/gi)].map((m) => m[1].toLowerCase())).toEqual(["0x1e", "0x9e", "0xe0", "0x48", "0xe0", "0xc8"]);
+      // The absolute pointer (client mode) with the left button pressed and released, then relative
+      // motion through the PS/2 mouse (a large one split into packets: the guest sees their sum).
+      await con.waitFor(/mouse -\d+ 20 1\n/, 20_000, mark);
+      const after = con.text().slice(mark);
+      expect([...after.matchAll(/ptr (\d+) (\d+) (\d+)/g)].map((m) => m[0]).slice(-3)).toEqual(["ptr 100 50 0", "ptr 100 50 1", "ptr 100 50 0"]);
+      const motions = [...after.matchAll(/mouse (-?\d+) (-?\d+) (\d+)/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3])]);
+      expect(motions[0]).toEqual([5, -3, 0]);
+      const big = motions.slice(1);
+      expect([big.reduce((n, m) => n + m[0], 0), big.reduce((n, m) => n + m[1], 0), big.length > 1, big.every((m) => m[2] === 1)]).toEqual([-600, 20, true, true]);
     } finally {
       con.close();
       await call(vms, vms.pauseVm, { vmId });

@@ -94,7 +94,7 @@ static const char *const cursor_art[CUR_H] = {
 };
 static uint32_t saved[CUR_W * CUR_H];
 static int cur_x, cur_y, cur_visible;
-static uint32_t cur_buttons, cur_seq;
+static uint32_t cur_buttons;
 
 static struct rect cursor_rect(void)
 {
@@ -453,7 +453,7 @@ int display_init(void)
 	H = (int)h;
 	P = (int)(stride / 4);
 	fb = (uint32_t *)(uint64_t)inl(QG_FB_ADDR);
-	cur_seq = inl(QG_PTR_SEQ);
+	(void)inl(QG_PTR_SEQ);			/* arms the doorbell */
 	cur_x = (int)inl(QG_PTR_X);
 	cur_y = (int)inl(QG_PTR_Y);
 	cur_buttons = inl(QG_PTR_BUTTONS);
@@ -523,20 +523,48 @@ uint32_t display_full(void)
 	return n;
 }
 
-void display_pointer(void)
+/* Puts the cursor at x, y with these buttons; 0 if nothing changed. Without a framebuffer the
+ * state is kept all the same (the drawing clips to nothing). */
+static int cursor_to(int x, int y, uint32_t buttons)
 {
-	uint32_t seq = inl(QG_PTR_SEQ);		/* first: re-arms the doorbell */
-	int x = (int)inl(QG_PTR_X), y = (int)inl(QG_PTR_Y);
-	uint32_t buttons = inl(QG_PTR_BUTTONS);
-
-	if (!fb || (seq == cur_seq && x == cur_x && y == cur_y && buttons == cur_buttons))
-		return;
-	cur_seq = seq;
+	if (x == cur_x && y == cur_y && buttons == cur_buttons)
+		return 0;
 	cursor_hide();
 	cur_x = x;
 	cur_y = y;
 	cur_buttons = buttons;
 	cursor_show();
+	return 1;
+}
+
+int display_pointer(struct display_pointer *p)
+{
+	int x, y;
+	uint32_t buttons;
+
+	(void)inl(QG_PTR_SEQ);			/* first: re-arms the doorbell */
+	x = (int)inl(QG_PTR_X);
+	y = (int)inl(QG_PTR_Y);
+	buttons = inl(QG_PTR_BUTTONS);
+	if (!cursor_to(x, y, buttons))
+		return 0;
+	*p = (struct display_pointer){ cur_x, cur_y, cur_buttons };
+	return 1;
+}
+
+static int clamp(int v, int lo, int hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+void display_move(int dx, int dy, uint32_t buttons)
+{
+	int x = cur_x + dx, y = cur_y + dy;
+
+	/* the tip stays on the screen (without one, within bounds that cannot overflow) */
+	x = clamp(x, 0, W > 0 ? W - 1 : 65535);
+	y = clamp(y, 0, H > 0 ? H - 1 : 65535);
+	cursor_to(x, y, buttons);
 }
 
 void display_clock(uint64_t seconds)

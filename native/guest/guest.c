@@ -1,6 +1,7 @@
 /* qumra demo guest: draws a desktop on the framebuffer (display.c), prints a banner on COM1,
  * then obeys commands from the debug device's mailbox (guest-abi.h) and its serial console,
- * types keyboard input into its terminal window and moves its cursor with the pointer.
+ * types keyboard input into its terminal window and moves its cursor with the pointer (absolute,
+ * from the display registers) and the PS/2 mouse (relative, ps2.c), reporting both on COM1.
  * Everything happens in interrupt handlers or right after a wake-up from hlt, so an idle guest
  * costs little (a 100 Hz timer tick, a clock redraw per second); each event does only a little
  * work, because on kvm-pvm hosts guest code is emulated. */
@@ -8,6 +9,7 @@
 
 #include "display.h"
 #include "guest-abi.h"
+#include "ps2.h"
 
 #define COM1 0x3f8
 #define PIC1 0x20
@@ -42,6 +44,8 @@ static unsigned heartbeat_period, heartbeat_count;
 static volatile int echo;
 static volatile uint8_t key_queue[QUEUE];
 static volatile unsigned key_head, key_count;
+static volatile struct ps2_packet packet_queue[QUEUE];
+static volatile unsigned packet_head, packet_count;
 static volatile int clock_due;
 static int have_display;
 
@@ -68,6 +72,13 @@ static void putdec(uint64_t v)
 		putc(buf[--n]);
 }
 
+static void putint(int v)
+{
+	if (v < 0)
+		putc('-');
+	putdec(v < 0 ? -(uint64_t)(int64_t)v : (uint64_t)v);
+}
+
 static void __attribute__((noreturn)) stop_here(void)
 {
 	for (;;)
@@ -80,9 +91,10 @@ static void pic_init(void)
 	outb(PIC1 + 1, 0x20); outb(PIC2 + 1, 0x28);	/* vectors 0x20.. and 0x28.. */
 	outb(PIC1 + 1, 0x04); outb(PIC2 + 1, 0x02);
 	outb(PIC1 + 1, 0x01); outb(PIC2 + 1, 0x01);
-	/* unmask IRQ 1 (keyboard), 2 (cascade), 4 (COM1), 5 (doorbell); the timer when asked */
+	/* unmask IRQ 1 (keyboard), 2 (cascade), 4 (COM1), 5 (doorbell), 12 (mouse); the timer
+	 * when asked */
 	outb(PIC1 + 1, (uint8_t)~((1 << 1) | (1 << 2) | (1 << 4) | (1 << QG_DOORBELL_IRQ)));
-	outb(PIC2 + 1, 0xff);
+	outb(PIC2 + 1, (uint8_t)~(1 << (12 - 8)));
 }
 
 static void timer_start(void)
@@ -151,9 +163,8 @@ void isr_dispatch(uint64_t vec)
 		if (heartbeat_period && ticks % heartbeat_period == 0)
 			heartbeat_due = 1;
 		break;
-	case 1:
-		while (inb(0x64) & 1) {
-			uint8_t code = inb(0x60);
+	case 1:		/* keyboard bytes only: a mouse byte waits for IRQ 12 */
+		for (uint8_t code; ps2_read_key(&code);) {
 			puts("kbd ");
 			puthex(code, 2);
 			putc('\n');
@@ -177,10 +188,29 @@ void isr_dispatch(uint64_t vec)
 		for (uint32_t w; (w = inl(QG_PORT_COMMAND)) != 0;)
 			queue_command(w);
 		break;
+	case 12:
+		for (struct ps2_packet p; ps2_read_packet(&p);) {
+			if (packet_count < QUEUE) {
+				packet_queue[(packet_head + packet_count) % QUEUE] = p;
+				packet_count++;
+			}
+		}
+		break;
 	}
 	if (vec >= 40)
 		outb(PIC2, 0x20);
 	outb(PIC1, 0x20);
+}
+
+static void print_pointer(const char *what, int x, int y, uint32_t buttons)
+{
+	puts(what);
+	putint(x);
+	putc(' ');
+	putint(y);
+	putc(' ');
+	putdec(buttons);
+	putc('\n');
 }
 
 static void run_command(uint32_t word)
@@ -270,9 +300,12 @@ static void run_command(uint32_t word)
 			display_scene();
 		puts("scene\n");
 		break;
-	case QG_CMD_POINTER:
-		display_pointer();
+	case QG_CMD_POINTER: {
+		struct display_pointer p;
+		if (display_pointer(&p))
+			print_pointer("ptr ", p.x, p.y, p.buttons);
 		break;
+	}
 	case QG_CMD_HOST_POWEROFF:
 		puts("power-off requested\n");
 		outb(QG_PORT_POWER, QG_POWER_ACK);
@@ -298,6 +331,13 @@ void guest_poll(uint64_t r15)
 		cmd_count--;
 		run_command(w);
 	}
+	while (packet_count) {
+		struct ps2_packet p = packet_queue[packet_head];
+		packet_head = (packet_head + 1) % QUEUE;
+		packet_count--;
+		print_pointer("mouse ", p.dx, p.dy, p.buttons);	/* as the packet said it */
+		display_move(p.dx, p.dy, p.buttons);
+	}
 	while (key_count) {
 		uint8_t code = key_queue[key_head];
 		key_head = (key_head + 1) % QUEUE;
@@ -318,14 +358,22 @@ void guest_poll(uint64_t r15)
 
 void guest_main(void)
 {
+	int mouse;
+
 	idt_init();
 	pic_init();
 	outb(COM1 + 1, 0x01);		/* interrupt on received data */
 	outb(COM1 + 4, 0x08);		/* OUT2: route the UART interrupt */
 	have_display = display_init();	/* the desktop is on screen before the banner */
+	mouse = ps2_mouse_enable();
 	timer_start();			/* 100 Hz: the taskbar clock (and heartbeats) */
 	puts("qumra demo guest\n");
 	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault, b 100000 port exits, d draw, f full screen, r redraw\n");
 	if (!have_display)
 		puts("no framebuffer\n");
+	if (mouse != 0xfa) {
+		puts("no mouse ");
+		putint(mouse);
+		putc('\n');
+	}
 }

@@ -12,6 +12,7 @@
 #include "fuzz.h"
 #include "json.h"
 #include "proto.h"
+#include "ps2mouse.h"
 #include "request.h"
 #include "serial.h"
 
@@ -121,6 +122,22 @@ static size_t valid_payload(struct rng *r, uint16_t type, unsigned nr_vcpus, uin
 			n = (size_t)sprintf(j, "{\"buttons\":%u, \"y\" :%u,\n\"x\": %u}",
 					    want->u.pointer.buttons, want->u.pointer.y, want->u.pointer.x);
 		break;
+	case PROTO_MOUSE: {
+		int32_t v[3] = {
+			(int32_t)rng_below(r, 2 * PS2MOUSE_MAX_DELTA + 1) - PS2MOUSE_MAX_DELTA,
+			(int32_t)rng_below(r, 2 * PS2MOUSE_MAX_DELTA + 1) - PS2MOUSE_MAX_DELTA,
+			(int32_t)rng_below(r, 2 * PS2MOUSE_MAX_WHEEL + 1) - PS2MOUSE_MAX_WHEEL,
+		};
+		uint32_t buttons = rng_below(r, PS2MOUSE_BUTTONS + 1);
+		memcpy(p, v, sizeof(v));
+		memcpy(p + 12, &buttons, 4);
+		n = 16;
+		want->u.mouse.dx = v[0];
+		want->u.mouse.dy = v[1];
+		want->u.mouse.wheel = v[2];
+		want->u.mouse.buttons = buttons;
+		break;
+	}
 	default:		/* STATUS, START, PAUSE, RESUME, STATS, DISPLAY_INFO, DIRTY */
 		if (rng_percent(r, 20)) {	/* a payload they do not read */
 			n = rng_below(r, 32);
@@ -143,7 +160,7 @@ static void add_message(struct rng *r, struct stream *s, int clean)
 {
 	static uint8_t payload[STREAM_CAP];
 	struct message *m = &s->msg[s->count++];
-	uint16_t type = (uint16_t)(1 + rng_below(r, PROTO_POINTER));
+	uint16_t type = (uint16_t)(1 + rng_below(r, PROTO_MOUSE));
 	size_t n = valid_payload(r, type, s->nr_vcpus, payload, &m->want);
 
 	m->h = (struct proto_header){ .type = type, .id = (uint32_t)rng_next(r) };
@@ -222,6 +239,20 @@ static void check_parsed(const struct proto_header *h, const uint8_t *p, const s
 		CHECK(json_get_u64((const char *)p, h->length, "x", &v) == 0 && v == r->u.pointer.x);
 		CHECK(json_get_u64((const char *)p, h->length, "y", &v) == 0 && v == r->u.pointer.y);
 		break;
+	case PROTO_MOUSE: {
+		int32_t v[3];
+		uint32_t buttons;
+		CHECK_EQ(h->length, 16);
+		memcpy(v, p, sizeof(v));
+		memcpy(&buttons, p + 12, 4);
+		CHECK(v[0] == r->u.mouse.dx && v[1] == r->u.mouse.dy && v[2] == r->u.mouse.wheel &&
+		      buttons == r->u.mouse.buttons);
+		CHECK(r->u.mouse.dx >= -PS2MOUSE_MAX_DELTA && r->u.mouse.dx <= PS2MOUSE_MAX_DELTA);
+		CHECK(r->u.mouse.dy >= -PS2MOUSE_MAX_DELTA && r->u.mouse.dy <= PS2MOUSE_MAX_DELTA);
+		CHECK(r->u.mouse.wheel >= -PS2MOUSE_MAX_WHEEL && r->u.mouse.wheel <= PS2MOUSE_MAX_WHEEL);
+		CHECK(r->u.mouse.buttons <= PS2MOUSE_BUTTONS);
+		break;
+	}
 	case PROTO_STATUS:
 	case PROTO_START:
 	case PROTO_PAUSE:
@@ -268,6 +299,12 @@ static void check_expected(const struct request *want, const struct request *got
 		CHECK_EQ(got->u.pointer.y, want->u.pointer.y);
 		CHECK_EQ(got->u.pointer.buttons, want->u.pointer.buttons);
 		break;
+	case PROTO_MOUSE:
+		CHECK_EQ(got->u.mouse.dx, want->u.mouse.dx);
+		CHECK_EQ(got->u.mouse.dy, want->u.mouse.dy);
+		CHECK_EQ(got->u.mouse.wheel, want->u.mouse.wheel);
+		CHECK_EQ(got->u.mouse.buttons, want->u.mouse.buttons);
+		break;
 	default:
 		break;
 	}
@@ -295,7 +332,7 @@ static void handle(const struct stream *s, unsigned index, const struct proto_he
 		parsed_error++;
 		CHECK_EQ(rc, -1);
 		check_error(&e);
-		if (flags_ok && (h->type == 0 || h->type > PROTO_POINTER))
+		if (flags_ok && (h->type == 0 || h->type > PROTO_MOUSE))
 			CHECK_EQ(e.code, PROTO_E_UNKNOWN_TYPE);
 	}
 	if (m && m->valid && s->framing_intact) {

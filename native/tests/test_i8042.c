@@ -1,5 +1,6 @@
-/* The i8042 through its ports on a bus, with a recorded IRQ line and stop hook: status and data
- * ports, the controller commands, the scancode queue, reset via 0xFE, and access widths. */
+/* The i8042 through its ports on a bus, with recorded IRQ lines and stop hook: status and data
+ * ports, the controller commands, the scancode queue, reset via 0xFE, access widths, and the
+ * auxiliary port: its commands, bytes to and from the mouse, IRQ 12 against IRQ 1. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -14,10 +15,11 @@
 #define STS_OBF 0x01
 #define STS_SYS 0x04
 #define STS_CMD 0x08
+#define STS_AUX 0x20
 
 struct rig {
 	struct iobus bus;
-	struct irq_recorder irq;
+	struct irq_recorder irq, aux;
 	struct stop_recorder stop;
 	struct events *events;
 	struct i8042 *k;
@@ -29,8 +31,9 @@ static void rig_up(struct rig *r)
 
 	memset(r, 0, sizeof(*r));
 	r->events = events_create();
-	r->k = i8042_init(&r->bus, recorded_irq(&r->irq, I8042_KBD_IRQ), r->events,
-			  recorded_stop(&r->stop), err, sizeof(err));
+	r->k = i8042_init(&r->bus, recorded_irq(&r->irq, I8042_KBD_IRQ),
+			  recorded_irq(&r->aux, I8042_AUX_IRQ), r->events, recorded_stop(&r->stop), err,
+			  sizeof(err));
 	CHECK(r->events && r->k);
 	CHECK_STR(err, "");
 }
@@ -187,6 +190,179 @@ static void test_access_width(void)
 	rig_down(&r);
 }
 
+/* Commands to the controller's auxiliary side: its test, disabling and enabling its clock (bit 5
+ * of the configuration byte), and 0xD2/0xD3, bytes that appear as if from either device. */
+static void test_aux_controller_commands(void)
+{
+	struct rig r;
+
+	rig_up(&r);
+	outb(&r.bus, CMD, 0xa9);		/* aux interface test: passed */
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF);
+	CHECK_EQ(inb(&r.bus, DATA), 0x00);
+	outb(&r.bus, CMD, 0xa7);
+	outb(&r.bus, CMD, 0x20);
+	CHECK_EQ(inb(&r.bus, DATA), 0x25);	/* aux clock disabled */
+	outb(&r.bus, CMD, 0xa8);
+	outb(&r.bus, CMD, 0x20);
+	CHECK_EQ(inb(&r.bus, DATA), 0x05);
+	outb(&r.bus, CMD, 0xd3);		/* loop a byte back as the mouse's */
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_CMD);
+	outb(&r.bus, DATA, 0x5a);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	CHECK_EQ(r.aux.calls, 0);		/* aux interrupt off in the configuration byte */
+	CHECK_EQ(inb(&r.bus, DATA), 0x5a);
+	outb(&r.bus, CMD, 0x60);
+	outb(&r.bus, DATA, 0x07);		/* both interrupts on */
+	outb(&r.bus, CMD, 0xd3);
+	outb(&r.bus, DATA, 0xa5);
+	CHECK_EQ(r.aux.irq, I8042_AUX_IRQ);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(inb(&r.bus, DATA), 0xa5);
+	CHECK_EQ(r.aux.level, 0);
+	outb(&r.bus, CMD, 0xd2);		/* ... and as the keyboard's */
+	outb(&r.bus, DATA, 0x1e);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF);
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(r.aux.level, 0);
+	CHECK_EQ(inb(&r.bus, DATA), 0x1e);
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(r.k->count.aux_irqs, 1);
+	CHECK_EQ(r.k->count.irqs, 1);
+	rig_down(&r);
+}
+
+/* The guest's init of the mouse (0xD4 0xF4 with IRQ 12 on), then a packet read byte by byte. */
+static void test_mouse_through_the_port(void)
+{
+	struct rig r;
+	int reporting = -1;
+
+	rig_up(&r);
+	CHECK_EQ(i8042_mouse_motion(r.k, 1, 1, 0, 0, &reporting), 0);
+	CHECK_EQ(reporting, 0);			/* nobody listens yet */
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS);
+	outb(&r.bus, CMD, 0x60);
+	outb(&r.bus, DATA, 0x07);
+	outb(&r.bus, CMD, 0xd4);
+	outb(&r.bus, DATA, 0xf4);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(r.irq.calls, 0);		/* IRQ 1 never moved */
+	CHECK_EQ(inb(&r.bus, DATA), 0xfa);
+	CHECK_EQ(r.aux.level, 0);
+	CHECK_EQ(i8042_mouse_motion(r.k, 5, 3, 0, 1, &reporting), 1);
+	CHECK_EQ(reporting, 1);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	CHECK_EQ(inb(&r.bus, DATA), 0x29);	/* left, y sign: 3 down on screen is -3 */
+	CHECK_EQ(inb(&r.bus, DATA), 0x05);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(inb(&r.bus, DATA), 0xfd);
+	CHECK_EQ(r.aux.level, 0);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS);
+	CHECK_EQ(r.aux.rises, 2);
+	CHECK_EQ(r.irq.calls, 0);
+	CHECK_EQ(r.k->count.aux_bytes, 1);
+	rig_down(&r);
+}
+
+/* Keyboard and mouse bytes share the output buffer: each byte carries its source in the status
+ * register and raises its own line; a byte the buffer shows stays until it is read. */
+static void test_interleaved_keyboard_and_mouse(void)
+{
+	struct rig r;
+	int reporting;
+
+	rig_up(&r);
+	outb(&r.bus, CMD, 0x60);
+	outb(&r.bus, DATA, 0x07);
+	outb(&r.bus, CMD, 0xd4);
+	outb(&r.bus, DATA, 0xf4);
+	CHECK_EQ(inb(&r.bus, DATA), 0xfa);
+	i8042_mouse_motion(r.k, -2, 0, 0, 2, &reporting);	/* 1a fe 00 */
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	i8042_input(r.k, (const uint8_t *)"\x1e\x9e", 2);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);	/* still the mouse's */
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(inb(&r.bus, DATA), 0x1a);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF);	/* then the keyboard goes first */
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(r.aux.level, 0);
+	CHECK_EQ(inb(&r.bus, DATA), 0x1e);
+	CHECK_EQ(inb(&r.bus, DATA), 0x9e);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(inb(&r.bus, DATA), 0xfe);
+	CHECK_EQ(inb(&r.bus, DATA), 0x00);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS);
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(r.aux.level, 0);
+	CHECK_EQ(r.k->count.irqs, 1);
+	CHECK_EQ(r.k->count.aux_irqs, 3);	/* the ACK, the packet, its end after the keys */
+	rig_down(&r);
+}
+
+/* The mouse's bytes wait while its clock is disabled (0xA7) and flow again after 0xA8; with its
+ * interrupt off they are still readable, without IRQ 12. */
+static void test_aux_disabled_and_masked(void)
+{
+	struct rig r;
+	int reporting;
+
+	rig_up(&r);
+	outb(&r.bus, CMD, 0xd4);
+	outb(&r.bus, DATA, 0xf4);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	CHECK_EQ(r.aux.calls, 0);		/* the default configuration byte masks IRQ 12 */
+	CHECK_EQ(inb(&r.bus, DATA), 0xfa);
+	outb(&r.bus, CMD, 0x60);
+	outb(&r.bus, DATA, 0x07);
+	outb(&r.bus, CMD, 0xa7);
+	CHECK_EQ(i8042_mouse_motion(r.k, 0, 0, 0, 1, &reporting), 1);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS);
+	CHECK_EQ(r.aux.level, 0);
+	i8042_input(r.k, (const uint8_t *)"\x10", 1);	/* the keyboard is not held up */
+	CHECK_EQ(inb(&r.bus, DATA), 0x10);
+	outb(&r.bus, CMD, 0xa8);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	CHECK_EQ(r.aux.level, 1);
+	CHECK_EQ(inb(&r.bus, DATA), 0x09);
+	rig_down(&r);
+}
+
+/* A byte for the mouse while its packets wait: they are dropped, its reply is the next byte,
+ * even if the output buffer already showed one of them. */
+static void test_mouse_command_drops_waiting_packets(void)
+{
+	struct rig r;
+	int reporting;
+
+	rig_up(&r);
+	outb(&r.bus, CMD, 0xd4);
+	outb(&r.bus, DATA, 0xf4);
+	CHECK_EQ(inb(&r.bus, DATA), 0xfa);
+	i8042_mouse_motion(r.k, 1000, 0, 0, 0, &reporting);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS | STS_OBF | STS_AUX);
+	outb(&r.bus, CMD, 0xd4);
+	outb(&r.bus, DATA, 0xf5);
+	CHECK_EQ(inb(&r.bus, DATA), 0xfa);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS);
+	CHECK_EQ(i8042_mouse_motion(r.k, 1, 0, 0, 0, &reporting), 0);
+	CHECK_EQ(reporting, 0);
+	outb(&r.bus, CMD, 0xd4);		/* reset through the port */
+	outb(&r.bus, DATA, 0xff);
+	CHECK_EQ(inb(&r.bus, DATA), 0xfa);
+	CHECK_EQ(inb(&r.bus, DATA), 0xaa);
+	CHECK_EQ(inb(&r.bus, DATA), 0x00);
+	CHECK_EQ(inb(&r.bus, STATUS), STS_SYS);
+	CHECK_EQ(r.k->mouse->count.resets, 1);
+	rig_down(&r);
+}
+
 static void test_init_errors_and_teardown(void)
 {
 	struct iobus bus = { 0 };
@@ -197,12 +373,14 @@ static void test_init_errors_and_teardown(void)
 	struct i8042 *k;
 
 	CHECK_EQ(iobus_register(&bus, 0x62, 4, NULL, &bus, "other", why, sizeof(why)), 0);
-	k = i8042_init(&bus, recorded_irq(&irq, 1), ev, recorded_stop(&stop), err, sizeof(err));
+	k = i8042_init(&bus, recorded_irq(&irq, 1), recorded_irq(&irq, 12), ev, recorded_stop(&stop),
+		       err, sizeof(err));
 	CHECK(k == NULL);
 	CHECK_STR(err, "i8042: ports: range 0x64-0x64 overlaps other at 0x62-0x65");
 	CHECK_EQ(bus.count, 1);			/* the data port it took is given back */
 	iobus_unregister(&bus, &bus);
-	k = i8042_init(&bus, recorded_irq(&irq, 1), ev, recorded_stop(&stop), err, sizeof(err));
+	k = i8042_init(&bus, recorded_irq(&irq, 1), recorded_irq(&irq, 12), ev, recorded_stop(&stop),
+		       err, sizeof(err));
 	CHECK(k != NULL);
 	CHECK_EQ(bus.count, 2);
 	i8042_teardown(k);
@@ -220,10 +398,14 @@ static void test_stats_json(void)
 	i8042_input(r.k, (const uint8_t *)"\x01\x02", 2);
 	outb(&r.bus, CMD, 0xaa);
 	outb(&r.bus, CMD, 0xfe);
+	outb(&r.bus, CMD, 0x60);
+	outb(&r.bus, DATA, 0x07);
+	outb(&r.bus, CMD, 0xd4);
+	outb(&r.bus, DATA, 0xf4);
 	sb_init(&sb);
 	i8042_stats_json(r.k, &sb);
-	CHECK_STR(sb.data, "{\"scancodesIn\":2,\"scancodesDropped\":0,\"irqs\":1,\"commands\":2,"
-		  "\"resets\":1}");
+	CHECK_STR(sb.data, "{\"scancodesIn\":2,\"scancodesDropped\":0,\"irqs\":1,\"commands\":4,"
+		  "\"resets\":1,\"auxIrqs\":0,\"auxBytes\":1}");
 	sb_free(&sb);
 	rig_down(&r);
 }
@@ -237,6 +419,11 @@ int main(void)
 	RUN(test_commands);
 	RUN(test_reset_line);
 	RUN(test_access_width);
+	RUN(test_aux_controller_commands);
+	RUN(test_mouse_through_the_port);
+	RUN(test_interleaved_keyboard_and_mouse);
+	RUN(test_aux_disabled_and_masked);
+	RUN(test_mouse_command_drops_waiting_packets);
 	RUN(test_init_errors_and_teardown);
 	RUN(test_stats_json);
 	return check_done("i8042");

@@ -1,6 +1,7 @@
 # Drives a SPICE server's inputs channel with spice-gtk's own client library (SpiceClientGLib), as
 # remote-viewer would: links the session, then sends the events named on the command line and exits 0.
-#   spice-input.py HOST PORT TICKET key:0x1e position:100,50,0 press:1 release:1 ...
+#   spice-input.py HOST PORT TICKET key:0x1e position:100,50,0 press:1,1 release:1,0 mode:1 sleep:300 motion:5,-3,0
+# (press/release: spice button, then the buttons state after the event; mode: 1 server, 2 client mouse mode)
 import sys
 
 import gi
@@ -16,25 +17,40 @@ session.set_property("port", port)
 session.set_property("password", ticket)
 loop = GLib.MainLoop()
 result = {"code": 3}
+channels = {}
 
 
 def run(channel):
-    for action in actions:
-        kind, _, arg = action.partition(":")
+    """Sends the actions one per main-loop turn, so a mode request travels before the motions after it."""
+    pending = list(actions)
+
+    def step():
+        if not pending:
+            result["code"] = 0
+            # Give the library time to flush its messages before the process exits.
+            GLib.timeout_add(500, loop.quit)
+            return False
+        kind, _, arg = pending.pop(0).partition(":")
+        values = [int(v, 0) for v in arg.split(",")] if arg else []
         if kind == "key":
-            code = int(arg, 16)
-            channel.key_press(code)
-            channel.key_release(code)
+            channel.key_press(values[0])
+            channel.key_release(values[0])
         elif kind == "position":
-            x, y, buttons = (int(v) for v in arg.split(","))
-            channel.position(x, y, 0, buttons)
+            channel.position(values[0], values[1], 0, values[2])
+        elif kind == "motion":
+            channel.motion(values[0], values[1], values[2])
         elif kind == "press":
-            channel.button_press(int(arg), 0)
+            channel.button_press(values[0], values[1] if len(values) > 1 else 0)
         elif kind == "release":
-            channel.button_release(int(arg), 0)
-    result["code"] = 0
-    # Give the library time to flush its messages before the process exits.
-    GLib.timeout_add(500, loop.quit)
+            channel.button_release(values[0], values[1] if len(values) > 1 else 0)
+        elif kind == "mode":
+            channels["main"].request_mouse_mode(values[0])
+        elif kind == "sleep":
+            GLib.timeout_add(values[0], step)
+            return False
+        return True
+
+    GLib.timeout_add(20, step)
 
 
 def on_event(channel, event):
@@ -46,6 +62,8 @@ def on_event(channel, event):
 
 
 def on_channel(_session, channel):
+    if isinstance(channel, Spice.MainChannel):
+        channels["main"] = channel
     if isinstance(channel, (Spice.InputsChannel, Spice.MainChannel)):
         GObject.Object.connect(channel, "channel-event", on_event if isinstance(channel, Spice.InputsChannel) else on_main_event)
     if isinstance(channel, Spice.InputsChannel):

@@ -133,8 +133,10 @@ export function inputFromPb(events: InputEvent[]): InputEventData[] {
         return { kind: "text", text: ev.value };
       case "pointer":
         return { kind: "pointer", x: ev.value.x, y: ev.value.y, buttons: ev.value.buttons };
+      case "motion":
+        return { kind: "motion", dx: ev.value.dx, dy: ev.value.dy, wheel: ev.value.wheel, buttons: ev.value.buttons };
       default:
-        throw invalidArgument(`events[${i}] is empty: set key, pointer or text`);
+        throw invalidArgument(`events[${i}] is empty: set key, pointer, text or motion`);
     }
   });
 }

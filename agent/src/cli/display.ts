@@ -16,6 +16,7 @@ import {
 } from "../gen/qumra/v1/display.js";
 import { FrameDecoder, type RectToDecode } from "../../../client/frame-decoder.js";
 import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
+import { MAX_MOTION_DELTA, MAX_MOTION_WHEEL } from "../display/input.js";
 import type { RectCodec } from "../display/types.js";
 import { percentile, round } from "../stats.js";
 import { rectCodecOf } from "../api/display-service.js";
@@ -159,6 +160,23 @@ export function parsePointer(text: string): InputEvent {
   return { event: { $case: "pointer", value: { x: Number(m[1]), y: Number(m[2]), buttons: parseIntIn(m[3] ?? "0", "--pointer buttons", 0, 7) } } };
 }
 
+/** "DX,DY", "DX,DY,BUTTONS" or "DX,DY,BUTTONS,WHEEL" → a relative motion of the guest's mouse (dy positive down). */
+export function parseMotion(text: string): InputEvent {
+  const m = /^(-?\d+),(-?\d+)(?:,(\d+)(?:,(-?\d+))?)?$/.exec(text);
+  if (!m) throw new Error(`--motion ${text}: expected DX,DY[,BUTTONS[,WHEEL]]`);
+  return {
+    event: {
+      $case: "motion",
+      value: {
+        dx: parseIntIn(m[1]!, "--motion dx", -MAX_MOTION_DELTA, MAX_MOTION_DELTA),
+        dy: parseIntIn(m[2]!, "--motion dy", -MAX_MOTION_DELTA, MAX_MOTION_DELTA),
+        buttons: parseIntIn(m[3] ?? "0", "--motion buttons", 0, 7),
+        wheel: parseIntIn(m[4] ?? "0", "--motion wheel", -MAX_MOTION_WHEEL, MAX_MOTION_WHEEL),
+      },
+    },
+  };
+}
+
 export function registerDisplay(program: Command, globals: Globals): void {
   const display = program.command("display").description("a VM's screen: screenshots, live streams, keyboard and pointer input, SPICE tickets");
 
@@ -266,15 +284,17 @@ export function registerDisplay(program: Command, globals: Globals): void {
 
   display
     .command("input <vm-id>")
-    .description("type text and move the pointer (events are delivered in order: keys, then pointer moves)")
+    .description("type text, move the pointer and the mouse (events are delivered in order: keys, then pointer moves, then mouse motions)")
     .option("--keys <text>", "text to type on a US layout (\\n for Enter)")
     .option("--pointer <x,y[,buttons]>", "pointer position and buttons (bit 0 left, 1 right, 2 middle), repeatable", collect)
-    .action(async (vmId: string, o: { keys?: string; pointer?: string[] }) => {
+    .option("--motion <dx,dy[,buttons[,wheel]]>", "relative mouse motion in pixels (dy positive down; wheel positive scrolls down), repeatable", collect)
+    .action(async (vmId: string, o: { keys?: string; pointer?: string[]; motion?: string[] }) => {
       const options = globals();
       const events: InputEvent[] = [];
       if (o.keys !== undefined) events.push({ event: { $case: "text", value: o.keys.replaceAll("\\n", "\n") } });
       for (const p of o.pointer ?? []) events.push(parsePointer(p));
-      if (events.length === 0) throw new Error("give --keys TEXT and/or --pointer X,Y[,BUTTONS]");
+      for (const m of o.motion ?? []) events.push(parseMotion(m));
+      if (events.length === 0) throw new Error("give --keys TEXT, --pointer X,Y[,BUTTONS] and/or --motion DX,DY[,BUTTONS[,WHEEL]]");
       await withClients(options, DisplayServiceClient, async (c) => {
         await callUnary(c.sendInput.bind(c), { vmId, events }, options);
         return { vmId, events: events.length };

@@ -55,7 +55,7 @@ export class DisplayDomain {
     return reply;
   }
 
-  /** Delivers keyboard and pointer events in order (validated before the VM is looked up). */
+  /** Delivers keyboard, pointer and motion events in order (validated before the VM is looked up). */
   async sendInput(vmId: string, events: InputEventData[]): Promise<void> {
     planInput(events, ANY_SCREEN);
     const endpoint = this.resolve(vmId, "send input to");

@@ -1,6 +1,6 @@
 // A VM's helper as a display endpoint: its framebuffer geometry (checked), the dirty log and the input
 // devices, through the VM manager's display port (vm/display-port.ts; native/PROTOCOL.md: DISPLAY_INFO,
-// DIRTY, POINTER, KEYBOARD). The port already speaks the agent's typed errors.
+// DIRTY, POINTER, KEYBOARD, MOUSE). The port already speaks the agent's typed errors.
 import { QumraError } from "../errors.js";
 import type { VmDisplayPort } from "../vm/display-port.js";
 import type { DisplayEndpoint, FramebufferInfo } from "./types.js";
@@ -18,6 +18,7 @@ export function helperEndpoint(port: VmDisplayPort, vmId: string): DisplayEndpoi
     dirty: () => port.dirty(),
     pointer: (x, y, buttons) => port.pointer(x, y, buttons),
     keyboard: (scancodes) => port.keyboard(scancodes),
+    motion: (dx, dy, wheel, buttons) => port.motion(dx, dy, wheel, buttons),
     ended: port.ended,
   };
 }

@@ -13,9 +13,10 @@ export class ScriptedFramebuffer implements DisplayEndpoint {
   private closed = false;
   /** Calls of dirty() (each one is a fetch-and-clear of the log). */
   dirtyCalls = 0;
-  /** Input received: scancode bytes, and pointer events in order. */
+  /** Input received: scancode bytes, pointer events and relative motions, each in order. */
   readonly keys: number[] = [];
   readonly pointers: { x: number; y: number; buttons: number }[] = [];
+  readonly motions: { dx: number; dy: number; wheel: number; buttons: number }[] = [];
 
   constructor(path: string, width: number, height: number) {
     this.geometry = { width, height, stride: width * 4, path };
@@ -43,6 +44,12 @@ export class ScriptedFramebuffer implements DisplayEndpoint {
   async keyboard(scancodes: Uint8Array): Promise<number> {
     this.keys.push(...scancodes);
     return scancodes.length;
+  }
+
+  /** A mouse that always reports and never runs out of room: one packet per motion. */
+  async motion(dx: number, dy: number, wheel: number, buttons: number): Promise<{ packets: number; reporting: boolean }> {
+    this.motions.push({ dx, dy, wheel, buttons });
+    return { packets: 1, reporting: true };
   }
 
   /** A new geometry (a guest switching resolution): the file is resized and its content is black. */

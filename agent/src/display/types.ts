@@ -48,6 +48,12 @@ export interface InputTarget {
   pointer(x: number, y: number, buttons: number): Promise<void>;
   /** Queues set-1 scancode bytes; resolves with how many were accepted. */
   keyboard(scancodes: Uint8Array): Promise<number>;
+  /**
+   * Relative mouse motion: dx, dy in screen coordinates (dy positive down), wheel positive towards the user,
+   * buttons bit 0 left, 1 right, 2 middle. `packets` = 0 with `reporting` means no room now (try again);
+   * without `reporting` the guest is not listening and the motion is dropped.
+   */
+  motion(dx: number, dy: number, wheel: number, buttons: number): Promise<{ packets: number; reporting: boolean }>;
 }
 
 /** A VM's display as the domain sees it: pixels, changes and input. */

@@ -2,6 +2,7 @@
 // input. The port speaks only the agent's typed errors, so display/ never sees the helper client.
 import { askHelper } from "./helper-errors.js";
 import type { HelperClient } from "./helper-client.js";
+import type { MouseReply } from "./helper-protocol.js";
 
 export interface VmDisplayPort {
   /** Framebuffer geometry (DISPLAY_INFO); `path` is the framebuffer file, `pages` its 4 KiB pages. */
@@ -12,6 +13,8 @@ export interface VmDisplayPort {
   pointer(x: number, y: number, buttons: number): Promise<void>;
   /** Queues set-1 scancode bytes for the i8042; resolves with how many were accepted. */
   keyboard(scancodes: Uint8Array): Promise<number>;
+  /** Relative motion for the PS/2 mouse (screen coordinates, dy positive down; wheel positive towards the user). */
+  motion(dx: number, dy: number, wheel: number, buttons: number): Promise<MouseReply>;
   /** Resolves once, with a reason, when this helper connection ends (VM stopped, helper died). */
   readonly ended: Promise<string>;
 }
@@ -27,6 +30,7 @@ export function helperDisplayPort(client: HelperClient): VmDisplayPort {
     dirty: () => askHelper(() => client.dirty()),
     pointer: (x, y, buttons) => askHelper(() => client.pointer(x, y, buttons)),
     keyboard: (scancodes) => askHelper(() => client.keyboard(scancodes)),
+    motion: (dx, dy, wheel, buttons) => askHelper(() => client.mouse(dx, dy, wheel, buttons)),
     ended: client.ended.then((err) => `the VM's helper connection ended (${err.message})`),
   };
 }

@@ -13,6 +13,7 @@ import {
   decodeDisplayInfo,
   decodeErrorReply,
   decodeEvent,
+  decodeMouseReply,
   decodeRegs,
   decodeStats,
   decodeStatus,
@@ -22,6 +23,7 @@ import {
   encodeGetRegs,
   encodeGuestCommand,
   encodeHello,
+  encodeMouse,
   encodePointer,
   encodeReadMemory,
   encodeSetRegs,
@@ -34,6 +36,7 @@ import {
   type HelperEvent,
   type HelperStats,
   type HelperStatus,
+  type MouseReply,
   type Registers,
   type StopResult,
 } from "./helper-protocol.js";
@@ -211,6 +214,15 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
   /** Sets the pointer position/buttons the guest sees (bit 0 left, 1 right, 2 middle) and rings its doorbell. */
   async pointer(x: number, y: number, buttons = 0): Promise<void> {
     await this.request(MsgType.POINTER, encodePointer(x, y, buttons));
+  }
+
+  /**
+   * Moves the guest's PS/2 mouse: dx, dy in screen coordinates (dy positive down), wheel positive towards
+   * the user, buttons bit 0 left, 1 right, 2 middle. Resolves with the packets queued and whether the
+   * guest's mouse reports at all.
+   */
+  async mouse(dx: number, dy: number, wheel = 0, buttons = 0): Promise<MouseReply> {
+    return decodeMouseReply(await this.request(MsgType.MOUSE, encodeMouse(dx, dy, wheel, buttons)));
   }
 
   /** Resolves with the first event matching pred (rejects on timeout or close). */

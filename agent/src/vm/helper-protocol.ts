@@ -79,6 +79,18 @@ export interface DisplayInfo {
 }
 
 /** Framebuffer pages written since the previous DIRTY: bit i of byte i >> 3 (LSB first) = page i. */
+/** MOUSE's reply: packets queued for the guest; 0 with `reporting` = no room now, try again. */
+export interface MouseReply {
+  packets: number;
+  /** Whether the guest's mouse reports motion at all (stream mode, enabled); if not, motion is dropped. */
+  reporting: boolean;
+}
+
+/** MOUSE's bounds (native/proto.h), checked by the helper too. */
+export const MOUSE_MAX_DELTA = Proto.MOUSE_MAX_DELTA;
+export const MOUSE_MAX_WHEEL = Proto.MOUSE_MAX_WHEEL;
+export const MOUSE_BUTTONS = Proto.MOUSE_BUTTONS;
+
 export interface DirtyPages {
   pages: number;
   bitmap: Uint8Array;
@@ -325,6 +337,30 @@ export function decodeDirty(payload: Uint8Array): DirtyPages {
 
 /** POINTER: position (clamped to the screen by the helper) and buttons (bit 0 left, 1 right, 2 middle). */
 export const encodePointer = (x: number, y: number, buttons: number): Buffer => json({ x: Math.max(0, Math.trunc(x)), y: Math.max(0, Math.trunc(y)), buttons: buttons >>> 0 });
+
+/**
+ * MOUSE: relative motion for the PS/2 mouse, 16 bytes: i32 dx, i32 dy (screen coordinates, dy positive
+ * down), i32 wheel (positive towards the user), u32 buttons (bit 0 left, 1 right, 2 middle). The helper
+ * refuses values beyond MOUSE_MAX_DELTA / MOUSE_MAX_WHEEL / MOUSE_BUTTONS; this refuses what the wire cannot carry.
+ */
+export function encodeMouse(dx: number, dy: number, wheel: number, buttons: number): Buffer {
+  const p = Buffer.alloc(16);
+  const fields: [string, number][] = [["dx", dx], ["dy", dy], ["wheel", wheel]];
+  fields.forEach(([name, v], i) => {
+    if (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) throw new HelperError("INVALID_ARGUMENT", `MOUSE ${name} ${v} is not a 32-bit integer`);
+    p.writeInt32LE(v, i * 4);
+  });
+  if (!Number.isInteger(buttons) || buttons < 0 || buttons > 0xffff_ffff) throw new HelperError("INVALID_ARGUMENT", `MOUSE buttons ${buttons} is not a 32-bit unsigned integer`);
+  p.writeUInt32LE(buttons, 12);
+  return p;
+}
+
+export function decodeMouseReply(payload: Uint8Array): MouseReply {
+  const what = "MOUSE reply";
+  const o = jsonObject(payload, what);
+  if (typeof o.reporting !== "boolean") throw malformed(what, `has no boolean "reporting"`);
+  return { packets: num(o, "packets", what), reporting: o.reporting };
+}
 
 /** An error reply {"code","name","message"}; a name the protocol does not define is reported as PROTOCOL. */
 export function decodeErrorReply(payload: Uint8Array): HelperError {
