@@ -28,6 +28,8 @@ export interface AgentConfig {
   shutdownTimeoutMs: number;
   /** Worker threads for display encoding (0: on the main thread). */
   displayWorkers: number;
+  /** The HTTP(S) listener (SPICE over WebSocket on /spice/VM_ID); off when undefined. */
+  http?: { host: string; port: number };
 }
 
 export class ConfigError extends Error {
@@ -51,6 +53,8 @@ export const USAGE = `Usage: qumra-agent [options]
   --vmm PATH             the qumra-vmm helper binary (default native/build/qumra-vmm)
   --shutdown-timeout MS  grace period for calls in flight on SIGTERM (default 5000)
   --display-workers N    worker threads that encode displays (default: one per core; 0 = the main thread)
+  --http HOST:PORT       HTTP listener for browsers: SPICE over WebSocket on /spice/VM_ID (default off);
+                         HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -67,6 +71,7 @@ const OPTIONS = {
   vmm: { type: "string" },
   "shutdown-timeout": { type: "string" },
   "display-workers": { type: "string" },
+  http: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -110,6 +115,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     );
   }
 
+  const httpText = get("http") ?? "none";
+  const http = httpText === "none" ? undefined : parseHostPort(httpText, "--http");
+  if (http && !tls && !isLoopback(http.host)) {
+    throw new ConfigError(
+      `refusing to serve HTTP on ${http.host}:${http.port} without TLS: a non-loopback --http address needs --tls-cert and --tls-key`,
+    );
+  }
+
   const logLevel = (get("log-level") ?? "info") as Level;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level ${logLevel}: expected one of ${LOG_LEVELS.join(", ")}`);
 
@@ -125,7 +138,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`--display-workers ${workersText}: expected a whole number from 0 to 64`);
   }
 
-  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers };
+  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, http };
 }
 
 export function parseHostPort(text: string, what: string): { host: string; port: number } {
