@@ -7,6 +7,7 @@ import { hostService } from "./api/host-service.js";
 import { vmService } from "./api/vm-service.js";
 import { displayService, type DisplayAccess } from "./api/display-service.js";
 import { TicketBook } from "./spice/tickets.js";
+import { startHttp, withWebSocketPath } from "./http/agent-http.js";
 import { VmManager } from "./vm/manager.js";
 import { DisplayDomain, type DisplayResolver } from "./display/display-domain.js";
 import { EncodePool } from "./display/encode-pool.js";
@@ -56,7 +57,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   const displayAccess: DisplayAccess = {
     tickets,
     vm: (vmId) => ({ vmId, name: vms.get(vmId).spec.name }),
-    spice: () => undefined,
+    spice: withWebSocketPath(config, () => undefined),
   };
 
   const server = new AgentServer(config, logger, [
@@ -77,13 +78,15 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     },
   ]);
   identity.listen = await server.listen();
-  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers }, "qumra-agent listening");
+  // No SPICE server in this agent yet: its /spice/ WebSockets answer 503 until one is passed here.
+  const http = await startHttp(config, logger, undefined);
+  logger.info({ listen: identity.listen, http: http?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers }, "qumra-agent listening");
   return {
     server,
     vms,
     display,
     async shutdown(graceMs) {
-      await server.shutdown(graceMs);
+      await Promise.all([server.shutdown(graceMs), http?.close()]);
       await display.close();
       tickets.close();
       vms.close();
