@@ -139,7 +139,9 @@ export class HttpListener {
     try {
       spice.accept(stream, { kind: this.tls ? "websocket+tls" : "websocket", peer, vmId });
     } catch (err) {
-      log.error({ err }, "the SPICE server refused the WebSocket");
+      // Nobody holds the stream now, so it must not emit 'error': close the WebSocket as a server error instead.
+      log.error({ err }, "the SPICE server failed to take the WebSocket");
+      ws.close(1011, "SPICE server error");
       stream.destroy();
     }
   }

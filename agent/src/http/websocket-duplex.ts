@@ -11,8 +11,8 @@ export interface StreamCounts {
 }
 
 export function websocketDuplex(ws: WebSocket, logger: Logger, counts: StreamCounts = { bytesIn: 0, bytesOut: 0 }): Duplex {
-  // A peer that went away is the end of the stream, not an error: the acceptor sees 'end' and 'close'
-  // as it would from a socket, and the bridge logs why (so an acceptor without an 'error' listener is safe).
+  // A peer that went away is the end of the stream, not an error: the acceptor sees 'close', and the
+  // bridge logs why (so an acceptor without an 'error' listener is safe).
   const gone = (why: string, err?: Error): void => {
     logger.debug({ err, why }, "websocket stream ends");
     duplex.destroy();
@@ -56,10 +56,8 @@ export function websocketDuplex(ws: WebSocket, logger: Logger, counts: StreamCou
   });
   // ws reports protocol errors (bad frames, a frame over maxPayload) here, then closes the socket itself.
   ws.on("error", (err) => gone("websocket error", err));
-  ws.on("close", () => {
-    duplex.push(null);
-    // Nothing can be written any more; the readable side ends once the acceptor has read what came.
-    if (!duplex.writableEnded) duplex.end();
-  });
+  // A closed WebSocket carries nothing more either way: the stream closes at once, whether or not its
+  // reader has read to the end (so an acceptor that stopped reading still gets its 'close').
+  ws.on("close", () => duplex.destroy());
   return duplex;
 }
