@@ -32,7 +32,28 @@ describe("agent configuration", () => {
     expect(load(["--unix", "/tmp/q.sock", "--listen", "127.0.0.1:1"]).listen).toEqual({ host: "127.0.0.1", port: 1 });
   });
 
+  it("--http is off by default; takes HOST:PORT (port 0: ephemeral) from the flag or QUMRA_HTTP", () => {
+    expect(load([]).http).toBeUndefined();
+    expect(load(["--http", "127.0.0.1:0"]).http).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(load([], { QUMRA_HTTP: "[::1]:8080" }).http).toEqual({ host: "::1", port: 8080 });
+    expect(load(["--http", "none"], { QUMRA_HTTP: "127.0.0.1:8080" }).http).toBeUndefined();
+  });
+
+  it("--http on a non-loopback address needs TLS, as --listen does", () => {
+    const tlsDir = tempDir("config-tls");
+    try {
+      const pki = makePki(tlsDir);
+      const c = load(["--http", "0.0.0.0:8443", "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey]);
+      expect(c.http).toEqual({ host: "0.0.0.0", port: 8443 });
+      expect(c.tls?.cert.toString()).toMatch(/BEGIN CERTIFICATE/);
+    } finally {
+      cleanup(tlsDir);
+    }
+  });
+
   it.each([
+    [["--http", "0.0.0.0:8080"], /refusing to serve HTTP on 0\.0\.0\.0:8080 without TLS: a non-loopback --http address needs --tls-cert and --tls-key/],
+    [["--http", "8080"], /--http 8080: expected HOST:PORT/],
     [["--listen", "nonsense"], /--listen nonsense: expected HOST:PORT/],
     [["--listen", "1.2.3.4:99999"], /expected HOST:PORT/],
     [["--listen", "10.0.0.1:50051"], /refusing to listen on 10\.0\.0\.1:50051 without TLS/],

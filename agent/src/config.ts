@@ -29,6 +29,8 @@ export interface AgentConfig {
   shutdownTimeoutMs: number;
   /** Worker threads for display encoding (0: on the main thread). */
   displayWorkers: number;
+  /** The HTTP(S) listener (SPICE over WebSocket on /spice/VM_ID); off when undefined. */
+  http?: { host: string; port: number };
   /** The SPICE server for stock clients; undefined: none. */
   spice?: SpiceConfig;
 }
@@ -72,6 +74,8 @@ export const USAGE = `Usage: qumra-agent [options]
   --spice-image-compression MODE
                          auto_glz|auto_lz|quic|glz|lz|off (default auto_glz; a VM's image_compression overrides it)
   --spice-multi-client   let several clients view a VM at once (default: a new client replaces the old one)
+  --http HOST:PORT       HTTP listener for browsers: SPICE over WebSocket on /spice/VM_ID (default off);
+                         HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -92,6 +96,7 @@ const OPTIONS = {
   "spice-tls-port": { type: "string" },
   "spice-image-compression": { type: "string" },
   "spice-multi-client": { type: "boolean" },
+  http: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -135,6 +140,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     );
   }
 
+  const httpText = get("http") ?? "none";
+  const http = httpText === "none" ? undefined : parseHostPort(httpText, "--http");
+  if (http && !tls && !isLoopback(http.host)) {
+    throw new ConfigError(
+      `refusing to serve HTTP on ${http.host}:${http.port} without TLS: a non-loopback --http address needs --tls-cert and --tls-key`,
+    );
+  }
+
   const logLevel = (get("log-level") ?? "info") as Level;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level ${logLevel}: expected one of ${LOG_LEVELS.join(", ")}`);
 
@@ -153,7 +166,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const multiClient = values["spice-multi-client"] === true || /^(1|true|yes)$/i.test(env.QUMRA_SPICE_MULTI_CLIENT ?? "");
   const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
 
-  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice };
+  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http };
 }
 
 function loadSpice(spiceText: string | undefined, tlsPortText: string | undefined, compressionText: string | undefined, multiClient: boolean, tls: TlsFiles | undefined): SpiceConfig | undefined {

@@ -8,6 +8,7 @@ import { vmService } from "./api/vm-service.js";
 import { displayService, type DisplayAccess } from "./api/display-service.js";
 import { TicketBook } from "./spice/tickets.js";
 import { SpiceServer } from "./spice/spice-server.js";
+import { startHttp, withWebSocketPath } from "./http/agent-http.js";
 import { VmManager } from "./vm/manager.js";
 import { DisplayDomain, type DisplayResolver } from "./display/display-domain.js";
 import { EncodePool } from "./display/encode-pool.js";
@@ -85,7 +86,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   const displayAccess: DisplayAccess = {
     tickets,
     vm: (vmId) => ({ vmId, name: vms.get(vmId).spec.name }),
-    spice: () => spice?.address(),
+    spice: withWebSocketPath(config, () => spice?.address()),
   };
 
   const server = new AgentServer(config, logger, [
@@ -107,14 +108,15 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   ]);
   identity.listen = await server.listen();
   const spiceAddress = await spice?.listen();
-  logger.info({ listen: identity.listen, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
+  const http = await startHttp(config, logger, spice);
+  logger.info({ listen: identity.listen, http: http?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
   return {
     server,
     vms,
     display,
     spice,
     async shutdown(graceMs) {
-      await server.shutdown(graceMs);
+      await Promise.all([server.shutdown(graceMs), http?.close()]);
       await spice?.close();
       await display.close();
       tickets.close();

@@ -15,6 +15,8 @@ export interface RunningAgent {
   address?: string;
   /** Every address the agent reported. */
   listen: string[];
+  /** The --http listener's address "127.0.0.1:PORT", when it has one. */
+  http?: string;
   stateDir: string;
   runtimeDir: string;
   logs: () => string;
@@ -41,13 +43,13 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const listen = await new Promise<string[]>((resolve, reject) => {
+  const { listen, http } = await new Promise<{ listen: string[]; http?: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start within 20 s:\n${output}`)), 20_000);
     const check = () => {
       for (const line of output.split("\n")) {
         if (!line.includes('"qumra-agent listening"')) continue;
         clearTimeout(timer);
-        return resolve((JSON.parse(line) as { listen: string[] }).listen);
+        return resolve(JSON.parse(line) as { listen: string[]; http?: string });
       }
     };
     child.stdout!.on("data", check);
@@ -61,6 +63,7 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
     process: child,
     address: listen.find((a) => !a.startsWith("unix:")),
     listen,
+    http,
     stateDir,
     runtimeDir,
     logs: () => output,
