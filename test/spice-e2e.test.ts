@@ -227,6 +227,29 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     }
   });
 
+  it("the CLI sets a random ticket and hands out the connection: spice+tls:// and a .vv that spicy can use", async () => {
+    const vmId = "sp-lz";
+    const cli = (...args: string[]) => runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "--json", ...args]);
+    const set = await cli("display", "ticket", vmId, "--random", "--ttl", "600");
+    expect(set.code, set.stderr).toBe(0);
+    const { ticket } = JSON.parse(set.stdout) as { ticket: string };
+    expect(ticket).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    const vv = path.join(work, "sp-lz.vv");
+    const conn = await cli("display", "connect", vmId, "--vv", vv);
+    expect(conn.code, conn.stderr).toBe(0);
+    expect(JSON.parse(conn.stdout)).toMatchObject({ uri: `spice+tls://127.0.0.1:${tlsPort}`, port, tlsPort, ticketSet: true, vvFile: vv });
+    const file = readFileSync(vv, "utf8");
+    expect(file).toContain(`password=${ticket}\n`);
+    expect(file).toContain(`tls-port=${tlsPort}\n`);
+    // The .vv's ticket is the one the server takes.
+    expect((await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticket, "-o", out("cli-ticket")])).code).toBe(0);
+    // Clearing it: the CLI says so and new links are refused.
+    const cleared = await runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "display", "ticket", vmId]);
+    expect(cleared.stdout).toMatch(/ticket cleared/);
+    expect((await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticket, "-o", out("cli-cleared")])).code).not.toBe(0);
+    await call(display, display.setDisplayTicket, { vmId, ticket: ticketOf(vmId), expiresInS: 600, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
+  });
+
   it("a session ends when its VM stops: DISCONNECTING, then a DISPLAY_CLIENT_DISCONNECTED event", async () => {
     const vmId = "sp-off";
     const { main } = await openSession(vmId);
