@@ -1,4 +1,4 @@
-// qumra bench api|vm|encode|display: each prints a table (or --json) with ratios against a yardstick
+// qumra bench api|vm|encode|display|spice: each prints a table (or --json) with ratios against a yardstick
 // measured in the same run. The qumra binary adds this noun to the CLI (bin/qumra.js); the agent's own
 // code never imports bench/.
 import type { Command } from "commander";
@@ -14,6 +14,9 @@ import { table } from "../agent/src/cli/format.js";
 import { parseIntIn } from "../agent/src/cli/parse.js";
 import { progressBar } from "../agent/src/cli/progress.js";
 import { round } from "./stats.js";
+import { runSpiceBench, SPICE_BENCH_CODECS, type SpiceBenchCodec, type SpiceBenchResult } from "./spice.js";
+import { clientMissing } from "./spice-client.js";
+import { qemuMissing } from "./spice-qemu.js";
 import os from "node:os";
 
 /** "WxH" within [min, max] per side. */
@@ -141,7 +144,57 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       if (options.json) console.log(toJson(out));
     });
 
+  bench
+    .command("spice")
+    .description("SPICE display through spice-gtk: connect → first complete screen, a typing session and full-screen changes (bytes, updates/s, latency, counted by a proxy), vs Debian's qemu -spice in the same run (--vs-qemu); starts its own agent")
+    .option("--size <WxH>", "the qumra demo VM's screen", "1920x1080")
+    .option("--codec <list>", `comma-separated: ${SPICE_BENCH_CODECS.join(",")} (the agent's --spice-image-compression)`, SPICE_BENCH_CODECS.join(","))
+    .option("--runs <n>", "connects per codec for the first-screen time (median; one more runs first as a warm-up)", "5")
+    .option("--keys <n>", "characters typed in the typing session", "40")
+    .option("--full-changes <n>", "full-screen changes in the full-screen session", "10")
+    .option("--vs-qemu", "also measure qemu-system-x86_64 -spice (image-compression quic and auto_glz, its SeaBIOS screen) as the yardstick")
+    .option("--qemu-only", "measure only the yardstick (implies --vs-qemu)")
+    .action(async (o: { size: string; codec: string; runs: string; keys: string; fullChanges: string; vsQemu?: boolean; qemuOnly?: boolean }) => {
+      const options = globals();
+      const codecs = o.codec.split(",").map((c) => c.trim()).filter(Boolean);
+      for (const c of codecs) if (!(SPICE_BENCH_CODECS as readonly string[]).includes(c)) throw new Error(`--codec ${c}: expected some of ${SPICE_BENCH_CODECS.join(",")}`);
+      if (codecs.length === 0) throw new Error("--codec: no codec given");
+      const { width, height } = parseSize(o.size, 64, 4096);
+      const vsQemu = Boolean(o.vsQemu || o.qemuOnly);
+      const missing = clientMissing() ?? (vsQemu ? qemuMissing() : undefined);
+      if (missing) throw new Error(`bench spice needs spice-gtk's client library and, with --vs-qemu, qemu: ${missing}`);
+      const result = await runSpiceBench({
+        width, height, codecs: codecs as SpiceBenchCodec[], vsQemu, qemuOnly: o.qemuOnly,
+        runs: parseIntIn(o.runs, "--runs", 1, 1000),
+        keys: parseIntIn(o.keys, "--keys", 1, 10000),
+        fullChanges: parseIntIn(o.fullChanges, "--full-changes", 1, 10000),
+      }, progressBar(!options.json));
+      if (result.errors.length) process.exitCode = 1;
+      console.log(options.json ? toJson(result) : spiceTables(result));
+    });
+
   return bench;
+}
+
+function spiceTables(r: SpiceBenchResult): string {
+  const out: string[] = [];
+  if (r.first.length) {
+    const runs = r.first[0].runs;
+    out.push(`connect → first complete screen in spice-gtk (median of ${runs} after a warm-up; through the counting proxy)`);
+    out.push(table(["SERVER", "CODEC", "SCREEN", "FIRST ms", "MAX ms", "DISPLAY BYTES", "IMAGES", "vs QEMU"],
+      r.first.map((f) => {
+        const ratio = f.server === "qumra" ? r.ratios.find((x) => x.codec === f.codec) : undefined;
+        return [f.server, f.codec, `${f.width}x${f.height}`, f.firstMs, f.maxMs, f.bytes, f.images.join(","), ratio ? `${ratio.ratio}x (${ratio.qemuCodec})` : f.server === "qemu" ? "yardstick" : "-"];
+      })));
+  }
+  if (r.sessions.length) {
+    out.push("", "one spice-gtk client connected; SendInput text (typing) or the guest's 'f' (full screen); bytes = server→client display channel");
+    out.push(table(["CODEC", "SESSION", "CHANGES", "SECONDS", "UPDATES", "UPDATES/s", "BYTES", "B/s", "B/UPDATE", "B/CHANGE", "LATENCY p50/p99 ms", "IMAGES"],
+      r.sessions.map((s) => [s.codec, s.scenario, s.changes, s.seconds, s.updates, s.updatesPerSecond, s.bytes, s.bytesPerSecond, s.bytesPerUpdate, s.bytesPerChange, `${s.latencyMs.p50} / ${s.latencyMs.p99}`, s.images.join(",")])));
+  }
+  if (r.verdicts.length) out.push("", ...r.verdicts.map((v) => `${v.pass ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`));
+  if (r.errors.length) out.push("", ...r.errors.map((e) => `error (${e.server}, ${e.codec}): ${e.message}`));
+  return out.join("\n");
 }
 
 function pipelineTable(rows: PipelineRow[]): string {
