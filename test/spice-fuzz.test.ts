@@ -6,9 +6,11 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { VmServiceClient, VmState } from "../agent/src/gen/qumra/v1/vm.js";
-import { DisplayServiceClient, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
+import { DisplayServiceClient, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
 import { CHANNEL, CLIENT_MESSAGE_BOUNDS, MSG, MSGC, capsWords, linkHeader, linkMess, messageHeader, MAIN_CAP } from "../agent/src/spice/wire.js";
-import { startAgent, type RunningAgent } from "./helpers/agent.js";
+import path from "node:path";
+import { startAgent, tempDir, type RunningAgent } from "./helpers/agent.js";
+import { hasSpicy, runSpicy, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { attachConsole, createVm, demoSpec } from "./helpers/vm.js";
@@ -36,7 +38,7 @@ function rssKiB(pid: number): number {
   return Number(line.split(/\s+/)[1]);
 }
 
-describe.skipIf(!hasKvm)("SPICE server under a seeded fuzz (real agent, real KVM)", () => {
+describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded fuzz (real agent, real KVM)", () => {
   let agent: RunningAgent;
   let vms: VmServiceClient;
   let display: DisplayServiceClient;
@@ -169,4 +171,24 @@ describe.skipIf(!hasKvm)("SPICE server under a seeded fuzz (real agent, real KVM
     goodMain.close();
     goodDisplay.close();
   }, 240_000);
+
+  it.skipIf(!hasSpicy)("with --spice-multi-client a second stock client watches the same screen while the first stays", async () => {
+    const first = await link({ port, channelType: CHANNEL.main, ticket: TICKET });
+    const sessionId = (await first.until(MSG.MAIN_INIT)).body.readUInt32LE(0);
+    await call(vms, vms.pauseVm, { vmId });
+    try {
+      const shot = await call(display, display.screenshot, { vmId, format: ScreenshotFormat.SCREENSHOT_FORMAT_RAW });
+      const out = path.join(tempDir("spice-multi"), "second.ppm");
+      const second = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", TICKET, "-o", out]);
+      expect(second.code, second.output).toBe(0);
+      const ppm = readPpm(out);
+      expect([ppm.width, ppm.height]).toEqual([shot.width, shot.height]);
+      expect(firstRgbBgrxDifference(ppm.rgb, shot.data, shot.width)).toBeUndefined();
+      expect(first.ended).toBe(false);
+      expect((await call(vms, vms.getVm, { vmId })).spiceClients.some((c) => c.sessionId === sessionId)).toBe(true);
+    } finally {
+      first.close();
+      await call(vms, vms.resumeVm, { vmId });
+    }
+  }, 60_000);
 });
