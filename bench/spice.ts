@@ -11,7 +11,7 @@ import { firstScreens, watch } from "./spice-client.js";
 import { SpiceProxy, type ProxiedChannel } from "./spice-proxy.js";
 import { startQemuSpice } from "./spice-qemu.js";
 import { startSpiceAgentVm, typeText, type SpiceAgentVm } from "./spice-agent.js";
-import { imageTypeName, intersects, MSG_DISPLAY_DRAW_COPY, type Box, type SpiceMessage } from "./spice-wire.js";
+import { CHANNEL_MAIN, imageTypeName, intersects, MSG_DISPLAY_DRAW_COPY, type Box, type SpiceMessage } from "./spice-wire.js";
 import { withTeardown, type Teardown } from "./teardown.js";
 import { median, percentile, round, type Progress } from "./stats.js";
 
@@ -32,6 +32,8 @@ export interface FirstScreenRow {
   /** Connect → first complete screen in spice-gtk, median and max of the runs. */
   firstMs: number;
   maxMs: number;
+  /** The same on the wire (median): the main channel's connect → the DRAW_COPY that brings the drawn area up to the surface's, at the proxy. */
+  wireMs: number;
   /** Server→client bytes on the display channel for the first screen (median). */
   bytes: number;
   /** Image types of the DRAW_COPYs seen (what the server actually coded). */
@@ -50,7 +52,10 @@ export interface SessionRow {
   /** All server→client display-channel bytes in the session (headers included). */
   bytes: number;
   bytesPerSecond: number;
+  /** DRAW_COPY messages' own bytes (header + body), mean and max. */
   bytesPerUpdate: number;
+  maxUpdateBytes: number;
+  /** All display-channel bytes per key or per full-screen change. */
   bytesPerChange: number;
   /** SendInput (or 'f') → the DRAW_COPY carrying the change (typing) / completing 90% of the screen (full). */
   latencyMs: { p50: number; p99: number };
@@ -104,6 +109,7 @@ async function measureFirst(server: "qumra" | "qemu", codec: SpiceBenchCodec, pr
   const shots = (await firstScreens("127.0.0.1", proxy.port, runs + 1, password, teardown, () => progress.increment())).slice(1);
   const channels = proxy.displays().slice(before + 1);
   const ms = shots.map((s) => s.ms!);
+  const wire = channels.map((c) => wireFirstMs(proxy, c)).filter((v) => v !== undefined);
   return {
     server,
     codec,
@@ -112,9 +118,24 @@ async function measureFirst(server: "qumra" | "qemu", codec: SpiceBenchCodec, pr
     runs,
     firstMs: round(median(ms), 1),
     maxMs: round(Math.max(...ms), 1),
+    wireMs: round(median(wire), 1),
     bytes: median(channels.map((c) => c.bytesDown)),
     images: imagesOf(channels.flatMap((c) => c.messages)),
   };
+}
+
+/** Main channel connect → the DRAW_COPY whose arrival makes the drawn area reach the surface's area. */
+function wireFirstMs(proxy: SpiceProxy, display: ProxiedChannel): number | undefined {
+  const main = proxy.channels.filter((c) => c.channelType === CHANNEL_MAIN && c.openedAt <= display.openedAt).at(-1);
+  const surface = display.messages.find((m) => m.surface)?.surface;
+  if (!main || !surface) return undefined;
+  let area = 0;
+  for (const m of display.messages) {
+    if (!m.drawCopy) continue;
+    area += m.drawCopy.box.width * m.drawCopy.box.height;
+    if (area >= surface.width * surface.height) return m.at - main.openedAt;
+  }
+  return undefined;
 }
 
 async function qemuHalf(codec: SpiceBenchCodec, o: SpiceBenchOptions, result: SpiceBenchResult, progress: Progress): Promise<void> {
@@ -132,7 +153,8 @@ function counter(channel: ProxiedChannel) {
   const mark = { bytes: channel.bytesDown, messages: channel.messages.length, at: performance.now() };
   return () => {
     const messages = channel.messages.slice(mark.messages);
-    return { bytes: channel.bytesDown - mark.bytes, messages, updates: messages.filter((m) => m.type === MSG_DISPLAY_DRAW_COPY).length, seconds: (performance.now() - mark.at) / 1000 };
+    const updates = messages.filter((m) => m.type === MSG_DISPLAY_DRAW_COPY).map((m) => m.wireBytes);
+    return { bytes: channel.bytesDown - mark.bytes, messages, updates, seconds: (performance.now() - mark.at) / 1000 };
   };
 }
 
@@ -142,11 +164,12 @@ function sessionRow(codec: SpiceBenchCodec, scenario: SessionRow["scenario"], ch
     scenario,
     changes,
     seconds: round(totals.seconds, 2),
-    updates: totals.updates,
-    updatesPerSecond: round(totals.updates / totals.seconds, 1),
+    updates: totals.updates.length,
+    updatesPerSecond: round(totals.updates.length / totals.seconds, 1),
     bytes: totals.bytes,
     bytesPerSecond: Math.round(totals.bytes / totals.seconds),
-    bytesPerUpdate: totals.updates ? Math.round(totals.bytes / totals.updates) : NaN,
+    bytesPerUpdate: Math.round(totals.updates.reduce((a, b) => a + b, 0) / totals.updates.length),
+    maxUpdateBytes: Math.max(...totals.updates),
     bytesPerChange: Math.round(totals.bytes / changes),
     latencyMs: { p50: round(percentile(latencies, 50), 1), p99: round(percentile(latencies, 99), 1) },
     images: imagesOf(totals.messages),
@@ -244,9 +267,9 @@ function judge(result: SpiceBenchResult): void {
   }
   for (const s of result.sessions.filter((x) => x.scenario === "typing")) {
     result.verdicts.push({
-      target: `typing, ${s.codec}: updates under ${TYPING_MAX_BYTES} B and ${TYPING_MAX_MS} ms on the pipeline (p50)`,
+      target: `typing, ${s.codec}: updates under ${TYPING_MAX_BYTES} B (mean DRAW_COPY) and ${TYPING_MAX_MS} ms on the pipeline (p50)`,
       pass: s.bytesPerUpdate < TYPING_MAX_BYTES && s.latencyMs.p50 < TYPING_MAX_MS,
-      detail: `${s.bytesPerUpdate} B/update, ${s.latencyMs.p50} ms p50 (${s.latencyMs.p99} ms p99)`,
+      detail: `${s.bytesPerUpdate} B/update (max ${s.maxUpdateBytes}), ${s.latencyMs.p50} ms p50 (${s.latencyMs.p99} ms p99)`,
     });
   }
 }
