@@ -54,7 +54,9 @@ async function startAgent(compression: string, teardown: Teardown): Promise<{ ta
   teardown.add("agent state dir", () => rmSync(dir, { recursive: true, force: true }));
   const args = [path.join(packageRoot, "bin", "qumra-agent.js"), "--listen", "127.0.0.1:0", "--spice", "127.0.0.1:0", "--spice-image-compression", compression,
     "--state-dir", path.join(dir, "state"), "--runtime-dir", path.join(dir, "run"), "--log-level", "info"];
-  const child = teardown.child(`qumra-agent (${compression})`, spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] }));
+  // A process group of its own: a Ctrl-C at the terminal must not stop the agent before teardown has
+  // deleted the VM through it (the VM's helper would outlive both).
+  const child = teardown.child(`qumra-agent (${compression})`, spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true }));
   let output = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`qumra-agent did not start within 20 s:\n${output}`)), 20_000);

@@ -106,7 +106,7 @@ export class SpiceProxy extends EventEmitter<SpiceProxyEvents> {
     }
   }
 
-  /** Waits for the first display message after `since` (an index into `channel.messages`) that passes `test`. */
+  /** Waits for the next display message of `channel()` that passes `test`. */
   waitFor(channel: () => ProxiedChannel | undefined, test: (m: SpiceMessage) => boolean, timeoutMs: number, what: string): Promise<SpiceMessage> {
     return new Promise((resolve, reject) => {
       const onMessage = (c: ProxiedChannel, m: SpiceMessage) => {
@@ -119,6 +119,26 @@ export class SpiceProxy extends EventEmitter<SpiceProxyEvents> {
         this.off("message", onMessage);
         reject(new Error(`SPICE proxy: no ${what} within ${timeoutMs} ms`));
       }, timeoutMs);
+      this.on("message", onMessage);
+    });
+  }
+
+  /** Resolves once `channel` has been silent for `ms` (or after `maxMs` regardless: a clock may tick). */
+  quiet(channel: ProxiedChannel, ms: number, maxMs = 2000): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(silence);
+        clearTimeout(cap);
+        this.off("message", onMessage);
+        resolve();
+      };
+      let silence = setTimeout(done, ms);
+      const cap = setTimeout(done, maxMs);
+      const onMessage = (c: ProxiedChannel) => {
+        if (c !== channel) return;
+        clearTimeout(silence);
+        silence = setTimeout(done, ms);
+      };
       this.on("message", onMessage);
     });
   }
