@@ -1,14 +1,9 @@
 // What the --http listener hands each SPICE WebSocket to, and the path it serves them on. The acceptor is
-// declared by shape, so this listener needs nothing from the SPICE server's module: its accept() fits.
+// declared by shape (SpiceServer's accept() fits), so the listener needs only the SPICE transport's type.
 import type { Duplex } from "node:stream";
+import type { SpiceTransport } from "../spice/session.js";
 
-export interface SpiceTransport {
-  kind: "tcp" | "tls" | "websocket" | "websocket+tls";
-  /** The client's address, host:port. */
-  peer: string;
-  /** Set when the transport itself names the VM (the WebSocket path does). */
-  vmId?: string;
-}
+export type { SpiceTransport };
 
 export interface SpiceAcceptor {
   /** Takes over `stream` (bytes of one SPICE channel connection); closing it is the acceptor's business from here. */
