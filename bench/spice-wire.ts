@@ -1,19 +1,17 @@
 // The SPICE wire as `qumra bench spice` reads it, passively, from the middle of a connection: the client's
 // link message (which channel, which caps), then the server's side of the stream (link reply, link result,
 // then messages) cut into messages, with DRAW_COPY's box and image type and SURFACE_CREATE's size decoded.
-// Everything is little-endian. Layouts: spice-protocol's spice/protocol.h and spice-common's spice.proto.
+// Numbers and link layouts are the SPICE server's own (agent/src/spice/wire.ts); this file only reads.
 
-export const SPICE_MAGIC = 0x51444552; // "REDQ"
-export const CHANNEL_MAIN = 1;
-export const CHANNEL_DISPLAY = 2;
-export const MSG_DISPLAY_MARK = 102;
-export const MSG_DISPLAY_DRAW_COPY = 304;
-export const MSG_DISPLAY_SURFACE_CREATE = 314;
-const COMMON_CAP_MINI_HEADER = 3;
-const LINK_HEADER_BYTES = 16;
-/** A full header: u64 serial, u16 type, u32 size, u32 sub_list; the mini one is u16 type, u32 size. */
-const FULL_HEADER_BYTES = 18;
-const MINI_HEADER_BYTES = 6;
+import {
+  CHANNEL, COMMON_CAP, FULL_HEADER_BYTES, LINK_HEADER_BYTES, LINK_MAGIC, MINI_HEADER_BYTES, MSG, hasCap, parseLinkMess, parseLinkReply,
+} from "../agent/src/spice/wire.js";
+
+export const CHANNEL_MAIN = CHANNEL.main;
+export const CHANNEL_DISPLAY = CHANNEL.display;
+export const MSG_DISPLAY_MARK = MSG.DISPLAY_MARK;
+export const MSG_DISPLAY_DRAW_COPY = MSG.DISPLAY_DRAW_COPY;
+export const MSG_DISPLAY_SURFACE_CREATE = MSG.DISPLAY_SURFACE_CREATE;
 /** DRAW_COPY bodies are kept up to here: the fixed part, clip rects and the image descriptor fit. */
 const KEPT_BODY_BYTES = 4096;
 
@@ -88,20 +86,8 @@ class ByteQueue {
   }
 }
 
-function hasCap(caps: number[], bit: number): boolean {
-  return ((caps[bit >> 5] ?? 0) >>> (bit & 31)) & 1 ? true : false;
-}
-
-/** The link header + body: channel, and its common caps (returned, for the mini-header decision). */
-function readLinkBody(body: Buffer, firstField: number): { commonCaps: number[] } {
-  const numCommon = body.readUInt32LE(firstField);
-  const capsOffset = body.readUInt32LE(firstField + 8);
-  const commonCaps = Array.from({ length: numCommon }, (_, i) => body.readUInt32LE(capsOffset + i * 4));
-  return { commonCaps };
-}
-
 function checkMagic(header: Buffer, who: string): number {
-  if (header.readUInt32LE(0) !== SPICE_MAGIC) throw new Error(`${who}: not a SPICE link (magic 0x${header.readUInt32LE(0).toString(16)})`);
+  if (header.readUInt32LE(0) !== LINK_MAGIC) throw new Error(`${who}: not a SPICE link (magic 0x${header.readUInt32LE(0).toString(16)})`);
   return header.readUInt32LE(12);
 }
 
@@ -118,9 +104,8 @@ export class ClientLinkParser {
     const size = checkMagic(this.queue.peek(LINK_HEADER_BYTES), "client");
     if (this.queue.length < LINK_HEADER_BYTES + size) return undefined;
     const body = this.queue.take(LINK_HEADER_BYTES + size).subarray(LINK_HEADER_BYTES);
-    // connection_id u32, channel_type u8, channel_id u8, num_common_caps u32, num_channel_caps u32, caps_offset u32
-    const { commonCaps } = readLinkBody(body, 6);
-    this.link = { channelType: body[4], channelId: body[5], miniHeader: hasCap(commonCaps, COMMON_CAP_MINI_HEADER), commonCaps };
+    const { channelType, channelId, commonCaps } = parseLinkMess(body);
+    this.link = { channelType, channelId, miniHeader: hasCap(commonCaps, COMMON_CAP.MINI_HEADER), commonCaps };
     return this.link;
   }
 }
@@ -151,11 +136,9 @@ export class ServerStreamParser {
         const size = checkMagic(this.queue.peek(LINK_HEADER_BYTES), "server");
         if (this.queue.length < LINK_HEADER_BYTES + size) break;
         const body = this.queue.take(LINK_HEADER_BYTES + size).subarray(LINK_HEADER_BYTES);
-        // error u32, pub_key[162], num_common_caps u32, num_channel_caps u32, caps_offset u32
-        const error = body.readUInt32LE(0);
+        const { error, commonCaps } = parseLinkReply(body);
         if (error !== 0) throw new Error(`server refused the link: error ${error}`);
-        const { commonCaps } = readLinkBody(body, 4 + 162);
-        this.miniHeader = this.clientMiniHeader() && hasCap(commonCaps, COMMON_CAP_MINI_HEADER);
+        this.miniHeader = this.clientMiniHeader() && hasCap(commonCaps, COMMON_CAP.MINI_HEADER);
         this.stage = "link-result";
       } else if (this.stage === "link-result") {
         if (this.queue.length < 4) break;

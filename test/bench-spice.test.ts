@@ -9,8 +9,9 @@ import { runSpiceBench } from "../bench/spice.js";
 import { withTeardown } from "../bench/teardown.js";
 import { spiceAddressOf } from "../bench/spice-agent.js";
 import {
-  CHANNEL_DISPLAY, ClientLinkParser, MSG_DISPLAY_DRAW_COPY, MSG_DISPLAY_MARK, MSG_DISPLAY_SURFACE_CREATE, SPICE_MAGIC, ServerStreamParser, type SpiceMessage,
+  CHANNEL_DISPLAY, ClientLinkParser, MSG_DISPLAY_DRAW_COPY, MSG_DISPLAY_MARK, MSG_DISPLAY_SURFACE_CREATE, ServerStreamParser, type SpiceMessage,
 } from "../bench/spice-wire.js";
+import { LINK_MAGIC } from "../agent/src/spice/wire.js";
 
 const missing = qemuMissing() ?? clientMissing();
 if (missing) console.warn(`\n*** ${missing}: the bench spice tests that run qemu are SKIPPED ***\n`);
@@ -35,7 +36,7 @@ function u32s(...values: number[]): Buffer {
 }
 
 function linkHeader(size: number): Buffer {
-  return u32s(SPICE_MAGIC, 2, 2, size);
+  return u32s(LINK_MAGIC, 2, 2, size);
 }
 
 describe("the SPICE wire reader", () => {
