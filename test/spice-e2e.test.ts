@@ -12,7 +12,8 @@ import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { makePki, type TestPki } from "./helpers/pki.js";
 import { attachConsole, createVm, demoSpec, watch } from "./helpers/vm.js";
-import { hasSpicy, hasSpiceGlib, runSpicy, runSpiceInput, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
+import { hasSpicy, hasSpiceGlib, runSpicy, runSpiceInput } from "./helpers/spice-tools.js";
+import { firstRgbDifference, readPpm, rgbOfBgrx } from "./helpers/rgb-image.js";
 import { link, type TestChannel } from "./helpers/spice-client.js";
 import { CHANNEL, MAIN_CAP, MSG, MSGC, Writer, capsWords } from "../agent/src/spice/wire.js";
 
@@ -92,7 +93,7 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
   const expectSame = (vmId: string, file: string, c: Case) => {
     const ppm = readPpm(file);
     expect([ppm.width, ppm.height]).toEqual([c.width, c.height]);
-    expect(firstRgbBgrxDifference(ppm.rgb, shots.get(vmId)!, c.width)).toBeUndefined();
+    expect(firstRgbDifference(ppm, rgbOfBgrx(c.width, c.height, shots.get(vmId)!))).toBeUndefined();
   };
 
   it.each(CASES.map((c) => ({ ...c, mode: ImageCompression[c.compression] })))("$vmId ($width x $height, $mode): the PPM equals the raw screenshot", async (c) => {

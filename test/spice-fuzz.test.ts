@@ -10,7 +10,8 @@ import { DisplayServiceClient, ScreenshotFormat, TicketExpiry } from "../agent/s
 import { CHANNEL, CLIENT_MESSAGE_BOUNDS, MSG, MSGC, capsWords, linkHeader, linkMess, messageHeader, MAIN_CAP } from "../agent/src/spice/wire.js";
 import path from "node:path";
 import { startAgent, tempDir, type RunningAgent } from "./helpers/agent.js";
-import { hasSpicy, runSpicy, readPpm, firstRgbBgrxDifference } from "./helpers/spice-tools.js";
+import { hasSpicy, runSpicy } from "./helpers/spice-tools.js";
+import { firstRgbDifference, readPpm, rgbOfBgrx } from "./helpers/rgb-image.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { attachConsole, createVm, demoSpec } from "./helpers/vm.js";
@@ -183,7 +184,7 @@ describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded 
       expect(second.code, second.output).toBe(0);
       const ppm = readPpm(out);
       expect([ppm.width, ppm.height]).toEqual([shot.width, shot.height]);
-      expect(firstRgbBgrxDifference(ppm.rgb, shot.data, shot.width)).toBeUndefined();
+      expect(firstRgbDifference(ppm, rgbOfBgrx(shot.width, shot.height, shot.data))).toBeUndefined();
       expect(first.ended).toBe(false);
       expect((await call(vms, vms.getVm, { vmId })).spiceClients.some((c) => c.sessionId === sessionId)).toBe(true);
     } finally {

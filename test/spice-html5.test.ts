@@ -10,7 +10,8 @@ import { startAgent, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { attachConsole, createVm, demoSpec, type ConsoleReader } from "./helpers/vm.js";
-import { hasSpiceHtml5, openSpiceHtml5, rgbOfBgrx, type SpiceHtml5Page } from "./helpers/spice-html5.js";
+import { hasSpiceHtml5, openSpiceHtml5, type SpiceHtml5Page } from "./helpers/spice-html5.js";
+import { rgbOfBgrx } from "./helpers/rgb-image.js";
 
 describe.skipIf(!hasKvm || !hasSpiceHtml5)("spice-html5 in chromium over the agent's WebSocket endpoint (real KVM)", () => {
   let agent: RunningAgent;

@@ -1,21 +1,19 @@
 // qemu as a real SPICE server for tests of the pieces around qumra's own: a SeaBIOS text screen served
 // on a loopback SPICE port, paused and resumed through its monitor, screenshotted by spice-gtk's spicy-screenshot.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { promisify } from "node:util";
 import { cleanup, tempDir } from "./agent.js";
 import { hasKvm } from "./kvm.js";
-import { rgbOfPpm, type RgbImage } from "./spice-html5.js";
+import { readPpm, type RgbImage } from "./rgb-image.js";
+import { hasSpicy, runSpicy } from "./spice-tools.js";
 
 export const QEMU = "/usr/bin/qemu-system-x86_64";
-export const SPICY_SCREENSHOT = "/usr/bin/spicy-screenshot";
-
-export const hasQemuSpice = hasKvm && existsSync(QEMU) && existsSync(SPICY_SCREENSHOT);
+export const hasQemuSpice = hasKvm && existsSync(QEMU) && hasSpicy;
 
 if (hasKvm && !hasQemuSpice) {
-  console.warn(`\n*** ${QEMU} or ${SPICY_SCREENSHOT} is absent: the tests with qemu as SPICE peer are SKIPPED: install qemu-system-x86 and spice-client-gtk ***\n`);
+  console.warn(`\n*** ${QEMU} or spicy-screenshot is absent: the tests with qemu as SPICE peer are SKIPPED: install qemu-system-x86 and spice-client-gtk ***\n`);
 }
 
 export interface QemuSpice {
@@ -90,8 +88,9 @@ export async function startQemuSpice(): Promise<QemuSpice> {
     resume: () => monitor("cont"),
     async screenshot() {
       const file = path.join(dir, "screen.ppm");
-      await promisify(execFile)(SPICY_SCREENSHOT, ["-h", "127.0.0.1", "-p", String(port), "-o", file], { timeout: 15_000 });
-      return rgbOfPpm(readFileSync(file));
+      const shot = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-o", file], {}, 15_000);
+      if (shot.code !== 0) throw new Error(`spicy-screenshot of qemu exited with ${shot.code}: ${shot.output}`);
+      return readPpm(file);
     },
     async stop() {
       child.kill("SIGTERM");

@@ -1,7 +1,7 @@
 // The Debian SPICE clients the interop tests run (package spice-client-gtk). Where spicy-screenshot is
 // absent its tests skip, loudly; CI installs it and fails on any skip.
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const candidates = ["/usr/bin/spicy-screenshot", "/usr/local/bin/spicy-screenshot"];
@@ -27,25 +27,6 @@ export function runSpicy(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs 
       resolve({ code, output: `${stdout}${stderr}`, ms: performance.now() - started });
     });
   });
-}
-
-/** A binary PPM (P6, maxval 255): its size and RGB bytes. */
-export function readPpm(file: string): { width: number; height: number; rgb: Buffer } {
-  const data = readFileSync(file);
-  const m = /^P6\s+(\d+)\s+(\d+)\s+255\s/.exec(data.subarray(0, 64).toString("latin1"));
-  if (!m) throw new Error(`${file} is not a binary PPM`);
-  return { width: Number(m[1]), height: Number(m[2]), rgb: data.subarray(m[0].length) };
-}
-
-/** The first pixel where RGB and BGRX differ, or undefined when all are equal. */
-export function firstRgbBgrxDifference(rgb: Uint8Array, bgrx: Uint8Array, width: number): string | undefined {
-  const n = Math.max(rgb.length / 3, bgrx.length / 4);
-  for (let i = 0; i < n; i++) {
-    const [r, g, b] = [rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2]];
-    const [B, G, R] = [bgrx[i * 4], bgrx[i * 4 + 1], bgrx[i * 4 + 2]];
-    if (r !== R || g !== G || b !== B) return `pixel (${i % width}, ${Math.floor(i / width)}): client ${[r, g, b]} vs screenshot ${[R, G, B]}`;
-  }
-  return undefined;
 }
 
 /** spice-gtk's client library for Python (gir1.2-spiceclientglib-2.0, python3-gi), for input tests. */
