@@ -4,7 +4,7 @@
 // Numbers and link layouts are the SPICE server's own (agent/src/spice/wire.ts); this file only reads.
 
 import {
-  CHANNEL, COMMON_CAP, FULL_HEADER_BYTES, LINK_HEADER_BYTES, LINK_MAGIC, MINI_HEADER_BYTES, MSG, hasCap, parseLinkMess, parseLinkReply,
+  ByteQueue, CHANNEL, COMMON_CAP, FULL_HEADER_BYTES, LINK_HEADER_BYTES, LINK_MAGIC, MINI_HEADER_BYTES, MSG, hasCap, parseLinkMess, parseLinkReply,
 } from "../agent/src/spice/wire.js";
 
 export const CHANNEL_MAIN = CHANNEL.main;
@@ -50,40 +50,6 @@ export interface SpiceMessage {
   at: number;
   drawCopy?: DrawCopy;
   surface?: { id: number; width: number; height: number };
-}
-
-/** Bytes that arrive in chunks of any size, taken out in exact lengths. */
-class ByteQueue {
-  private chunks: Buffer[] = [];
-  length = 0;
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.length += chunk.length;
-  }
-
-  peek(n: number): Buffer {
-    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0].subarray(0, n);
-  }
-
-  /** Takes n bytes; keeps at most `keep` of them (the rest are dropped without copying). */
-  take(n: number, keep = n): Buffer {
-    const kept: Buffer[] = [];
-    let want = n;
-    let room = keep;
-    while (want > 0) {
-      const head = this.chunks[0];
-      const used = Math.min(want, head.length);
-      if (room > 0) kept.push(head.subarray(0, Math.min(used, room)));
-      room -= Math.min(used, room);
-      if (used === head.length) this.chunks.shift();
-      else this.chunks[0] = head.subarray(used);
-      want -= used;
-    }
-    this.length -= n;
-    return kept.length === 1 ? kept[0] : Buffer.concat(kept);
-  }
 }
 
 function checkMagic(header: Buffer, who: string): number {
@@ -154,7 +120,9 @@ export class ServerStreamParser {
       } else {
         const { type, size, headerBytes } = this.header;
         if (this.queue.length < size) break;
-        const kept = this.queue.take(size, type === MSG_DISPLAY_DRAW_COPY || type === MSG_DISPLAY_SURFACE_CREATE ? KEPT_BODY_BYTES : 0);
+        const keep = type === MSG_DISPLAY_DRAW_COPY || type === MSG_DISPLAY_SURFACE_CREATE ? Math.min(size, KEPT_BODY_BYTES) : 0;
+        const kept = this.queue.take(keep);
+        this.queue.skip(size - keep);
         const message: SpiceMessage = { type, size, wireBytes: headerBytes + size, at };
         if (type === MSG_DISPLAY_DRAW_COPY) message.drawCopy = parseDrawCopy(kept);
         if (type === MSG_DISPLAY_SURFACE_CREATE) message.surface = { id: kept.readUInt32LE(0), width: kept.readUInt32LE(4), height: kept.readUInt32LE(8) };

@@ -87,6 +87,17 @@ describe("SPICE wire codec", () => {
     expect([...q.take(2)]).toEqual([4, 5]);
     expect(() => q.take(1)).toThrow();
   });
+
+  it("byte queue peeks without taking and skips across chunks", () => {
+    const q = new ByteQueue();
+    for (const chunk of [[1], [2, 3], [4, 5, 6], [7]]) q.push(Buffer.from(chunk));
+    expect([...q.peek(4)]).toEqual([1, 2, 3, 4]);
+    expect(q.length).toBe(7);
+    q.skip(5);
+    expect([q.length, ...q.take(2)]).toEqual([2, 6, 7]);
+    expect(() => q.skip(1)).toThrow();
+    expect(() => q.peek(1)).toThrow();
+  });
 });
 
 describe("SPICE message contents", () => {

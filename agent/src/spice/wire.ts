@@ -331,6 +331,29 @@ export class ByteQueue {
     this.length += b.length;
   }
 
+  /** The first n bytes (n ≤ length), left in place. */
+  peek(n: number): Buffer {
+    if (n > this.length) throw new Error(`ByteQueue: ${n} bytes asked, ${this.length} held`);
+    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0].subarray(0, n);
+  }
+
+  /** Drops the first n bytes (n ≤ length) without copying them. */
+  skip(n: number): void {
+    if (n > this.length) throw new Error(`ByteQueue: ${n} bytes to skip, ${this.length} held`);
+    this.length -= n;
+    while (n > 0) {
+      const c = this.chunks[0];
+      if (c.length <= n) {
+        this.chunks.shift();
+        n -= c.length;
+      } else {
+        this.chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+  }
+
   /** The first n bytes (n ≤ length), removed. */
   take(n: number): Buffer {
     if (n > this.length) throw new Error(`ByteQueue: ${n} bytes asked, ${this.length} held`);
