@@ -19,7 +19,7 @@ import { failedPrecondition, invalidArgument } from "../errors.js";
 import { validateVmId } from "../vm/spec.js";
 import { connectionInfo, type SpiceAddress } from "../spice/connection-info.js";
 import type { TicketBook } from "../spice/tickets.js";
-import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
+import { DEFAULT_GLZ_WINDOW, MAX_VIEWER_GLZ_WINDOW } from "../codec/glz.js";
 import type { DisplayDomain } from "../display/display-domain.js";
 import type { ScreenshotFormat as Format } from "../display/screenshot.js";
 import { MAX_INPUT_EVENTS, type InputEventData } from "../display/input.js";
@@ -27,7 +27,6 @@ import type { DecoderCaps, DisplayUpdateData, ImageCompression as Compression, R
 import type { UpdateSink, ViewerOptions } from "../display/viewer.js";
 import { unary, serverStream } from "./status.js";
 
-export const MAX_GLZ_WINDOW_PIXELS = 16_777_216;
 
 const CODEC_PB: Record<RectCodec, Codec> = { raw: Codec.CODEC_RAW, quic: Codec.CODEC_QUIC, lz: Codec.CODEC_LZ, glz: Codec.CODEC_GLZ };
 const RECT_CODEC = new Map(Object.entries(CODEC_PB).map(([name, pb]) => [pb, name as RectCodec]));
@@ -54,7 +53,7 @@ export function decoderFromPb(d: DecoderCapabilities | undefined): DecoderCaps {
     if (!codec) throw invalidArgument(`decoder.codecs[${i}] ${c} is not a known Codec (RAW, QUIC, LZ or GLZ)`);
     if (!codecs.includes(codec)) codecs.push(codec);
   });
-  if (d.glzWindowPixels > MAX_GLZ_WINDOW_PIXELS) throw invalidArgument(`decoder.glz_window_pixels ${d.glzWindowPixels} is above ${MAX_GLZ_WINDOW_PIXELS}`);
+  if (d.glzWindowPixels > MAX_VIEWER_GLZ_WINDOW) throw invalidArgument(`decoder.glz_window_pixels ${d.glzWindowPixels} is above ${MAX_VIEWER_GLZ_WINDOW}`);
   return { codecs, glzWindowPixels: codecs.includes("glz") ? d.glzWindowPixels : 0 };
 }
 

@@ -15,7 +15,7 @@ import {
   type StreamDisplayRequest,
 } from "../gen/qumra/v1/display.js";
 import { FrameDecoder, type RectToDecode } from "../../../client/frame-decoder.js";
-import { DEFAULT_GLZ_WINDOW } from "../codec/glz.js";
+import { DEFAULT_GLZ_WINDOW, MAX_VIEWER_GLZ_WINDOW } from "../codec/glz.js";
 import { MAX_MOTION_DELTA, MAX_MOTION_WHEEL } from "../display/input.js";
 import type { RectCodec } from "../display/types.js";
 import { percentile, round } from "../stats.js";
@@ -267,7 +267,7 @@ export function registerDisplay(program: Command, globals: Globals): void {
       });
       const frames = o.frames === undefined ? undefined : parseIntIn(o.frames, "--frames", 1, 1e9);
       const maxFps = parseIntIn(o.maxFps, "--max-fps", 1, 120);
-      const glzWindowPixels = parseIntIn(o.glzWindow, "--glz-window", 0, 16_777_216);
+      const glzWindowPixels = parseIntIn(o.glzWindow, "--glz-window", 0, MAX_VIEWER_GLZ_WINDOW);
       const multi = options.host.length > 1;
       const interrupted = new Promise<void>((resolve) => process.once("SIGINT", resolve));
       await withClients(options, DisplayServiceClient, (c, host) =>

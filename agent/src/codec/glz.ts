@@ -22,6 +22,8 @@ export interface GlzExports extends LzExports {
 
 /** The window spice-gtk asks for when it has no RAM hint (12 MiB of 32-bit pixels). */
 export const DEFAULT_GLZ_WINDOW = 3145728;
+/** The largest GLZ window a viewer is given (64 MiB of 32-bit pixels); a client keeping more is fine (we reference less). */
+export const MAX_VIEWER_GLZ_WINDOW = 16_777_216;
 const MAX_GLZ_WINDOW = 1 << 25;
 
 const GLZ_TYPE: Record<string, number> = { rgb32: 8, rgba: 9 };

@@ -5,14 +5,13 @@
 import type { DisplayDomain } from "../display/display-domain.js";
 import type { DecoderCaps, DisplayUpdateData, EncodedRectData, ImageCompression, RectCodec } from "../display/types.js";
 import type { UpdateSink } from "../display/viewer.js";
+import { MAX_VIEWER_GLZ_WINDOW } from "../codec/glz.js";
 import { SpiceChannel, type ChannelInit } from "./channel.js";
 import { MSG, MSGC, Writer, type Reader } from "./wire.js";
 
 /** Messages per client ACK (spice-server's client window). */
 export const ACK_WINDOW = 20;
 export const MAX_FPS = 30;
-/** The most GLZ window we use; a client keeping more is fine (we reference less). */
-export const MAX_GLZ_WINDOW_PIXELS = 16_777_216;
 
 /** SpiceImage types (spice-protocol enums.h). */
 export const IMAGE_TYPE: Record<RectCodec, number> = { raw: 0, quic: 1, lz: 101, glz: 102 };
@@ -36,7 +35,7 @@ export interface DisplayChannelInit extends ChannelInit {
 
 /** What a client decodes, from its DISPLAY_INIT's GLZ window (spice-html5 asks for 0: never GLZ). */
 export function decoderFor(glzWindowPixels: number): DecoderCaps {
-  const window = Math.min(Math.max(0, glzWindowPixels), MAX_GLZ_WINDOW_PIXELS);
+  const window = Math.min(Math.max(0, glzWindowPixels), MAX_VIEWER_GLZ_WINDOW);
   return window > 0 ? { codecs: ["raw", "quic", "lz", "glz"], glzWindowPixels: window } : { codecs: ["raw", "quic", "lz"], glzWindowPixels: 0 };
 }
 
