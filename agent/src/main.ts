@@ -19,12 +19,16 @@ import { HostInfo } from "./host/host-facts.js";
 import { HostServiceService } from "./gen/qumra/v1/host.js";
 import { VmServiceService } from "./gen/qumra/v1/vm.js";
 import { DisplayServiceService } from "./gen/qumra/v1/display.js";
+import { AuditServiceService } from "./gen/qumra/v1/audit.js";
+import { auditService } from "./api/audit-service.js";
+import { AuditLog } from "./audit/audit-log.js";
 import { VERSION } from "./version.js";
 
 export interface RunningAgent {
   server: AgentServer;
   vms: VmManager;
   display: DisplayDomain;
+  audit: AuditLog;
   /** The SPICE server, when --spice is set. */
   spice?: SpiceServer;
   /** Stops serving; VMs keep running (their helpers are separate processes). */
@@ -42,6 +46,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
   const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
+  const audit = new AuditLog({ stateDir: config.stateDir, logger });
   const host = new HostInfo(config.vmmPath);
   const vms = new VmManager({
     stateDir: config.stateDir,
@@ -105,6 +110,11 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
       definition: DisplayServiceService,
       implementation: displayService(display, displayAccess),
     },
+    {
+      name: "qumra.v1.AuditService",
+      definition: AuditServiceService,
+      implementation: auditService(audit),
+    },
   ]);
   identity.listen = await server.listen();
   const spiceAddress = await spice?.listen();
@@ -114,6 +124,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     server,
     vms,
     display,
+    audit,
     spice,
     async shutdown(graceMs) {
       await Promise.all([server.shutdown(graceMs), http?.close()]);
@@ -121,6 +132,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
       await display.close();
       tickets.close();
       vms.close();
+      await audit.close();
     },
   };
 }

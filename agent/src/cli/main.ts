@@ -5,6 +5,7 @@ import { registerHost } from "./host.js";
 import { registerVm } from "./vm.js";
 import { registerCodec } from "./codec.js";
 import { registerDisplay } from "./display.js";
+import { registerAudit } from "./audit.js";
 import { VERSION } from "../version.js";
 import { useNodeCodecModule } from "../codec/node-codec-module.js";
 
@@ -39,6 +40,7 @@ export function buildProgram(extraNouns: RegisterNoun[] = []): Command {
   registerHost(program, globals);
   registerVm(program, globals);
   registerDisplay(program, globals);
+  registerAudit(program, globals);
   for (const register of extraNouns) register(program, globals);
   registerCodec(program, globals);
   return program;
