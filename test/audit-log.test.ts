@@ -48,7 +48,7 @@ describe("audit log", () => {
     const files = readdirSync(dir).sort();
     expect(files).toEqual(["audit.log", "audit.log.1", "audit.log.2"]);
     for (const f of files) expect(statSync(path.join(dir, f)).size).toBeLessThanOrEqual(4096);
-    const kept = audit.read().map((r) => Number(r.request_id.slice(1)));
+    const kept = audit.read().map((r) => Number((r.request_id ?? "").slice(1)));
     // The newest survive, in order and without gaps; the oldest were dropped.
     expect(kept.at(-1)).toBe(299);
     expect(kept[0]).toBeGreaterThan(0);
