@@ -6,7 +6,10 @@ import path from "node:path";
 import net from "node:net";
 import type { Level } from "pino";
 import { LOG_LEVELS } from "./logger.js";
-import { defaultVmmPath } from "./paths.js";
+import { defaultRuntimeDir, defaultStateDir, defaultVmmPath, READ_ONLY_SOCKET_NAME, SOCKET_NAME } from "./paths.js";
+import { ConfigError } from "./config-error.js";
+import { resolveSocketGroup, type SocketGroup } from "./socket-group.js";
+import { loadPolicy, PolicyError, type Policy } from "./authz/policy.js";
 import { IMAGE_COMPRESSIONS, type ImageCompression } from "./display/types.js";
 
 export interface TlsFiles {
@@ -17,9 +20,18 @@ export interface TlsFiles {
 }
 
 export interface AgentConfig {
-  /** TCP address "host:port", or undefined when the agent listens on a unix socket only. */
+  /** TCP address "host:port" (mutual TLS, or plaintext on loopback for development); undefined: none. */
   listen?: { host: string; port: number };
+  // --- API access: the unix sockets, their group, the policy (authorization) ---
+  /** The read-write unix socket (default RUNTIME/qumra.sock, mode 0660); undefined: --unix none. */
   unix?: string;
+  /** The read-only socket beside it (qumra-ro.sock, mode 0666): the viewer role only. */
+  unixReadOnly?: string;
+  /** The group that owns the read-write socket. */
+  socketGroup: SocketGroup;
+  /** The --authz policy; undefined: the read-write socket and every mTLS client are admin. */
+  authz?: Policy;
+  // --- end of API access ---
   stateDir: string;
   runtimeDir: string;
   tls?: TlsFiles;
@@ -47,23 +59,25 @@ export interface SpiceConfig {
   multiClient: boolean;
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError };
 
 export const USAGE = `Usage: qumra-agent [options]
 
-  --listen HOST:PORT     TCP address for gRPC (default 127.0.0.1:50051; "none" to disable)
-  --unix PATH            also (or, without --listen, only) listen on this unix socket
+  --unix PATH|none       the read-write API socket (default RUNTIME_DIR/qumra.sock, mode 0660, group
+                         --socket-group), plus a read-only one beside it (qumra-ro.sock, mode 0666: viewer only)
+  --socket-group NAME    group of the read-write socket (default qumra when that group exists, else the agent's)
+  --listen HOST:PORT     also serve gRPC on TCP (default: none); needs mutual TLS (--tls-cert, --tls-key and
+                         --tls-ca), except plaintext on a loopback address for development, where any local
+                         user controls this agent
+  --authz FILE           policy (JSON or YAML): identities (exact or glob) to roles viewer|operator|admin,
+                         optionally only for VMs with some labels; default: the read-write socket and every
+                         mTLS client are admin, the read-only socket viewer
   --state-dir DIR        VM specs and states (default /var/lib/qumra as root, else ~/.local/state/qumra)
   --runtime-dir DIR      control sockets and framebuffers (default /run/qumra as root, else $XDG_RUNTIME_DIR/qumra
                          or STATE_DIR/run)
   --tls-cert FILE        server certificate (PEM); required to listen on a non-loopback address
   --tls-key FILE         server private key (PEM)
-  --tls-ca FILE          CA (PEM) whose client certificates are required (mutual TLS)
+  --tls-ca FILE          CA (PEM) that signs client certificates; required with --listen and --tls-cert
   --log-level LEVEL      fatal|error|warn|info|debug|trace (default info)
   --vmm PATH             the qumra-vmm helper binary (default native/build/qumra-vmm)
   --shutdown-timeout MS  grace period for calls in flight on SIGTERM (default 5000)
@@ -83,6 +97,8 @@ Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LIST
 const OPTIONS = {
   listen: { type: "string" },
   unix: { type: "string" },
+  "socket-group": { type: "string" },
+  authz: { type: "string" },
   "state-dir": { type: "string" },
   "runtime-dir": { type: "string" },
   "tls-cert": { type: "string" },
@@ -120,25 +136,43 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
 
   const isRoot = process.getuid?.() === 0;
-  const unix = get("unix");
-  const listenText = get("listen") ?? (unix ? "none" : "127.0.0.1:50051");
-  const listen = listenText === "none" ? undefined : parseHostPort(listenText, "--listen");
-  if (!listen && !unix) throw new ConfigError("nothing to listen on: give --listen HOST:PORT or --unix PATH");
-  if (unix && Buffer.byteLength(unix) > 107) throw new ConfigError(`--unix ${unix}: a unix socket path must be at most 107 bytes`);
+  const stateDir = path.resolve(get("state-dir") ?? defaultStateDir(env, isRoot, os.homedir()));
+  const runtimeDir = path.resolve(get("runtime-dir") ?? defaultRuntimeDir(env, isRoot, stateDir));
 
-  const stateDir = path.resolve(
-    get("state-dir") ?? (isRoot ? "/var/lib/qumra" : path.join(env.XDG_STATE_HOME ?? path.join(os.homedir(), ".local", "state"), "qumra")),
-  );
-  const runtimeDir = path.resolve(
-    get("runtime-dir") ?? (isRoot ? "/run/qumra" : env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, "qumra") : path.join(stateDir, "run")),
-  );
+  // --- API access ---
+  const listenText = get("listen") ?? "none";
+  const listen = listenText === "none" ? undefined : parseHostPort(listenText, "--listen");
+  const unixText = get("unix");
+  const unix = unixText === "none" ? undefined : path.resolve(unixText ?? path.join(runtimeDir, SOCKET_NAME));
+  const unixReadOnly = unix && readOnlySocketBeside(unix);
+  if (!listen && !unix) throw new ConfigError("nothing to listen on: --unix none needs --listen HOST:PORT");
+  for (const file of [unix, unixReadOnly]) {
+    if (file && Buffer.byteLength(file) > 107) throw new ConfigError(`--unix ${file}: a unix socket path must be at most 107 bytes; choose a shorter --runtime-dir or --unix`);
+  }
+  const socketGroup = resolveSocketGroup(get("socket-group"));
+  let authz: Policy | undefined;
+  const authzFile = get("authz");
+  if (authzFile) {
+    try {
+      authz = loadPolicy(authzFile);
+    } catch (err) {
+      if (err instanceof PolicyError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
 
   const tls = loadTls(get("tls-cert"), get("tls-key"), get("tls-ca"));
   if (listen && !tls && !isLoopback(listen.host)) {
     throw new ConfigError(
-      `refusing to listen on ${listen.host}:${listen.port} without TLS: a non-loopback address needs --tls-cert and --tls-key (and --tls-ca for client certificates)`,
+      `refusing to listen on ${listen.host}:${listen.port} without TLS: a non-loopback address needs mutual TLS (--tls-cert, --tls-key and --tls-ca)`,
     );
   }
+  if (listen && tls && !tls.ca) {
+    throw new ConfigError(
+      `refusing to listen on ${listen.host}:${listen.port} with --tls-cert but no --tls-ca: any client without a certificate could control this agent; give --tls-ca CA.pem (the CA that signs your clients' certificates)`,
+    );
+  }
+  // --- end of API access ---
 
   const httpText = get("http") ?? "none";
   const http = httpText === "none" ? undefined : parseHostPort(httpText, "--http");
@@ -166,7 +200,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const multiClient = values["spice-multi-client"] === true || /^(1|true|yes)$/i.test(env.QUMRA_SPICE_MULTI_CLIENT ?? "");
   const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
 
-  return { listen, unix, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http };
 }
 
 function loadSpice(spiceText: string | undefined, tlsPortText: string | undefined, compressionText: string | undefined, multiClient: boolean, tls: TlsFiles | undefined): SpiceConfig | undefined {
@@ -190,6 +224,12 @@ function loadSpice(spiceText: string | undefined, tlsPortText: string | undefine
   const imageCompression = (compressionText ?? "auto_glz") as ImageCompression;
   if (!IMAGE_COMPRESSIONS.includes(imageCompression)) throw new ConfigError(`--spice-image-compression ${compressionText}: expected one of ${IMAGE_COMPRESSIONS.join(", ")}`);
   return { host, port: withPort?.port, tlsPort, imageCompression, multiClient };
+}
+
+/** RUNTIME/qumra.sock → RUNTIME/qumra-ro.sock; /x/api.sock → /x/api-ro.sock. */
+function readOnlySocketBeside(file: string): string {
+  if (path.basename(file) === SOCKET_NAME) return path.join(path.dirname(file), READ_ONLY_SOCKET_NAME);
+  return file.replace(/(\.sock)?$/, "-ro.sock");
 }
 
 export function parseHostPort(text: string, what: string): { host: string; port: number } {

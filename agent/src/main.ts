@@ -1,5 +1,6 @@
 // qumra-agent: config → logger → services → listen; graceful shutdown on SIGTERM/SIGINT.
 import { mkdirSync } from "node:fs";
+import { ensureRuntimeDir } from "./runtime-dir.js";
 import { loadConfig, ConfigError, USAGE, type AgentConfig } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { AgentServer } from "./api/server.js";
@@ -44,7 +45,7 @@ export interface AgentParts {
 export async function runAgent(config: AgentConfig, logger: Logger, parts: AgentParts = {}): Promise<RunningAgent> {
   useNodeCodecModule();
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  mkdirSync(config.runtimeDir, { recursive: true, mode: 0o700 });
+  ensureRuntimeDir(config.runtimeDir);
   const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
   const audit = new AuditLog({ stateDir: config.stateDir, logger });
   const host = new HostInfo(config.vmmPath);
@@ -98,7 +99,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     {
       name: "qumra.v1.HostService",
       definition: HostServiceService,
-      implementation: hostService(host, identity, () => vms.counts()),
+      implementation: hostService(host, identity, (scope) => vms.counts(scope)),
     },
     {
       name: "qumra.v1.VmService",
@@ -115,7 +116,16 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
       definition: AuditServiceService,
       implementation: auditService(audit),
     },
-  ]);
+  ], {
+    audit,
+    labelsOf: (vmId) => {
+      try {
+        return vms.get(vmId).spec.labels;
+      } catch {
+        return undefined;
+      }
+    },
+  });
   identity.listen = await server.listen();
   const spiceAddress = await spice?.listen();
   const http = await startHttp(config, logger, spice);

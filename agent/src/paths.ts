@@ -15,3 +15,17 @@ export const protoDir = path.join(packageRoot, "proto");
 
 /** The native helper binary built by `make -C native`. */
 export const defaultVmmPath = path.join(packageRoot, "native", "build", "qumra-vmm");
+
+/** The state dir when --state-dir is not given: /var/lib/qumra as root, else the XDG state home. */
+export function defaultStateDir(env: NodeJS.ProcessEnv, isRoot: boolean, home: string): string {
+  return isRoot ? "/var/lib/qumra" : path.join(env.XDG_STATE_HOME ?? path.join(home, ".local", "state"), "qumra");
+}
+
+/** The runtime dir when --runtime-dir is not given; the agent and the CLI both use this. */
+export function defaultRuntimeDir(env: NodeJS.ProcessEnv, isRoot: boolean, stateDir: string): string {
+  return isRoot ? "/run/qumra" : env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, "qumra") : path.join(stateDir, "run");
+}
+
+/** The agent's read-write and read-only sockets in its runtime dir. */
+export const SOCKET_NAME = "qumra.sock";
+export const READ_ONLY_SOCKET_NAME = "qumra-ro.sock";

@@ -4,6 +4,8 @@ import type { HostServiceServer, Host, HostStats, WatchHostStatsRequest } from "
 import type { HostInfo } from "../host/host-facts.js";
 import { invalidArgument } from "../errors.js";
 import { unary, serverStream } from "./status.js";
+import { vmScopeOf } from "./caller.js";
+import type { Selector } from "../authz/selector.js";
 
 export interface AgentIdentity {
   version: string;
@@ -12,8 +14,8 @@ export interface AgentIdentity {
   stateDir: string;
 }
 
-/** How many VMs this agent knows and runs (the VM manager answers once it exists). */
-export type VmCounter = () => { total: number; running: number };
+/** How many VMs this agent knows and runs, of those with `scope`'s labels when given. */
+export type VmCounter = (scope?: Selector) => { total: number; running: number };
 
 export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCounter): HostServiceServer {
   return {
@@ -46,7 +48,7 @@ export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCo
       for (let sent = 0; request.count === 0 || sent < request.count; sent++) {
         if (sent > 0 && !(await sleepUnlessCancelled(intervalMs, call))) return;
         const sample = await host.sample();
-        const vms = vmCounts();
+        const vms = vmCounts(vmScopeOf(call));
         const message: HostStats = {
           time: sample.time,
           cpuPercent: sample.cpuPercent,

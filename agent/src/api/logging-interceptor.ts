@@ -1,16 +1,21 @@
-// One log line per RPC: method, peer, status and duration.
+// One log line per RPC: method, peer, caller identity and role, status and duration.
 import * as grpc from "@grpc/grpc-js";
+import type { PeerCertificate } from "node:tls";
 import type { Logger } from "../logger.js";
 
-export function loggingInterceptor(logger: Logger): grpc.ServerInterceptor {
+export type DescribeCaller = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate }; getPeer(): string }) => { identity: string; role?: string };
+
+export function loggingInterceptor(logger: Logger, describeCaller?: DescribeCaller): grpc.ServerInterceptor {
   return (method, call) => {
     const started = process.hrtime.bigint();
+    const caller = describeCaller?.(call);
     const responder = new grpc.ResponderBuilder()
       .withSendStatus((status, next) => {
         const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
         const fields = {
           method: method.path,
           peer: call.getPeer(),
+          ...(caller ? { identity: caller.identity, role: caller.role ?? "none" } : {}),
           status: grpc.status[status.code] ?? status.code,
           duration_ms: Math.round(durationMs * 1000) / 1000,
         };

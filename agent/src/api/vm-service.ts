@@ -17,6 +17,8 @@ import type { VmManager } from "../vm/manager.js";
 import type { VmRecord } from "../vm/types.js";
 import type { SpiceClientInfo } from "../spice/session.js";
 import { unary, serverStream, toServiceError } from "./status.js";
+import { vmScopeOf } from "./caller.js";
+import { selectorMatches } from "../authz/selector.js";
 import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber } from "./vm-convert.js";
 
 /** ReadMemory / WriteMemory bytes per call: what the helper moves in one request. */
@@ -43,7 +45,10 @@ export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceC
       return {};
     }),
     getVm: unary(async (req) => toPb(vms.get(req.vmId))),
-    listVms: unary(async (req) => ({ vms: vms.list(stateFromPb(req.state), req.labelSelector).map(toPb) })),
+    listVms: unary(async (req, call) => {
+      const scope = vmScopeOf(call);
+      return { vms: vms.list(stateFromPb(req.state), req.labelSelector).filter((r) => !scope || selectorMatches(scope, r.spec.labels)).map(toPb) };
+    }),
 
     watchVms: (call) => watchVms(vms, call),
     attachConsole: (call) => attachConsole(vms, call),
@@ -110,7 +115,23 @@ function watchVms(vms: VmManager, call: grpc.ServerWritableStream<WatchVmsReques
   const heartbeatMs = req.heartbeatMs || 15_000;
   if (heartbeatMs < 1000 || heartbeatMs > 300_000) return fail(invalidArgument(`heartbeat_ms ${req.heartbeatMs} is outside 1000..300000 (0 means 15000)`));
   const from = Number(req.fromSequence);
-  const matches = (vmId: string) => !req.vmId || vmId === req.vmId;
+  // A caller limited to some labels sees only those VMs; a VM leaves its view with its DELETED event.
+  const scope = vmScopeOf(call);
+  const visible = (vmId: string) => {
+    if (!scope) return true;
+    try {
+      return selectorMatches(scope, vms.get(vmId).spec.labels);
+    } catch {
+      return seen.has(vmId);
+    }
+  };
+  const seen = new Set<string>();
+  const matches = (vmId: string) => {
+    if (!vmId) return true;
+    if ((req.vmId && vmId !== req.vmId) || !visible(vmId)) return false;
+    if (scope) seen.add(vmId);
+    return true;
+  };
   const log = vms.events;
 
   const send = (event: PbVmEvent) => {

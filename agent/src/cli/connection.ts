@@ -1,6 +1,9 @@
 // Connections to one or more agents: address parsing, TLS credentials, deadlines, promisified calls.
 import * as grpc from "@grpc/grpc-js";
-import { readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { defaultRuntimeDir, defaultStateDir, READ_ONLY_SOCKET_NAME, SOCKET_NAME } from "../paths.js";
 
 export interface GlobalOptions {
   host: string[];
@@ -13,7 +16,35 @@ export interface GlobalOptions {
   tlsServerName?: string;
 }
 
-export const DEFAULT_HOST = "127.0.0.1:50051";
+export const DEFAULT_HOST_TEXT = "the local agent's socket: RUNTIME_DIR/qumra.sock, or qumra-ro.sock when that is not writable";
+
+/** The runtime dir the local agent uses by default (QUMRA_RUNTIME_DIR as the agent reads it). */
+export function localRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.QUMRA_RUNTIME_DIR) return path.resolve(env.QUMRA_RUNTIME_DIR);
+  const isRoot = process.getuid?.() === 0;
+  return defaultRuntimeDir(env, isRoot, env.QUMRA_STATE_DIR ? path.resolve(env.QUMRA_STATE_DIR) : defaultStateDir(env, isRoot, os.homedir()));
+}
+
+/**
+ * The host when no --host is given: $QUMRA_HOST, else the local agent's read-write socket when this user
+ * may connect to it, else its read-only socket (the viewer role).
+ */
+export function defaultHost(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.QUMRA_HOST) return env.QUMRA_HOST;
+  const dir = localRuntimeDir(env);
+  const rw = path.join(dir, SOCKET_NAME);
+  const ro = path.join(dir, READ_ONLY_SOCKET_NAME);
+  if (existsSync(rw)) {
+    try {
+      accessSync(rw, constants.W_OK);
+      return `unix:${rw}`;
+    } catch {
+      // Not in the socket's group: the read-only socket still answers.
+    }
+  }
+  if (existsSync(ro)) return `unix:${ro}`;
+  throw new Error(`no agent socket at ${rw}${existsSync(rw) ? " that this user may use" : ""} or ${ro}; start qumra-agent, or pass --host unix:PATH or --host HOST:PORT`);
+}
 
 /** A gRPC target for "H:P", "[v6]:P" or "unix:/path". */
 export function targetOf(host: string): string {

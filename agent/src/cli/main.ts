@@ -1,6 +1,6 @@
 // qumra: the command-line client. `qumra [--host H:P]… [--json] NOUN VERB`.
 import { Command, Option } from "commander";
-import { DEFAULT_HOST, targetOf, type GlobalOptions } from "./connection.js";
+import { DEFAULT_HOST_TEXT, defaultHost, targetOf, type GlobalOptions } from "./connection.js";
 import { registerHost } from "./host.js";
 import { registerVm } from "./vm.js";
 import { registerCodec } from "./codec.js";
@@ -18,7 +18,7 @@ export function buildProgram(extraNouns: RegisterNoun[] = []): Command {
   const program = new Command("qumra")
     .description("Drive qumra agents: hosts, VMs, displays, codecs and benchmarks")
     .version(VERSION)
-    .addOption(new Option("--host <host:port>", `agent address, repeatable: the command runs on every host in parallel (default ${DEFAULT_HOST}, or $QUMRA_HOST)`).argParser(collect))
+    .addOption(new Option("--host <host:port>", `agent address (HOST:PORT or unix:PATH), repeatable: the command runs on every host in parallel (default $QUMRA_HOST, else ${DEFAULT_HOST_TEXT})`).argParser(collect))
     .option("--json", "machine-readable output", false)
     .option("--timeout <seconds>", "deadline of each call", "30")
     .option("--tls-ca <file>", "CA certificate (PEM) to verify the agent")
@@ -30,7 +30,7 @@ export function buildProgram(extraNouns: RegisterNoun[] = []): Command {
 
   const globals = (): GlobalOptions => {
     const o = program.opts<{ host?: string[]; json: boolean; timeout: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; tlsServerName?: string }>();
-    const hosts = o.host ?? [process.env.QUMRA_HOST || DEFAULT_HOST];
+    const hosts = o.host ?? [defaultHost()];
     hosts.forEach(targetOf);
     const timeout = Number(o.timeout);
     if (!(timeout > 0)) throw new Error(`--timeout ${o.timeout}: expected a positive number of seconds`);

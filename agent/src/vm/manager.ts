@@ -76,10 +76,16 @@ export class VmManager {
     );
   }
 
-  counts(): { total: number; running: number } {
+  /** With `labels`: only the VMs carrying them (what a caller limited to them may see). */
+  counts(labels?: Readonly<Record<string, string>>): { total: number; running: number } {
+    let total = 0;
     let running = 0;
-    for (const e of this.vms.values()) if (e.record.state === "RUNNING") running++;
-    return { total: this.vms.size, running };
+    for (const e of this.vms.values()) {
+      if (labels && !Object.entries(labels).every(([k, v]) => e.record.spec.labels[k] === v)) continue;
+      total++;
+      if (e.record.state === "RUNNING") running++;
+    }
+    return { total, running };
   }
 
   get(vmId: string): VmRecord {
