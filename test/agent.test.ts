@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { service as healthService } from "grpc-health-check";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { HostServiceClient } from "../agent/src/gen/qumra/v1/host.js";
@@ -124,12 +124,16 @@ describe("qumra-agent lifecycle", () => {
     const dir = tempDir("sock");
     const socket = path.join(dir, "agent.sock");
     const agent = await startAgent(["--unix", socket]);
-    expect(agent.listen).toEqual([`unix:${socket}`]);
+    expect(agent.listen).toEqual([`unix:${socket}`, `unix:${path.join(dir, "agent-ro.sock")}`]);
+    // Read-write for the owner and the socket group only; the read-only socket for every local user.
+    expect(statSync(socket).mode & 0o777).toBe(0o660);
+    expect(statSync(path.join(dir, "agent-ro.sock")).mode & 0o777).toBe(0o666);
     const host = new HostServiceClient(`unix:${socket}`, insecure);
     const h = await call(host, host.getHost, {});
     expect(h.hostname).toBe(os.hostname());
     host.close();
     expect(await agent.stop()).toBe(0);
+    expect(existsSync(socket)).toBe(false);
     cleanup(dir, agent.stateDir, agent.runtimeDir);
   });
 

@@ -12,10 +12,13 @@ const load = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
 };
 
 describe("agent configuration", () => {
-  it("defaults to loopback 127.0.0.1:50051", () => {
-    const c = load([]);
-    expect(c.listen).toEqual({ host: "127.0.0.1", port: 50051 });
-    expect(c.unix).toBeUndefined();
+  it("defaults to the unix sockets in the runtime dir and no TCP listener", () => {
+    const c = load(["--runtime-dir", "/tmp/qr"]);
+    expect(c.listen).toBeUndefined();
+    expect(c.unix).toBe("/tmp/qr/qumra.sock");
+    expect(c.unixReadOnly).toBe("/tmp/qr/qumra-ro.sock");
+    expect(c.authz).toBeUndefined();
+    expect(typeof c.socketGroup.gid).toBe("number");
     expect(c.logLevel).toBe("info");
     expect(c.shutdownTimeoutMs).toBe(5000);
   });
@@ -25,11 +28,27 @@ describe("agent configuration", () => {
     expect(load(["--listen", "[::1]:9"], { QUMRA_LISTEN: "127.0.0.2:7000" }).listen).toEqual({ host: "::1", port: 9 });
   });
 
-  it("listens only on the unix socket when no --listen is given with --unix", () => {
+  it("--unix PATH moves the sockets (the read-only one beside it); --unix none leaves TCP only", () => {
     const c = load(["--unix", "/tmp/q.sock"]);
     expect(c.listen).toBeUndefined();
     expect(c.unix).toBe("/tmp/q.sock");
+    expect(c.unixReadOnly).toBe("/tmp/q-ro.sock");
     expect(load(["--unix", "/tmp/q.sock", "--listen", "127.0.0.1:1"]).listen).toEqual({ host: "127.0.0.1", port: 1 });
+    const tcpOnly = load(["--unix", "none", "--listen", "127.0.0.1:1"]);
+    expect([tcpOnly.unix, tcpOnly.unixReadOnly]).toEqual([undefined, undefined]);
+  });
+
+  it("TCP with --tls-cert needs --tls-ca (mutual TLS), naming the fix", () => {
+    const pki = makePki(tempDir("config-mtls"));
+    try {
+      const tls = ["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey];
+      expect(() => load(["--listen", "0.0.0.0:1", ...tls])).toThrow(/with --tls-cert but no --tls-ca: any client without a certificate could control this agent; give --tls-ca/);
+      expect(load(["--listen", "0.0.0.0:1", ...tls, "--tls-ca", pki.caCert]).tls?.ca).toBeDefined();
+      // Without a TCP listener the certificate serves SPICE/HTTPS only, where no CA is needed.
+      expect(load(tls).tls?.ca).toBeUndefined();
+    } finally {
+      cleanup(pki.dir);
+    }
   });
 
   it("--http is off by default; takes HOST:PORT (port 0: ephemeral) from the flag or QUMRA_HTTP", () => {
@@ -63,7 +82,11 @@ describe("agent configuration", () => {
     [["--shutdown-timeout=-1"], /--shutdown-timeout -1: expected milliseconds/],
     [["--shutdown-timeout", "soon"], /--shutdown-timeout soon: expected milliseconds/],
     [["--bogus"], /Unknown option '--bogus'/],
-    [["--listen", "none"], /nothing to listen on/],
+    [["--unix", "none"], /nothing to listen on: --unix none needs --listen/],
+    [["--listen", "none", "--unix", "none"], /nothing to listen on/],
+    [["--socket-group", "no-such-group-qumra"], /--socket-group no-such-group-qumra: no such group in \/etc\/group/],
+    [["--authz", "/nonexistent/policy.yaml"], /--authz \/nonexistent\/policy.yaml: cannot read it \(ENOENT\)/],
+    [["--runtime-dir", `/tmp/${"x".repeat(100)}`], /at most 107 bytes; choose a shorter --runtime-dir/],
     [["--unix", `/tmp/${"x".repeat(120)}`], /at most 107 bytes/],
   ])("rejects %j with a clear message", (argv, message) => {
     expect(() => load(argv)).toThrow(ConfigError);

@@ -51,10 +51,10 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     const chain = path.join(pki.dir, "server-chain.crt");
     writeFileSync(chain, Buffer.concat([readFileSync(pki.serverCert), readFileSync(pki.caCert)]));
     agent = await startAgent([
-      "--tls-cert", chain, "--tls-key", pki.serverKey,
+      "--tls-cert", chain, "--tls-key", pki.serverKey, "--tls-ca", pki.caCert,
       "--spice", "127.0.0.1:0", "--spice-tls-port", "0", "--spice-image-compression", "quic",
     ]);
-    const creds = grpc.credentials.createSsl(readFileSync(pki.caCert));
+    const creds = grpc.credentials.createSsl(readFileSync(pki.caCert), readFileSync(pki.clientKey), readFileSync(pki.clientCert));
     vms = new VmServiceClient(agent.address!, creds);
     display = new DisplayServiceClient(agent.address!, creds);
     await Promise.all(
@@ -180,7 +180,7 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     expect(vm.spiceClients).toHaveLength(1);
     expect(vm.spiceClients[0]).toMatchObject({ sessionId, transport: "tcp", channels: ["main"] });
     expect(vm.spiceClients[0].peer).toMatch(/^127\.0\.0\.1:\d+$/);
-    const cli = await runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "vm", "get", "sp-off"]);
+    const cli = await runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey, "vm", "get", "sp-off"]);
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toMatch(new RegExp(`spice clients: +127\\.0\\.0\\.1:\\d+ tcp session ${sessionId} since \\S+ \\[main\\]`));
     main.close();
@@ -230,7 +230,7 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
 
   it("the CLI sets a random ticket and hands out the connection: spice+tls:// and a .vv that spicy can use", async () => {
     const vmId = "sp-lz";
-    const cli = (...args: string[]) => runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "--json", ...args]);
+    const cli = (...args: string[]) => runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey, "--json", ...args]);
     const set = await cli("display", "ticket", vmId, "--random", "--ttl", "600");
     expect(set.code, set.stderr).toBe(0);
     const { ticket } = JSON.parse(set.stdout) as { ticket: string };
@@ -245,7 +245,7 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     // The .vv's ticket is the one the server takes.
     expect((await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticket, "-o", out("cli-ticket")])).code).toBe(0);
     // Clearing it: the CLI says so and new links are refused.
-    const cleared = await runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "display", "ticket", vmId]);
+    const cleared = await runCli(["--host", agent.address!, "--tls-ca", pki.caCert, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey, "display", "ticket", vmId]);
     expect(cleared.stdout).toMatch(/ticket cleared/);
     expect((await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", ticket, "-o", out("cli-cleared")])).code).not.toBe(0);
     await call(display, display.setDisplayTicket, { vmId, ticket: ticketOf(vmId), expiresInS: 600, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });

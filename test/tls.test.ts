@@ -68,7 +68,7 @@ describe("mutual TLS", () => {
     const refused = await startAgent(["--listen", "0.0.0.0:0"]).then(() => undefined, (e: Error) => e);
     expect(refused?.message).toMatch(/refusing to listen on 0\.0\.0\.0:0 without TLS/);
     const open = await startAgent(["--listen", "0.0.0.0:0", "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-ca", pki.caCert]);
-    expect(open.listen[0]).toMatch(/^0\.0\.0\.0:\d+$/);
+    expect(open.address).toMatch(/^0\.0\.0\.0:\d+$/);
     expect(await open.stop()).toBe(0);
     cleanup(open.stateDir, open.runtimeDir);
   });

@@ -15,6 +15,10 @@ export interface RunningAgent {
   address?: string;
   /** Every address the agent reported. */
   listen: string[];
+  /** The read-write unix socket's path (default RUNTIME/qumra.sock), unless --unix none. */
+  socket?: string;
+  /** The read-only unix socket beside it (viewer only). */
+  readOnlySocket?: string;
   /** The --http listener's address "127.0.0.1:PORT", when it has one. */
   http?: string;
   stateDir: string;
@@ -62,6 +66,8 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
   return {
     process: child,
     address: listen.find((a) => !a.startsWith("unix:")),
+    socket: listen.find((a) => a.startsWith("unix:") && !a.endsWith("-ro.sock"))?.slice(5),
+    readOnlySocket: listen.find((a) => a.startsWith("unix:") && a.endsWith("-ro.sock"))?.slice(5),
     listen,
     http,
     stateDir,
