@@ -47,3 +47,14 @@ export function makePki(dir: string): TestPki {
     strangerKey: p("stranger.key"),
   };
 }
+
+export interface ClientCert {
+  cert: string;
+  key: string;
+}
+
+/** Another client certificate from the test CA, with subject CN=`cn` and, when given, a SAN URI (a SPIFFE ID). */
+export function issueClient(pki: TestPki, name: string, cn: string, sanUri?: string): ClientCert {
+  issue(pki.dir, name, `/CN=${cn}`, "ca", `extendedKeyUsage=clientAuth\n${sanUri ? `subjectAltName=URI:${sanUri}\n` : ""}`);
+  return { cert: path.join(pki.dir, `${name}.crt`), key: path.join(pki.dir, `${name}.key`) };
+}

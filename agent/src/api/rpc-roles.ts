@@ -58,6 +58,7 @@ export const RPC_ROLES: Readonly<Record<string, RpcRule>> = {
 
   "/grpc.health.v1.Health/Check": PUBLIC,
   "/grpc.health.v1.Health/Watch": PUBLIC,
+  "/grpc.health.v1.Health/List": PUBLIC,
   "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": PUBLIC,
   "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": PUBLIC,
 };
