@@ -32,7 +32,7 @@ describe("the RPC role table", () => {
   it("has an entry for every method of every service the agent serves", () => {
     const missing = served.filter((p) => !RPC_ROLES[p]);
     expect(missing, `RPCs without a role in agent/src/api/rpc-roles.ts: ${missing.join(", ")}`).toEqual([]);
-    expect(served.length).toBeGreaterThan(30);
+    for (const [name, d] of Object.entries(SERVICES)) expect(Object.keys(d).length, name).toBeGreaterThan(0);
   });
 
   it("names no RPC that does not exist", () => {
