@@ -105,7 +105,8 @@ describe("policy files", () => {
 
   it("refusals name the identity, its role and the role needed, or the VM limit", () => {
     const path = "/qumra.v1.VmService/StopVm";
-    const labels = (id: string) => ({ a1: { tenant: "a" }, b1: { tenant: "b" }, n1: {} })[id];
+    const known: Record<string, Record<string, string>> = { a1: { tenant: "a" }, b1: { tenant: "b" }, n1: {} };
+    const labels = (id: string) => known[id];
     const viewer = resolveCaller(tls, ["CN=mon"], parsePolicy("rules: [{ identity: CN=mon, role: viewer }]", "p.yaml"));
     expect(refusal(path, RPC_ROLES[path], viewer, { vmId: "a1" }, labels)).toBe(`identity CN=mon has role viewer; ${path} needs operator`);
     const op = resolveCaller(tls, ["CN=ctl-a"], parsePolicy(good, "p.yaml"));
