@@ -137,6 +137,18 @@ describe("qumra-agent lifecycle", () => {
     cleanup(dir, agent.stateDir, agent.runtimeDir);
   });
 
+  it("refuses to take over the socket of a live agent, naming the fix", async () => {
+    const agent = await startAgent();
+    const second = await startAgent([], { runtimeDir: agent.runtimeDir }).then(() => undefined, (e: Error) => e);
+    expect(second?.message).toMatch(/another qumra-agent already answers on .*qumra\.sock; stop it first, or give this one another --runtime-dir or --unix/);
+    // The first one still serves on it.
+    const host = new HostServiceClient(`unix:${agent.socket}`, insecure);
+    expect((await call(host, host.getHost, {})).hostname).toBe(os.hostname());
+    host.close();
+    expect(await agent.stop()).toBe(0);
+    cleanup(agent.stateDir, agent.runtimeDir);
+  });
+
   it("stops cleanly on SIGTERM and on SIGINT", async () => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const agent = await startAgent();

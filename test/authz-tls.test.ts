@@ -11,7 +11,7 @@ import { startAgent, cleanup, tempDir, type RunningAgent } from "./helpers/agent
 import { issueClient, makePki, type TestPki } from "./helpers/pki.js";
 import { call, callError } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
-import { createVm, demoSpec } from "./helpers/vm.js";
+import { createVm, demoSpec, watch } from "./helpers/vm.js";
 
 const POLICY = `# who may do what on this test agent
 rules:
@@ -74,6 +74,14 @@ describe.skipIf(!hasKvm)("authorization over mutual TLS on real KVM", () => {
     expect(stop.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(stop.details).toBe("identity CN=ctl-a (operator) may only touch VMs with tenant=a; VM b1 has tenant=b");
     expect((await callError(tenantA, tenantA.getVm, { vmId: "b1" })).code).toBe(grpc.status.PERMISSION_DENIED);
+    // WatchVms shows it tenant a's VMs only: neither b1's snapshot nor b1's events.
+    const watching = watch(tenantA, {}, (e) => e.some((x) => x.vmId === "a1" && x.state === VmState.VM_STATE_PAUSED), 10_000);
+    await call(admin, admin.pauseVm, { vmId: "b1" });
+    await call(admin, admin.pauseVm, { vmId: "a1" });
+    const events = await watching;
+    expect(new Set(events.map((e) => e.vmId))).toEqual(new Set(["a1"]));
+    await call(admin, admin.resumeVm, { vmId: "a1" });
+    await call(admin, admin.resumeVm, { vmId: "b1" });
     // Creating is admin's, whatever the labels.
     expect((await callError(tenantA, tenantA.createVm, { vmId: "a2", requestId: "r-a2", spec: demoSpec("a2", { labels: { tenant: "a" } }) })).details).toMatch(/has role operator; \/qumra\.v1\.VmService\/CreateVm needs admin/);
     // Its own VM it may pause, resume and stop.
