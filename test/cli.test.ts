@@ -1,7 +1,7 @@
 // The qumra CLI against real agents: JSON output, several hosts in parallel, per-host failures.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import os from "node:os";
-import { startAgent, cleanup, runCli, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, runCli, tempDir, type RunningAgent } from "./helpers/agent.js";
 
 describe("qumra CLI", () => {
   let a: RunningAgent;
@@ -64,6 +64,20 @@ describe("qumra CLI", () => {
     const lines = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.host === a.address)).toHaveLength(2);
     expect(lines.filter((l) => l.host === b.address)).toHaveLength(2);
+  });
+
+  it("without --host, talks to the local agent's read-write socket in its runtime dir", async () => {
+    const r = await runCli(["--json", "host", "info"], { QUMRA_HOST: "", QUMRA_RUNTIME_DIR: a.runtimeDir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).agent.listen).toContain(`unix:${a.socket}`);
+  });
+
+  it("without --host and no agent socket, says where it looked and what to do", async () => {
+    const empty = tempDir("no-agent");
+    const r = await runCli(["host", "info"], { QUMRA_HOST: "", QUMRA_RUNTIME_DIR: empty });
+    cleanup(empty);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`no agent socket at ${empty}/qumra.sock or ${empty}/qumra-ro.sock; start qumra-agent, or pass --host`);
   });
 
   it("rejects a malformed --host before calling anything", async () => {

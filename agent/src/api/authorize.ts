@@ -98,7 +98,8 @@ export function authorizeInterceptor(options: AuthorizeOptions): grpc.ServerInte
         if (sent !== undefined && String(sent).length <= 128) requestId = String(sent);
         // Only this step says what a caller is limited to.
         metadata.remove(SCOPE_METADATA_KEY);
-        if (caller.vms) metadata.set(SCOPE_METADATA_KEY, JSON.stringify(caller.vms));
+        // Binary metadata: label values from the policy file may be any UTF-8.
+        if (caller.vms) metadata.set(SCOPE_METADATA_KEY, Buffer.from(JSON.stringify(caller.vms), "utf8"));
         next(metadata);
       })
       .withOnReceiveMessage((message: FirstMessage, next) => {

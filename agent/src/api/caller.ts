@@ -44,10 +44,10 @@ export function resolveCaller(listener: Listener, names: string[], policy: Polic
 }
 
 /** Metadata key through which the authorization step tells handlers the caller's VM limit. */
-export const SCOPE_METADATA_KEY = "x-qumra-internal-vm-scope";
+export const SCOPE_METADATA_KEY = "x-qumra-internal-vm-scope-bin";
 
 /** The caller's VM limit as the authorization step recorded it on the call; undefined: every VM. */
 export function vmScopeOf(call: { metadata: grpc.Metadata }): Selector | undefined {
   const value = call.metadata.get(SCOPE_METADATA_KEY)[0];
-  return value === undefined ? undefined : (JSON.parse(value.toString()) as Selector);
+  return value === undefined ? undefined : (JSON.parse(Buffer.from(value).toString("utf8")) as Selector);
 }

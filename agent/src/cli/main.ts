@@ -30,11 +30,14 @@ export function buildProgram(extraNouns: RegisterNoun[] = []): Command {
 
   const globals = (): GlobalOptions => {
     const o = program.opts<{ host?: string[]; json: boolean; timeout: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; tlsServerName?: string }>();
-    const hosts = o.host ?? [defaultHost()];
-    hosts.forEach(targetOf);
+    o.host?.forEach(targetOf);
     const timeout = Number(o.timeout);
     if (!(timeout > 0)) throw new Error(`--timeout ${o.timeout}: expected a positive number of seconds`);
-    return { ...o, host: hosts, timeout };
+    // The local socket is looked for only by commands that talk to an agent (codec commands do not).
+    let hosts = o.host;
+    const options = { ...o, timeout } as Omit<GlobalOptions, "host"> & { host?: string[] };
+    delete options.host;
+    return Object.defineProperty(options, "host", { enumerable: true, get: () => (hosts ??= [defaultHost()]) }) as GlobalOptions;
   };
 
   registerHost(program, globals);
