@@ -109,13 +109,16 @@ describe("qumra-agent over TCP", () => {
     }
   });
 
-  it("logs one line per RPC with method, peer, status and duration", async () => {
+  it("logs one line per RPC with method, peer, identity, role, status and duration", async () => {
     await call(host, host.getHost, {});
     const line = agent.logs().split("\n").find((l) => l.includes("/qumra.v1.HostService/GetHost"));
     const entry = JSON.parse(line!);
     expect(entry).toMatchObject({ msg: "rpc", status: "OK" });
     expect(entry.peer).toMatch(/127\.0\.0\.1/);
     expect(typeof entry.duration_ms).toBe("number");
+    // The development listener names its callers by address, and says at start what it gives away.
+    expect(entry).toMatchObject({ identity: "tcp-plaintext:127.0.0.1", role: "admin" });
+    expect(agent.logs()).toMatch(/plaintext gRPC on a loopback address: any local user controls this agent/);
   });
 });
 
