@@ -9,7 +9,7 @@ import { VmServiceClient, VmState } from "../agent/src/gen/qumra/v1/vm.js";
 import { HostServiceClient } from "../agent/src/gen/qumra/v1/host.js";
 import { startAgent, cleanup, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { issueClient, makePki, type TestPki } from "./helpers/pki.js";
-import { call, callError } from "./helpers/grpc.js";
+import { call, callError, collect } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm, demoSpec, watch } from "./helpers/vm.js";
 
@@ -74,6 +74,11 @@ describe.skipIf(!hasKvm)("authorization over mutual TLS on real KVM", () => {
     expect(stop.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(stop.details).toBe("identity CN=ctl-a (operator) may only touch VMs with tenant=a; VM b1 has tenant=b");
     expect((await callError(tenantA, tenantA.getVm, { vmId: "b1" })).code).toBe(grpc.status.PERMISSION_DENIED);
+    // The host's VM counts are of its VMs too.
+    const tenantHost = new HostServiceClient(agent.address!, grpc.credentials.createSsl(readFileSync(pki.caCert), readFileSync(path.join(pki.dir, "ctl-a.key")), readFileSync(path.join(pki.dir, "ctl-a.crt"))));
+    clients.push(tenantHost);
+    const [stats] = await collect(tenantHost.watchHostStats({ intervalMs: 100, count: 1 }));
+    expect([stats.vmsTotal, stats.vmsRunning]).toEqual([1, 1]);
     // WatchVms shows it tenant a's VMs only: neither b1's snapshot nor b1's events.
     const watching = watch(tenantA, {}, (e) => e.some((x) => x.vmId === "a1" && x.state === VmState.VM_STATE_PAUSED), 10_000);
     await call(admin, admin.pauseVm, { vmId: "b1" });
