@@ -1,5 +1,6 @@
 // Connections to one or more agents: address parsing, TLS credentials, deadlines, promisified calls.
 import * as grpc from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -87,10 +88,16 @@ type UnaryMethod<Req, Res> = (
   callback: (err: grpc.ServiceError | null, response: Res) => void,
 ) => grpc.ClientUnaryCall;
 
-/** Calls a unary method with the global deadline; rejects with the gRPC error. */
+/**
+ * Calls a unary method with the global deadline; rejects with the gRPC error. Each call carries an
+ * x-request-id (the request's own request_id when it has one), which the agent's audit trail records.
+ */
 export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, options: GlobalOptions): Promise<Res> {
+  const metadata = new grpc.Metadata();
+  const own = (request as { requestId?: unknown }).requestId;
+  metadata.set("x-request-id", typeof own === "string" && own ? own : randomUUID());
   return new Promise((resolve, reject) => {
-    method(request, new grpc.Metadata(), { deadline: deadline(options) }, (err, response) => (err ? reject(err) : resolve(response)));
+    method(request, metadata, { deadline: deadline(options) }, (err, response) => (err ? reject(err) : resolve(response)));
   });
 }
 
