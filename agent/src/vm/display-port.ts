@@ -19,18 +19,22 @@ export interface VmDisplayPort {
   readonly ended: Promise<string>;
 }
 
-/** The display port over one helper connection. */
-export function helperDisplayPort(client: HelperClient): VmDisplayPort {
+/**
+ * The display port over a helper connection: a client, or the current client of a link that may
+ * connect again (then `ended` is the link's end, not one connection's).
+ */
+export function helperDisplayPort(source: HelperClient | (() => HelperClient), ended?: Promise<string>): VmDisplayPort {
+  const client = typeof source === "function" ? source : () => source;
   return {
     info: () =>
       askHelper(async () => {
-        const { width, height, stride, format, path, pages } = await client.displayInfo();
+        const { width, height, stride, format, path, pages } = await client().displayInfo();
         return { width, height, stride, format, path, pages };
       }),
-    dirty: () => askHelper(() => client.dirty()),
-    pointer: (x, y, buttons) => askHelper(() => client.pointer(x, y, buttons)),
-    keyboard: (scancodes) => askHelper(() => client.keyboard(scancodes)),
-    motion: (dx, dy, wheel, buttons) => askHelper(() => client.mouse(dx, dy, wheel, buttons)),
-    ended: client.ended.then((err) => `the VM's helper connection ended (${err.message})`),
+    dirty: () => askHelper(() => client().dirty()),
+    pointer: (x, y, buttons) => askHelper(() => client().pointer(x, y, buttons)),
+    keyboard: (scancodes) => askHelper(() => client().keyboard(scancodes)),
+    motion: (dx, dy, wheel, buttons) => askHelper(() => client().mouse(dx, dy, wheel, buttons)),
+    ended: ended ?? client().ended.then((err) => `the VM's helper connection ended (${err.message})`),
   };
 }

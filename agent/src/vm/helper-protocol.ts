@@ -221,7 +221,8 @@ const isHelperState = (s: unknown): s is HelperState => (HELPER_STATES as readon
 
 // ---- requests and replies ----
 
-export const encodeHello = (): Buffer => json({ version: PROTOCOL_VERSION });
+/** HELLO with the VM's control secret (control-secret.ts); without the right one the helper closes the connection. */
+export const encodeHello = (secret: string): Buffer => json({ version: PROTOCOL_VERSION, secret });
 
 export function decodeStatus(payload: Uint8Array): HelperStatus {
   const what = "STATUS reply";
