@@ -220,7 +220,14 @@ static void accept_clients(struct server *s, int listen_fd)
 static void promote(struct server *s, int fd, const struct proto_header *h, const uint8_t *hello)
 {
 	if (s->client.fd >= 0) {
+		/* Told, so that it does not connect again and take control back (two agents would
+		 * otherwise take turns for ever). */
+		static const char why[] = "{\"reason\":\"another client with the VM's secret took control\"}";
 		log_info("an authenticated client replaces the attached one");
+		if (s->client.hello)
+			client_send(&s->client, PROTO_EV_REPLACED, PROTO_F_EVENT, ++s->event_seq, why,
+				    sizeof(why) - 1);
+		flush_out(&s->client);
 		client_close(&s->client);
 	}
 	s->client.fd = fd;

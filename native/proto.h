@@ -62,6 +62,7 @@ enum {
 	PROTO_EV_TRIPLE_FAULT = 0x104,
 	PROTO_EV_INTERNAL_ERROR = 0x105,
 	PROTO_EV_DEBUG = 0x106,
+	PROTO_EV_REPLACED = 0x107,	/* another client with the secret took control; then closed */
 };
 
 /* error codes (error reply payload: {"code":N,"name":"...","message":"..."}) */

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { VmServiceClient, VmState } from "../agent/src/gen/qumra/v1/vm.js";
 import { Proto } from "../agent/src/gen/helper-abi.js";
 import { createLogger } from "../agent/src/logger.js";
+import { HelperClient } from "../agent/src/vm/helper-client.js";
 import { HelperLink, ProcessLauncher, type HelperLauncher } from "../agent/src/vm/helper-link.js";
 import { isAlive, vmmBinaryPath } from "../agent/src/vm/helper-process.js";
 import { MsgType, PROTOCOL_VERSION, encodeFrame } from "../agent/src/vm/helper-protocol.js";
@@ -23,6 +24,24 @@ const dirs: string[] = [];
 afterAll(() => cleanup(...dirs.splice(0)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A VmManager in this process over real helpers, with the links its launcher made. */
+async function managerWithLinks(): Promise<{ vms: VmManager; links: HelperLink[]; stateDir: string }> {
+  const stateDir = tempDir("secret-state");
+  const runtimeDir = tempDir("secret-run");
+  dirs.push(stateDir, runtimeDir);
+  const links: HelperLink[] = [];
+  const real = new ProcessLauncher(runtimeDir, vmmBinaryPath());
+  const launcher: HelperLauncher = {
+    launch: (...a) => real.launch(...a).then((l) => (links.push(l), l)),
+    reattach: (...a) => real.reattach(...a),
+  };
+  const vms = new VmManager({ stateDir, runtimeDir, logger: createLogger("fatal"), launcher, hostLimits: async () => ({ maxVcpus: 8, availableMemory: 1 << 30 }) });
+  await vms.init();
+  return { vms, links, stateDir };
+}
+
+const demo = (name: string) => ({ name, vcpus: 1, memoryBytes: 32 << 20, boot: { kind: "demo" as const }, labels: {} });
 
 describe.skipIf(!hasKvm)("the helper's control socket, seen from the agent", () => {
   it("writes the secret 0600, ignores stray connections, and re-attaches with the secret after kill -9", async () => {
@@ -122,19 +141,9 @@ describe.skipIf(!hasKvm)("the helper's control socket, seen from the agent", () 
   });
 
   it("a control connection that drops while the helper runs is made again: same helper, state, console and display port", async () => {
-    const stateDir = tempDir("secret-state");
-    const runtimeDir = tempDir("secret-run");
-    dirs.push(stateDir, runtimeDir);
-    const links: HelperLink[] = [];
-    const real = new ProcessLauncher(runtimeDir, vmmBinaryPath());
-    const launcher: HelperLauncher = {
-      launch: (...a) => real.launch(...a).then((l) => (links.push(l), l)),
-      reattach: (...a) => real.reattach(...a),
-    };
-    const vms = new VmManager({ stateDir, runtimeDir, logger: createLogger("fatal"), launcher, hostLimits: async () => ({ maxVcpus: 8, availableMemory: 1 << 30 }) });
-    await vms.init();
+    const { vms, links } = await managerWithLinks();
     try {
-      await vms.create("drop", "r1", { name: "drop", vcpus: 1, memoryBytes: 32 << 20, boot: { kind: "demo" }, labels: {} });
+      await vms.create("drop", "r1", demo("drop"));
       const started = await vms.start("drop");
       let text = "";
       vms.attachConsole("drop", (d) => (text += d.toString("latin1")), () => undefined);
@@ -172,6 +181,34 @@ describe.skipIf(!hasKvm)("the helper's control socket, seen from the agent", () 
       expect(isAlive(started.helperPid)).toBe(false);
     } finally {
       await vms.delete("drop", true).catch(() => undefined);
+      vms.close();
+    }
+  });
+
+  it("gives way to another client with the secret instead of fighting it for control, and leaves the VM running", async () => {
+    const { vms, links, stateDir } = await managerWithLinks();
+    try {
+      const vm = await vms.start((await vms.create("shared", "r1", demo("shared"))).vmId);
+      const link = links[0];
+      const secret = readFileSync(path.join(stateDir, "vms", "shared", "control.secret"), "utf8").trim();
+      // A second controller (another agent on the same state dir, an operator's tool) attaches.
+      const other = await HelperClient.connect(vm.controlSocket, { secret });
+      expect(await link.ended).toMatch(/gave control to another client/);
+      expect(link.takenOver).toMatch(/another client with the VM's secret took control/);
+      const after = vms.get("shared");
+      expect([after.state, after.helperPid]).toEqual(["RUNNING", vm.helperPid]);
+      expect(after.stateReason).toMatch(/no longer controls VM 'shared'/);
+      await expect(vms.pause("shared")).rejects.toMatchObject({ kind: "failed-precondition" });
+      // The other controller keeps its connection: the link did not take it back.
+      expect((await other.status()).state).toBe("running");
+      expect(other.closed).toBe(false);
+      other.close();
+      // A forced stop ends a helper this agent cannot control.
+      expect((await vms.stop("shared", { force: true, timeoutMs: 0 })).state).toBe("STOPPED");
+      for (let i = 0; i < 200 && isAlive(vm.helperPid); i++) await sleep(25);
+      expect(isAlive(vm.helperPid)).toBe(false);
+    } finally {
+      await vms.delete("shared", true).catch(() => undefined);
       vms.close();
     }
   });

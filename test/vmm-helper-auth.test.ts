@@ -79,8 +79,10 @@ describe.skipIf(!hasKvm)("qumra-vmm refuses control connections without the VM's
     await stillInControl(c, con, 1);
     // The agent re-attaching (after a restart) with the secret replaces the old controller.
     const oldClosed = new Promise<HelperError>((r) => c.once("close", r));
+    const told = c.waitFor((e) => e.kind === "replaced");
     const c2 = await HelperClient.connect(h.controlPath, { secret: h.secret });
     expect(c2.hello?.state).toBe("running");
+    expect(await told).toMatchObject({ kind: "replaced", reason: "another client with the VM's secret took control" });
     await oldClosed;
     await stillInControl(c2, consoleLog(c2), 2);
     // The strays are all closed by the helper: the oldest when the slots overflowed, the rest by the timeout.

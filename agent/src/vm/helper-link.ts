@@ -64,6 +64,8 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
   private readonly exitListeners: ((why: string) => void)[] = [];
   private detached = false;
   private reported = false;
+  /** Why the helper dropped this agent for another client with the secret, if it did. */
+  private replacedBy: string | undefined;
   private current: HelperClient;
   private markEnded!: (why: string) => void;
 
@@ -84,6 +86,15 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
     this.current = client;
     childExit?.then((e) => this.report(describeExit(pid, e)));
     this.listen(client);
+  }
+
+  /**
+   * Set when the helper gave control to another client that knows the VM's secret (a second agent on
+   * the same state dir, an operator): the link then ends without connecting again, so that two
+   * controllers do not take the helper from each other for ever; the helper keeps running.
+   */
+  get takenOver(): string | undefined {
+    return this.replacedBy;
   }
 
   /** The current control connection (a new one after a reconnect). */
@@ -120,11 +131,17 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
       if (client === this.current) this.emit("console", data);
     });
     client.on("event", (event) => {
-      if (client === this.current) this.emit("event", event);
+      if (client !== this.current) return;
+      if (event.kind === "replaced") this.replacedBy = event.reason || "another client took control";
+      this.emit("event", event);
     });
     client.on("close", () => {
       if (client !== this.current) return;
       if (this.detached) return this.report("detached");
+      if (this.replacedBy) {
+        this.log.error({ pid: this.pid, why: this.replacedBy }, "the helper gave control of the VM to another client; not connecting again");
+        return this.report(`helper process ${this.pid} gave control to another client (${this.replacedBy}); it still runs`);
+      }
       void this.recover();
     });
   }

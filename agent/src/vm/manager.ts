@@ -438,6 +438,12 @@ export class VmManager {
         return;
       }
       if (entry.stopping) return;
+      if (link.takenOver) {
+        // Not a crash: the VM runs, under someone else's control. Reported like a lost secret.
+        entry.unreachable = `the agent no longer controls VM '${entry.record.vmId}': ${why}. Stop the other controller and restart this agent, or stop or delete the VM with force to kill the helper`;
+        this.update(entry, { stateReason: entry.unreachable });
+        return;
+      }
       vmLog.error({ why }, "helper died");
       this.transition(entry, "CRASHED", why, { helperPid: 0 });
     });
