@@ -102,6 +102,23 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
     return this.current;
   }
 
+  /**
+   * The connection to send on: the current one, or, while a lost one is being made again, the new
+   * one once it is there (or the closed one once the link has ended, whose requests then fail).
+   */
+  async usable(): Promise<HelperClient> {
+    if (!this.current.closed || this.reported) return this.current;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.off("reconnected", done);
+        resolve();
+      };
+      this.once("reconnected", done);
+      void this.ended.then(done);
+    });
+    return this.current;
+  }
+
   onExit(listener: (why: string) => void): void {
     this.exitListeners.push(listener);
   }

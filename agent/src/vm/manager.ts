@@ -15,7 +15,7 @@ import { isHelperOf } from "./helper-process.js";
 import type { HelperStatus } from "./helper-protocol.js";
 import { vmStateOf } from "./helper-convert.js";
 import { askHelper } from "./helper-errors.js";
-import { helperDisplayPort, type VmDisplayPort } from "./display-port.js";
+import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
@@ -321,7 +321,8 @@ export class VmManager {
     const e = this.liveEntry(vmId, action);
     const link = this.link(e);
     if (!link.hasFramebuffer) throw failedPrecondition(`cannot ${action} VM '${vmId}': its helper has no framebuffer device`);
-    return helperDisplayPort(() => link.client, link.ended.then((why) => `the VM's helper connection ended (${why})`));
+    const connection: HelperConnection = { usable: () => link.usable(), ended: link.ended.then((why) => `the VM's helper connection ended (${why})`) };
+    return helperDisplayPort(connection);
   }
 
   /** Closes control connections without stopping any VM (agent shutdown). */
@@ -354,8 +355,9 @@ export class VmManager {
 
   /** One exchange with the VM's helper; its errors come out as the agent's typed errors. */
   private ask<T>(e: VmEntry, exchange: (client: HelperClient) => Promise<T>): Promise<T> {
-    const client = this.link(e).client;
-    return askHelper(() => exchange(client));
+    const link = this.link(e);
+    // usable(): a request made while a lost connection is being made again waits for it.
+    return askHelper(async () => exchange(await link.usable()));
   }
 
   private liveEntry(vmId: string, action: string): VmEntry {
