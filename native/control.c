@@ -1,5 +1,6 @@
-/* Control socket: the client connection, the event pump and the poll loop. Framing is in
- * framing.c, payload checks in request.c, request handlers in control_ops.c. */
+/* Control socket: the controlling connection, the event pump and the poll loop. New connections
+ * wait in control_pending.c until they authenticate (auth.c); framing is in framing.c, payload
+ * checks in request.c, request handlers in control_ops.c. */
 #include "control.h"
 
 #include <errno.h>
