@@ -127,6 +127,7 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
   detach(): void {
     this.detached = true;
     this.current.close();
+    this.report("detached"); // also when no connection was open (in the middle of a reconnect)
   }
 
   /** Resident memory and CPU time of the helper process, from /proc. */
