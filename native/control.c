@@ -1,5 +1,6 @@
-/* Control socket: the client connection, the event pump and the poll loop. Framing is in
- * framing.c, payload checks in request.c, request handlers in control_ops.c. */
+/* Control socket: the controlling connection, the event pump and the poll loop. New connections
+ * wait in control_pending.c until they authenticate (auth.c); framing is in framing.c, payload
+ * checks in request.c, request handlers in control_ops.c. */
 #include "control.h"
 
 #include <errno.h>
@@ -104,7 +105,7 @@ static const char *error_name(unsigned code)
 {
 	static const char *const names[] = {
 		"OK", "BAD_MESSAGE", "UNKNOWN_TYPE", "INVALID_ARGUMENT", "WRONG_STATE",
-		"OUT_OF_RANGE", "TOO_LARGE", "NO_HELLO", "VERSION", "INTERNAL", "TIMEOUT",
+		"OUT_OF_RANGE", "TOO_LARGE", "NO_HELLO", "VERSION", "INTERNAL", "TIMEOUT", "AUTH",
 	};
 	return code < ARRAY_SIZE(names) ? names[code] : "UNKNOWN";
 }
@@ -205,24 +206,51 @@ static void pump_events(struct server *s)
 	}
 }
 
-static void accept_client(struct server *s, int listen_fd)
+/* New connections wait in the pending set until they authenticate (control_pending.c). */
+static void accept_clients(struct server *s, int listen_fd)
 {
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	for (int i = 0; i < 16; i++) {	/* bounded: the loop must get back to the VM's events */
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		pending_add(&s->pending, fd);
+	}
+}
 
-	if (fd < 0)
-		return;
+/* An authenticated connection becomes the controlling one; the HELLO it sent is answered there. */
+static void promote(struct server *s, int fd, const struct proto_header *h, const uint8_t *hello)
+{
 	if (s->client.fd >= 0) {
-		log_info("a new client replaces the attached one");
+		/* Told, so that it does not connect again and take control back (two agents would
+		 * otherwise take turns for ever). */
+		static const char why[] = "{\"reason\":\"another client with the VM's secret took control\"}";
+		log_info("an authenticated client replaces the attached one");
+		if (s->client.hello)
+			client_send(&s->client, PROTO_EV_REPLACED, PROTO_F_EVENT, ++s->event_seq, why,
+				    sizeof(why) - 1);
+		flush_out(&s->client);
 		client_close(&s->client);
 	}
 	s->client.fd = fd;
 	s->client.in = malloc(PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD);
 	if (!s->client.in) {
+		log_error("out of memory for a client; closing it");
 		client_close(&s->client);
 		return;
 	}
 	s->client.console_pos = ring_head(&s->vm->serial->out);
-	log_info("client attached");
+	log_info("client authenticated and attached");
+	control_handle(s, h, hello);
+}
+
+static void read_pending(struct server *s, int i)
+{
+	uint8_t hello[PROTO_HELLO_MAX];
+	struct proto_header h;
+	int fd = pending_read(&s->pending, i, s->secret, &h, hello);
+
+	if (fd >= 0)
+		promote(s, fd, &h, hello);
 }
 
 /* Reads what is there and handles every complete message. */
@@ -284,22 +312,28 @@ static void final_flush(struct client *c)
 	}
 }
 
-int control_run(struct vm *vm, int listen_fd)
+int control_run(struct vm *vm, int listen_fd, const struct auth_secret *secret)
 {
-	struct server s = { .vm = vm, .exit_status = -1, .client = { .fd = -1 }, .started_ns = now_ns() };
+	struct server s = { .vm = vm, .exit_status = -1, .client = { .fd = -1 }, .started_ns = now_ns(),
+			    .secret = secret };
 	int sig_fd = setup_signals();
 
+	pending_init(&s.pending);
 	while (s.exit_status < 0) {
-		struct pollfd p[4] = {
-			{ listen_fd, POLLIN, 0 },
-			{ events_fd(vm->events), POLLIN, 0 },
-			{ sig_fd, POLLIN, 0 },
-			{ s.client.fd, (short)(POLLIN | (s.client.out_len ? POLLOUT : 0)), 0 },
+		enum { P_LISTEN, P_EVENTS, P_SIGNAL, P_CLIENT, P_PENDING };
+		struct pollfd p[P_PENDING + PROTO_MAX_PENDING] = {
+			[P_LISTEN] = { listen_fd, POLLIN, 0 },
+			[P_EVENTS] = { events_fd(vm->events), POLLIN, 0 },
+			[P_SIGNAL] = { sig_fd, POLLIN, 0 },
+			[P_CLIENT] = { s.client.fd, (short)(POLLIN | (s.client.out_len ? POLLOUT : 0)), 0 },
 		};
-		int timeout = -1;
+		int timeout = -1, pending_ms;
 
+		/* A free slot's fd is -1, which poll() skips. */
+		for (int i = 0; i < PROTO_MAX_PENDING; i++)
+			p[P_PENDING + i] = (struct pollfd){ s.pending.slot[i].fd, POLLIN, 0 };
 		if (s.client.closing)
-			p[3].events = POLLOUT;
+			p[P_CLIENT].events = POLLOUT;
 		if (s.stop.active) {
 			uint64_t now = now_ns();
 			timeout = now >= s.stop.deadline_ns ? 0
@@ -307,20 +341,29 @@ int control_run(struct vm *vm, int listen_fd)
 		}
 		if (console_wait_ms(&s) >= 0 && (timeout < 0 || timeout > 1))
 			timeout = 1;	/* batched console output is due within a millisecond */
-		if (poll(p, s.client.fd >= 0 ? 4 : 3, timeout) < 0 && errno != EINTR)
+		pending_ms = pending_timeout_ms(&s.pending);
+		if (pending_ms >= 0 && (timeout < 0 || timeout > pending_ms))
+			timeout = pending_ms;
+		if (poll(p, ARRAY_SIZE(p), timeout) < 0 && errno != EINTR)
 			break;
-		if (p[2].revents & POLLIN) {
+		if (p[P_SIGNAL].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			(void)!read(sig_fd, &si, sizeof(si));
 			log_info("signal %u: stopping the VM by force", si.ssi_signo);
 			control_stop_now(&s, 1);
 			break;
 		}
-		if (p[1].revents & POLLIN)
+		if (p[P_EVENTS].revents & POLLIN)
 			pump_events(&s);
-		if (p[0].revents & POLLIN)
-			accept_client(&s, listen_fd);
-		if (s.client.fd >= 0 && !s.client.closing && (p[3].revents & (POLLIN | POLLHUP)))
+		for (int i = 0; i < PROTO_MAX_PENDING; i++)
+			if (p[P_PENDING + i].fd >= 0 && p[P_PENDING + i].fd == s.pending.slot[i].fd &&
+			    (p[P_PENDING + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				read_pending(&s, i);
+		pending_expire(&s.pending);
+		if (p[P_LISTEN].revents & POLLIN)
+			accept_clients(&s, listen_fd);
+		if (s.client.fd >= 0 && s.client.fd == p[P_CLIENT].fd && !s.client.closing &&
+		    (p[P_CLIENT].revents & (POLLIN | POLLHUP)))
 			read_client(&s);
 		if (s.stop.active)
 			control_stop_progress(&s);
@@ -328,11 +371,13 @@ int control_run(struct vm *vm, int listen_fd)
 		if (s.client.fd >= 0)
 			flush_out(&s.client);
 		if (s.client.fd >= 0 && (s.client.dead || (s.client.closing && !s.client.out_len) ||
-					 (p[3].revents & (POLLERR | POLLNVAL)))) {
+					 (s.client.fd == p[P_CLIENT].fd &&
+					  (p[P_CLIENT].revents & (POLLERR | POLLNVAL))))) {
 			log_info("client detached");
 			client_close(&s.client);
 		}
 	}
+	pending_close_all(&s.pending);
 	pump_events(&s);
 	pump_console(&s);
 	final_flush(&s.client);

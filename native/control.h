@@ -1,10 +1,12 @@
-/* The control socket: one unix socket per VM; one client at a time (a new connection replaces
- * the old one, so a restarted agent re-attaches); requests, replies and events per PROTOCOL.md. */
+/* The control socket: one unix socket per VM; one controlling client at a time. A new connection
+ * replaces it only once it authenticated with the VM's secret (so a restarted agent re-attaches
+ * and a stray connection changes nothing); requests, replies and events per PROTOCOL.md. */
 #ifndef QVMM_CONTROL_H
 #define QVMM_CONTROL_H
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "vm.h"
 
 /* Helper exit statuses (also in PROTOCOL.md). */
@@ -18,6 +20,6 @@
 /* Binds the socket; -1 with err. */
 int control_listen(const char *path, char *err, size_t errlen);
 /* Serves until a STOP request (or SIGTERM/SIGINT) completes; returns the exit status. */
-int control_run(struct vm *vm, int listen_fd);
+int control_run(struct vm *vm, int listen_fd, const struct auth_secret *secret);
 
 #endif

@@ -338,6 +338,13 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 		client_error(&s->client, h->type, h->id, PROTO_E_NO_HELLO, "send HELLO first");
 		return;
 	}
+	if (h->type == PROTO_HELLO) {	/* again on the controlling connection: same checks */
+		if (auth_check_hello(s->secret, h, p, &e) < 0)
+			client_error(&s->client, h->type, h->id, e.code, "%s", e.message);
+		else
+			op_hello(s, h);
+		return;
+	}
 	if (h->type == PROTO_STOP && s->stop.active) {	/* refused before its payload is read */
 		client_error(&s->client, h->type, h->id, PROTO_E_WRONG_STATE, "a stop is in progress");
 		return;

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
+#include "control_pending.h"
 #include "proto.h"
 #include "vm.h"
 
@@ -29,7 +31,9 @@ struct pending_stop {
 
 struct server {
 	struct vm *vm;
-	struct client client;
+	struct client client;		/* the controlling connection (authenticated) */
+	struct pending_set pending;	/* connections not yet authenticated */
+	const struct auth_secret *secret;
 	struct pending_stop stop;
 	uint32_t event_seq;
 	uint64_t started_ns;

@@ -2,11 +2,12 @@
  * socket until STOP, takes the VM apart.
  *
  *   qumra-vmm --probe [--device /dev/kvm]
- *   qumra-vmm --control PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N] [--memory BYTES]
- *             [--fb-width W] [--fb-height H]
+ *   qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N]
+ *             [--memory BYTES] [--fb-width W] [--fb-height H]
  *             (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])
  *
- * The VM is created but not started: the agent connects, says HELLO and sends START.
+ * The VM is created but not started: the agent connects, says HELLO with the secret from
+ * --secret-file (read here, before anything else, see auth.c) and sends START.
  * Exit statuses are listed in control.h and PROTOCOL.md. */
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "control.h"
 #include "framebuffer.h"
 #include "probe.h"
@@ -25,12 +27,13 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: qumra-vmm --probe [--device PATH]\n"
-		"       qumra-vmm --control PATH [--runtime-dir DIR] [--device PATH] [--vcpus N]\n"
+		"       qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device PATH] [--vcpus N]\n"
 		"                 [--memory BYTES] [--fb-width W] [--fb-height H]\n"
 		"                 (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])\n");
 }
 
 static char demo_path[PATH_MAX];
+static const char *secret_file;	/* --secret-file: loaded by main() right after the arguments */
 
 static const char *demo_image(void)
 {
@@ -69,6 +72,8 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 			c->device = val;
 		} else if (!strcmp(a, "--control")) {
 			c->control_path = val;
+		} else if (!strcmp(a, "--secret-file")) {
+			secret_file = val;
 		} else if (!strcmp(a, "--runtime-dir")) {
 			c->runtime_dir = val;
 		} else if (!strcmp(a, "--image")) {
@@ -132,6 +137,11 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 		fprintf(stderr, "qumra-vmm: need --control and --image (or --demo)\n");
 		return -1;
 	}
+	if (!secret_file) {
+		fprintf(stderr, "qumra-vmm: need --secret-file: the control socket accepts only clients "
+			"that know the VM's secret\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -154,6 +164,7 @@ static void write_pidfile(const char *dir)
 int main(int argc, char **argv)
 {
 	static struct vm vm;
+	static struct auth_secret secret;
 	struct vm_config cfg;
 	char err[512] = "";
 	int probe = 0, listen_fd, status;
@@ -164,6 +175,10 @@ int main(int argc, char **argv)
 	}
 	if (probe)
 		return probe_run(cfg.device);
+	if (auth_load(secret_file, &secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "qumra-vmm: %s\n", err);
+		return EXIT_SETUP;
+	}
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	if (vm_create(&vm, &cfg, err, sizeof(err)) < 0) {
@@ -183,7 +198,7 @@ int main(int argc, char **argv)
 		 vm.nr_vcpus, (unsigned long long)vm.mem.size, vm.cfg.image,
 		 (unsigned long long)vm.cfg.load_addr, vm.cfg.mode == BOOT_LONG ? "long" : "protected",
 		 vm.cfg.control_path);
-	status = control_run(&vm, listen_fd);
+	status = control_run(&vm, listen_fd, &secret);
 	close(listen_fd);
 	unlink(vm.cfg.control_path);
 	vm_destroy(&vm);

@@ -5,13 +5,17 @@
 
 #include <stdint.h>
 
-#define PROTO_VERSION     1
+#define PROTO_VERSION     2	/* 2: HELLO carries the per-VM secret */
 #define PROTO_HEADER_SIZE 12
 #define PROTO_MAX_PAYLOAD ((1u << 20) + 64)	/* 1 MiB of memory data plus its header */
 #define PROTO_MAX_MEM_IO  (1u << 20)
 #define PROTO_MOUSE_MAX_DELTA 4096	/* MOUSE: |dx|, |dy| at most (the widest screen) */
 #define PROTO_MOUSE_MAX_WHEEL 127	/* MOUSE: |wheel| at most, in notches */
 #define PROTO_MOUSE_BUTTONS   7		/* MOUSE: bit 0 left, 1 right, 2 middle */
+#define PROTO_SECRET_HEX      64	/* HELLO "secret": 32 random bytes as lowercase hex */
+#define PROTO_HELLO_MAX       256	/* HELLO payload bytes at most (read before authentication) */
+#define PROTO_AUTH_TIMEOUT_MS 2000	/* a new connection has this long to send a valid HELLO */
+#define PROTO_MAX_PENDING     4		/* connections waiting to authenticate at once */
 
 struct proto_header {
 	uint32_t length;	/* payload bytes after the header */
@@ -58,6 +62,7 @@ enum {
 	PROTO_EV_TRIPLE_FAULT = 0x104,
 	PROTO_EV_INTERNAL_ERROR = 0x105,
 	PROTO_EV_DEBUG = 0x106,
+	PROTO_EV_REPLACED = 0x107,	/* another client with the secret took control; then closed */
 };
 
 /* error codes (error reply payload: {"code":N,"name":"...","message":"..."}) */
@@ -72,6 +77,7 @@ enum {
 	PROTO_E_VERSION = 8,
 	PROTO_E_INTERNAL = 9,
 	PROTO_E_TIMEOUT = 10,
+	PROTO_E_AUTH = 11,	/* HELLO without the right secret: the connection is closed */
 };
 
 #endif

@@ -29,15 +29,24 @@ struct mem_header {
 	uint32_t flags;
 } __attribute__((packed));
 
-static int parse_hello(const struct proto_header *h, const uint8_t *p, struct request_error *e)
+static int parse_hello(const struct proto_header *h, const uint8_t *p, struct request *r,
+		       struct request_error *e)
 {
 	uint64_t version;
 
+	if (h->length > PROTO_HELLO_MAX)
+		return fail(e, PROTO_E_TOO_LARGE, "HELLO payload of %u bytes exceeds %d", h->length,
+			    PROTO_HELLO_MAX);
 	if (json_get_u64((const char *)p, h->length, "version", &version) < 0)
 		return fail(e, PROTO_E_BAD_MESSAGE, "HELLO needs a JSON payload with \"version\"");
 	if (version != PROTO_VERSION)
 		return fail(e, PROTO_E_VERSION, "protocol version %llu not supported (helper speaks %d)",
 			    (unsigned long long)version, PROTO_VERSION);
+	if (json_get_str((const char *)p, h->length, "secret", r->u.hello.secret,
+			 sizeof(r->u.hello.secret)) < 0 ||
+	    strlen(r->u.hello.secret) != PROTO_SECRET_HEX)
+		return fail(e, PROTO_E_AUTH, "HELLO needs \"secret\": the VM's %d hex digit secret",
+			    PROTO_SECRET_HEX);
 	return 0;
 }
 
@@ -172,7 +181,7 @@ int request_parse(const struct proto_header *h, const uint8_t *p, const struct r
 	r->type = h->type;
 	switch (h->type) {
 	case PROTO_HELLO:
-		return parse_hello(h, p, e);
+		return parse_hello(h, p, r, e);
 	case PROTO_STATUS:
 	case PROTO_START:
 	case PROTO_PAUSE:

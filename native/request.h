@@ -22,6 +22,9 @@ struct request_limits {
 struct request {
 	uint16_t type;
 	union {
+		struct {
+			char secret[PROTO_SECRET_HEX + 1];	/* HELLO: checked by auth.c */
+		} hello;
 		uint64_t vcpu;			/* GET_REGS, SET_REGS: below nr_vcpus */
 		uint64_t timeout_ms;		/* STOP: at most STOP_MAX_TIMEOUT_MS */
 		struct {			/* READ_MEM, WRITE_MEM */

@@ -26,14 +26,14 @@ afterEach(async () => {
 });
 
 /** A manager whose one VM, 'vm1', is served by a fake helper answering with `answer` (DISPLAY_INFO by default). */
-async function managerWithFake(answer: (r: Frame) => FakeAnswer | undefined = () => undefined): Promise<{ vms: VmManager; fake: FakeHelper }> {
+async function managerWithFake(answer: (r: Frame) => FakeAnswer | undefined = () => undefined): Promise<{ vms: VmManager; fake: FakeHelper; stand: ChildProcess }> {
   const fake = await fakeHelper((r) => answer(r) ?? (r.type === MsgType.DISPLAY_INFO ? reply(DISPLAY) : undefined));
-  // The link supervises a pid: give it a process of our own that it may kill when the socket closes.
+  // The link supervises a pid: a process of our own stands in for the helper's (kill it to "exit" the helper).
   const stand: ChildProcess = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)"], { stdio: "ignore" });
   const launcher: HelperLauncher = {
-    async launch(_vmId, _spec, _image, log) {
-      const client = await HelperClient.connect(fake.path);
-      return new HelperLink(stand.pid!, fake.path, client, await probeFramebuffer(client), log);
+    async launch(_vmId, _spec, _image, secret, log) {
+      const client = await HelperClient.connect(fake.path, { secret: secret.value });
+      return new HelperLink(stand.pid!, fake.path, client, await probeFramebuffer(client), secret.value, log);
     },
     reattach: () => Promise.reject(new Error("no re-attach in this test")),
   };
@@ -52,7 +52,13 @@ async function managerWithFake(answer: (r: Frame) => FakeAnswer | undefined = ()
     rmSync(stateDir, { recursive: true, force: true });
   });
   await vms.create("vm1", "req-1", { name: "vm1", vcpus: 1, memoryBytes: 32 << 20, boot: { kind: "demo" }, labels: {} });
-  return { vms, fake };
+  return { vms, fake, stand };
+}
+
+/** What a helper that exits looks like to the link: its process ends and its socket closes. */
+function helperExits(stand: ChildProcess, fake: FakeHelper): void {
+  stand.kill("SIGKILL");
+  fake.hangUp();
 }
 
 async function qumraError(p: Promise<unknown> | (() => unknown)): Promise<QumraError> {
@@ -72,6 +78,7 @@ describe("helper errors leave vm/ as QumraErrors", () => {
       ["BAD_MESSAGE", "invalid-argument"],
       ["TOO_LARGE", "invalid-argument"],
       ["WRONG_STATE", "failed-precondition"],
+      ["AUTH", "failed-precondition"],
       ["OUT_OF_RANGE", "out-of-range"],
       ["TIMEOUT", "deadline-exceeded"],
       ["CONNECTION_CLOSED", "unavailable"],
@@ -144,22 +151,37 @@ describe("VmManager.displayPort", () => {
     expect(err.message).toContain("no framebuffer");
   });
 
-  it("ends when the helper's connection does; later calls are unavailable", async () => {
-    const { vms, fake } = await managerWithFake();
+  it("ends when the helper exits; later calls are unavailable", async () => {
+    const { vms, fake, stand } = await managerWithFake();
     const port = vms.displayPort("vm1", "show the display of");
-    fake.hangUp();
-    expect(await port.ended).toMatch(/connection ended/);
+    helperExits(stand, fake);
+    expect(await port.ended).toMatch(/connection ended \(helper process \d+ exited\)/);
     expect((await qumraError(port.dirty())).kind).toBe("unavailable");
   });
 
+  it("keeps working when the connection drops but the helper runs: the link connects again with the secret", async () => {
+    const { vms, fake } = await managerWithFake();
+    const port = vms.displayPort("vm1", "show the display of");
+    const hellos = () => fake.requests.filter((r) => r.type === MsgType.HELLO);
+    const secret = JSON.parse(hellos()[0].payload.toString()).secret as string;
+    expect(secret).toMatch(/^[0-9a-f]{64}$/);
+    fake.hangUp();
+    // The port follows the link's current connection: a call succeeds once the link is back.
+    let info;
+    for (let i = 0; i < 200 && !info; i++) info = await port.info().catch(() => new Promise((r) => setTimeout(r, 25)).then(() => undefined));
+    expect(info?.width).toBe(640);
+    expect(hellos().length).toBe(2);
+    expect(JSON.parse(hellos()[1].payload.toString()).secret).toBe(secret);
+    expect(vms.get("vm1").state).toBe("CREATED");
+  });
+
   it("refuses a VM that is no longer live with failed-precondition", async () => {
-    let fake: FakeHelper | undefined;
-    const setup = await managerWithFake((r) => {
+    let setup: Awaited<ReturnType<typeof managerWithFake>> | undefined;
+    setup = await managerWithFake((r) => {
       if (r.type !== MsgType.STOP) return undefined;
-      setImmediate(() => fake?.hangUp()); // the helper exits after its STOP reply
+      setImmediate(() => setup && helperExits(setup.stand, setup.fake)); // the helper exits after its STOP reply
       return reply({ forced: true, exitStatus: 3 });
     });
-    fake = setup.fake;
     await setup.vms.stop("vm1", { force: true, timeoutMs: 0 });
     expect(setup.vms.get("vm1").state).toBe("STOPPED");
     expect((await qumraError(() => setup.vms.displayPort("vm1", "show the display of"))).kind).toBe("failed-precondition");

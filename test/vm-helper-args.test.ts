@@ -6,25 +6,26 @@ import { helperArgv } from "../agent/src/vm/helper-process.js";
 import { HELPER_STATES } from "../agent/src/vm/helper-protocol.js";
 import type { VmSpec } from "../agent/src/vm/types.js";
 
+const paths = { controlPath: "/run/a/control.sock", secretFile: "/state/a/control.secret", runtimeDir: "/run/a" };
 const base = { name: "a", vcpus: 2, memoryBytes: 64 << 20, display: { width: 640, height: 480 }, labels: {} };
 
 describe("helper arguments and states", () => {
   it("runs the demo guest with the spec's vCPUs, memory and framebuffer", () => {
     const spec: VmSpec = { ...base, boot: { kind: "demo" } };
-    expect(helperArgv(helperArgsOf(spec, "/state/a/image.bin"), "/run/a/control.sock", "/run/a")).toEqual([
-      "--control", "/run/a/control.sock", "--runtime-dir", "/run/a", "--vcpus", "2", "--memory", String(64 << 20),
+    expect(helperArgv(helperArgsOf(spec, "/state/a/image.bin"), paths)).toEqual([
+      "--control", "/run/a/control.sock", "--secret-file", "/state/a/control.secret", "--runtime-dir", "/run/a", "--vcpus", "2", "--memory", String(64 << 20),
       "--fb-width", "640", "--fb-height", "480", "--demo",
     ]);
   });
 
   it("boots a flat image from the stored file at its load address, entry and mode", () => {
     const spec: VmSpec = { ...base, boot: { kind: "flat", imageSha256: "00", imageBytes: 13, loadAddress: 0x200000, entryAddress: 0x200010, mode: "protected" } };
-    const argv = helperArgv(helperArgsOf(spec, "/state/a/image.bin"), "/run/a/control.sock", "/run/a", "/dev/kvm");
-    expect(argv.slice(8)).toEqual(["--device", "/dev/kvm", "--fb-width", "640", "--fb-height", "480", "--image", "/state/a/image.bin", "--load", "0x200000", "--entry", "0x200010", "--mode", "protected"]);
+    const argv = helperArgv(helperArgsOf(spec, "/state/a/image.bin"), { ...paths, device: "/dev/kvm" });
+    expect(argv.slice(10)).toEqual(["--device", "/dev/kvm", "--fb-width", "640", "--fb-height", "480", "--image", "/state/a/image.bin", "--load", "0x200000", "--entry", "0x200010", "--mode", "protected"]);
   });
 
   it("refuses arguments with neither an image nor the demo", () => {
-    expect(() => helperArgv({ vcpus: 1, memoryBytes: 1 << 20 }, "/c", "/r")).toThrow(/image or demo/);
+    expect(() => helperArgv({ vcpus: 1, memoryBytes: 1 << 20 }, paths)).toThrow(/image or demo/);
   });
 
   it("names every helper state as the domain does", () => {

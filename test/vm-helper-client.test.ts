@@ -5,16 +5,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import { HelperClient } from "../agent/src/vm/helper-client.js";
 import { HelperError } from "../agent/src/vm/helper-errors.js";
 import { EventType, Flags, HEADER_SIZE, MAX_PAYLOAD, MsgType, encodeFrame } from "../agent/src/vm/helper-protocol.js";
-import { FAKE_STATUS, fakeHelper, reapHelpers } from "./helpers/helper-vm.js";
+import { FAKE_SECRET, FAKE_STATUS, fakeHelper, reapHelpers } from "./helpers/helper-vm.js";
 
 afterAll(reapHelpers);
 
 describe("helper client transport", () => {
-  it("says HELLO with the protocol version and keeps the helper's status", async () => {
+  it("says HELLO with the protocol version and the VM's secret and keeps the helper's status", async () => {
     const fake = await fakeHelper();
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     expect(fake.requests[0].type).toBe(MsgType.HELLO);
-    expect(JSON.parse(fake.requests[0].payload.toString())).toEqual({ version: 1 });
+    expect(JSON.parse(fake.requests[0].payload.toString())).toEqual({ version: 2, secret: FAKE_SECRET });
     expect(c.hello).toEqual(FAKE_STATUS);
     c.close();
     await fake.close();
@@ -22,7 +22,7 @@ describe("helper client transport", () => {
 
   it("matches replies to requests by id, in whatever order they come", async () => {
     const fake = await fakeHelper((r) => (r.type === MsgType.CONSOLE_READ ? "silence" : undefined));
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     const slow = c.consoleRead(16);
     const fast = c.status();
     expect(await fast).toEqual(FAKE_STATUS);
@@ -36,7 +36,7 @@ describe("helper client transport", () => {
 
   it("rejects a request the helper never answers with TIMEOUT, and an error reply with its code", async () => {
     const fake = await fakeHelper((r) => (r.type === MsgType.START ? "silence" : r.type === MsgType.RESUME ? { error: { name: "WRONG_STATE", code: 4, message: "not paused" } } : undefined));
-    const c = await HelperClient.connect(fake.path, { requestTimeoutMs: 100 });
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET, requestTimeoutMs: 100 });
     await expect(c.start()).rejects.toMatchObject({ code: "TIMEOUT", message: expect.stringContaining(`type ${MsgType.START}`) });
     await expect(c.resume()).rejects.toMatchObject({ code: "WRONG_STATE", message: "not paused", remoteCode: 4 });
     expect((await c.status()).state).toBe("created"); // still usable
@@ -46,7 +46,7 @@ describe("helper client transport", () => {
 
   it("refuses a payload above the maximum without sending it", async () => {
     const fake = await fakeHelper();
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     await expect(c.request(MsgType.WRITE_MEM, Buffer.alloc(MAX_PAYLOAD + 1))).rejects.toMatchObject({ code: "TOO_LARGE" });
     expect(fake.requests.map((r) => r.type)).toEqual([MsgType.HELLO]);
     c.close();
@@ -55,7 +55,7 @@ describe("helper client transport", () => {
 
   it("emits events, console output also on its own", async () => {
     const fake = await fakeHelper();
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     const output: string[] = [];
     c.on("console", (b) => output.push(b.toString()));
     const state = c.waitFor((e) => e.kind === "state", 5000);
@@ -72,7 +72,7 @@ describe("helper client transport", () => {
     reply.writeUInt32LE(12, 0);
     reply.writeBigUInt64LE((1n << 0n) | (1n << 11n), 4);
     const fake = await fakeHelper((r) => (r.type === MsgType.DIRTY ? { payload: reply } : undefined));
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     const d = await c.dirty();
     expect(d.pages).toBe(12);
     expect([...d.bitmap]).toEqual([0x01, 0x08, 0, 0, 0, 0, 0, 0]);
@@ -82,7 +82,7 @@ describe("helper client transport", () => {
 
   it("ends once when the helper hangs up: pending and later requests fail with CONNECTION_CLOSED", async () => {
     const fake = await fakeHelper((r) => (r.type === MsgType.PAUSE ? "silence" : undefined));
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     const pending = c.pause();
     let closes = 0;
     c.on("close", () => closes++);
@@ -101,7 +101,7 @@ describe("helper client transport", () => {
 
   it("drops the connection when the helper sends a length above the maximum, after the frames before it", async () => {
     const fake = await fakeHelper();
-    const c = await HelperClient.connect(fake.path);
+    const c = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
     const events: string[] = [];
     c.on("event", (e) => events.push(e.kind));
     const huge = Buffer.alloc(HEADER_SIZE);
@@ -115,6 +115,6 @@ describe("helper client transport", () => {
   });
 
   it("reports a socket that is not there as CONNECT_FAILED", async () => {
-    await expect(HelperClient.connect(path.join("/nonexistent-dir", "control.sock"))).rejects.toMatchObject({ code: "CONNECT_FAILED" });
+    await expect(HelperClient.connect(path.join("/nonexistent-dir", "control.sock"), { secret: FAKE_SECRET })).rejects.toMatchObject({ code: "CONNECT_FAILED" });
   });
 });

@@ -207,6 +207,7 @@ describe("events", () => {
     expect(event(EventType.STATE, json({ state: "stopped", reason: "guest power-off" }))).toEqual({ kind: "state", seq: 9, state: "stopped", reason: "guest power-off" });
     expect(event(EventType.CONSOLE, Buffer.from("out"), Flags.EVENT | Flags.TRUNCATED)).toEqual({ kind: "console", seq: 9, data: Buffer.from("out"), truncated: true });
     expect(event(EventType.RESET, json({ source: "i8042" }))).toEqual({ kind: "reset", seq: 9, source: "i8042" });
+    expect(event(EventType.REPLACED, json({ reason: "another client with the VM's secret took control" }))).toEqual({ kind: "replaced", seq: 9, reason: "another client with the VM's secret took control" });
     expect(event(EventType.POWEROFF, json({ source: "guest" }))).toEqual({ kind: "poweroff", seq: 9, source: "guest" });
     expect(event(EventType.TRIPLE_FAULT, json({ vcpu: 1, rip: "0x100abc", exitReason: 8, message: "triple fault" }))).toEqual({
       kind: "tripleFault",

@@ -6,7 +6,7 @@ import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
-import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
+import { consoleLog, reapHelpers, spawnTracked, type TrackedHelper, type ConsoleLog } from "./helpers/helper-vm.js";
 import { HelperClient } from "../agent/src/vm/helper-client.js";
 import { GuestCommand, type DirtyPages, type DisplayInfo } from "../agent/src/vm/helper-protocol.js";
 import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/helper-process.js";
@@ -16,9 +16,9 @@ import { isAlive, vmmBinaryPath, type SpawnedHelper } from "../agent/src/vm/help
 
 afterAll(reapHelpers);
 
-async function startDemo(fb?: { width: number; height: number }, memoryBytes = 32 << 20): Promise<{ h: SpawnedHelper; c: HelperClient; con: ConsoleLog; info: DisplayInfo; dir: string }> {
+async function startDemo(fb?: { width: number; height: number }, memoryBytes = 32 << 20): Promise<{ h: TrackedHelper; c: HelperClient; con: ConsoleLog; info: DisplayInfo; dir: string }> {
   const { h, dir } = await spawnTracked("qvmm-fb-", { demo: true, vcpus: 1, memoryBytes, fbWidth: fb?.width, fbHeight: fb?.height });
-  const c = await HelperClient.connect(h.controlPath);
+  const c = await HelperClient.connect(h.controlPath, { secret: h.secret });
   const con = consoleLog(c, 60_000);
   const info = await c.displayInfo();
   await c.start();

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { hasKvm } from "./helpers/kvm.js";
-import { consoleLog, reapHelpers, spawnTracked, type ConsoleLog } from "./helpers/helper-vm.js";
+import { consoleLog, reapHelpers, spawnTracked, type TrackedHelper, type ConsoleLog } from "./helpers/helper-vm.js";
 
 afterAll(reapHelpers);
 import { HelperClient } from "../agent/src/vm/helper-client.js";
@@ -18,9 +18,9 @@ import { probeKvm } from "../agent/src/host/kvm-probe.js";
 
 
 
-async function startDemo(opts: { vcpus?: number; memory?: number } = {}): Promise<{ h: SpawnedHelper; c: HelperClient; con: ConsoleLog }> {
+async function startDemo(opts: { vcpus?: number; memory?: number } = {}): Promise<{ h: TrackedHelper; c: HelperClient; con: ConsoleLog }> {
   const { h } = await spawnTracked("qvmm-", { demo: true, vcpus: opts.vcpus ?? 1, memoryBytes: opts.memory ?? 32 << 20 });
-  const c = await HelperClient.connect(h.controlPath);
+  const c = await HelperClient.connect(h.controlPath, { secret: h.secret });
   const con = consoleLog(c);
   await c.start();
   await con.waitFor("qumra demo guest\n");
@@ -131,14 +131,14 @@ describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
     expect((await closed).code).toBe("CONNECTION_CLOSED");
 
     // Garbage bytes from a fresh connection: same treatment.
-    const g = await HelperClient.connect(h.controlPath);
+    const g = await HelperClient.connect(h.controlPath, { secret: h.secret });
     const gClosed = new Promise<HelperError>((r) => g.once("close", r));
     g.sendRaw(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     await gClosed;
 
     // Requests before HELLO are refused (raw socket check through a fresh client is implicit:
     // the client always says HELLO); the VM is still running and obeys commands.
-    const c2 = await HelperClient.connect(h.controlPath);
+    const c2 = await HelperClient.connect(h.controlPath, { secret: h.secret });
     const con2 = consoleLog(c2);
     expect((await c2.status()).state).toBe("running");
     await c2.guestCommand(GuestCommand.PING, 77);
@@ -152,7 +152,7 @@ describe.skipIf(!hasKvm)("qumra-vmm helper on real KVM", () => {
     c.close();
     await new Promise((r) => setTimeout(r, 200));
     expect(isAlive(h.pid)).toBe(true);
-    const c2 = await HelperClient.connect(h.controlPath);
+    const c2 = await HelperClient.connect(h.controlPath, { secret: h.secret });
     expect(c2.hello?.state).toBe("running");
     const con = consoleLog(c2);
     await c2.guestCommand(GuestCommand.PING, 5);

@@ -54,8 +54,11 @@ static size_t valid_payload(struct rng *r, uint16_t type, unsigned nr_vcpus, uin
 	want->type = type;
 	switch (type) {
 	case PROTO_HELLO:
-		n = (size_t)sprintf(j, "{%s\"version\"%s:1%s}", rng_percent(r, 30) ? "\"x\":\"y\"," : "",
-				    rng_percent(r, 20) ? " " : "", rng_percent(r, 20) ? ",\"z\":2" : "");
+		for (int i = 0; i < PROTO_SECRET_HEX; i++)
+			want->u.hello.secret[i] = "0123456789abcdef"[rng_below(r, 16)];
+		n = (size_t)sprintf(j, "{%s\"version\"%s:%d,\"secret\":\"%s\"%s}",
+				    rng_percent(r, 30) ? "\"x\":\"y\"," : "", rng_percent(r, 20) ? " " : "",
+				    PROTO_VERSION, want->u.hello.secret, rng_percent(r, 20) ? ",\"z\":2" : "");
 		break;
 	case PROTO_STOP:
 		want->u.timeout_ms = STOP_DEFAULT_TIMEOUT_MS;
@@ -195,7 +198,7 @@ static void random_stream(struct rng *r, struct stream *s)
 
 static void check_error(const struct request_error *e)
 {
-	CHECK(e->code >= PROTO_E_BAD_MESSAGE && e->code <= PROTO_E_TIMEOUT);
+	CHECK(e->code >= PROTO_E_BAD_MESSAGE && e->code <= PROTO_E_AUTH);
 	CHECK(e->message[0] != 0 && memchr(e->message, 0, sizeof(e->message)) != NULL);
 }
 
@@ -209,6 +212,8 @@ static void check_parsed(const struct proto_header *h, const uint8_t *p, const s
 	switch (h->type) {
 	case PROTO_HELLO:
 		CHECK(json_get_u64((const char *)p, h->length, "version", &v) == 0 && v == PROTO_VERSION);
+		CHECK_EQ(strlen(r->u.hello.secret), PROTO_SECRET_HEX);
+		CHECK(h->length <= PROTO_HELLO_MAX);
 		break;
 	case PROTO_STOP:
 		CHECK(r->u.timeout_ms <= STOP_MAX_TIMEOUT_MS);
@@ -271,6 +276,9 @@ static void check_expected(const struct request *want, const struct request *got
 			   const uint8_t *p, size_t len)
 {
 	switch (want->type) {
+	case PROTO_HELLO:
+		CHECK_STR(got->u.hello.secret, want->u.hello.secret);
+		break;
 	case PROTO_STOP:
 		CHECK_EQ(got->u.timeout_ms, want->u.timeout_ms);
 		break;

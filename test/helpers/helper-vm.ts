@@ -8,18 +8,30 @@ import type { HelperClient } from "../../agent/src/vm/helper-client.js";
 import type { HelperError } from "../../agent/src/vm/helper-errors.js";
 import { Flags, MsgType, encodeFrame, splitFrames, type Frame } from "../../agent/src/vm/helper-protocol.js";
 import { spawnHelper, type SpawnOptions, type SpawnedHelper } from "../../agent/src/vm/helper-process.js";
+import { createSecret } from "../../agent/src/vm/control-secret.js";
 
 const dirs: string[] = [];
 const pids: number[] = [];
 
-/** Spawns a helper in a fresh runtime dir under /tmp; reapHelpers() kills and removes them all. */
-export async function spawnTracked(prefix: string, args: SpawnOptions["args"]): Promise<{ h: SpawnedHelper; dir: string }> {
+/** A spawned helper and the control secret it was given (connect with { secret: h.secret }). */
+export type TrackedHelper = SpawnedHelper & { secret: string; secretFile: string };
+
+/**
+ * Spawns a helper in a fresh runtime dir under /tmp, with a fresh control secret in that dir;
+ * reapHelpers() kills and removes them all.
+ */
+export async function spawnTracked(prefix: string, args: SpawnOptions["args"]): Promise<{ h: TrackedHelper; dir: string }> {
   const dir = mkdtempSync(path.join("/tmp", prefix));
   dirs.push(dir);
-  const h = await spawnHelper({ runtimeDir: dir, args });
+  const secretFile = path.join(dir, "control.secret");
+  const secret = createSecret(secretFile);
+  const h = await spawnHelper({ runtimeDir: dir, secretFile, args });
   pids.push(h.pid);
-  return { h, dir };
+  return { h: { ...h, secret, secretFile }, dir };
 }
+
+/** A syntactically valid secret for fake helpers (which check nothing). */
+export const FAKE_SECRET = "0".repeat(64);
 
 /** For afterAll: SIGKILL every tracked helper and remove the runtime dirs. */
 export function reapHelpers(): void {

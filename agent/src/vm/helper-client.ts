@@ -42,6 +42,8 @@ import {
 } from "./helper-protocol.js";
 
 export interface ConnectOptions {
+  /** The VM's control secret, sent in HELLO (control-secret.ts). */
+  secret: string;
   /** Give up connecting + hello after this long (default 5 s). */
   connectTimeoutMs?: number;
   /** Default per-request timeout (default 15 s). */
@@ -82,8 +84,8 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     socket.on("close", () => this.fail(new HelperError("CONNECTION_CLOSED", `control socket ${path} closed`)));
   }
 
-  /** Connects to a helper's control socket and says HELLO. */
-  static async connect(path: string, opts: ConnectOptions = {}): Promise<HelperClient> {
+  /** Connects to a helper's control socket and says HELLO with the VM's secret. */
+  static async connect(path: string, opts: ConnectOptions): Promise<HelperClient> {
     const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.createConnection({ path });
@@ -102,7 +104,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     });
     const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? 15_000);
     try {
-      client.hello = decodeStatus(await client.request(MsgType.HELLO, encodeHello(), connectTimeoutMs));
+      client.hello = decodeStatus(await client.request(MsgType.HELLO, encodeHello(opts.secret), connectTimeoutMs));
     } catch (err) {
       client.close();
       throw err;

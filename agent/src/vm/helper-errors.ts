@@ -24,6 +24,8 @@ const KINDS: Partial<Record<HelperErrorCode, ErrorKind>> = {
   BAD_MESSAGE: "invalid-argument",
   TOO_LARGE: "invalid-argument",
   WRONG_STATE: "failed-precondition",
+  // The helper refused the agent's secret: the VM's secret file is missing or not the one the helper has.
+  AUTH: "failed-precondition",
   OUT_OF_RANGE: "out-of-range",
   TIMEOUT: "deadline-exceeded",
   CONNECTION_CLOSED: "unavailable",

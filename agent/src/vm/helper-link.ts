@@ -1,6 +1,9 @@
 // The agent's link to one helper process: its control connection plus supervision of the process.
 // A helper the agent spawned is its child, so its exit status is known; a helper found again after an
 // agent restart is not, so its end is seen as the control socket closing and the pid disappearing.
+// A control connection that closes while the helper still runs is connected again (with the VM's
+// secret): the helper is never killed merely because its socket closed.
+import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "../logger.js";
@@ -9,12 +12,19 @@ import { HelperExit } from "../gen/helper-abi.js";
 import { HelperClient } from "./helper-client.js";
 import { helperArgsOf } from "./helper-convert.js";
 import { HelperError, helperErrorKind } from "./helper-errors.js";
-import { spawnHelper, isAlive } from "./helper-process.js";
+import { spawnHelper, isAlive, isHelperOf } from "./helper-process.js";
+import type { HelperEvent, HelperStatus } from "./helper-protocol.js";
 import type { VmSpec } from "./types.js";
 
+/** A VM's control secret: the file the helper was given and its content (control-secret.ts). */
+export interface ControlSecret {
+  file: string;
+  value: string;
+}
+
 export interface HelperLauncher {
-  launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink>;
-  reattach(vmId: string, pid: number, socketPath: string, log: Logger): Promise<HelperLink>;
+  launch(vmId: string, spec: VmSpec, imagePath: string, secret: ControlSecret, log: Logger): Promise<HelperLink>;
+  reattach(vmId: string, pid: number, socketPath: string, secret: ControlSecret, log: Logger): Promise<HelperLink>;
 }
 
 type ExitInfo = { code: number | null; signal: NodeJS.Signals | null };
@@ -27,45 +37,86 @@ const EXIT_MEANING: Record<number, string> = {
   [HelperExit.INTERNAL]: "failed internally",
 };
 
-export class HelperLink {
+/** How a lost control connection is recovered. */
+export interface ReconnectPolicy {
+  /** How long to wait for the helper's exit before treating a closed socket as a lost connection. */
+  exitGraceMs: number;
+  /** Pauses between reconnect attempts; their number is the number of attempts after the first. */
+  backoffMs: readonly number[];
+}
+
+/** About 5 s of attempts: a helper whose loop is alive answers at once; one that is wedged does not. */
+export const DEFAULT_RECONNECT: ReconnectPolicy = { exitGraceMs: 500, backoffMs: [100, 200, 400, 800, 1500, 2000] };
+
+export interface HelperLinkEvents {
+  /** Console output and events of the helper, from whichever connection is current. */
+  console: [Buffer];
+  event: [HelperEvent];
+  /** The connection was lost and made again; the helper's status at the new HELLO (resync from it). */
+  reconnected: [HelperStatus];
+}
+
+export class HelperLink extends EventEmitter<HelperLinkEvents> {
   /** Resolves when the helper process is gone (or the agent detached from it). */
   readonly exited: Promise<void>;
+  /** Resolves with why once the link has ended (exited resolved). */
+  readonly ended: Promise<string>;
   private readonly exitListeners: ((why: string) => void)[] = [];
   private detached = false;
-  private markExited!: () => void;
+  private reported = false;
+  /** Why the helper dropped this agent for another client with the secret, if it did. */
+  private replacedBy: string | undefined;
+  private current: HelperClient;
+  private markEnded!: (why: string) => void;
 
   constructor(
     readonly pid: number,
     readonly socketPath: string,
-    readonly client: HelperClient,
+    client: HelperClient,
     /** Whether the helper has a framebuffer device (it answers DISPLAY_INFO). */
     readonly hasFramebuffer: boolean,
+    private readonly secret: string,
     private readonly log: Logger,
-    childExit?: Promise<ExitInfo>,
+    private readonly childExit?: Promise<ExitInfo>,
+    private readonly policy: ReconnectPolicy = DEFAULT_RECONNECT,
   ) {
-    this.exited = new Promise((resolve) => (this.markExited = resolve));
-    let reported = false;
-    const report = (why: string) => {
-      if (reported) return;
-      reported = true;
-      this.markExited();
-      if (!this.detached) for (const l of this.exitListeners) l(why);
-    };
-    childExit?.then((e) => report(describeExit(pid, e)));
-    client.on("close", () => {
-      if (this.detached) return report("detached");
-      // Give a child's exit status a moment to arrive: it says more than a closed socket.
-      void waitForExit(pid, childExit ? 2000 : 1000).then((gone) => {
-        if (gone) return report(childExit ? "" : `helper process ${pid} exited`);
-        this.log.error({ pid }, "helper closed its control socket but still runs: killing it");
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* already gone */
-        }
-        report(`helper process ${pid} stopped answering on its control socket and was killed`);
-      });
+    super();
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
+    this.exited = this.ended.then(() => undefined);
+    this.current = client;
+    childExit?.then((e) => this.report(describeExit(pid, e)));
+    this.listen(client);
+  }
+
+  /**
+   * Set when the helper gave control to another client that knows the VM's secret (a second agent on
+   * the same state dir, an operator): the link then ends without connecting again, so that two
+   * controllers do not take the helper from each other for ever; the helper keeps running.
+   */
+  get takenOver(): string | undefined {
+    return this.replacedBy;
+  }
+
+  /** The current control connection (a new one after a reconnect). */
+  get client(): HelperClient {
+    return this.current;
+  }
+
+  /**
+   * The connection to send on: the current one, or, while a lost one is being made again, the new
+   * one once it is there (or the closed one once the link has ended, whose requests then fail).
+   */
+  async usable(): Promise<HelperClient> {
+    if (!this.current.closed || this.reported) return this.current;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.off("reconnected", done);
+        resolve();
+      };
+      this.once("reconnected", done);
+      void this.ended.then(done);
     });
+    return this.current;
   }
 
   onExit(listener: (why: string) => void): void {
@@ -75,7 +126,8 @@ export class HelperLink {
   /** Closes the control connection but leaves the helper running (agent shutdown). */
   detach(): void {
     this.detached = true;
-    this.client.close();
+    this.current.close();
+    this.report("detached"); // also when no connection was open (in the middle of a reconnect)
   }
 
   /** Resident memory and CPU time of the helper process, from /proc. */
@@ -91,21 +143,92 @@ export class HelperLink {
       return { helperRssBytes: 0, helperCpuUserMs: 0, helperCpuSystemMs: 0 };
     }
   }
+
+  private listen(client: HelperClient): void {
+    client.on("console", (data) => {
+      if (client === this.current) this.emit("console", data);
+    });
+    client.on("event", (event) => {
+      if (client !== this.current) return;
+      if (event.kind === "replaced") this.replacedBy = event.reason || "another client took control";
+      this.emit("event", event);
+    });
+    client.on("close", () => {
+      if (client !== this.current) return;
+      if (this.detached) return this.report("detached");
+      if (this.replacedBy) {
+        this.log.error({ pid: this.pid, why: this.replacedBy }, "the helper gave control of the VM to another client; not connecting again");
+        return this.report(`helper process ${this.pid} gave control to another client (${this.replacedBy}); it still runs`);
+      }
+      void this.recover();
+    });
+  }
+
+  private report(why: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.markEnded(why);
+    if (!this.detached) for (const l of this.exitListeners) l(why);
+  }
+
+  /** The socket closed: an exiting helper is reported; a running one is connected to again. */
+  private async recover(): Promise<void> {
+    // A child's exit status says more than a closed socket: give it a moment to arrive.
+    if (await this.waitForExit(this.policy.exitGraceMs)) return this.reportGone();
+    let lastError: unknown;
+    for (let attempt = 0; attempt <= this.policy.backoffMs.length; attempt++) {
+      if (this.reported || this.detached) return;
+      if (!isAlive(this.pid)) return this.reportGone();
+      try {
+        const client = await HelperClient.connect(this.socketPath, { secret: this.secret, connectTimeoutMs: 2000 });
+        if (this.reported || this.detached) return client.close();
+        this.current = client;
+        this.listen(client);
+        this.log.warn({ pid: this.pid, attempt }, "the helper's control connection was lost while it ran; connected again");
+        this.emit("reconnected", client.hello!);
+        return;
+      } catch (err) {
+        lastError = err;
+        // The helper refused the secret: trying again cannot help.
+        if (err instanceof HelperError && err.code === "AUTH") break;
+      }
+      if (attempt < this.policy.backoffMs.length && (await this.waitForExit(this.policy.backoffMs[attempt]))) return this.reportGone();
+    }
+    if (this.reported || this.detached) return;
+    if (!isAlive(this.pid)) return this.reportGone();
+    // It runs but cannot be controlled: nothing could ever stop it, so it is stopped here, and the
+    // VM is reported CRASHED with the reason.
+    const why = lastError instanceof Error ? lastError.message : String(lastError);
+    this.log.error({ pid: this.pid, err: lastError }, "the helper's control socket cannot be reached again: killing the helper");
+    try {
+      process.kill(this.pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+    this.report(`helper process ${this.pid} still ran but its control socket could not be reached again (${why}); it was killed`);
+  }
+
+  private reportGone(): void {
+    // A child's own exit handler reports its status; a helper found after a restart has none.
+    if (!this.childExit) this.report(`helper process ${this.pid} exited`);
+  }
+
+  /** True once the helper is gone, waiting at most ms. */
+  private async waitForExit(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (this.reported || !isAlive(this.pid)) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise((r) => setTimeout(r, Math.min(25, left)));
+    }
+  }
 }
 
 function describeExit(pid: number, e: ExitInfo): string {
   if (e.signal) return `helper process ${pid} was killed by signal ${e.signal}`;
   const meaning = e.code !== null ? EXIT_MEANING[e.code] : undefined;
   return `helper process ${pid} ${meaning ?? "exited"} (status ${e.code})`;
-}
-
-async function waitForExit(pid: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return !isAlive(pid);
 }
 
 /** Starts helpers under the runtime dir (one folder per VM) and finds them again after a restart. */
@@ -115,18 +238,18 @@ export class ProcessLauncher implements HelperLauncher {
     private readonly vmmPath: string,
   ) {}
 
-  async launch(vmId: string, spec: VmSpec, imagePath: string, log: Logger): Promise<HelperLink> {
+  async launch(vmId: string, spec: VmSpec, imagePath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
     const vmDir = path.join(this.runtimeDir, vmId);
     let spawned;
     try {
-      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, args: helperArgsOf(spec, imagePath) });
+      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, secretFile: secret.file, args: helperArgsOf(spec, imagePath) });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
     }
     let client: HelperClient | undefined;
     try {
-      client = await HelperClient.connect(spawned.controlPath);
-      return new HelperLink(spawned.pid, spawned.controlPath, client, await probeFramebuffer(client), log, spawned.exit);
+      client = await HelperClient.connect(spawned.controlPath, { secret: secret.value });
+      return new HelperLink(spawned.pid, spawned.controlPath, client, await probeFramebuffer(client), secret.value, log, spawned.exit);
     } catch (err) {
       client?.close();
       try {
@@ -138,13 +261,12 @@ export class ProcessLauncher implements HelperLauncher {
     }
   }
 
-  async reattach(_vmId: string, pid: number, socketPath: string, log: Logger): Promise<HelperLink> {
+  async reattach(_vmId: string, pid: number, socketPath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
     if (!pid || !isAlive(pid)) throw new Error(`no process ${pid}`);
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    if (!cmdline.includes(socketPath)) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
-    const client = await HelperClient.connect(socketPath);
+    if (!(await isHelperOf(pid, socketPath))) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
+    const client = await HelperClient.connect(socketPath, { secret: secret.value });
     try {
-      return new HelperLink(pid, socketPath, client, await probeFramebuffer(client), log);
+      return new HelperLink(pid, socketPath, client, await probeFramebuffer(client), secret.value, log);
     } catch (err) {
       client.close();
       throw err;

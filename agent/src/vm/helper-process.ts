@@ -2,6 +2,7 @@
 // crash or restart never takes a VM down; the agent re-attaches through the control socket.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { HelperError } from "./helper-errors.js";
 import { defaultVmmPath } from "../paths.js";
@@ -25,6 +26,8 @@ export interface SpawnOptions {
   args: HelperArgs;
   /** Directory for the control socket (unless controlPath is given), log and pid file. */
   runtimeDir: string;
+  /** The VM's control secret (0600, control-secret.ts): the helper answers only who knows it. */
+  secretFile: string;
   controlPath?: string;
   device?: string;
   binary?: string;
@@ -45,10 +48,18 @@ export function vmmBinaryPath(): string {
   return process.env.QUMRA_VMM ?? defaultVmmPath;
 }
 
+/** Where one helper's files are: its control socket, its secret, its runtime dir; and its KVM device. */
+export interface HelperPaths {
+  controlPath: string;
+  secretFile: string;
+  runtimeDir: string;
+  device?: string;
+}
+
 /** The argv of qumra-vmm for these arguments. */
-export function helperArgv(args: HelperArgs, controlPath: string, runtimeDir: string, device?: string): string[] {
-  const argv = ["--control", controlPath, "--runtime-dir", runtimeDir, "--vcpus", String(args.vcpus), "--memory", String(args.memoryBytes)];
-  if (device) argv.push("--device", device);
+export function helperArgv(args: HelperArgs, paths: HelperPaths): string[] {
+  const argv = ["--control", paths.controlPath, "--secret-file", paths.secretFile, "--runtime-dir", paths.runtimeDir, "--vcpus", String(args.vcpus), "--memory", String(args.memoryBytes)];
+  if (paths.device) argv.push("--device", paths.device);
   if (args.fbWidth !== undefined) argv.push("--fb-width", String(args.fbWidth));
   if (args.fbHeight !== undefined) argv.push("--fb-height", String(args.fbHeight));
   if (args.demo) {
@@ -75,6 +86,13 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Is pid a live helper serving this control socket (its command line names it)? Guards against a reused pid. */
+export async function isHelperOf(pid: number, controlPath: string): Promise<boolean> {
+  if (!pid || !isAlive(pid)) return false;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  return cmdline.split("\0").includes(controlPath);
+}
+
 /** Starts a helper detached and waits for its control socket. */
 export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
   const binary = opts.binary ?? vmmBinaryPath();
@@ -82,7 +100,7 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
   mkdirSync(opts.runtimeDir, { recursive: true, mode: 0o700 });
   const controlPath = opts.controlPath ?? path.join(opts.runtimeDir, "control.sock");
   const logPath = path.join(opts.runtimeDir, "qumra-vmm.log");
-  const argv = helperArgv(opts.args, controlPath, opts.runtimeDir, opts.device);
+  const argv = helperArgv(opts.args, { controlPath, secretFile: opts.secretFile, runtimeDir: opts.runtimeDir, device: opts.device });
   const logFd = openSync(logPath, "a");
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   let child;

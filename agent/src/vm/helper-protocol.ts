@@ -59,6 +59,8 @@ export type HelperEvent =
   | { kind: "tripleFault"; seq: number; vcpu: number; rip: bigint; exitReason: number; message: string }
   | { kind: "internalError"; seq: number; vcpu: number; rip: bigint; exitReason: number; message: string }
   | { kind: "debug"; seq: number; port: number; size: number; value: number }
+  /** Another client with the VM's secret took control; the helper closes this connection next. */
+  | { kind: "replaced"; seq: number; reason: string }
   | { kind: "unknown"; seq: number; type: number; payload: Buffer };
 
 /** The framebuffer (DISPLAY_INFO): rows of `stride` bytes in the file at `path`. */
@@ -221,7 +223,8 @@ const isHelperState = (s: unknown): s is HelperState => (HELPER_STATES as readon
 
 // ---- requests and replies ----
 
-export const encodeHello = (): Buffer => json({ version: PROTOCOL_VERSION });
+/** HELLO with the VM's control secret (control-secret.ts); without the right one the helper closes the connection. */
+export const encodeHello = (secret: string): Buffer => json({ version: PROTOCOL_VERSION, secret });
 
 export function decodeStatus(payload: Uint8Array): HelperStatus {
   const what = "STATUS reply";
@@ -415,6 +418,8 @@ export function decodeEvent(frame: Frame): HelperEvent {
     }
     case EventType.DEBUG:
       return { kind: "debug", seq, port: Number(j.port), size: Number(j.size), value: Number(j.value) };
+    case EventType.REPLACED:
+      return { kind: "replaced", seq, reason: String(j.reason ?? "") };
     default:
       return { kind: "unknown", seq, type, payload };
   }

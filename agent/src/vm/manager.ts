@@ -8,11 +8,14 @@ import { EventLog, type VmEventType } from "./event-log.js";
 import { guestRamRanges, inGuestRam, validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
 import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
-import { HelperLink, type HelperLauncher } from "./helper-link.js";
+import { HelperLink, type ControlSecret, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
+import { createSecret, readSecret } from "./control-secret.js";
+import { isHelperOf } from "./helper-process.js";
+import type { HelperStatus } from "./helper-protocol.js";
 import { vmStateOf } from "./helper-convert.js";
 import { askHelper } from "./helper-errors.js";
-import { helperDisplayPort, type VmDisplayPort } from "./display-port.js";
+import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
@@ -20,6 +23,12 @@ interface VmEntry {
   record: VmRecord;
   console: ConsoleBuffer;
   link?: HelperLink;
+  /**
+   * Why the agent cannot control this VM's helper although it runs (its control secret is missing or
+   * damaged after a restart); operations fail with this reason, and only a forced stop or delete
+   * ends the helper.
+   */
+  unreachable?: string;
   /** Set while the agent itself is stopping the helper, so its exit is not a crash. */
   stopping?: Promise<void>;
   /** Listeners of the console's end (the VM stopped). */
@@ -59,8 +68,10 @@ export class VmManager {
         this.vms.set(record.vmId, entry);
         if (!LIVE_STATES.includes(record.state)) return;
         const vmLog = this.vmLog(record.vmId);
+        const secret = await this.secretOf(entry, vmLog);
+        if (!secret) return;
         try {
-          const link = await this.options.launcher.reattach(record.vmId, record.helperPid, record.controlSocket, vmLog);
+          const link = await this.options.launcher.reattach(record.vmId, record.helperPid, record.controlSocket, secret, vmLog);
           this.adopt(entry, link);
           const status = await link.client.status();
           entry.console.reset(await link.client.consoleRead(1 << 20));
@@ -69,11 +80,42 @@ export class VmManager {
           if (helperState !== record.state) this.transition(entry, helperState, status.reason || "state found on re-attach");
           if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
         } catch (err) {
-          vmLog.warn({ err }, "helper gone while the agent was down");
-          this.transition(entry, "CRASHED", `helper process ${record.helperPid} was gone when the agent restarted (${(err as Error).message})`, { helperPid: 0 });
+          entry.link?.detach();
+          entry.link = undefined;
+          await this.cannotReattach(entry, err, vmLog);
         }
       }),
     );
+  }
+
+  /**
+   * The secret a re-attach needs. Without a readable one the helper cannot be controlled: a helper
+   * that is gone makes the VM CRASHED as usual; one that still runs is left running (killing a guest
+   * over a lost file would be worse) and the VM keeps its state with the reason, until the file is
+   * restored and the agent restarted, or a forced stop or delete kills the helper.
+   */
+  private async secretOf(entry: VmEntry, vmLog: Logger): Promise<ControlSecret | undefined> {
+    const file = this.store.secretPath(entry.record.vmId);
+    try {
+      return { file, value: await readSecret(file) };
+    } catch (err) {
+      await this.cannotReattach(entry, err, vmLog);
+      return undefined;
+    }
+  }
+
+  /** A helper that is gone makes its VM CRASHED; one that runs but cannot be controlled is left running, reported. */
+  private async cannotReattach(entry: VmEntry, err: unknown, vmLog: Logger): Promise<void> {
+    const { vmId, helperPid, controlSocket } = entry.record;
+    const message = err instanceof Error ? err.message : String(err);
+    if (!(await isHelperOf(helperPid, controlSocket))) {
+      vmLog.warn({ err }, "helper gone while the agent was down");
+      this.transition(entry, "CRASHED", `helper process ${helperPid} was gone when the agent restarted (${message})`, { helperPid: 0 });
+      return;
+    }
+    entry.unreachable = `the agent cannot control VM '${vmId}': ${message}; its helper (pid ${helperPid}) was left running. Restore the VM's control secret and restart the agent, or stop or delete the VM with force to kill the helper`;
+    vmLog.error({ pid: helperPid, err }, "cannot re-attach to a running helper; it is left running");
+    this.update(entry, { stateReason: entry.unreachable });
   }
 
   /** With `labels`: only the VMs carrying them (what a caller limited to them may see). */
@@ -126,7 +168,9 @@ export class VmManager {
     const vmLog = this.vmLog(vmId);
     let link: HelperLink;
     try {
-      link = await this.options.launcher.launch(vmId, spec, this.store.imagePath(vmId), vmLog);
+      this.store.prepare(vmId);
+      const file = this.store.secretPath(vmId);
+      link = await this.options.launcher.launch(vmId, spec, this.store.imagePath(vmId), { file, value: createSecret(file) }, vmLog);
     } catch (err) {
       this.store.remove(vmId);
       throw err;
@@ -177,6 +221,7 @@ export class VmManager {
   stop(vmId: string, opts: { force: boolean; timeoutMs: number }): Promise<VmRecord> {
     return this.lifecycle(vmId, ["CREATED", "RUNNING", "PAUSED", "STOPPED", "CRASHED"], "stop", async (e) => {
       if (!LIVE_STATES.includes(e.record.state)) return;
+      if (e.unreachable && opts.force) return this.killUnreachable(e, "stopped by client (forced): the helper could not be controlled, so it was killed");
       await this.stopHelper(e, opts.force ? 0 : opts.timeoutMs, opts.force ? "stopped by client (forced)" : "stopped by client");
     });
   }
@@ -187,7 +232,8 @@ export class VmManager {
       if ((e.record.state === "RUNNING" || e.record.state === "PAUSED") && !force) {
         throw failedPrecondition(`cannot delete VM '${vmId}': it is ${e.record.state}; stop it first or pass force`);
       }
-      if (LIVE_STATES.includes(e.record.state)) await this.stopHelper(e, 0, "stopped for deletion");
+      if (e.unreachable) await this.killUnreachable(e, "killed for deletion: the helper could not be controlled");
+      else if (LIVE_STATES.includes(e.record.state)) await this.stopHelper(e, 0, "stopped for deletion");
       this.vms.delete(vmId);
       this.store.remove(vmId);
       this.emit(e, "DELETED", "deleted", "DELETED");
@@ -281,7 +327,8 @@ export class VmManager {
     const e = this.liveEntry(vmId, action);
     const link = this.link(e);
     if (!link.hasFramebuffer) throw failedPrecondition(`cannot ${action} VM '${vmId}': its helper has no framebuffer device`);
-    return helperDisplayPort(link.client);
+    const connection: HelperConnection = { usable: () => link.usable(), ended: link.ended.then((why) => `the VM's helper connection ended (${why})`) };
+    return helperDisplayPort(connection);
   }
 
   /** Closes control connections without stopping any VM (agent shutdown). */
@@ -307,14 +354,16 @@ export class VmManager {
   }
 
   private link(e: VmEntry): HelperLink {
+    if (e.unreachable) throw failedPrecondition(e.unreachable);
     if (!e.link) throw new QumraError("unavailable", `VM '${e.record.vmId}' has no running helper`);
     return e.link;
   }
 
   /** One exchange with the VM's helper; its errors come out as the agent's typed errors. */
   private ask<T>(e: VmEntry, exchange: (client: HelperClient) => Promise<T>): Promise<T> {
-    const client = this.link(e).client;
-    return askHelper(() => exchange(client));
+    const link = this.link(e);
+    // usable(): a request made while a lost connection is being made again waits for it.
+    return askHelper(async () => exchange(await link.usable()));
   }
 
   private liveEntry(vmId: string, action: string): VmEntry {
@@ -359,8 +408,9 @@ export class VmManager {
   private adopt(entry: VmEntry, link: HelperLink): void {
     entry.link = link;
     const vmLog = this.vmLog(entry.record.vmId);
-    link.client.on("console", (data) => entry.console.push(data));
-    link.client.on("event", (event) => {
+    link.on("console", (data) => entry.console.push(data));
+    link.on("reconnected", (status) => this.resync(entry, link, status));
+    link.on("event", (event) => {
       switch (event.kind) {
         case "reset":
           this.emit(entry, "GUEST_RESET", `guest reset${event.source ? ` (${event.source})` : ""}`);
@@ -396,9 +446,38 @@ export class VmManager {
         return;
       }
       if (entry.stopping) return;
+      if (link.takenOver) {
+        // Not a crash: the VM runs, under someone else's control. Reported like a lost secret.
+        entry.unreachable = `the agent no longer controls VM '${entry.record.vmId}': ${why}. Stop the other controller and restart this agent, or stop or delete the VM with force to kill the helper`;
+        this.update(entry, { stateReason: entry.unreachable });
+        return;
+      }
       vmLog.error({ why }, "helper died");
       this.transition(entry, "CRASHED", why, { helperPid: 0 });
     });
+  }
+
+  /** After a lost control connection was made again: take the helper's state as the truth. */
+  private resync(entry: VmEntry, link: HelperLink, status: HelperStatus): void {
+    if (entry.link !== link || entry.stopping) return;
+    const helperState = vmStateOf(status.state);
+    this.vmLog(entry.record.vmId).info({ pid: link.pid, state: helperState }, "control connection made again");
+    if (helperState !== entry.record.state) this.transition(entry, helperState, status.reason || "state found on reconnect");
+    if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
+  }
+
+  /** Ends a helper the agent cannot talk to (only on a forced stop or delete; the pid is checked first). */
+  private async killUnreachable(e: VmEntry, reason: string): Promise<void> {
+    const { helperPid, controlSocket } = e.record;
+    if (await isHelperOf(helperPid, controlSocket)) {
+      try {
+        process.kill(helperPid, "SIGKILL");
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    e.unreachable = undefined;
+    this.transition(e, "STOPPED", reason, { helperPid: 0 });
   }
 
   /** Tells a helper whose guest has stopped or crashed to exit (its state is already recorded). */

@@ -1,5 +1,6 @@
-// Persistence: one folder per VM in the state dir with vm.json (atomic: temp file, fsync, rename) and the image.
-import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, readdirSync, rmSync, existsSync } from "node:fs";
+// Persistence: one folder per VM in the state dir with vm.json (atomic: temp file, fsync, rename), the image
+// and the helper's control secret.
+import { mkdirSync, openSync, writeSync, fsyncSync, fchmodSync, closeSync, renameSync, readFileSync, readdirSync, rmSync, existsSync } from "node:fs";
 import path from "node:path";
 import type { VmRecord } from "./types.js";
 
@@ -17,6 +18,16 @@ export class VmStore {
 
   imagePath(vmId: string): string {
     return path.join(this.folder(vmId), "image.bin");
+  }
+
+  /** The helper's control-socket secret (control-secret.ts); removed with the folder. */
+  secretPath(vmId: string): string {
+    return path.join(this.folder(vmId), "control.secret");
+  }
+
+  /** Makes the VM's folder (before its first file). */
+  prepare(vmId: string): void {
+    mkdirSync(this.folder(vmId), { recursive: true, mode: 0o700 });
   }
 
   save(record: VmRecord): void {
@@ -54,6 +65,8 @@ export function writeAtomic(file: string, data: string | Uint8Array): void {
   const temp = `${file}.tmp-${process.pid}`;
   const fd = openSync(temp, "w", 0o600);
   try {
+    fchmodSync(fd, 0o600); // a temp file left by a crash keeps its old mode otherwise
+
     writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
     fsyncSync(fd);
   } finally {

@@ -1,0 +1,109 @@
+// HelperLink's supervision when the control socket closes, over a fake helper on a real unix socket
+// and a real process standing in for the helper's: an exit is reported without reconnecting, a
+// running helper is connected to again, one that stays unreachable (or refuses the secret) is killed
+// and its VM reported CRASHED. Short reconnect pauses; the assertions wait on events, not on time.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { createLogger } from "../agent/src/logger.js";
+import { HelperClient } from "../agent/src/vm/helper-client.js";
+import { HelperLink, type HelperLauncher, type ReconnectPolicy } from "../agent/src/vm/helper-link.js";
+import { MsgType, type Frame } from "../agent/src/vm/helper-protocol.js";
+import { VmManager } from "../agent/src/vm/manager.js";
+import { FAKE_SECRET, fakeHelper, reapHelpers, type FakeAnswer, type FakeHelper } from "./helpers/helper-vm.js";
+
+afterAll(reapHelpers);
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const FAST: ReconnectPolicy = { exitGraceMs: 50, backoffMs: [20, 40, 80] };
+const log = createLogger("fatal");
+
+/** A process of our own in the helper's place, and a promise of how it ended. */
+function standIn(): { proc: ChildProcess; ended: Promise<NodeJS.Signals | null> } {
+  const proc = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)"], { stdio: "ignore" });
+  const ended = new Promise<NodeJS.Signals | null>((r) => proc.once("exit", (_code, signal) => r(signal)));
+  cleanups.push(() => void proc.kill("SIGKILL"));
+  return { proc, ended };
+}
+
+async function linked(answer?: (r: Frame) => FakeAnswer | undefined): Promise<{ fake: FakeHelper; link: HelperLink; stand: ReturnType<typeof standIn> }> {
+  const fake = await fakeHelper(answer);
+  cleanups.push(() => fake.close());
+  const stand = standIn();
+  const client = await HelperClient.connect(fake.path, { secret: FAKE_SECRET });
+  const link = new HelperLink(stand.proc.pid!, fake.path, client, false, FAKE_SECRET, log, undefined, FAST);
+  cleanups.push(() => link.detach());
+  return { fake, link, stand };
+}
+
+const hellos = (fake: FakeHelper) => fake.requests.filter((r) => r.type === MsgType.HELLO).length;
+
+describe("HelperLink when the control socket closes", () => {
+  it("reports a helper that exited, without connecting again", async () => {
+    const { fake, link, stand } = await linked();
+    stand.proc.kill("SIGKILL");
+    await stand.ended;
+    fake.hangUp();
+    expect(await link.ended).toBe(`helper process ${stand.proc.pid} exited`);
+    expect(hellos(fake)).toBe(1);
+  });
+
+  it("connects again to a helper that still runs, with the same secret, and says so", async () => {
+    const { fake, link, stand } = await linked();
+    const first = link.client;
+    const back = new Promise((r) => link.once("reconnected", r));
+    fake.hangUp();
+    expect(await back).toMatchObject({ state: "created" });
+    expect(link.client).not.toBe(first);
+    expect(hellos(fake)).toBe(2);
+    expect(JSON.parse(fake.requests.filter((r) => r.type === MsgType.HELLO)[1].payload.toString()).secret).toBe(FAKE_SECRET);
+    expect(stand.proc.exitCode === null && stand.proc.signalCode === null).toBe(true);
+  });
+
+  it("kills a helper whose socket cannot be reached again, and says why", async () => {
+    const { fake, link, stand } = await linked();
+    await fake.close(); // the socket is gone, the process runs on
+    expect(await link.ended).toMatch(new RegExp(`helper process ${stand.proc.pid} still ran but its control socket could not be reached again \\(.*\\); it was killed`));
+    expect(await stand.ended).toBe("SIGKILL");
+  });
+
+  it("gives up at once when the helper refuses the secret", async () => {
+    let refuse = false;
+    const { fake, link, stand } = await linked((r) => (refuse && r.type === MsgType.HELLO ? { error: { name: "AUTH", message: "wrong secret" } } : undefined));
+    refuse = true;
+    fake.hangUp();
+    expect(await link.ended).toMatch(/could not be reached again \(wrong secret\); it was killed/);
+    expect(hellos(fake)).toBe(2); // one try, no retries
+    expect(await stand.ended).toBe("SIGKILL");
+  });
+
+  it("makes the VM CRASHED with that reason in the manager", async () => {
+    const fake = await fakeHelper();
+    cleanups.push(() => fake.close());
+    const stand = standIn();
+    const launcher: HelperLauncher = {
+      async launch(_vmId, _spec, _image, secret, l) {
+        const client = await HelperClient.connect(fake.path, { secret: secret.value });
+        return new HelperLink(stand.proc.pid!, fake.path, client, false, secret.value, l, undefined, FAST);
+      },
+      reattach: () => Promise.reject(new Error("no re-attach in this test")),
+    };
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), "qumra-link-"));
+    const vms = new VmManager({ stateDir, runtimeDir: stateDir, logger: log, launcher, hostLimits: async () => ({ maxVcpus: 8, availableMemory: 1 << 30 }) });
+    cleanups.push(() => {
+      vms.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+    await vms.create("vm1", "r1", { name: "vm1", vcpus: 1, memoryBytes: 32 << 20, boot: { kind: "demo" }, labels: {} });
+    await fake.close();
+    await stand.ended;
+    for (let i = 0; i < 2000 && vms.get("vm1").state !== "CRASHED"; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(vms.get("vm1")).toMatchObject({ state: "CRASHED", helperPid: 0 });
+    expect(vms.get("vm1").stateReason).toMatch(/could not be reached again.*it was killed/);
+  });
+});
