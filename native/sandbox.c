@@ -168,7 +168,8 @@ static int build_root(const char *dir, const char *device, char *why, size_t why
 	if (mkdir_p(path) < 0)
 		FAIL("mkdir %.300s: %s", path, strerror(errno));
 	snprintf(why, whylen, "/proc/self/fd/%d", dirfd_);
-	if (mount(why, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+	/* Not MS_REC: that would bring along the tmpfs just stacked on the same directory. */
+	if (mount(why, path, NULL, MS_BIND, NULL) < 0)
 		FAIL("bind the runtime dir: %s", strerror(errno));
 	snprintf(path, sizeof(path), "%s/dev", dir);
 	if (mkdir(path, 0755) < 0)
