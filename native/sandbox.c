@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -298,6 +299,17 @@ static void allow_arg_bits(struct prog *p, long nr, int arg, uint32_t bits)
 	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ALLOW));
 }
 
+/* nr allowed only when argument `arg` has none of `bits`. */
+static void allow_arg_without(struct prog *p, long nr, int arg, uint32_t bits)
+{
+	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 5));
+	emit(p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)ARG_LO(arg)));
+	emit(p, (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, bits));
+	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
+	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, KILL));
+	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ALLOW));
+}
+
 /* The steady state's syscalls, each with why (the list is also in PROTOCOL.md). */
 static void build_filter(struct prog *p)
 {
@@ -332,9 +344,7 @@ static void build_filter(struct prog *p)
 	allow(p, SYS_getpid);		/* the log prefix, STATUS pid, pthread_kill */
 	allow(p, SYS_gettid);		/* glibc's thread bookkeeping */
 	allow(p, SYS_futex);		/* mutexes, condition variables, pthread_join */
-	allow(p, SYS_mmap);		/* malloc, thread stacks */
 	allow(p, SYS_munmap);		/* free, thread stacks, teardown of RAM/framebuffer/kvm_run */
-	allow(p, SYS_mprotect);		/* thread stack guard pages, malloc arenas */
 	allow(p, SYS_madvise);		/* malloc trimming, exiting threads' stacks */
 	allow(p, SYS_brk);		/* malloc */
 	allow(p, SYS_set_robust_list);	/* every new thread (glibc) */
@@ -346,6 +356,9 @@ static void build_filter(struct prog *p)
 	allow(p, SYS_unlink);		/* control socket and framebuffer file removed at exit */
 	allow(p, SYS_exit);		/* a vCPU thread ends */
 	allow(p, SYS_exit_group);	/* the helper exits */
+	/* malloc, thread stacks and their guard pages, arenas: never executable memory. */
+	allow_arg_without(p, SYS_mmap, 2, PROT_EXEC);
+	allow_arg_without(p, SYS_mprotect, 2, PROT_EXEC);
 	allow_arg_in(p, SYS_ioctl, 1, kvm_ioctls, ARRAY_SIZE(kvm_ioctls));
 	allow_arg_in(p, SYS_tgkill, 0, &pid, 1);	/* pthread_kill (vCPU kick) in this process only */
 	allow_arg_in(p, SYS_prctl, 0, prctl_ops, ARRAY_SIZE(prctl_ops));

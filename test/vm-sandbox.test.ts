@@ -2,16 +2,17 @@
 // from /proc (what the kernel says is in force) and from GetVm (what the helper reports).
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
-import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient, VmState, type Vm } from "../agent/src/gen/qumra/v1/vm.js";
-import { startAgent, cleanup, repoRoot, runCli, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, repoRoot, runCli, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { attachConsole, createVm, waitForState } from "./helpers/vm.js";
 
 const isRoot = process.getuid?.() === 0;
+const vmm = path.join(repoRoot, "native", "build", "qumra-vmm");
 const seccompTestVmm = path.join(repoRoot, "native", "build", "qumra-vmm-seccomp-test");
 
 /** The "Key: value" lines of /proc/PID/status. */
@@ -196,5 +197,39 @@ describe.skipIf(!hasKvm)("--vmm-sandbox off", () => {
     const st = procStatus(vm.helperPid);
     expect(st.Seccomp).toBe("0");
     expect(st.NoNewPrivs).toBe("0");
+  });
+});
+
+describe.skipIf(!hasKvm)("the helper binary's sandbox flags", () => {
+  /** Starts qumra-vmm by hand with an extra open file as fd 3; resolves with what its fds point to. */
+  async function fdsWithInherited(extraArgs: string[]): Promise<{ targets: string[]; leaked: string }> {
+    const dir = tempDir("sandbox-fds");
+    const leaked = path.join(dir, "leaked.txt");
+    writeFileSync(leaked, "an fd the helper must not keep\n");
+    const fd = openSync(leaked, "r");
+    const child = spawn(vmm, ["--control", path.join(dir, "control.sock"), "--runtime-dir", dir, "--memory", "16M", "--demo", ...extraArgs], { stdio: ["ignore", "ignore", "inherit", fd] });
+    closeSync(fd);
+    try {
+      for (let i = 0; i < 500 && !existsSync(path.join(dir, "control.sock")); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(existsSync(path.join(dir, "control.sock"))).toBe(true);
+      return { targets: readdirSync(`/proc/${child.pid}/fd`).map((n) => readlinkSync(`/proc/${child.pid}/fd/${n}`)), leaked };
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      cleanup(dir);
+    }
+  }
+
+  it("closes an inherited fd, which --no-sandbox keeps", async () => {
+    const boxed = await fdsWithInherited([]);
+    expect(boxed.targets).not.toContain(boxed.leaked);
+    const open = await fdsWithInherited(["--no-sandbox"]);
+    expect(open.targets).toContain(open.leaked);
+  });
+
+  it("refuses --uid without --gid as a usage error naming both", () => {
+    const r = spawnSync(vmm, ["--control", "/nonexistent/c.sock", "--demo", "--uid", "1"], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--uid and --gid go together");
   });
 });
