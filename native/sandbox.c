@@ -394,15 +394,24 @@ static int install_seccomp(char *err, size_t errlen)
 
 int sandbox_enter(const struct sandbox_config *c, const struct vm *vm, char *err, size_t errlen)
 {
-	if (!c->enabled)
+	uint64_t t0 = now_ns();
+
+	if (!c->enabled) {
+		log_warn("sandbox off (--no-sandbox)");
 		return 0;
+	}
 	if (set_limits(c, vm, err, errlen) < 0 || enter_mount_ns(vm, err, errlen) < 0)
 		return -1;
 	if (c->drop_ids && drop_ids(c, err, errlen) < 0)
 		return -1;
 	if (!c->drop_ids)
 		note("runs as the agent's uid %u", state.uid);
-	return install_seccomp(err, errlen);
+	if (install_seccomp(err, errlen) < 0)
+		return -1;
+	log_info("sandbox in force in %llu us: seccomp filter, uid %u gid %u, no_new_privs, %s%s%s",
+		 (unsigned long long)((now_ns() - t0) / 1000), state.uid, state.gid,
+		 state.mount_ns ? "mount namespace" : "no mount namespace", state.note[0] ? "; " : "", state.note);
+	return 0;
 }
 
 void sandbox_status_json(struct sbuf *sb)
