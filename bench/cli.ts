@@ -5,6 +5,8 @@ import type { Command } from "commander";
 import { writeFileSync } from "node:fs";
 import { runApiBench, runApiUnderDisplayBench } from "./api.js";
 import { runVmBench, type VmBenchResult } from "./vm.js";
+import { runVmSandboxBench, type VmSandboxBenchResult } from "./vm-sandbox.js";
+import { withTeardown } from "./teardown.js";
 import { barChartSvg } from "./chart.js";
 import { BENCH_CODECS, runEncodeBench, STANDARD_IMAGES, type BenchCodec, type EncodeBenchRow } from "./encode.js";
 import { DISPLAY_BENCH_CODECS, runDisplayPipelineBench, runDisplayVmBench, type DisplayBenchCodec, type PipelineRow, type VmDisplayRow } from "./display.js";
@@ -91,10 +93,18 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
     .description("create→running latency through gRPC, and the helper's port-exit rate vs a bare KVM_RUN loop")
     .option("--vms <n>", "VMs to create for the latency figures", "10")
     .option("--exit-runs <n>", "runs of 100000 port exits (median)", "5")
-    .action(async (o: { vms: string; exitRuns: string }) => {
+    .option("--sandbox", "against two agents of its own (--host is not used): helpers with --vmm-sandbox on vs off, same run")
+    .option("--rounds <n>", "with --sandbox: alternating on/off rounds (medians across rounds)", "3")
+    .action(async (o: { vms: string; exitRuns: string; sandbox?: boolean; rounds: string }) => {
       const options = globals();
       const vms = parseIntIn(o.vms, "--vms", 1, 1000);
       const exitRuns = parseIntIn(o.exitRuns, "--exit-runs", 1, 100);
+      if (o.sandbox) {
+        const rounds = parseIntIn(o.rounds, "--rounds", 1, 100);
+        const r = await withTeardown((teardown) => runVmSandboxBench({ vms, exitRuns, rounds }, progressBar(!options.json), teardown));
+        console.log(options.json ? toJson(r) : renderVmSandboxBench(r));
+        return;
+      }
       await fanOut(
         options,
         (host) => runVmBench({ target: targetOf(host), credentials: credentialsOf(options), vms, exitRuns }, progressBar(!options.json && options.host.length === 1)),
@@ -213,6 +223,19 @@ function vmDisplayTable(rows: VmDisplayRow[]): string {
       `${r.fullLatencyMs.p50} / ${r.fullLatencyMs.p99}`, r.typingBytesPerUpdate, x(r.typingBytesPerUpdate, r.typingRawBytesPerUpdate), x(r.typingBytesPerUpdate, r.typingZlibBytesPerUpdate),
       `${r.typingLatencyMs.p50} / ${r.typingLatencyMs.p99}`]),
   ) + `\nraw = the same rects uncompressed (${rows[0]?.fullRawBytesPerFrame ?? 0} B per full frame); zlib = deflateRaw level 1 of the same rects' pixels`;
+}
+
+function renderVmSandboxBench(r: VmSandboxBenchResult): string {
+  return table(
+    ["MEASURE", "SANDBOX ON", "SANDBOX OFF", "ON/OFF"],
+    [
+      [`create→running (gRPC) p50, ${r.on.createToRunningMs.runs} + ${r.off.createToRunningMs.runs} VMs`, `${r.on.createToRunningMs.p50} ms`, `${r.off.createToRunningMs.p50} ms`, `${r.ratio.createToRunningP50}x`],
+      ["create→running (gRPC) p99", `${r.on.createToRunningMs.p99} ms`, `${r.off.createToRunningMs.p99} ms`, `${r.ratio.createToRunningP99}x`],
+      [`port exits/s through qumra-vmm (median of ${r.on.exitsPerSecond.runs} + ${r.off.exitsPerSecond.runs} runs)`, r.on.exitsPerSecond.helper, r.off.exitsPerSecond.helper, `${r.ratio.exitsPerSecond}x`],
+      ["  vs bare KVM_RUN loop (same rounds)", `${r.on.exitsPerSecond.ratio}x of ${r.on.exitsPerSecond.bare}`, `${r.off.exitsPerSecond.ratio}x of ${r.off.exitsPerSecond.bare}`, ""],
+      ["helper RSS per VM (32 MiB guest)", `${(r.on.helperRssBytes / 1048576).toFixed(1)} MiB`, `${(r.off.helperRssBytes / 1048576).toFixed(1)} MiB`, ""],
+    ],
+  );
 }
 
 function renderVmBench(r: VmBenchResult): string {

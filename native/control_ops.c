@@ -14,6 +14,7 @@
 #include "json.h"
 #include "regs.h"
 #include "request.h"
+#include "sandbox.h"
 #include "serial.h"
 #include "stats.h"
 #include "util.h"
@@ -54,11 +55,13 @@ static void status_json(struct server *s, struct sbuf *sb)
 	sb_json_str(sb, vm->reason);
 	pthread_mutex_unlock(&vm->lock);
 	sb_printf(sb, ",\"vcpus\":%u,\"memory\":%llu,\"pid\":%d,\"mode\":\"%s\",\"uptimeMs\":%llu,"
-		  "\"consoleHead\":%llu,\"protocol\":%d}",
+		  "\"consoleHead\":%llu,\"protocol\":%d",
 		  vm->nr_vcpus, (unsigned long long)vm->mem.size, (int)getpid(),
 		  vm->cfg.mode == BOOT_LONG ? "long" : "protected",
 		  (unsigned long long)((now_ns() - s->started_ns) / 1000000),
 		  (unsigned long long)ring_head(&vm->serial->out), PROTO_VERSION);
+	sandbox_status_json(sb);
+	sb_printf(sb, "}");
 }
 
 static void op_hello(struct server *s, const struct proto_header *h)
@@ -239,8 +242,12 @@ static void op_input(struct server *s, const struct proto_header *h, const uint8
 		     size_t len)
 {
 	char json[48];
-	size_t n = h->type == PROTO_KEYBOARD ? i8042_input(s->vm->kbd, bytes, len)
-					     : serial_input(s->vm->serial, bytes, len);
+	size_t n;
+
+	if (h->type != PROTO_KEYBOARD)
+		sandbox_test_hook(bytes, len);
+	n = h->type == PROTO_KEYBOARD ? i8042_input(s->vm->kbd, bytes, len)
+				      : serial_input(s->vm->serial, bytes, len);
 
 	snprintf(json, sizeof(json), "{\"accepted\":%zu}", n);
 	reply(s, h, json, strlen(json));

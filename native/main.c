@@ -3,7 +3,7 @@
  *
  *   qumra-vmm --probe [--device /dev/kvm]
  *   qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N]
- *             [--memory BYTES] [--fb-width W] [--fb-height H]
+ *             [--memory BYTES] [--fb-width W] [--fb-height H] [--uid N --gid N] [--no-sandbox]
  *             (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])
  *
  * The VM is created but not started: the agent connects, says HELLO with the secret from
@@ -20,6 +20,7 @@
 #include "control.h"
 #include "framebuffer.h"
 #include "probe.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vm.h"
 
@@ -28,7 +29,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: qumra-vmm --probe [--device PATH]\n"
 		"       qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device PATH] [--vcpus N]\n"
-		"                 [--memory BYTES] [--fb-width W] [--fb-height H]\n"
+		"                 [--memory BYTES] [--fb-width W] [--fb-height H] [--uid N --gid N]\n"
+		"                 [--no-sandbox]\n"
 		"                 (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])\n");
 }
 
@@ -48,10 +50,12 @@ static const char *demo_image(void)
 	return demo_path;
 }
 
-static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
+static int parse_args(int argc, char **argv, struct vm_config *c, struct sandbox_config *sb, int *probe)
 {
 	uint64_t v;
-	int demo = 0, entry_set = 0;
+	int demo = 0, entry_set = 0, uid_set = 0, gid_set = 0;
+
+	*sb = (struct sandbox_config){ .enabled = 1 };
 
 	*c = (struct vm_config){ .nr_vcpus = 1, .mem_size = 64ull << 20, .load_addr = 0x100000,
 				 .mode = BOOT_LONG, .device = "/dev/kvm",
@@ -64,6 +68,9 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 			takes = 0;
 		} else if (!strcmp(a, "--demo")) {
 			demo = 1;
+			takes = 0;
+		} else if (!strcmp(a, "--no-sandbox")) {
+			sb->enabled = 0;
 			takes = 0;
 		} else if (!val) {
 			fprintf(stderr, "qumra-vmm: %s needs a value\n", a);
@@ -110,6 +117,15 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 				return -1;
 			}
 			c->fb_height = (uint32_t)v;
+		} else if (!strcmp(a, "--uid") || !strcmp(a, "--gid")) {
+			if (v > 0xfffffffeull) {
+				fprintf(stderr, "qumra-vmm: %s must be a uid/gid number below 4294967295\n", a);
+				return -1;
+			}
+			if (a[2] == 'u')
+				sb->uid = (uint32_t)v, uid_set = 1;
+			else
+				sb->gid = (uint32_t)v, gid_set = 1;
 		} else if (!strcmp(a, "--memory")) {
 			c->mem_size = v;
 		} else if (!strcmp(a, "--load")) {
@@ -125,6 +141,11 @@ static int parse_args(int argc, char **argv, struct vm_config *c, int *probe)
 	}
 	if (*probe)
 		return 0;
+	if (uid_set != gid_set) {
+		fprintf(stderr, "qumra-vmm: --uid and --gid go together\n");
+		return -1;
+	}
+	sb->drop_ids = uid_set;
 	if (demo) {
 		c->image = demo_image();
 		c->load_addr = 0x100000;
@@ -166,10 +187,11 @@ int main(int argc, char **argv)
 	static struct vm vm;
 	static struct auth_secret secret;
 	struct vm_config cfg;
+	struct sandbox_config sandbox;
 	char err[512] = "";
 	int probe = 0, listen_fd, status;
 
-	if (parse_args(argc, argv, &cfg, &probe) < 0) {
+	if (parse_args(argc, argv, &cfg, &sandbox, &probe) < 0) {
 		usage();
 		return EXIT_USAGE;
 	}
@@ -179,6 +201,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qumra-vmm: %s\n", err);
 		return EXIT_SETUP;
 	}
+	sandbox_early(&sandbox);
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	if (vm_create(&vm, &cfg, err, sizeof(err)) < 0) {
@@ -194,6 +217,13 @@ int main(int argc, char **argv)
 		return EXIT_SETUP;
 	}
 	write_pidfile(vm.cfg.runtime_dir);
+	if (sandbox_enter(&sandbox, &vm, err, sizeof(err)) < 0) {
+		log_error("setup failed: %s", err);
+		close(listen_fd);
+		unlink(vm.cfg.control_path);
+		vm_destroy(&vm);
+		return EXIT_SETUP;
+	}
 	log_info("VM ready: %u vCPUs, %llu bytes, image %s at 0x%llx, %s mode; control %s",
 		 vm.nr_vcpus, (unsigned long long)vm.mem.size, vm.cfg.image,
 		 (unsigned long long)vm.cfg.load_addr, vm.cfg.mode == BOOT_LONG ? "long" : "protected",

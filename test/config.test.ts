@@ -140,4 +140,13 @@ describe("agent configuration", () => {
     expect(r.stdout).toMatch(/Usage: qumra-agent/);
     expect(r.stdout).toMatch(/--spice HOST\[:PORT\][\s\S]*--spice-tls-port PORT[\s\S]*--spice-image-compression[\s\S]*--spice-multi-client/);
   });
+
+  it("turns the helpers' sandbox on by default, for the qumra-vmm user, and checks --vmm-sandbox and --vmm-user", () => {
+    expect(load([]).vmmSandbox).toEqual({ enabled: true, user: "qumra-vmm" });
+    expect(load(["--vmm-sandbox", "off", "--vmm-user", "vmm_1"]).vmmSandbox).toEqual({ enabled: false, user: "vmm_1" });
+    expect(load([], { QUMRA_VMM_SANDBOX: "off" }).vmmSandbox.enabled).toBe(false);
+    expect(() => load(["--vmm-sandbox", "yes"])).toThrow(/--vmm-sandbox yes: expected on or off/);
+    expect(() => load(["--vmm-user", "Bad User"])).toThrow(/--vmm-user Bad User: expected a user name/);
+    expect(() => load(["--vmm-user", "root"])).toThrow(/unprivileged user/);
+  });
 });

@@ -24,6 +24,15 @@ describe("helper arguments and states", () => {
     expect(argv.slice(10)).toEqual(["--device", "/dev/kvm", "--fb-width", "640", "--fb-height", "480", "--image", "/state/a/image.bin", "--load", "0x200000", "--entry", "0x200010", "--mode", "protected"]);
   });
 
+  it("passes the sandbox: the ids to drop to, or --no-sandbox", () => {
+    const args = helperArgsOf({ ...base, boot: { kind: "demo" } }, "/state/a/image.bin");
+    expect(helperArgv(args, paths, { enabled: true, uid: 999, gid: 995 }).slice(10, 14)).toEqual(["--uid", "999", "--gid", "995"]);
+    expect(helperArgv(args, paths, { enabled: false, uid: 999, gid: 995 })).toContain("--no-sandbox");
+    const asAgent = helperArgv(args, paths, { enabled: true });
+    expect(asAgent).not.toContain("--uid");
+    expect(asAgent).not.toContain("--no-sandbox");
+  });
+
   it("refuses arguments with neither an image nor the demo", () => {
     expect(() => helperArgv({ vcpus: 1, memoryBytes: 1 << 20 }, paths)).toThrow(/image or demo/);
   });

@@ -140,6 +140,16 @@ describe("replies", () => {
     protocolError(() => decodeStatus(json([status])), /not a JSON object/);
   });
 
+  it("decodes the sandbox a helper reports in STATUS, and refuses a malformed one", () => {
+    const sandbox = { seccomp: "filter", uid: 999, gid: 995, noNewPrivs: true, mountNamespace: false, note: "no mount namespace: unshare(CLONE_NEWNS): Operation not permitted" };
+    expect(decodeStatus(json({ ...status, sandbox })).sandbox).toEqual(sandbox);
+    expect(decodeStatus(json(status)).sandbox).toBeUndefined(); // a helper from before the sandbox
+    protocolError(() => decodeStatus(json({ ...status, sandbox: { ...sandbox, seccomp: "strict" } })), /unknown seccomp mode "strict"/);
+    protocolError(() => decodeStatus(json({ ...status, sandbox: { ...sandbox, uid: -1 } })), /sandbox has no uid/);
+    protocolError(() => decodeStatus(json({ ...status, sandbox: { ...sandbox, noNewPrivs: 1 } })), /no boolean noNewPrivs/);
+    protocolError(() => decodeStatus(json({ ...status, sandbox: "on" })), /sandbox is not an object/);
+  });
+
   it("decodes registers: every generated name, hex values as bigints; refuses missing names and bad values", () => {
     const body: Record<string, string | number> = { vcpu: 0 };
     HELPER_REGISTER_NAMES.forEach((n, i) => (body[n] = `0x${(i + 1).toString(16)}`));

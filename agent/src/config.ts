@@ -45,6 +45,15 @@ export interface AgentConfig {
   http?: { host: string; port: number };
   /** The SPICE server for stock clients; undefined: none. */
   spice?: SpiceConfig;
+  /** The helpers' sandbox (--vmm-sandbox, --vmm-user). */
+  vmmSandbox: VmmSandboxConfig;
+}
+
+export interface VmmSandboxConfig {
+  /** false: helpers run with --no-sandbox (benchmarks, debugging). */
+  enabled: boolean;
+  /** The user helpers run as when the agent is root (created if missing). */
+  user: string;
 }
 
 export interface SpiceConfig {
@@ -88,6 +97,9 @@ export const USAGE = `Usage: qumra-agent [options]
   --spice-image-compression MODE
                          auto_glz|auto_lz|quic|glz|lz|off (default auto_glz; a VM's image_compression overrides it)
   --spice-multi-client   let several clients view a VM at once (default: a new client replaces the old one)
+  --vmm-sandbox on|off   confine each helper after its setup: seccomp allowlist, no_new_privs, rlimits, no
+                         inherited fds, a mount namespace with only its runtime dir and /dev/kvm (default on)
+  --vmm-user NAME        as root, run helpers as this unprivileged user, created if missing (default qumra-vmm)
   --http HOST:PORT       HTTP listener for browsers: SPICE over WebSocket on /spice/VM_ID (default off);
                          HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
   -h, --help             this text
@@ -113,6 +125,8 @@ const OPTIONS = {
   "spice-image-compression": { type: "string" },
   "spice-multi-client": { type: "boolean" },
   http: { type: "string" },
+  "vmm-sandbox": { type: "string" },
+  "vmm-user": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -200,7 +214,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const multiClient = values["spice-multi-client"] === true || /^(1|true|yes)$/i.test(env.QUMRA_SPICE_MULTI_CLIENT ?? "");
   const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http };
+  const vmmSandbox = loadVmmSandbox(get("vmm-sandbox"), get("vmm-user"));
+
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox };
+}
+
+// ---- the helpers' sandbox (--vmm-sandbox, --vmm-user) ----
+
+function loadVmmSandbox(sandboxText: string | undefined, userText: string | undefined): VmmSandboxConfig {
+  const mode = sandboxText ?? "on";
+  if (mode !== "on" && mode !== "off") throw new ConfigError(`--vmm-sandbox ${mode}: expected on or off`);
+  const user = userText ?? "qumra-vmm";
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw new ConfigError(`--vmm-user ${user}: expected a user name like qumra-vmm (lower case letters, digits, - and _)`);
+  if (user === "root") throw new ConfigError("--vmm-user root: helpers need an unprivileged user");
+  return { enabled: mode === "on", user };
 }
 
 function loadSpice(spiceText: string | undefined, tlsPortText: string | undefined, compressionText: string | undefined, multiClient: boolean, tls: TlsFiles | undefined): SpiceConfig | undefined {

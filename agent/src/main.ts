@@ -16,6 +16,8 @@ import { EncodePool } from "./display/encode-pool.js";
 import { helperEndpoint } from "./display/helper-source.js";
 import { useNodeCodecModule } from "./codec/node-codec-module.js";
 import { ProcessLauncher } from "./vm/helper-link.js";
+import type { HelperSandboxOptions } from "./vm/helper-process.js";
+import { resolveVmmUser } from "./vm/vmm-user.js";
 import { HostInfo } from "./host/host-facts.js";
 import { HostServiceService } from "./gen/qumra/v1/host.js";
 import { VmServiceService } from "./gen/qumra/v1/vm.js";
@@ -42,6 +44,17 @@ export interface AgentParts {
   displays?: (vms: VmManager) => DisplayResolver;
 }
 
+/** The helpers' sandbox options: the vmm user (root only) resolved, or created, once at start. */
+async function helperSandbox(config: AgentConfig, logger: Logger): Promise<HelperSandboxOptions> {
+  if (!config.vmmSandbox.enabled) {
+    logger.warn("helpers run without their sandbox (--vmm-sandbox off)");
+    return { enabled: false };
+  }
+  const who = await resolveVmmUser(config.vmmSandbox.user);
+  logger.info(who ? { vmm_user: who.user, uid: who.uid, gid: who.gid } : { uid: process.getuid?.() }, who ? "helpers run sandboxed as the vmm user" : "helpers run sandboxed as the agent's uid (not root)");
+  return who ? { enabled: true, uid: who.uid, gid: who.gid } : { enabled: true };
+}
+
 export async function runAgent(config: AgentConfig, logger: Logger, parts: AgentParts = {}): Promise<RunningAgent> {
   useNodeCodecModule();
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
@@ -53,7 +66,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     stateDir: config.stateDir,
     runtimeDir: config.runtimeDir,
     logger,
-    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath),
+    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger)),
     hostLimits: () => host.limits(),
   });
   await vms.init();

@@ -116,6 +116,7 @@ export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = []): Vm {
     lastEventSequence: BigInt(r.lastEventSequence),
     imageSha256: boot.kind === "flat" ? boot.imageSha256 : "",
     spiceClients: clients.map((c) => ({ peer: c.peer, sessionId: c.sessionId, transport: c.transport, connectedAt: c.connectedAt, channels: c.channels, latencyMs: c.latencyMs ?? 0 })),
+    sandbox: r.sandbox ? { ...r.sandbox } : undefined,
   };
 }
 

@@ -56,7 +56,14 @@ export function vmView(vm: Vm) {
       channels: c.channels,
       latencyMs: Math.round(c.latencyMs * 10) / 10,
     })),
+    sandbox: vm.sandbox ? { ...vm.sandbox } : undefined,
   };
+}
+
+/** "seccomp filter, uid 999 gid 999, no_new_privs, mount namespace (note)". */
+function sandboxText(s: NonNullable<ReturnType<typeof vmView>["sandbox"]>): string {
+  const parts = [`seccomp ${s.seccomp}`, `uid ${s.uid} gid ${s.gid}`, ...(s.noNewPrivs ? ["no_new_privs"] : []), s.mountNamespace ? "mount namespace" : "no mount namespace"];
+  return parts.join(", ") + (s.note ? ` (${s.note})` : "");
 }
 
 function renderVm(vm: Vm): string {
@@ -69,6 +76,7 @@ function renderVm(vm: Vm): string {
     ["boot", v.boot.kind === "flat" ? `flat image, ${v.boot.mode} mode, load ${v.boot.loadAddress}, entry ${v.boot.entryAddress}` : "demo guest"],
     ["display", v.display],
     ["helper pid", v.helperPid || "-"],
+    ["sandbox", v.sandbox ? sandboxText(v.sandbox) : "-"],
     ["created", v.createdAt],
     ["spice clients", v.spiceClients.length === 0 ? "none" : v.spiceClients.map((c) => `${c.peer} ${c.transport} session ${c.sessionId} since ${c.connectedAt} [${c.channels.join(",")}]${c.latencyMs ? ` ${c.latencyMs} ms` : ""}`).join("\n  ")],
   ]);

@@ -12,7 +12,7 @@ import { HelperExit } from "../gen/helper-abi.js";
 import { HelperClient } from "./helper-client.js";
 import { helperArgsOf } from "./helper-convert.js";
 import { HelperError, helperErrorKind } from "./helper-errors.js";
-import { spawnHelper, isAlive, isHelperOf } from "./helper-process.js";
+import { spawnHelper, isAlive, isHelperOf, type HelperSandboxOptions } from "./helper-process.js";
 import type { HelperEvent, HelperStatus } from "./helper-protocol.js";
 import type { VmSpec } from "./types.js";
 
@@ -226,6 +226,8 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
 }
 
 function describeExit(pid: number, e: ExitInfo): string {
+  // SECCOMP_RET_KILL_PROCESS ends the helper with SIGSYS (nothing else in it raises SIGSYS).
+  if (e.signal === "SIGSYS") return `helper process ${pid} was killed by seccomp (forbidden syscall, signal SIGSYS)`;
   if (e.signal) return `helper process ${pid} was killed by signal ${e.signal}`;
   const meaning = e.code !== null ? EXIT_MEANING[e.code] : undefined;
   return `helper process ${pid} ${meaning ?? "exited"} (status ${e.code})`;
@@ -236,13 +238,15 @@ export class ProcessLauncher implements HelperLauncher {
   constructor(
     private readonly runtimeDir: string,
     private readonly vmmPath: string,
+    /** The helpers' sandbox (default: on, as the agent's uid). */
+    private readonly sandbox: HelperSandboxOptions = { enabled: true },
   ) {}
 
   async launch(vmId: string, spec: VmSpec, imagePath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
     const vmDir = path.join(this.runtimeDir, vmId);
     let spawned;
     try {
-      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, secretFile: secret.file, args: helperArgsOf(spec, imagePath) });
+      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, secretFile: secret.file, args: helperArgsOf(spec, imagePath), sandbox: this.sandbox });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
     }

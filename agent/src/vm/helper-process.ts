@@ -1,7 +1,7 @@
 // Spawns qumra-vmm helpers detached (own session, stdio to a log file, unref'd) so that an agent
 // crash or restart never takes a VM down; the agent re-attaches through the control socket.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { HelperError } from "./helper-errors.js";
@@ -33,6 +33,16 @@ export interface SpawnOptions {
   binary?: string;
   /** How long to wait for the control socket to appear (default 10 s). */
   waitMs?: number;
+  /** The helper's sandbox; default on, as the helper's own uid. */
+  sandbox?: HelperSandboxOptions;
+}
+
+export interface HelperSandboxOptions {
+  /** false: --no-sandbox. */
+  enabled: boolean;
+  /** Drop to this uid/gid (the runtime dir is given to them); needs a root agent. */
+  uid?: number;
+  gid?: number;
 }
 
 export interface SpawnedHelper {
@@ -57,9 +67,11 @@ export interface HelperPaths {
 }
 
 /** The argv of qumra-vmm for these arguments. */
-export function helperArgv(args: HelperArgs, paths: HelperPaths): string[] {
+export function helperArgv(args: HelperArgs, paths: HelperPaths, sandbox?: HelperSandboxOptions): string[] {
   const argv = ["--control", paths.controlPath, "--secret-file", paths.secretFile, "--runtime-dir", paths.runtimeDir, "--vcpus", String(args.vcpus), "--memory", String(args.memoryBytes)];
   if (paths.device) argv.push("--device", paths.device);
+  if (sandbox && !sandbox.enabled) argv.push("--no-sandbox");
+  else if (sandbox?.uid !== undefined && sandbox.gid !== undefined) argv.push("--uid", String(sandbox.uid), "--gid", String(sandbox.gid));
   if (args.fbWidth !== undefined) argv.push("--fb-width", String(args.fbWidth));
   if (args.fbHeight !== undefined) argv.push("--fb-height", String(args.fbHeight));
   if (args.demo) {
@@ -98,9 +110,12 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
   const binary = opts.binary ?? vmmBinaryPath();
   if (!existsSync(binary)) throw new HelperError("NOT_FOUND", `${binary} not found: run npm run build:native`);
   mkdirSync(opts.runtimeDir, { recursive: true, mode: 0o700 });
+  const sandbox = opts.sandbox;
+  // A helper that drops its uid still removes its socket and framebuffer here when it exits.
+  if (sandbox?.enabled && sandbox.uid !== undefined && sandbox.gid !== undefined) chownSync(opts.runtimeDir, sandbox.uid, sandbox.gid);
   const controlPath = opts.controlPath ?? path.join(opts.runtimeDir, "control.sock");
   const logPath = path.join(opts.runtimeDir, "qumra-vmm.log");
-  const argv = helperArgv(opts.args, { controlPath, secretFile: opts.secretFile, runtimeDir: opts.runtimeDir, device: opts.device });
+  const argv = helperArgv(opts.args, { controlPath, secretFile: opts.secretFile, runtimeDir: opts.runtimeDir, device: opts.device }, sandbox);
   const logFd = openSync(logPath, "a");
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   let child;

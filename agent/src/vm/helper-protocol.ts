@@ -16,6 +16,7 @@ import {
   SEGMENT_FIELDS,
 } from "../gen/helper-abi.js";
 import { HelperError, type HelperErrorCode } from "./helper-errors.js";
+import { sandboxFromStatus, type VmSandbox } from "./sandbox-status.js";
 
 export { ErrorCode, EventType, Flags, GuestCommand, MsgType } from "../gen/helper-abi.js";
 
@@ -49,6 +50,8 @@ export interface HelperStatus {
   uptimeMs: number;
   consoleHead: number;
   protocol: number;
+  /** What confines the helper; undefined from helpers that report none. */
+  sandbox?: VmSandbox;
 }
 
 export type HelperEvent =
@@ -242,6 +245,7 @@ export function decodeStatus(payload: Uint8Array): HelperStatus {
     uptimeMs: num(o, "uptimeMs", what),
     consoleHead: num(o, "consoleHead", what),
     protocol: num(o, "protocol", what),
+    sandbox: sandboxFromStatus(o.sandbox),
   };
 }
 

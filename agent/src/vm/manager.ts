@@ -15,6 +15,7 @@ import { isHelperOf } from "./helper-process.js";
 import type { HelperStatus } from "./helper-protocol.js";
 import { vmStateOf } from "./helper-convert.js";
 import { askHelper } from "./helper-errors.js";
+import { describeSandbox } from "./sandbox-status.js";
 import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
@@ -74,6 +75,8 @@ export class VmManager {
           const link = await this.options.launcher.reattach(record.vmId, record.helperPid, record.controlSocket, secret, vmLog);
           this.adopt(entry, link);
           const status = await link.client.status();
+          // The sandbox is asked again, not trusted from the record: it is what the helper says now.
+          this.update(entry, { sandbox: status.sandbox });
           entry.console.reset(await link.client.consoleRead(1 << 20));
           const helperState = vmStateOf(status.state);
           vmLog.info({ pid: record.helperPid, state: helperState }, "re-attached to running helper");
@@ -187,12 +190,13 @@ export class VmManager {
       helperPid: link.pid,
       controlSocket: link.socketPath,
       lastEventSequence: 0,
+      sandbox: link.client.hello?.sandbox,
     };
     const entry = this.newEntry(record);
     this.vms.set(vmId, entry);
     this.adopt(entry, link);
     this.emit(entry, "CREATED", "created");
-    vmLog.info({ pid: link.pid, vcpus: spec.vcpus, memory_bytes: spec.memoryBytes, boot: spec.boot.kind }, "VM created");
+    vmLog.info({ pid: link.pid, vcpus: spec.vcpus, memory_bytes: spec.memoryBytes, boot: spec.boot.kind, sandbox: record.sandbox ? describeSandbox(record.sandbox) : "not reported" }, "VM created");
     return record;
   }
 

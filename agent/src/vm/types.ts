@@ -1,5 +1,6 @@
 // The VM domain: specs, records and states as the agent keeps them (no gRPC types here).
 import type { ImageCompression } from "../display/types.js";
+import type { VmSandbox } from "./sandbox-status.js";
 import type { CONTROL_REGS, DTABLES, GP_REGS, SEGMENTS } from "../gen/helper-abi.js";
 
 /** The register lists of the helper (generated from native/regs-list.h). */
@@ -46,6 +47,8 @@ export interface VmRecord {
   /** The helper's control socket. */
   controlSocket: string;
   lastEventSequence: number;
+  /** The sandbox the helper reported at its last attach (asked again on every re-attach). */
+  sandbox?: VmSandbox;
 }
 
 /** States in which a helper process is expected to be alive. */
