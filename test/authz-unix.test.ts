@@ -8,7 +8,7 @@ import { chownSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
-import { startAgent, cleanup, tempDir, cliBin, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, tempDir, cliBin, killHelpersOf, type RunningAgent } from "./helpers/agent.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm } from "./helpers/vm.js";
 
@@ -62,6 +62,7 @@ describe.skipIf(!hasKvm)("the API sockets and a second local user, on real KVM",
   afterAll(async () => {
     admin?.close();
     await agent?.stop();
+    if (agent) killHelpersOf(agent.runtimeDir);
     if (user) execFileSync("userdel", [user.name], { stdio: "pipe" });
     cleanup(out, agent.stateDir, agent.runtimeDir);
   });

@@ -9,7 +9,7 @@ import { VmServiceClient, VmState } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
 import { CHANNEL, CLIENT_MESSAGE_BOUNDS, MSG, MSGC, capsWords, linkHeader, linkMess, messageHeader, MAIN_CAP } from "../agent/src/spice/wire.js";
 import path from "node:path";
-import { startAgent, tempDir, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, tempDir, killHelpersOf, type RunningAgent } from "./helpers/agent.js";
 import { hasSpicy, runSpicy } from "./helpers/spice-tools.js";
 import { firstRgbDifference, readPpm, rgbOfBgrx } from "./helpers/rgb-image.js";
 import { call } from "./helpers/grpc.js";
@@ -63,6 +63,7 @@ describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded 
 
   afterAll(async () => {
     await agent?.stop();
+    if (agent) killHelpersOf(agent.runtimeDir);
   });
 
   /** Sends `data`, then waits until the server closes the connection or `ms` passes; true when it closed. */

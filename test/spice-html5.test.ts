@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient, ImageCompression, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
-import { startAgent, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, killHelpersOf, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { attachConsole, createVm, demoSpec, type ConsoleReader } from "./helpers/vm.js";
@@ -37,6 +37,7 @@ describe.skipIf(!hasKvm || !hasSpiceHtml5)("spice-html5 in chromium over the age
     await page?.close();
     con?.close();
     await agent?.stop();
+    if (agent) killHelpersOf(agent.runtimeDir);
   });
 
   it("the canvas equals the paused VM's screen, then typing in the page reaches the guest", async () => {

@@ -1,6 +1,6 @@
 // Starts a real qumra-agent process (from the build output) for integration tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -78,6 +78,30 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
       return exited;
     },
   };
+}
+
+/**
+ * Kills (SIGKILL) every helper whose runtime dir is under `runtimeDir`. Stopping an agent leaves its VMs
+ * running by design; a test that is done with them calls this so no helper outlives the test run.
+ */
+export function killHelpersOf(runtimeDir: string): void {
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    if (!argv[0]?.endsWith("qumra-vmm")) continue;
+    const dir = argv[argv.indexOf("--runtime-dir") + 1];
+    if (dir?.startsWith(runtimeDir + path.sep)) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
 }
 
 export function cleanup(...dirs: string[]): void {
