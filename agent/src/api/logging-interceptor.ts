@@ -14,7 +14,8 @@ export function loggingInterceptor(logger: Logger, describeCaller?: DescribeCall
         const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
         const fields = {
           method: method.path,
-          peer: call.getPeer(),
+          // grpc-js names no peer on a unix socket; the identity already says which socket it was.
+          peer: caller?.identity.startsWith("unix:") ? "unix" : call.getPeer(),
           ...(caller ? { identity: caller.identity, role: caller.role ?? "none" } : {}),
           status: grpc.status[status.code] ?? status.code,
           duration_ms: Math.round(durationMs * 1000) / 1000,
