@@ -275,7 +275,7 @@ export async function runDisplayVmBench(options: VmDisplayOptions, progress: Pro
     new Promise<Res>((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
   const rows: VmDisplayRow[] = [];
   try {
-    await unary(vms.createVm.bind(vms), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 64n << 20n, boot: { $case: "demo", value: {} }, display: { width: options.width, height: options.height }, labels: {}, imageCompression: 0 } });
+    await unary(vms.createVm.bind(vms), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 64n << 20n, boot: { $case: "demo", value: {} }, display: { width: options.width, height: options.height }, labels: {}, imageCompression: 0, cpuWeight: 0 } });
     const con = openConsole(vms, vmId);
     await unary(vms.startVm.bind(vms), { vmId });
     await con.waitFor("qumra demo guest");

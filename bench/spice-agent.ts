@@ -92,7 +92,7 @@ export async function startSpiceAgentVm(compression: string, width: number, heig
     display.close();
   });
   const vmId = `bench-spice-${randomUUID().slice(0, 8)}`;
-  await unary(vms.createVm.bind(vms), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 64n << 20n, boot: { $case: "demo", value: {} }, display: { width, height }, labels: {}, imageCompression: 0 } });
+  await unary(vms.createVm.bind(vms), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 64n << 20n, boot: { $case: "demo", value: {} }, display: { width, height }, labels: {}, imageCompression: 0, cpuWeight: 0 } });
   // The helper outlives the agent by design: delete the VM before the agent stops (teardown runs in reverse).
   teardown.add(`VM ${vmId}`, () => unary(vms.deleteVm.bind(vms), { vmId, force: true }));
   const console = openConsole(vms, vmId);

@@ -44,7 +44,7 @@ export async function runVmBench(options: VmBenchOptions, progress: Progress): P
     for (let i = 0; i < options.vms; i++) {
       const vmId = `${prefix}-${i}`;
       const started = performance.now();
-      await unary(client.createVm.bind(client), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 32n << 20n, boot: { $case: "demo", value: {} }, labels: {}, imageCompression: 0 } });
+      await unary(client.createVm.bind(client), { vmId, requestId: randomUUID(), spec: { name: vmId, vcpus: 1, memoryBytes: 32n << 20n, boot: { $case: "demo", value: {} }, labels: {}, imageCompression: 0, cpuWeight: 0 } });
       created.push(vmId);
       const console = openConsole(client, vmId);
       await unary(client.startVm.bind(client), { vmId });

@@ -149,6 +149,7 @@ describe.skipIf(!hasKvm)("VM lifecycle on real KVM", () => {
         boot: { $case: "flatImage", value: { image: TINY_GUEST, loadAddress: 0x200000n, entryAddress: 0n, mode } },
         labels: { suite: "flat" },
         imageCompression: 0,
+        cpuWeight: 0,
       });
       const con = attachConsole(vms, vmId);
       await con.waitFor("Q\n");

@@ -11,6 +11,7 @@ import { ConfigError } from "./config-error.js";
 import { resolveSocketGroup, type SocketGroup } from "./socket-group.js";
 import { loadPolicy, PolicyError, type Policy } from "./authz/policy.js";
 import { IMAGE_COMPRESSIONS, type ImageCompression } from "./display/types.js";
+import type { AdmissionLimits } from "./vm/admission.js";
 
 export interface TlsFiles {
   cert: Buffer;
@@ -47,6 +48,17 @@ export interface AgentConfig {
   spice?: SpiceConfig;
   /** The helpers' sandbox (--vmm-sandbox, --vmm-user). */
   vmmSandbox: VmmSandboxConfig;
+  /** What CreateVm admits (--max-vms, --memory-overcommit, --memory-reserve). */
+  admission: AdmissionLimits;
+  /** Per-VM cgroups (--cgroups, --cgroup-parent). */
+  cgroups: CgroupConfig;
+}
+
+export interface CgroupConfig {
+  /** false: --cgroups off. */
+  enabled: boolean;
+  /** The subtree, relative to the cgroup2 mount or absolute inside it (default qumra.slice). */
+  parent: string;
 }
 
 export interface VmmSandboxConfig {
@@ -102,6 +114,16 @@ export const USAGE = `Usage: qumra-agent [options]
   --vmm-user NAME        as root, run helpers as this unprivileged user, created if missing (default qumra-vmm)
   --http HOST:PORT       HTTP listener for browsers: SPICE over WebSocket on /spice/VM_ID (default off);
                          HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
+  --max-vms N            most VMs defined at once, in any state (default 64)
+  --memory-overcommit F  admit guest memory + framebuffers + 16 MiB per VM, summed over every defined VM
+                         (stopped ones included), up to MemTotal × F − --memory-reserve (default 1.0)
+  --memory-reserve SIZE  memory kept for the host: bytes, with K/M/G/T (powers of 1024), or a percentage of
+                         MemTotal, e.g. 2G or 5% (default 10% of MemTotal, at most 1 GiB)
+  --cgroups auto|off     run each helper in a cgroup v2 of its own with memory.max, pids.max and cpu.weight
+                         where the cgroup2 tree is writable (default auto: without, and said so in GetHost,
+                         where it is not)
+  --cgroup-parent PATH   the agent's cgroup subtree, relative to the cgroup2 mount or absolute inside it
+                         (default qumra.slice)
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -127,6 +149,11 @@ const OPTIONS = {
   http: { type: "string" },
   "vmm-sandbox": { type: "string" },
   "vmm-user": { type: "string" },
+  "max-vms": { type: "string" },
+  "memory-overcommit": { type: "string" },
+  "memory-reserve": { type: "string" },
+  cgroups: { type: "string" },
+  "cgroup-parent": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -215,8 +242,46 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
 
   const vmmSandbox = loadVmmSandbox(get("vmm-sandbox"), get("vmm-user"));
+  const admission = loadAdmission(get("max-vms"), get("memory-overcommit"), get("memory-reserve"));
+  const cgroups = loadCgroups(get("cgroups"), get("cgroup-parent"));
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox, admission, cgroups };
+}
+
+// ---- admission and cgroups ----
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+function loadAdmission(maxVmsText = "64", overcommitText = "1.0", reserveText: string | undefined, memTotal = os.totalmem()): AdmissionLimits {
+  const maxVms = Number(maxVmsText);
+  if (!/^\d+$/.test(maxVmsText) || maxVms < 1 || maxVms > 10_000) throw new ConfigError(`--max-vms ${maxVmsText}: expected a whole number from 1 to 10000`);
+  const memoryOvercommit = Number(overcommitText);
+  if (!/^\d+(\.\d+)?$/.test(overcommitText) || memoryOvercommit <= 0 || memoryOvercommit > 100) {
+    throw new ConfigError(`--memory-overcommit ${overcommitText}: expected a factor above 0 and at most 100, e.g. 1.0 (none) or 1.5`);
+  }
+  return { maxVms, memoryOvercommit, memoryReserveBytes: parseReserve(reserveText, memTotal) };
+}
+
+/** SIZE (bytes, K/M/G/T suffixes in powers of 1024, optional "iB"/"B") or N% of MemTotal. */
+export function parseReserve(text: string | undefined, memTotal: number): number {
+  if (text === undefined) return Math.min(1024 ** 3, Math.floor(memTotal / 10));
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (percent) {
+    const p = Number(percent[1]);
+    if (p >= 100) throw new ConfigError(`--memory-reserve ${text}: a percentage of MemTotal below 100`);
+    return Math.floor((memTotal * p) / 100);
+  }
+  const size = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text);
+  if (!size) throw new ConfigError(`--memory-reserve ${text}: expected bytes (e.g. 1073741824, 512M, 2G) or a percentage of MemTotal (e.g. 5%)`);
+  return Math.floor(Number(size[1]) * SIZE_UNITS[size[2].toLowerCase()]);
+}
+
+function loadCgroups(modeText = "auto", parentText = "qumra.slice"): CgroupConfig {
+  if (modeText !== "auto" && modeText !== "off") throw new ConfigError(`--cgroups ${modeText}: expected auto or off`);
+  if (!/^[A-Za-z0-9._/-]+$/.test(parentText) || parentText.split("/").includes("..")) {
+    throw new ConfigError(`--cgroup-parent ${parentText}: expected a cgroup path like qumra.slice (letters, digits, '.', '_', '-', '/'; no '..')`);
+  }
+  return { enabled: modeText === "auto", parent: parentText };
 }
 
 // ---- the helpers' sandbox (--vmm-sandbox, --vmm-user) ----

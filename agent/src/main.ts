@@ -19,6 +19,10 @@ import { ProcessLauncher } from "./vm/helper-link.js";
 import type { HelperSandboxOptions } from "./vm/helper-process.js";
 import { resolveVmmUser } from "./vm/vmm-user.js";
 import { HostInfo } from "./host/host-facts.js";
+import os from "node:os";
+import { Admission, VM_OVERHEAD_BYTES } from "./vm/admission.js";
+import { CreateGate } from "./vm/create-gate.js";
+import { VmCgroups } from "./vm/cgroups.js";
 import { HostServiceService } from "./gen/qumra/v1/host.js";
 import { VmServiceService } from "./gen/qumra/v1/vm.js";
 import { DisplayServiceService } from "./gen/qumra/v1/display.js";
@@ -62,12 +66,18 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
   const audit = new AuditLog({ stateDir: config.stateDir, logger });
   const host = new HostInfo(config.vmmPath);
+  const admission = new Admission(config.admission, os.totalmem());
+  const createGate = new CreateGate();
+  const cgroups = config.cgroups.enabled ? VmCgroups.open(config.cgroups.parent, logger) : VmCgroups.disabled("--cgroups off", logger);
+  logger.info({ cgroups: cgroups.status, max_vms: config.admission.maxVms, memory_capacity_bytes: admission.capacity }, cgroups.status.enabled ? "helpers run in per-VM cgroups" : "helpers run without per-VM cgroups");
   const vms = new VmManager({
     stateDir: config.stateDir,
     runtimeDir: config.runtimeDir,
     logger,
-    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger)),
+    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger), cgroups),
     hostLimits: () => host.limits(),
+    admission,
+    createGate,
   });
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
@@ -112,7 +122,10 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     {
       name: "qumra.v1.HostService",
       definition: HostServiceService,
-      implementation: hostService(host, identity, (scope) => vms.counts(scope)),
+      implementation: hostService(host, identity, (scope) => vms.counts(scope), () => ({
+        admission: { ...admission.report(vms.specs()), vmOverheadBytes: VM_OVERHEAD_BYTES, createsInProgress: createGate.inProgress, createsQueued: createGate.queued },
+        cgroups: cgroups.status,
+      })),
     },
     {
       name: "qumra.v1.VmService",

@@ -60,7 +60,7 @@ export function attachConsole(client: VmServiceClient, vmId: string): ConsoleRea
 }
 
 export function demoSpec(name: string, extra: Partial<VmSpec> = {}): VmSpec {
-  return { name, vcpus: 1, memoryBytes: 32n << 20n, boot: { $case: "demo", value: {} }, labels: {}, imageCompression: 0, ...extra };
+  return { name, vcpus: 1, memoryBytes: 32n << 20n, boot: { $case: "demo", value: {} }, labels: {}, imageCompression: 0, cpuWeight: 0, ...extra } as VmSpec;
 }
 
 export async function createVm(client: VmServiceClient, vmId: string, spec: VmSpec = demoSpec(vmId), start = true): Promise<Vm> {

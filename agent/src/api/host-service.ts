@@ -6,6 +6,8 @@ import { invalidArgument } from "../errors.js";
 import { unary, serverStream } from "./status.js";
 import { vmScopeOf } from "./caller.js";
 import type { Selector } from "../authz/selector.js";
+import type { AdmissionReport } from "../vm/admission.js";
+import type { CgroupStatus } from "../vm/cgroups.js";
 
 export interface AgentIdentity {
   version: string;
@@ -17,11 +19,31 @@ export interface AgentIdentity {
 /** How many VMs this agent knows and runs, of those with `scope`'s labels when given. */
 export type VmCounter = (scope?: Selector) => { total: number; running: number };
 
-export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCounter): HostServiceServer {
+/** What the agent admits and whether it uses cgroups (Host.admission, Host.cgroups), in domain units. */
+export type HostLimitsReport = () => {
+  admission: AdmissionReport & { vmOverheadBytes: number; createsInProgress: number; createsQueued: number };
+  cgroups: CgroupStatus;
+};
+
+export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCounter, limits?: HostLimitsReport): HostServiceServer {
   return {
     getHost: unary(async (): Promise<Host> => {
       const facts = await host.facts();
+      const now = limits?.();
+      const a = now?.admission;
       return {
+        admission: a && {
+          maxVms: a.maxVms,
+          memoryOvercommit: a.memoryOvercommit,
+          memoryReserveBytes: BigInt(a.memoryReserveBytes),
+          memoryCapacityBytes: BigInt(a.memoryCapacityBytes),
+          memoryAdmittedBytes: BigInt(a.memoryAdmittedBytes),
+          vmsDefined: a.vmsDefined,
+          vmOverheadBytes: BigInt(a.vmOverheadBytes),
+          createsInProgress: a.createsInProgress,
+          createsQueued: a.createsQueued,
+        },
+        cgroups: now?.cgroups,
         hostname: facts.hostname,
         kernelRelease: facts.kernelRelease,
         os: facts.os,

@@ -79,6 +79,7 @@ export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
     display: spec.display,
     labels: spec.labels,
     imageCompression: compressionFromPb(spec.imageCompression, "spec.image_compression"),
+    cpuWeight: spec.cpuWeight,
   };
 }
 
@@ -106,6 +107,7 @@ export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = []): Vm {
       display: r.spec.display,
       labels: r.spec.labels,
       imageCompression: compressionToPb(r.spec.imageCompression),
+      cpuWeight: r.spec.cpuWeight ?? 100,
     },
     state: stateToPb(r.state),
     stateReason: r.stateReason,

@@ -100,8 +100,9 @@ export function registerVm(program: Command, globals: Globals): void {
     .option("--display <WxH>", "framebuffer size", "1024x768")
     .option("--image-compression <mode>", "how the SPICE server codes this VM's images (default: the agent's --spice-image-compression)")
     .option("--label <k=v>", "label, repeatable", collect)
+    .option("--cpu-weight <n>", "the VM's share of CPU against other VMs, 1..10000 (cgroup cpu.weight)", "100")
     .option("--start", "start the VM once created")
-    .action(async (o: { name: string; id?: string; requestId?: string; vcpus: string; memory: string; image?: string; load: string; entry?: string; mode: string; demo?: boolean; display: string; label?: string[]; start?: boolean; imageCompression?: string }) => {
+    .action(async (o: { name: string; id?: string; requestId?: string; vcpus: string; memory: string; image?: string; load: string; entry?: string; mode: string; demo?: boolean; display: string; label?: string[]; start?: boolean; imageCompression?: string; cpuWeight: string }) => {
       const options = globals();
       if (Boolean(o.image) === Boolean(o.demo)) throw new Error("give exactly one of --image FILE and --demo");
       if (o.mode !== "long" && o.mode !== "protected") throw new Error(`--mode ${o.mode}: expected long or protected`);
@@ -121,6 +122,7 @@ export function registerVm(program: Command, globals: Globals): void {
           display: { width: Number(display[1]), height: Number(display[2]) },
           labels: parseLabels(o.label ?? [], "--label"),
           imageCompression: o.imageCompression ? compressionNamed(o.imageCompression, "--image-compression") : ImageCompression.IMAGE_COMPRESSION_UNSPECIFIED,
+          cpuWeight: parseIntIn(o.cpuWeight, "--cpu-weight", 1, 10000),
         },
       };
       await withClients(options, VmServiceClient, async (c) => {

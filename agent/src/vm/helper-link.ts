@@ -15,6 +15,7 @@ import { HelperError, helperErrorKind } from "./helper-errors.js";
 import { spawnHelper, isAlive, isHelperOf, type HelperSandboxOptions } from "./helper-process.js";
 import type { HelperEvent, HelperStatus } from "./helper-protocol.js";
 import type { VmSpec } from "./types.js";
+import type { VmCgroups } from "./cgroups.js";
 
 /** A VM's control secret: the file the helper was given and its content (control-secret.ts). */
 export interface ControlSecret {
@@ -240,6 +241,8 @@ export class ProcessLauncher implements HelperLauncher {
     private readonly vmmPath: string,
     /** The helpers' sandbox (default: on, as the agent's uid). */
     private readonly sandbox: HelperSandboxOptions = { enabled: true },
+    /** Per-VM cgroups the helpers are moved into (cgroups.ts); none: helpers stay in the agent's. */
+    private readonly cgroups?: VmCgroups,
   ) {}
 
   async launch(vmId: string, spec: VmSpec, imagePath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
@@ -249,6 +252,15 @@ export class ProcessLauncher implements HelperLauncher {
       spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, secretFile: secret.file, args: helperArgsOf(spec, imagePath), sandbox: this.sandbox });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
+    }
+    // The cgroup goes when the helper has gone (a populated cgroup cannot be removed).
+    void spawned.exit.then(() => this.cgroups?.remove(vmId, 5));
+    try {
+      // Before the VM is started: its guest never runs outside its limits.
+      this.cgroups?.place(vmId, spec, spawned.pid);
+    } catch (err) {
+      killQuietly(spawned.pid);
+      throw err;
     }
     let client: HelperClient | undefined;
     try {
@@ -265,16 +277,26 @@ export class ProcessLauncher implements HelperLauncher {
     }
   }
 
-  async reattach(_vmId: string, pid: number, socketPath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
+  async reattach(vmId: string, pid: number, socketPath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
     if (!pid || !isAlive(pid)) throw new Error(`no process ${pid}`);
     if (!(await isHelperOf(pid, socketPath))) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
     const client = await HelperClient.connect(socketPath, { secret: secret.value });
     try {
-      return new HelperLink(pid, socketPath, client, await probeFramebuffer(client), secret.value, log);
+      const link = new HelperLink(pid, socketPath, client, await probeFramebuffer(client), secret.value, log);
+      void link.exited.then(() => this.cgroups?.remove(vmId, 5));
+      return link;
     } catch (err) {
       client.close();
       throw err;
     }
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone */
   }
 }
 

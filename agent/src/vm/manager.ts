@@ -18,7 +18,9 @@ import { askHelper } from "./helper-errors.js";
 import { describeSandbox } from "./sandbox-status.js";
 import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
-import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
+import type { Admission } from "./admission.js";
+import type { CreateGate } from "./create-gate.js";
+import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
 
 interface VmEntry {
   record: VmRecord;
@@ -45,6 +47,10 @@ export interface VmManagerOptions {
   launcher: HelperLauncher;
   /** Current limits of the host (KVM max vCPUs, available memory), or why KVM cannot be used. */
   hostLimits: () => Promise<HostLimits | { unavailable: string }>;
+  /** Memory and VM-count admission of creates (admission.ts); none: only the per-VM checks. */
+  admission?: Admission;
+  /** The bound on concurrent creates (create-gate.ts). */
+  createGate?: CreateGate;
 }
 
 export class VmManager {
@@ -154,7 +160,8 @@ export class VmManager {
       if (requestId && existing.requestId === requestId) return "done" in existing ? existing.done : existing;
       throw new QumraError("already-exists", `VM '${vmId}' already exists${existing.requestId ? ` (created by request '${existing.requestId}')` : ""}; choose another vm_id or retry with the same request_id`);
     }
-    const done = this.doCreate(vmId, requestId, req);
+    const gate = this.options.createGate;
+    const done = gate ? gate.run(() => this.doCreate(vmId, requestId, req)) : this.doCreate(vmId, requestId, req);
     this.creating.set(vmId, { requestId, done });
     try {
       return await done;
@@ -167,6 +174,21 @@ export class VmManager {
     const limits = await this.options.hostLimits();
     if ("unavailable" in limits) throw failedPrecondition(`cannot create VMs on this host: ${limits.unavailable}`);
     const { spec, image } = validateSpec(vmId, req, limits, (b) => createHash("sha256").update(b).digest("hex"));
+    // Held until the VM is defined (then it counts as one) or its create failed.
+    const release = this.options.admission?.admit(vmId, spec, this.specs());
+    try {
+      return await this.launchNew(vmId, requestId, spec, image);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** The specs of every defined VM, whatever its state (what admission counts). */
+  specs(): VmSpec[] {
+    return [...this.vms.values()].map((e) => e.record.spec);
+  }
+
+  private async launchNew(vmId: string, requestId: string, spec: VmSpec, image: Uint8Array | undefined): Promise<VmRecord> {
     if (image) this.store.saveImage(vmId, image);
     const vmLog = this.vmLog(vmId);
     let link: HelperLink;

@@ -43,6 +43,8 @@ export interface SpecRequest {
   display?: { width: number; height: number };
   labels: Record<string, string>;
   imageCompression?: ImageCompression;
+  /** cgroup cpu.weight; 0 or absent: 100. */
+  cpuWeight?: number;
 }
 
 export interface HostLimits {
@@ -87,7 +89,10 @@ export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits,
     if (value.length > 255) throw invalidArgument(`spec.labels['${key}'] is ${value.length} characters long: at most 255`);
   }
 
-  const base = { name, vcpus, memoryBytes, display: { width, height }, labels: { ...req.labels }, ...(req.imageCompression ? { imageCompression: req.imageCompression } : {}) };
+  const cpuWeight = req.cpuWeight || 100;
+  if (!Number.isInteger(cpuWeight) || cpuWeight < 1 || cpuWeight > 10000) throw invalidArgument(`spec.cpu_weight ${cpuWeight} is invalid: 1 to 10000 (0 means 100)`);
+
+  const base = { name, vcpus, memoryBytes, cpuWeight, display: { width, height }, labels: { ...req.labels }, ...(req.imageCompression ? { imageCompression: req.imageCompression } : {}) };
   const boot = req.boot;
   if (!boot) throw invalidArgument("spec.boot is missing: give flat_image or demo");
   if (boot.kind === "demo") return { spec: { ...base, boot: { kind: "demo" } } };

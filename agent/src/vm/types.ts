@@ -30,6 +30,8 @@ export interface VmSpec {
   labels: Record<string, string>;
   /** How the SPICE server codes this VM's images; absent = the agent's --spice-image-compression. */
   imageCompression?: ImageCompression;
+  /** The helper's cgroup cpu.weight, 1..10000 (absent in records written before it existed: 100). */
+  cpuWeight?: number;
 }
 
 /** What the agent persists about a VM (one JSON file per VM). */
