@@ -168,6 +168,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
       await display.close();
       tickets.close();
       vms.close();
+      cgroups.close();
       await audit.close();
     },
   };

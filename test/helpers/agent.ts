@@ -28,6 +28,10 @@ export interface RunningAgent {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
+/** Test agents' cgroup subtrees are named qumra-test-PID-N.slice (PID: the test worker). */
+export const TEST_CGROUP_PREFIX = "qumra-test-";
+let agentCount = 0;
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `qumra-${prefix}-`));
 }
@@ -37,6 +41,8 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
   const stateDir = opts.stateDir ?? tempDir("state");
   const runtimeDir = opts.runtimeDir ?? tempDir("run");
   const hasListen = args.some((a) => a === "--listen" || a === "--unix");
+  // Agents of parallel tests share the host's cgroup tree: each gets a subtree of its own (setup.ts removes it).
+  if (!args.includes("--cgroup-parent")) args = [...args, "--cgroup-parent", `${TEST_CGROUP_PREFIX}${process.pid}-${++agentCount}.slice`];
   const child = spawn(
     process.execPath,
     [agentBin, ...(hasListen ? [] : ["--listen", "127.0.0.1:0"]), "--state-dir", stateDir, "--runtime-dir", runtimeDir, ...args],

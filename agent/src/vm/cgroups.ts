@@ -137,6 +137,13 @@ export class VmCgroups {
     setTimeout(() => this.remove(vmId, tries - 1), 200).unref();
   }
 
+  /** At agent shutdown: the subtree goes too when no VM's cgroup is left in it (helpers keep theirs). */
+  close(): void {
+    if (!this.status.enabled) return;
+    this.sweep();
+    removeCgroup(this.status.path);
+  }
+
   /** Removes the cgroups of VMs whose helpers are gone (left by an agent that died); populated ones stay. */
   sweep(): void {
     let names: string[];
