@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient, VmState, type VmSpec } from "../agent/src/gen/qumra/v1/vm.js";
 import { HostServiceClient, type Host } from "../agent/src/gen/qumra/v1/host.js";
-import { startAgent, cleanup, killHelpersOf, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, killHelpersOf, runCli, type RunningAgent } from "./helpers/agent.js";
 import { call, callError } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
@@ -186,6 +186,13 @@ describe.skipIf(!hasKvm)("per-VM cgroups on real KVM", () => {
     await call(a.vms, a.vms.deleteVm, { vmId: "cg", force: true });
     await until(() => !existsSync(dir));
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it("qumra host info shows the admission and the cgroups", async () => {
+    const r = await runCli(["--host", a.agent.address!, "host", "info"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^admission: +[\d.]+ \S+ of [\d.]+ \S+ admitted \(overcommit 1, reserve [\d.]+ \S+\), 0 of 64 VMs$/m);
+    expect(r.stdout).toMatch(new RegExp(`^cgroups: +${path.join(cgroupMount!, parent)} \\(`, "m"));
   });
 
   it("spec.cpu_weight outside 1..10000 is INVALID_ARGUMENT", async () => {

@@ -77,8 +77,16 @@ function renderHost(h: Host): string {
     ["memory", `${bytes(h.memory?.totalBytes ?? 0n)} total, ${bytes(h.memory?.availableBytes ?? 0n)} available`],
     ["numa", h.numaNodes.map((n) => `node${n.id}: cpus ${n.cpus.join(",")}`).join("; ")],
     ["kvm", kvmText],
+    ["admission", admissionText(h)],
+    ["cgroups", h.cgroups ? (h.cgroups.enabled ? `${h.cgroups.path} (${h.cgroups.controllers.join(", ") || "no controllers"})${h.cgroups.reason ? `; ${h.cgroups.reason}` : ""}` : `off: ${h.cgroups.reason}`) : "not reported"],
     ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}`],
   ]);
+}
+
+function admissionText(h: Host): string {
+  const a = h.admission;
+  if (!a) return "not reported";
+  return `${bytes(a.memoryAdmittedBytes)} of ${bytes(a.memoryCapacityBytes)} admitted (overcommit ${a.memoryOvercommit}, reserve ${bytes(a.memoryReserveBytes)}), ${a.vmsDefined} of ${a.maxVms} VMs`;
 }
 
 function renderSample(s: HostStats): string {
