@@ -96,7 +96,7 @@ export class VmCgroups {
     const absent = WANTED_CONTROLLERS.filter((c) => !controllers.includes(c));
     const reason = absent.length === 0
       ? ""
-      : `the ${absent.join(", ")} controller${absent.length > 1 ? "s are" : " is"} not available in ${dir} (${mount} offers: ${available.join(" ") || "none"}; on a hybrid host they belong to cgroup v1 hierarchies): helpers are placed in per-VM cgroups but ${absent.map(limitFileOf).join(", ")} not applied`;
+      : `the ${absent.join(", ")} controller${absent.length > 1 ? "s are" : " is"} not available in ${dir} (${mount} offers: ${available.join(" ") || "none"}${mount === "/sys/fs/cgroup" ? "" : "; on a hybrid host they belong to cgroup v1 hierarchies"}): helpers are placed in per-VM cgroups but ${absent.map(limitFileOf).join(", ")} not applied`;
     const cgroups = new VmCgroups({ enabled: true, path: dir, controllers, reason }, log);
     cgroups.sweep();
     return cgroups;
