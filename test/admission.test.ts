@@ -188,6 +188,36 @@ describe.skipIf(!hasKvm)("per-VM cgroups on real KVM", () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it("a helper keeps its cgroup across kill -9 of the agent; the new agent removes it when the VM is deleted", async () => {
+    const dir = path.join(cgroupMount!, parent, "vm-keep");
+    const vm = await create(a, "keep", small("keep"));
+    a.agent.process.kill("SIGKILL");
+    await a.agent.stop();
+    const again = await startAgent(["--cgroup-parent", parent], { stateDir: a.agent.stateDir, runtimeDir: a.agent.runtimeDir });
+    const vms = new VmServiceClient(again.address!, grpc.credentials.createInsecure());
+    try {
+      expect((await call(vms, vms.getVm, { vmId: "keep" })).helperPid).toBe(vm.helperPid);
+      expect(readFileSync(`/proc/${vm.helperPid}/cgroup`, "utf8")).toContain(`0::/${parent}/vm-keep\n`);
+      await call(vms, vms.deleteVm, { vmId: "keep", force: true });
+      await until(() => !existsSync(dir));
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      vms.close();
+      // The rest of this block talks to the new agent.
+      a.vms.close();
+      a.host.close();
+      a = { ...a, agent: again, vms: new VmServiceClient(again.address!, grpc.credentials.createInsecure()), host: new HostServiceClient(again.address!, grpc.credentials.createInsecure()) };
+      a.getHost = () => call(a.host, a.host.getHost, {});
+      a.close = async () => {
+        a.vms.close();
+        a.host.close();
+        await again.stop();
+        killHelpersOf(again.runtimeDir);
+        cleanup(again.stateDir, again.runtimeDir);
+      };
+    }
+  });
+
   it("qumra host info shows the admission and the cgroups", async () => {
     const r = await runCli(["--host", a.agent.address!, "host", "info"]);
     expect(r.code, r.stderr).toBe(0);
