@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { Admission, VM_OVERHEAD_BYTES, formatBytes, vmFootprint } from "../agent/src/vm/admission.js";
 import { CreateGate } from "../agent/src/vm/create-gate.js";
 import { cgroupLimitsOf, findCgroup2Mount, HELPER_EXTRA_TASKS } from "../agent/src/vm/cgroups.js";
-import { parseReserve, ConfigError } from "../agent/src/config.js";
+import { parseReserve, ConfigError, loadConfig, type AgentConfig } from "../agent/src/config.js";
 import type { VmSpec } from "../agent/src/vm/types.js";
 
 const MIB = 1024 * 1024;
@@ -140,5 +140,31 @@ describe("cgroup limits", () => {
     // And this host's own mount table parses.
     const here = findCgroup2Mount(readFileSync("/proc/self/mountinfo", "utf8"));
     if (here) expect(readFileSync(`${here}/cgroup.controllers`, "utf8")).toBeTypeOf("string");
+  });
+});
+
+describe("admission and cgroup flags", () => {
+  const load = (...argv: string[]) => loadConfig(["--state-dir", "/nonexistent/s", ...argv], {}) as AgentConfig;
+
+  it("defaults: 64 VMs, overcommit 1.0, reserve 10% of MemTotal at most 1 GiB, cgroups auto under qumra.slice", () => {
+    const c = load();
+    expect(c.admission.maxVms).toBe(64);
+    expect(c.admission.memoryOvercommit).toBe(1);
+    expect(c.admission.memoryReserveBytes).toBeLessThanOrEqual(GIB);
+    expect(c.cgroups).toEqual({ enabled: true, parent: "qumra.slice" });
+  });
+
+  it("flags and QUMRA_* variables set them", () => {
+    const c = load("--max-vms", "5", "--memory-overcommit", "1.5", "--memory-reserve", "2G", "--cgroups", "off", "--cgroup-parent", "a/b.slice");
+    expect(c.admission).toEqual({ maxVms: 5, memoryOvercommit: 1.5, memoryReserveBytes: 2 * GIB });
+    expect(c.cgroups).toEqual({ enabled: false, parent: "a/b.slice" });
+    expect((loadConfig([], { QUMRA_MAX_VMS: "7", QUMRA_STATE_DIR: "/nonexistent/s" }) as AgentConfig).admission.maxVms).toBe(7);
+  });
+
+  it("refuses bad values, saying what is accepted", () => {
+    expect(() => load("--max-vms", "0")).toThrow("--max-vms 0: expected a whole number from 1 to 10000");
+    expect(() => load("--memory-overcommit=0")).toThrow("--memory-overcommit 0: expected a factor above 0 and at most 100, e.g. 1.0 (none) or 1.5");
+    expect(() => load("--cgroups", "yes")).toThrow("--cgroups yes: expected auto or off");
+    expect(() => load("--cgroup-parent", "../etc")).toThrow(/^--cgroup-parent \.\.\/etc: expected a cgroup path/);
   });
 });
