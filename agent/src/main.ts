@@ -59,7 +59,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   useNodeCodecModule();
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   ensureRuntimeDir(config.runtimeDir);
-  const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
+  const startedAt = new Date();
   const audit = new AuditLog({ stateDir: config.stateDir, logger });
   const host = new HostInfo(config.vmmPath);
   const vms = new VmManager({
@@ -69,6 +69,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger)),
     hostLimits: () => host.limits(),
   });
+  const identity = { version: VERSION, startedAt, listen: [] as string[], stateDir: config.stateDir, instanceId: vms.events.instanceId };
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
   const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);

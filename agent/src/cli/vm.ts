@@ -57,6 +57,7 @@ export function vmView(vm: Vm) {
       latencyMs: Math.round(c.latencyMs * 10) / 10,
     })),
     sandbox: vm.sandbox ? { ...vm.sandbox } : undefined,
+    health: vm.health?.hung ? { hung: true, reason: vm.health.reason, since: vm.health.since?.toISOString() } : undefined,
   };
 }
 
@@ -76,6 +77,7 @@ function renderVm(vm: Vm): string {
     ["boot", v.boot.kind === "flat" ? `flat image, ${v.boot.mode} mode, load ${v.boot.loadAddress}, entry ${v.boot.entryAddress}` : "demo guest"],
     ["display", v.display],
     ["helper pid", v.helperPid || "-"],
+    ...(v.health ? [["helper", `HUNG since ${v.health.since}: ${v.health.reason}`] as [string, string]] : []),
     ["sandbox", v.sandbox ? sandboxText(v.sandbox) : "-"],
     ["created", v.createdAt],
     ["spice clients", v.spiceClients.length === 0 ? "none" : v.spiceClients.map((c) => `${c.peer} ${c.transport} session ${c.sessionId} since ${c.connectedAt} [${c.channels.join(",")}]${c.latencyMs ? ` ${c.latencyMs} ms` : ""}`).join("\n  ")],
@@ -245,12 +247,13 @@ export function registerVm(program: Command, globals: Globals): void {
   vm.command("events [vm-id]")
     .description("VM events: current states first, then events as they happen")
     .option("--from <sequence>", "resume after this sequence number")
+    .option("--instance <id>", "the agent instance --from came from (events' instance_id): another one's numbers start with RESYNC")
     .option("--count <n>", "stop after this many events (heartbeats not counted)")
-    .action(async (vmId: string | undefined, o: { from?: string; count?: string }) => {
+    .action(async (vmId: string | undefined, o: { from?: string; count?: string; instance?: string }) => {
       const options = globals();
       const count = o.count === undefined ? Infinity : parseIntIn(o.count, "--count", 1, 1_000_000);
       const multi = options.host.length > 1;
-      await withClients(options, VmServiceClient, (c, host) => watchEvents(c, { vmId: vmId ?? "", fromSequence: BigInt(o.from ?? 0), heartbeatMs: 0 }, count, (e) => {
+      await withClients(options, VmServiceClient, (c, host) => watchEvents(c, { vmId: vmId ?? "", fromSequence: BigInt(o.from ?? 0), heartbeatMs: 0, instanceId: o.instance ?? "" }, count, (e) => {
         const view = eventView(e);
         console.log(options.json ? toJson(multi ? { host, ...view } : view, 0) : `${multi ? `${host}  ` : ""}${renderEvent(view)}`);
       }), () => "");
@@ -271,15 +274,17 @@ function eventView(e: VmEvent) {
     previousState: e.previousState ? stateName(e.previousState) : undefined,
     state: e.state ? stateName(e.state) : undefined,
     reason: e.reason || undefined,
+    instanceId: e.instanceId || undefined,
   };
 }
 
 function renderEvent(e: ReturnType<typeof eventView>): string {
   const transition = e.previousState ? `${e.previousState} → ${e.state}` : (e.state ?? "");
-  return `#${e.sequence} ${e.time} ${e.type.padEnd(13)} ${e.vmId} ${transition}${e.reason ? ` (${e.reason})` : ""}`;
+  const instance = e.type === "RESYNC" && e.instanceId ? ` (agent instance ${e.instanceId}: earlier numbers do not apply)` : "";
+  return `#${e.sequence} ${e.time} ${e.type.padEnd(13)} ${e.vmId} ${transition}${e.reason ? ` (${e.reason})` : ""}${instance}`;
 }
 
-function watchEvents(client: VmServiceClient, request: { vmId: string; fromSequence: bigint; heartbeatMs: number }, count: number, onEvent: (e: VmEvent) => void): Promise<void> {
+function watchEvents(client: VmServiceClient, request: { vmId: string; fromSequence: bigint; heartbeatMs: number; instanceId: string }, count: number, onEvent: (e: VmEvent) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const stream = client.watchVms(request);
     let seen = 0;

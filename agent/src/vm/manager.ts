@@ -8,7 +8,7 @@ import { EventLog, type VmEventType } from "./event-log.js";
 import { guestRamRanges, inGuestRam, validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
 import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
-import { HelperLink, type ControlSecret, type HelperLauncher } from "./helper-link.js";
+import { HelperLink, type ControlSecret, type HelperHang, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
 import { createSecret, readSecret } from "./control-secret.js";
 import { isHelperOf } from "./helper-process.js";
@@ -19,6 +19,11 @@ import { describeSandbox } from "./sandbox-status.js";
 import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./display-port.js";
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
+
+/** A forced stop gives the helper this long to answer STOP and exit before signals are used. */
+const FORCE_ASK_MS = 1500;
+/** Between SIGTERM and SIGKILL on a forced stop. */
+const FORCE_GRACE_MS = 1500;
 
 interface VmEntry {
   record: VmRecord;
@@ -135,6 +140,11 @@ export class VmManager {
 
   get(vmId: string): VmRecord {
     return this.entry(vmId).record;
+  }
+
+  /** Whether the VM's helper is hung (stopped, or not answering), for GetVm; undefined when it answers. */
+  hang(vmId: string): HelperHang | undefined {
+    return this.vms.get(vmId)?.link?.hang();
   }
 
   list(state: VmState | undefined, labels: Record<string, string>): VmRecord[] {
@@ -366,6 +376,9 @@ export class VmManager {
   /** One exchange with the VM's helper; its errors come out as the agent's typed errors. */
   private ask<T>(e: VmEntry, exchange: (client: HelperClient) => Promise<T>): Promise<T> {
     const link = this.link(e);
+    // A stopped helper cannot answer at all: say so now rather than after the whole deadline.
+    const hang = link.hang();
+    if (hang && hang.reason.includes("is stopped")) return Promise.reject(new QumraError("unavailable", `VM '${e.record.vmId}': ${hang.reason}`));
     // usable(): a request made while a lost connection is being made again waits for it.
     return askHelper(async () => exchange(await link.usable()));
   }
@@ -492,27 +505,55 @@ export class VmManager {
     await link.exited;
   }
 
+  /**
+   * Stops the helper. Unforced: STOP with the guest's timeout, and the helper must answer. Forced
+   * (timeoutMs 0): STOP briefly, and a helper that does not answer or exit in FORCE_ASK_MS (or is
+   * stopped by a signal) is ended by SIGTERM, then SIGKILL, so a forced stop always finishes.
+   */
   private async stopHelper(e: VmEntry, timeoutMs: number, reason: string): Promise<void> {
     const link = this.link(e);
-    const askedGuest = e.record.state === "RUNNING" && timeoutMs > 0;
+    const forced = timeoutMs === 0;
+    const askedGuest = e.record.state === "RUNNING" && !forced;
     let done!: () => void;
     e.stopping = new Promise<void>((r) => (done = r));
     try {
-      const result = await askHelper(() =>
-        link.client.stop(timeoutMs).catch((err: unknown) => {
-          if (link.client.closed) return { forced: true, exitStatus: -1 };
+      let why = reason;
+      if (forced) {
+        const ended = !link.hang()?.reason.includes("is stopped") && (await this.askToExit(link));
+        if (!ended) {
+          const { signals, gone } = await link.terminate(FORCE_GRACE_MS);
+          if (!gone) throw new QumraError("internal", `could not end helper pid ${link.pid} of VM '${e.record.vmId}': it survived ${signals.join(" and ") || "no signal (it is not the VM's helper any more)"}`);
+          why = `${reason}; the helper did not answer, so it was ended by ${signals.join(" then ")}`;
+          this.vmLog(e.record.vmId).warn({ pid: link.pid, signals }, "forced stop: the helper did not answer, ended it by signal");
+        }
+      } else {
+        const result = await askHelper(() =>
+          link.client.stop(timeoutMs).catch((err: unknown) => {
+            if (link.client.closed) return { forced: true, exitStatus: -1 };
+            throw err;
+          }),
+        ).catch((err: unknown) => {
+          if (err instanceof QumraError && err.kind === "deadline-exceeded") throw new QumraError(err.kind, `${err.message}; stop or delete the VM with force to kill its helper`, { cause: err });
           throw err;
-        }),
-      );
-      await link.exited;
-      if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") {
-        const why = askedGuest && result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : askedGuest ? `${reason}; the guest powered off` : reason;
-        this.transition(e, "STOPPED", why, { helperPid: 0 });
-      } else this.update(e, { helperPid: 0 });
+        });
+        await link.exited;
+        if (askedGuest) why = result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : `${reason}; the guest powered off`;
+      }
+      if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") this.transition(e, "STOPPED", why, { helperPid: 0 });
+      else this.update(e, { helperPid: 0 });
     } finally {
       e.stopping = undefined;
       done();
     }
+  }
+
+  /** Asks the helper to exit now; true once it has, within FORCE_ASK_MS. */
+  private async askToExit(link: HelperLink): Promise<boolean> {
+    const answered = await link.client.stop(0, FORCE_ASK_MS).then(
+      () => true,
+      () => link.client.closed,
+    );
+    return answered && (await link.waitForExit(FORCE_ASK_MS));
   }
 
   private endConsole(e: VmEntry): void {
