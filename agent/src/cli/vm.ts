@@ -18,6 +18,7 @@ import {
   type CreateVmRequest,
 } from "../gen/qumra/v1/vm.js";
 import { callUnary, type GlobalOptions } from "./connection.js";
+import { readImageFile } from "./image-file.js";
 import { compressionNamed } from "./display.js";
 import { ImageCompression } from "../gen/qumra/v1/display.js";
 import { withClients, toJson } from "./fan-out.js";
@@ -118,7 +119,7 @@ export function registerVm(program: Command, globals: Globals): void {
           vcpus: parseIntIn(o.vcpus, "--vcpus", 1, 4096),
           memoryBytes: BigInt(parseSize(o.memory, "--memory")),
           boot: o.image
-            ? { $case: "flatImage", value: { image: readFileSync(o.image), loadAddress: BigInt(load), entryAddress: BigInt(o.entry ? parseAddress(o.entry, "--entry") : load), mode: o.mode === "long" ? CpuMode.CPU_MODE_LONG : CpuMode.CPU_MODE_PROTECTED } }
+            ? { $case: "flatImage", value: { image: readImageFile(o.image), loadAddress: BigInt(load), entryAddress: BigInt(o.entry ? parseAddress(o.entry, "--entry") : load), mode: o.mode === "long" ? CpuMode.CPU_MODE_LONG : CpuMode.CPU_MODE_PROTECTED } }
             : { $case: "demo", value: {} },
           display: { width: Number(display[1]), height: Number(display[2]) },
           labels: parseLabels(o.label ?? [], "--label"),
@@ -328,9 +329,9 @@ function attachConsole(client: VmServiceClient, vmId: string, options: GlobalOpt
         if (interactive && data.includes(0x1d)) return finish();
         stream.write({ vmId: "", data });
       });
-      process.stdin.on("end", () => {
-        if (followMs === undefined) finish();
-      });
+      // stdin at EOF (< /dev/null, a finished pipe) ends only the input: the output goes on until the
+      // VM stops or --follow-ms ends, as with ssh.
+      process.stdin.on("end", () => undefined);
     }
   });
 }
