@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { existsSync } from "node:fs";
-import { VmServiceClient, VmState, VmEventType } from "../agent/src/gen/qumra/v1/vm.js";
+import { VmServiceClient, VmState, VmEventType, type Vm } from "../agent/src/gen/qumra/v1/vm.js";
 import { HostServiceClient } from "../agent/src/gen/qumra/v1/host.js";
 import { startAgent, cleanup, killHelpersOf, runCli, type RunningAgent } from "./helpers/agent.js";
 import { call, callError } from "./helpers/grpc.js";
@@ -12,6 +12,16 @@ import { hasKvm } from "./helpers/kvm.js";
 import { createVm, waitForState, watch } from "./helpers/vm.js";
 
 const gone = (pid: number) => !existsSync(`/proc/${pid}`);
+
+/** GetVm until it shows the helper hung (at most 5 s). */
+async function hungVm(vms: VmServiceClient, vmId: string): Promise<Vm> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const vm = await call(vms, vms.getVm, { vmId });
+    if (vm.health?.hung || Date.now() > deadline) return vm;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe.skipIf(!hasKvm)("a SIGSTOPped helper", () => {
   let agent: RunningAgent;
@@ -32,7 +42,7 @@ describe.skipIf(!hasKvm)("a SIGSTOPped helper", () => {
     const vm = await createVm(vms, "frozen");
     process.kill(vm.helperPid, "SIGSTOP");
 
-    const seen = await call(vms, vms.getVm, { vmId: "frozen" });
+    const seen = await hungVm(vms, "frozen"); // the stop is delivered asynchronously
     expect(seen.state).toBe(VmState.VM_STATE_RUNNING); // the state stays; the health says why nothing answers
     expect(seen.health).toMatchObject({ hung: true, reason: expect.stringContaining(`helper pid ${vm.helperPid} is stopped`) });
     expect(seen.health!.since).toBeInstanceOf(Date);
@@ -56,6 +66,7 @@ describe.skipIf(!hasKvm)("a SIGSTOPped helper", () => {
   it("is stopped by `stop --force`: STOPPED, the signals named, the helper gone", async () => {
     const vm = await createVm(vms, "frozen2");
     process.kill(vm.helperPid, "SIGSTOP");
+    expect((await hungVm(vms, "frozen2")).health?.hung).toBe(true);
     const stopped = await call(vms, vms.stopVm, { vmId: "frozen2", force: true, timeoutMs: 0 });
     expect(stopped.state).toBe(VmState.VM_STATE_STOPPED);
     expect(stopped.stateReason).toMatch(/the helper did not answer, so it was ended by SIGTERM/);
