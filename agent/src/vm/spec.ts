@@ -11,7 +11,7 @@ const HIGH_RAM_START = 4 * GIB;
 /** The demo guest is loaded and entered here (native/guest/guest.ld). */
 const DEMO_LOAD_ADDRESS = 0x100000;
 /** Room the demo guest needs past its image: its bss and stack (about 52 KiB today), with headroom. */
-const DEMO_BSS_ALLOWANCE = MIB;
+const DEMO_BSS_ALLOWANCE = 256 * 1024;
 /** The helper keeps the GDT and the boot page tables below this address. */
 export const MIN_LOAD_ADDRESS = 0xa0000;
 
