@@ -155,7 +155,7 @@ describe("VmManager.displayPort", () => {
     const { vms, fake, stand } = await managerWithFake();
     const port = vms.displayPort("vm1", "show the display of");
     helperExits(stand, fake);
-    expect(await port.ended).toMatch(/connection ended \(helper process \d+ exited\)/);
+    expect(await port.ended).toMatch(/connection ended \(helper process \d+ was killed \(SIGKILL or a crash\)/);
     expect((await qumraError(port.dirty())).kind).toBe("unavailable");
   });
 

@@ -11,6 +11,7 @@ import { createLogger } from "../agent/src/logger.js";
 import { HelperClient } from "../agent/src/vm/helper-client.js";
 import { withCallDeadline } from "../agent/src/vm/call-deadline.js";
 import { HelperExit } from "../agent/src/gen/helper-abi.js";
+import { isStopped } from "../agent/src/vm/helper-process.js";
 import { HelperLink, type HelperLauncher, type ReconnectPolicy } from "../agent/src/vm/helper-link.js";
 import { MsgType, type Frame } from "../agent/src/vm/helper-protocol.js";
 import { VmManager } from "../agent/src/vm/manager.js";
@@ -112,12 +113,19 @@ describe("HelperLink when the control socket closes", () => {
 });
 
 /** A stand-in whose command line names the socket (so it passes isHelperOf), optionally deaf to SIGTERM. */
-function namedStandIn(socketPath: string, ignoreTerm: boolean): { proc: ChildProcess; ended: Promise<NodeJS.Signals | null> } {
-  const script = `${ignoreTerm ? "process.on('SIGTERM', () => {});" : ""} setTimeout(() => {}, 600000)`;
-  const proc = spawn(process.execPath, ["-e", script, "--", "--control", socketPath], { stdio: "ignore" });
+async function namedStandIn(socketPath: string, ignoreTerm: boolean): Promise<{ proc: ChildProcess; ended: Promise<NodeJS.Signals | null> }> {
+  const script = `${ignoreTerm ? "process.on('SIGTERM', () => {});" : ""} process.stdout.write('ready'); setTimeout(() => {}, 600000)`;
+  const proc = spawn(process.execPath, ["-e", script, "--", "--control", socketPath], { stdio: ["ignore", "pipe", "ignore"] });
   const ended = new Promise<NodeJS.Signals | null>((r) => proc.once("exit", (_code, signal) => r(signal)));
   cleanups.push(() => void proc.kill("SIGKILL"));
+  await new Promise((r) => proc.stdout!.once("data", r)); // its SIGTERM handler is in place
   return { proc, ended };
+}
+
+/** Sends SIGSTOP and waits until the process shows as stopped (delivery is asynchronous). */
+async function stop(pid: number): Promise<void> {
+  process.kill(pid, "SIGSTOP");
+  while (!isStopped(pid)) await new Promise((r) => setTimeout(r, 10));
 }
 
 async function linkTo(stand: ChildProcess, fake: FakeHelper, requestTimeoutMs?: number): Promise<HelperLink> {
@@ -143,10 +151,9 @@ describe("HelperLink with a hung or dead helper", () => {
   it("ends a helper deaf to SIGTERM with SIGKILL, and a stopped one too", async () => {
     const fake = await fakeHelper();
     cleanups.push(() => fake.close());
-    const stand = namedStandIn(fake.path, true);
-    await new Promise((r) => setTimeout(r, 300)); // let it install its SIGTERM handler
+    const stand = await namedStandIn(fake.path, true);
     const link = await linkTo(stand.proc, fake);
-    process.kill(stand.proc.pid!, "SIGSTOP");
+    await stop(stand.proc.pid!);
     expect(link.hang()?.reason).toMatch(new RegExp(`helper pid ${stand.proc.pid} is stopped`));
     expect(await link.terminate(100)).toEqual({ signals: ["SIGTERM", "SIGKILL"], gone: true });
     expect(await stand.ended).toBe("SIGKILL");
@@ -155,9 +162,9 @@ describe("HelperLink with a hung or dead helper", () => {
   it("ends a helper that honours SIGTERM with SIGTERM alone, after continuing it", async () => {
     const fake = await fakeHelper();
     cleanups.push(() => fake.close());
-    const stand = namedStandIn(fake.path, false);
+    const stand = await namedStandIn(fake.path, false);
     const link = await linkTo(stand.proc, fake);
-    process.kill(stand.proc.pid!, "SIGSTOP");
+    await stop(stand.proc.pid!);
     expect(await link.terminate(5000)).toEqual({ signals: ["SIGTERM"], gone: true });
     expect(await stand.ended).toBe("SIGTERM");
   });
