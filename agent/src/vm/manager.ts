@@ -536,7 +536,10 @@ export class VmManager {
           if (err instanceof QumraError && err.kind === "deadline-exceeded") throw new QumraError(err.kind, `${err.message}; stop or delete the VM with force to kill its helper`, { cause: err });
           throw err;
         });
-        await link.exited;
+        // It answered and should now exit; one that does not is ended rather than waited for for ever.
+        if (!(await link.waitForExit(FORCE_ASK_MS)) && !(await link.terminate(FORCE_GRACE_MS)).gone) {
+          throw new QumraError("internal", `helper pid ${link.pid} of VM '${e.record.vmId}' answered STOP but did not exit, and survived SIGKILL`);
+        }
         if (askedGuest) why = result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : `${reason}; the guest powered off`;
       }
       if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") this.transition(e, "STOPPED", why, { helperPid: 0 });
