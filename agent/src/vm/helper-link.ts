@@ -55,6 +55,8 @@ export const NOT_ANSWERING_AFTER_MS = 2000;
 export interface HelperHang {
   since: Date;
   reason: string;
+  /** Stopped by a signal (or a debugger): it cannot answer anything until continued. */
+  stopped: boolean;
 }
 
 /** What a forced end of a helper did: how it ended, and the signals it took. */
@@ -144,12 +146,12 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
     if (this.reported) return undefined;
     if (isStopped(this.pid)) {
       this.stoppedSeenAt ??= Date.now();
-      return { since: new Date(this.stoppedSeenAt), reason: `helper pid ${this.pid} is stopped (SIGSTOP or a debugger) and cannot answer; stop or delete the VM with force to kill it` };
+      return { since: new Date(this.stoppedSeenAt), stopped: true, reason: `helper pid ${this.pid} is stopped (SIGSTOP or a debugger) and cannot answer; stop or delete the VM with force to kill it` };
     }
     this.stoppedSeenAt = undefined;
     const since = this.current.notAnsweringSince(NOT_ANSWERING_AFTER_MS);
     if (since === undefined) return undefined;
-    return { since: new Date(since), reason: `helper pid ${this.pid} has not answered since ${new Date(since).toISOString()} (hung?); stop or delete the VM with force to kill it` };
+    return { since: new Date(since), stopped: false, reason: `helper pid ${this.pid} has not answered since ${new Date(since).toISOString()} (hung?); stop or delete the VM with force to kill it` };
   }
 
   /**

@@ -24,6 +24,8 @@ import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecor
 const FORCE_ASK_MS = 1500;
 /** Between SIGTERM and SIGKILL on a forced stop. */
 const FORCE_GRACE_MS = 1500;
+/** An unforced stop: how long a helper that answered STOP may take to tear its VM down and exit. */
+const EXIT_AFTER_STOP_MS = 10_000;
 
 interface VmEntry {
   record: VmRecord;
@@ -378,7 +380,7 @@ export class VmManager {
     const link = this.link(e);
     // A stopped helper cannot answer at all: say so now rather than after the whole deadline.
     const hang = link.hang();
-    if (hang && hang.reason.includes("is stopped")) return Promise.reject(new QumraError("unavailable", `VM '${e.record.vmId}': ${hang.reason}`));
+    if (hang?.stopped) return Promise.reject(new QumraError("unavailable", `VM '${e.record.vmId}': ${hang.reason}`));
     // usable(): a request made while a lost connection is being made again waits for it.
     return askHelper(async () => exchange(await link.usable()));
   }
@@ -519,7 +521,7 @@ export class VmManager {
     try {
       let why = reason;
       if (forced) {
-        const ended = !link.hang()?.reason.includes("is stopped") && (await this.askToExit(link));
+        const ended = !link.hang()?.stopped && (await this.askToExit(link));
         if (!ended) {
           const { signals, gone } = await link.terminate(FORCE_GRACE_MS);
           if (!gone) throw new QumraError("internal", `could not end helper pid ${link.pid} of VM '${e.record.vmId}': it survived ${signals.join(" and ") || "no signal (it is not the VM's helper any more)"}`);
@@ -537,7 +539,7 @@ export class VmManager {
           throw err;
         });
         // It answered and should now exit; one that does not is ended rather than waited for for ever.
-        if (!(await link.waitForExit(FORCE_ASK_MS)) && !(await link.terminate(FORCE_GRACE_MS)).gone) {
+        if (!(await link.waitForExit(EXIT_AFTER_STOP_MS)) && !(await link.terminate(FORCE_GRACE_MS)).gone) {
           throw new QumraError("internal", `helper pid ${link.pid} of VM '${e.record.vmId}' answered STOP but did not exit, and survived SIGKILL`);
         }
         if (askedGuest) why = result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : `${reason}; the guest powered off`;
