@@ -11,7 +11,7 @@ import { createLogger } from "../agent/src/logger.js";
 import { HelperClient } from "../agent/src/vm/helper-client.js";
 import { withCallDeadline } from "../agent/src/vm/call-deadline.js";
 import { HelperExit } from "../agent/src/gen/helper-abi.js";
-import { isStopped } from "../agent/src/vm/helper-process.js";
+import { isStopped, procState } from "../agent/src/vm/helper-process.js";
 import { HelperLink, type HelperLauncher, type ReconnectPolicy } from "../agent/src/vm/helper-link.js";
 import { MsgType, type Frame } from "../agent/src/vm/helper-protocol.js";
 import { VmManager } from "../agent/src/vm/manager.js";
@@ -146,6 +146,31 @@ describe("HelperLink with a hung or dead helper", () => {
     await stand.ended;
     fake.hangUp();
     expect(await link.ended).toBe(`helper process ${stand.proc.pid} exited after the guest crashed (status ${HelperExit.CRASHED}, from its log)`);
+  });
+
+  it("a helper that died as a zombie (its parent never reaps it) is dead, not one that stopped answering", async () => {
+    const fake = await fakeHelper();
+    cleanups.push(() => fake.close());
+    // The helper's parent is a process that never waits (sleep), like a re-attached helper whose parent
+    // is not this agent: once killed, it stays a zombie.
+    const parent = spawn("sh", ["-c", `"${process.execPath}" -e "setTimeout(() => {}, 600000)" & echo $!; exec sleep 600`], { stdio: ["ignore", "pipe", "ignore"] });
+    cleanups.push(() => void parent.kill("SIGKILL"));
+    const pid = Number(await new Promise<string>((r) => parent.stdout!.once("data", (d: Buffer) => r(d.toString().trim()))));
+    cleanups.push(() => {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    });
+    const client = await HelperClient.connect(fake.path, { secret: FAKE_SECRET, pid });
+    const link = new HelperLink(pid, fake.path, client, false, FAKE_SECRET, log, undefined, FAST);
+    cleanups.push(() => link.detach());
+    process.kill(pid, "SIGKILL");
+    while (procState(pid) !== "Z") await new Promise((r) => setTimeout(r, 10));
+    fake.hangUp();
+    expect(await link.ended).toBe(`helper process ${pid} was killed (SIGKILL or a crash): it left no exit record in its log`);
+    expect(hellos(fake)).toBe(1); // no attempt to connect again to a dead process
   });
 
   it("ends a helper deaf to SIGTERM with SIGKILL, and a stopped one too", async () => {

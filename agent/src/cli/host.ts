@@ -77,7 +77,7 @@ function renderHost(h: Host): string {
     ["memory", `${bytes(h.memory?.totalBytes ?? 0n)} total, ${bytes(h.memory?.availableBytes ?? 0n)} available`],
     ["numa", h.numaNodes.map((n) => `node${n.id}: cpus ${n.cpus.join(",")}`).join("; ")],
     ["kvm", kvmText],
-    ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}`],
+    ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}${h.agent?.instanceId ? `, instance ${h.agent.instanceId}` : ""}`],
   ]);
 }
 

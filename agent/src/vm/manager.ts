@@ -21,9 +21,9 @@ import { registersFromHelper, registersToHelper } from "./registers.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmState, type VmStatsSnapshot } from "./types.js";
 
 /** A forced stop gives the helper this long to answer STOP and exit before signals are used. */
-const FORCE_ASK_MS = 1500;
+const FORCE_ASK_MS = 1000;
 /** Between SIGTERM and SIGKILL on a forced stop. */
-const FORCE_GRACE_MS = 1500;
+const FORCE_GRACE_MS = 1000;
 /** An unforced stop: how long a helper that answered STOP may take to tear its VM down and exit. */
 const EXIT_AFTER_STOP_MS = 10_000;
 
