@@ -178,7 +178,11 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
         await this.waitForExit(waitMs);
       }
     }
-    return { signals, gone: !isAlive(this.pid) };
+    const gone = !isAlive(this.pid);
+    // Dead is not yet reaped: wait (briefly) for the link to report the end, so that a child of this
+    // agent is waited for and no zombie is left behind when the caller answers.
+    if (gone) await Promise.race([this.ended, new Promise((r) => setTimeout(r, waitMs))]);
+    return { signals, gone };
   }
 
   onExit(listener: (why: string) => void): void {
