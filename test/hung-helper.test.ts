@@ -69,7 +69,7 @@ describe.skipIf(!hasKvm)("a SIGSTOPped helper", () => {
     expect((await hungVm(vms, "frozen2")).health?.hung).toBe(true);
     const stopped = await call(vms, vms.stopVm, { vmId: "frozen2", force: true, timeoutMs: 0 });
     expect(stopped.state).toBe(VmState.VM_STATE_STOPPED);
-    expect(stopped.stateReason).toMatch(/the helper did not answer, so it was ended by SIGTERM/);
+    expect(stopped.stateReason).toMatch(/^stopped by client \(forced\); the helper was stopped \(SIGSTOP or a debugger\), so it was ended by SIGTERM/);
     expect(stopped.health).toBeUndefined();
     expect(gone(vm.helperPid)).toBe(true);
     await call(vms, vms.deleteVm, { vmId: "frozen2", force: false });

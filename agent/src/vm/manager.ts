@@ -521,11 +521,13 @@ export class VmManager {
     try {
       let why = reason;
       if (forced) {
-        const ended = !link.hang()?.stopped && (await this.askToExit(link));
+        // A stopped helper cannot answer STOP: no time is spent asking it.
+        const stopped = link.hang()?.stopped === true;
+        const ended = !stopped && (await this.askToExit(link));
         if (!ended) {
           const { signals, gone } = await link.terminate(FORCE_GRACE_MS);
           if (!gone) throw new QumraError("internal", `could not end helper pid ${link.pid} of VM '${e.record.vmId}': it survived ${signals.join(" and ") || "no signal (it is not the VM's helper any more)"}`);
-          why = `${reason}; the helper did not answer, so it was ended by ${signals.join(" then ")}`;
+          why = `${reason}; the helper ${stopped ? "was stopped (SIGSTOP or a debugger)" : "did not answer"}, so it was ended by ${signals.join(" then ")}`;
           this.vmLog(e.record.vmId).warn({ pid: link.pid, signals }, "forced stop: the helper did not answer, ended it by signal");
         }
       } else {
