@@ -11,6 +11,7 @@ import { HelperClient } from "../agent/src/vm/helper-client.js";
 import { HelperError, askHelper, fromHelperError, type HelperErrorCode } from "../agent/src/vm/helper-errors.js";
 import { HelperLink, probeFramebuffer, type HelperLauncher } from "../agent/src/vm/helper-link.js";
 import { MsgType, type Frame } from "../agent/src/vm/helper-protocol.js";
+import { withCallDeadline } from "../agent/src/vm/call-deadline.js";
 import { VmManager } from "../agent/src/vm/manager.js";
 import { fakeHelper, reapHelpers, type FakeAnswer, type FakeHelper } from "./helpers/helper-vm.js";
 
@@ -32,7 +33,7 @@ async function managerWithFake(answer: (r: Frame) => FakeAnswer | undefined = ()
   const stand: ChildProcess = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)"], { stdio: "ignore" });
   const launcher: HelperLauncher = {
     async launch(_vmId, _spec, _image, secret, log) {
-      const client = await HelperClient.connect(fake.path, { secret: secret.value });
+      const client = await HelperClient.connect(fake.path, { secret: secret.value, pid: stand.pid });
       return new HelperLink(stand.pid!, fake.path, client, await probeFramebuffer(client), secret.value, log);
     },
     reattach: () => Promise.reject(new Error("no re-attach in this test")),
@@ -90,7 +91,8 @@ describe("helper errors leave vm/ as QumraErrors", () => {
     for (const [code, kind] of kinds) {
       const err = fromHelperError(new HelperError(code, "it said no")) as QumraError;
       expect(err).toBeInstanceOf(QumraError);
-      expect([err.kind, err.message]).toEqual([kind, "the VM's helper answered: it said no"]);
+      // A timeout is no answer at all: its message (naming the helper's pid) stands as it is.
+      expect([err.kind, err.message]).toEqual([kind, code === "TIMEOUT" ? "it said no" : "the VM's helper answered: it said no"]);
       expect((err.cause as HelperError).code).toBe(code);
     }
     const other = new Error("not the helper's");
@@ -151,11 +153,20 @@ describe("VmManager.displayPort", () => {
     expect(err.message).toContain("no framebuffer");
   });
 
+  it("a helper that does not answer fails the call before the client's deadline, naming its pid, and shows as hung", async () => {
+    const { vms, stand } = await managerWithFake((r) => (r.type === MsgType.READ_MEM ? "silence" : undefined));
+    expect(vms.hang("vm1")).toBeUndefined();
+    const err = await qumraError(withCallDeadline(Date.now() + 1000, () => vms.readMemory("vm1", 0x8000, 8)));
+    expect(err.kind).toBe("deadline-exceeded");
+    expect(err.message).toMatch(new RegExp(`^helper pid ${stand.pid} did not answer in 0\\.[78] s \\(stopped\\? hung\\?\\)`));
+    expect(vms.hang("vm1")).toMatchObject({ stopped: false, reason: expect.stringMatching(new RegExp(`^helper pid ${stand.pid} has not answered since`)) });
+  });
+
   it("ends when the helper exits; later calls are unavailable", async () => {
     const { vms, fake, stand } = await managerWithFake();
     const port = vms.displayPort("vm1", "show the display of");
     helperExits(stand, fake);
-    expect(await port.ended).toMatch(/connection ended \(helper process \d+ exited\)/);
+    expect(await port.ended).toMatch(/connection ended \(helper process \d+ was killed \(SIGKILL or a crash\)/);
     expect((await qumraError(port.dirty())).kind).toBe("unavailable");
   });
 

@@ -1,6 +1,6 @@
 // VM spec validation and guest RAM layout (unit tests, no KVM).
 import { describe, it, expect } from "vitest";
-import { guestRamRanges, inGuestRam, validateSpec, validateVmId, type SpecRequest } from "../agent/src/vm/spec.js";
+import { demoMinimumMemory, guestRamRanges, inGuestRam, validateSpec, validateVmId, type SpecRequest } from "../agent/src/vm/spec.js";
 import { QumraError } from "../agent/src/errors.js";
 
 const GIB = 2 ** 30;
@@ -60,5 +60,30 @@ describe("VM specs", () => {
     expect(fails(flat({ loadAddress: 0xa0000, mode: "protected" }))).toBe("ok");
     expect(() => validateVmId("web-1")).not.toThrow();
     for (const bad of ["", "-x", "Web", "a".repeat(64), "a_b"]) expect(() => validateVmId(bad), bad).toThrow(/vm_id/);
+  });
+});
+
+describe("demo VM memory", () => {
+  const demo = (memoryBytes: number): SpecRequest => ({ name: "", vcpus: 0, memoryBytes, boot: { kind: "demo" }, labels: {} });
+  const withDemo = { ...limits, demoImageBytes: 15_480 };
+  const result = (req: SpecRequest) => {
+    try {
+      validateSpec("d", req, withDemo, sha);
+      return "ok";
+    } catch (err) {
+      return `${(err as QumraError).kind}: ${(err as Error).message}`;
+    }
+  };
+
+  it("must hold the demo image at 1 MiB and its stack: INVALID_ARGUMENT naming the least that does", () => {
+    expect(demoMinimumMemory(15_480)).toBe(2 << 20);
+    expect(result(demo(1 << 20))).toBe(
+      "invalid-argument: spec.memory_bytes 1048576 is too small for the demo guest: its 15480-byte image is loaded at 1 MiB and needs room for its stack; give at least 2097152 (2 MiB)",
+    );
+    expect(result(demo(2 << 20))).toBe("ok");
+  });
+
+  it("is not checked when the image's size is unknown (the helper then decides)", () => {
+    expect(() => validateSpec("d", demo(1 << 20), limits, sha)).not.toThrow();
   });
 });

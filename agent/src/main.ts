@@ -63,7 +63,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
   useNodeCodecModule();
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   ensureRuntimeDir(config.runtimeDir);
-  const identity = { version: VERSION, startedAt: new Date(), listen: [] as string[], stateDir: config.stateDir };
+  const startedAt = new Date();
   const audit = new AuditLog({ stateDir: config.stateDir, logger });
   const host = new HostInfo(config.vmmPath);
   const admission = new Admission(config.admission, os.totalmem());
@@ -79,6 +79,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     admission,
     createGate,
   });
+  const identity = { version: VERSION, startedAt, listen: [] as string[], stateDir: config.stateDir, instanceId: vms.events.instanceId };
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
   const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);

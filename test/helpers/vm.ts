@@ -79,10 +79,10 @@ export async function waitForState(client: VmServiceClient, vmId: string, state:
 }
 
 /** Collects WatchVms events until `done` says enough. */
-export function watch(client: VmServiceClient, request: { vmId?: string; fromSequence?: bigint }, done: (events: VmEvent[]) => boolean, timeoutMs = 20_000): Promise<VmEvent[]> {
+export function watch(client: VmServiceClient, request: { vmId?: string; fromSequence?: bigint; instanceId?: string }, done: (events: VmEvent[]) => boolean, timeoutMs = 20_000): Promise<VmEvent[]> {
   return new Promise((resolve, reject) => {
     const events: VmEvent[] = [];
-    const stream = client.watchVms({ vmId: request.vmId ?? "", fromSequence: request.fromSequence ?? 0n, heartbeatMs: 0 });
+    const stream = client.watchVms({ vmId: request.vmId ?? "", fromSequence: request.fromSequence ?? 0n, heartbeatMs: 0, instanceId: request.instanceId ?? "" });
     const timer = setTimeout(() => {
       stream.cancel();
       reject(new Error(`watch: condition not met within ${timeoutMs} ms; events: ${JSON.stringify(events.map((e) => [Number(e.sequence), e.type, e.vmId, e.state]))}`));

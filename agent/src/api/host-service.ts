@@ -14,6 +14,8 @@ export interface AgentIdentity {
   startedAt: Date;
   listen: string[];
   stateDir: string;
+  /** This agent process's id (EventLog.instanceId): WatchVms sequences are only comparable under it. */
+  instanceId: string;
 }
 
 /** How many VMs this agent knows and runs, of those with `scope`'s labels when given. */
@@ -58,6 +60,7 @@ export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCo
           nodeVersion: process.version,
           listen: agent.listen,
           stateDir: agent.stateDir,
+          instanceId: agent.instanceId,
         },
       };
     }),

@@ -1,6 +1,7 @@
 // The api/ edge: maps the agent's typed errors to gRPC status codes and wraps handlers.
 import * as grpc from "@grpc/grpc-js";
 import { QumraError, type ErrorKind } from "../errors.js";
+import { withCallDeadline } from "../vm/call-deadline.js";
 
 const CODES: Record<ErrorKind, grpc.status> = {
   "invalid-argument": grpc.status.INVALID_ARGUMENT,
@@ -23,12 +24,21 @@ export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   return { code: grpc.status.INTERNAL, details: `internal error: ${message}` };
 }
 
-/** Wraps an async unary handler: its result or typed error reaches the client with the right status. */
+/** The call's deadline in epoch ms (Infinity when the client set none). */
+function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
+  const d = call.getDeadline();
+  return d instanceof Date ? d.getTime() : d;
+}
+
+/**
+ * Wraps an async unary handler: its result or typed error reaches the client with the right status.
+ * The call's deadline bounds every helper request the handler makes (vm/call-deadline.ts).
+ */
 export function unary<Req, Res>(
   handler: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    handler(call.request, call).then(
+    withCallDeadline(deadlineOf(call), () => handler(call.request, call)).then(
       (response) => callback(null, response),
       (err) => callback(toServiceError(err) as grpc.ServiceError),
     );

@@ -16,6 +16,7 @@ import {
 import type { SpecRequest } from "../vm/spec.js";
 import { compressionFromPb, compressionToPb } from "./compression.js";
 import type { VmEvent } from "../vm/event-log.js";
+import type { HelperHang } from "../vm/helper-link.js";
 import {
   DTABLES,
   SEGMENTS,
@@ -84,7 +85,8 @@ export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
 }
 
 /** `clients`: the VM's SPICE clients now (the SPICE server's clientsOf). */
-export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = []): Vm {
+/** `hang`: the helper does not answer (VmManager.hang), shown as Vm.health. */
+export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = [], hang?: HelperHang): Vm {
   const boot = r.spec.boot;
   return {
     vmId: r.vmId,
@@ -119,6 +121,7 @@ export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = []): Vm {
     imageSha256: boot.kind === "flat" ? boot.imageSha256 : "",
     spiceClients: clients.map((c) => ({ peer: c.peer, sessionId: c.sessionId, transport: c.transport, connectedAt: c.connectedAt, channels: c.channels, latencyMs: c.latencyMs ?? 0 })),
     sandbox: r.sandbox ? { ...r.sandbox } : undefined,
+    health: hang ? { hung: true, reason: hang.reason, since: hang.since } : undefined,
   };
 }
 
@@ -133,7 +136,8 @@ const EVENT_TO_PB: Record<VmEvent["type"], PbEventType> = {
   DISPLAY_CLIENT_DISCONNECTED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_DISCONNECTED,
 };
 
-export function eventToPb(e: VmEvent): PbVmEvent {
+/** `instanceId`: the agent instance that numbered the event (EventLog.instanceId). */
+export function eventToPb(e: VmEvent, instanceId: string): PbVmEvent {
   return {
     sequence: BigInt(e.sequence),
     time: e.time,
@@ -143,11 +147,12 @@ export function eventToPb(e: VmEvent): PbVmEvent {
     state: stateToPb(e.state),
     reason: e.reason,
     vm: e.vm ? vmToPb(e.vm) : undefined,
+    instanceId,
   };
 }
 
 /** A snapshot, heartbeat or resync event (not numbered: it repeats the latest sequence). */
-export function syntheticEvent(type: PbEventType, sequence: number, record?: VmRecord): PbVmEvent {
+export function syntheticEvent(type: PbEventType, sequence: number, instanceId: string, record?: VmRecord, hang?: HelperHang): PbVmEvent {
   return {
     sequence: BigInt(sequence),
     time: new Date(),
@@ -156,7 +161,8 @@ export function syntheticEvent(type: PbEventType, sequence: number, record?: VmR
     previousState: PbVmState.VM_STATE_UNSPECIFIED,
     state: record ? stateToPb(record.state) : PbVmState.VM_STATE_UNSPECIFIED,
     reason: "",
-    vm: record ? vmToPb(record) : undefined,
+    vm: record ? vmToPb(record, [], hang) : undefined,
+    instanceId,
   };
 }
 

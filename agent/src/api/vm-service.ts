@@ -29,7 +29,7 @@ const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;
 
 /** `spiceClients`: a VM's connected SPICE clients (none when the agent serves no SPICE port). */
 export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => []): VmServiceServer {
-  const toPb = (r: VmRecord): Vm => vmToPb(r, spiceClients(r.vmId));
+  const toPb = (r: VmRecord): Vm => vmToPb(r, spiceClients(r.vmId), vms.hang(r.vmId));
 
   return {
     createVm: unary(async (req) => toPb(await vms.create(req.vmId, req.requestId, specFromPb(req.spec)))),
@@ -145,28 +145,30 @@ function watchVms(vms: VmManager, call: grpc.ServerWritableStream<WatchVmsReques
     }
     call.write(event);
   };
+  const instance = log.instanceId;
   const snapshots = () => {
-    for (const record of vms.list(undefined, {})) if (matches(record.vmId)) send(syntheticEvent(VmEventType.VM_EVENT_TYPE_SNAPSHOT, log.lastSequence, record));
+    for (const record of vms.list(undefined, {})) if (matches(record.vmId)) send(syntheticEvent(VmEventType.VM_EVENT_TYPE_SNAPSHOT, log.lastSequence, instance, record, vms.hang(record.vmId)));
   };
 
   try {
-    if (req.vmId && from === 0) vms.get(req.vmId);
+    if (req.vmId && (from === 0 || (req.instanceId && req.instanceId !== instance))) vms.get(req.vmId);
   } catch (err) {
     return fail(err);
   }
   // Everything below runs in one tick: no event can slip between the replay and the subscription.
   if (from === 0) snapshots();
   else {
-    const missed = log.since(from);
+    // A number from another instance, beyond the last one, or older than the ring cannot be served.
+    const missed = req.instanceId && req.instanceId !== instance ? undefined : log.since(from);
     if (missed === undefined) {
-      send(syntheticEvent(VmEventType.VM_EVENT_TYPE_RESYNC, log.lastSequence));
+      send(syntheticEvent(VmEventType.VM_EVENT_TYPE_RESYNC, log.lastSequence, instance));
       snapshots();
-    } else for (const e of missed) if (matches(e.vmId)) send(eventToPb(e));
+    } else for (const e of missed) if (matches(e.vmId)) send(eventToPb(e, instance));
   }
   const unsubscribe = log.subscribe((e) => {
-    if (matches(e.vmId)) send(eventToPb(e));
+    if (matches(e.vmId)) send(eventToPb(e, instance));
   });
-  const heartbeat = setInterval(() => send(syntheticEvent(VmEventType.VM_EVENT_TYPE_HEARTBEAT, log.lastSequence)), heartbeatMs);
+  const heartbeat = setInterval(() => send(syntheticEvent(VmEventType.VM_EVENT_TYPE_HEARTBEAT, log.lastSequence, instance)), heartbeatMs);
   function stop() {
     unsubscribe();
     clearInterval(heartbeat);

@@ -79,7 +79,7 @@ function renderHost(h: Host): string {
     ["kvm", kvmText],
     ["admission", admissionText(h)],
     ["cgroups", h.cgroups ? (h.cgroups.enabled ? `${h.cgroups.path} (${h.cgroups.controllers.join(", ") || "no controllers"})${h.cgroups.reason ? `; ${h.cgroups.reason}` : ""}` : `off: ${h.cgroups.reason}`) : "not reported"],
-    ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}`],
+    ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}${h.agent?.instanceId ? `, instance ${h.agent.instanceId}` : ""}`],
   ]);
 }
 

@@ -10,6 +10,7 @@ import { VERSION } from "../version.js";
 import { useNodeCodecModule } from "../codec/node-codec-module.js";
 
 import { collect } from "./parse.js";
+import { endQuietlyWhenStdoutCloses } from "./closed-stdout.js";
 
 /** Adds a noun to the CLI (the benchmarks add `bench`; see bin/qumra.js). */
 export type RegisterNoun = (program: Command, globals: () => GlobalOptions) => void;
@@ -51,6 +52,7 @@ export function buildProgram(extraNouns: RegisterNoun[] = []): Command {
 
 export async function main(argv: string[], extraNouns: RegisterNoun[] = []): Promise<void> {
   useNodeCodecModule();
+  endQuietlyWhenStdoutCloses();
   try {
     await buildProgram(extraNouns).parseAsync(argv);
   } catch (err) {

@@ -18,6 +18,7 @@ import {
   type CreateVmRequest,
 } from "../gen/qumra/v1/vm.js";
 import { callUnary, type GlobalOptions } from "./connection.js";
+import { readImageFile } from "./image-file.js";
 import { compressionNamed } from "./display.js";
 import { ImageCompression } from "../gen/qumra/v1/display.js";
 import { withClients, toJson } from "./fan-out.js";
@@ -57,6 +58,7 @@ export function vmView(vm: Vm) {
       latencyMs: Math.round(c.latencyMs * 10) / 10,
     })),
     sandbox: vm.sandbox ? { ...vm.sandbox } : undefined,
+    health: vm.health?.hung ? { hung: true, reason: vm.health.reason, since: vm.health.since?.toISOString() } : undefined,
   };
 }
 
@@ -76,6 +78,7 @@ function renderVm(vm: Vm): string {
     ["boot", v.boot.kind === "flat" ? `flat image, ${v.boot.mode} mode, load ${v.boot.loadAddress}, entry ${v.boot.entryAddress}` : "demo guest"],
     ["display", v.display],
     ["helper pid", v.helperPid || "-"],
+    ...(v.health ? [["helper", `HUNG since ${v.health.since}: ${v.health.reason}`] as [string, string]] : []),
     ["sandbox", v.sandbox ? sandboxText(v.sandbox) : "-"],
     ["created", v.createdAt],
     ["spice clients", v.spiceClients.length === 0 ? "none" : v.spiceClients.map((c) => `${c.peer} ${c.transport} session ${c.sessionId} since ${c.connectedAt} [${c.channels.join(",")}]${c.latencyMs ? ` ${c.latencyMs} ms` : ""}`).join("\n  ")],
@@ -117,7 +120,7 @@ export function registerVm(program: Command, globals: Globals): void {
           vcpus: parseIntIn(o.vcpus, "--vcpus", 1, 4096),
           memoryBytes: BigInt(parseSize(o.memory, "--memory")),
           boot: o.image
-            ? { $case: "flatImage", value: { image: readFileSync(o.image), loadAddress: BigInt(load), entryAddress: BigInt(o.entry ? parseAddress(o.entry, "--entry") : load), mode: o.mode === "long" ? CpuMode.CPU_MODE_LONG : CpuMode.CPU_MODE_PROTECTED } }
+            ? { $case: "flatImage", value: { image: readImageFile(o.image), loadAddress: BigInt(load), entryAddress: BigInt(o.entry ? parseAddress(o.entry, "--entry") : load), mode: o.mode === "long" ? CpuMode.CPU_MODE_LONG : CpuMode.CPU_MODE_PROTECTED } }
             : { $case: "demo", value: {} },
           display: { width: Number(display[1]), height: Number(display[2]) },
           labels: parseLabels(o.label ?? [], "--label"),
@@ -247,12 +250,13 @@ export function registerVm(program: Command, globals: Globals): void {
   vm.command("events [vm-id]")
     .description("VM events: current states first, then events as they happen")
     .option("--from <sequence>", "resume after this sequence number")
+    .option("--instance <id>", "the agent instance --from came from (events' instance_id): another one's numbers start with RESYNC")
     .option("--count <n>", "stop after this many events (heartbeats not counted)")
-    .action(async (vmId: string | undefined, o: { from?: string; count?: string }) => {
+    .action(async (vmId: string | undefined, o: { from?: string; count?: string; instance?: string }) => {
       const options = globals();
       const count = o.count === undefined ? Infinity : parseIntIn(o.count, "--count", 1, 1_000_000);
       const multi = options.host.length > 1;
-      await withClients(options, VmServiceClient, (c, host) => watchEvents(c, { vmId: vmId ?? "", fromSequence: BigInt(o.from ?? 0), heartbeatMs: 0 }, count, (e) => {
+      await withClients(options, VmServiceClient, (c, host) => watchEvents(c, { vmId: vmId ?? "", fromSequence: BigInt(o.from ?? 0), heartbeatMs: 0, instanceId: o.instance ?? "" }, count, (e) => {
         const view = eventView(e);
         console.log(options.json ? toJson(multi ? { host, ...view } : view, 0) : `${multi ? `${host}  ` : ""}${renderEvent(view)}`);
       }), () => "");
@@ -273,15 +277,17 @@ function eventView(e: VmEvent) {
     previousState: e.previousState ? stateName(e.previousState) : undefined,
     state: e.state ? stateName(e.state) : undefined,
     reason: e.reason || undefined,
+    instanceId: e.instanceId || undefined,
   };
 }
 
 function renderEvent(e: ReturnType<typeof eventView>): string {
   const transition = e.previousState ? `${e.previousState} → ${e.state}` : (e.state ?? "");
-  return `#${e.sequence} ${e.time} ${e.type.padEnd(13)} ${e.vmId} ${transition}${e.reason ? ` (${e.reason})` : ""}`;
+  const instance = e.type === "RESYNC" && e.instanceId ? ` (agent instance ${e.instanceId}: earlier numbers do not apply)` : "";
+  return `#${e.sequence} ${e.time} ${e.type.padEnd(13)} ${e.vmId} ${transition}${e.reason ? ` (${e.reason})` : ""}${instance}`;
 }
 
-function watchEvents(client: VmServiceClient, request: { vmId: string; fromSequence: bigint; heartbeatMs: number }, count: number, onEvent: (e: VmEvent) => void): Promise<void> {
+function watchEvents(client: VmServiceClient, request: { vmId: string; fromSequence: bigint; heartbeatMs: number; instanceId: string }, count: number, onEvent: (e: VmEvent) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const stream = client.watchVms(request);
     let seen = 0;
@@ -325,9 +331,9 @@ function attachConsole(client: VmServiceClient, vmId: string, options: GlobalOpt
         if (interactive && data.includes(0x1d)) return finish();
         stream.write({ vmId: "", data });
       });
-      process.stdin.on("end", () => {
-        if (followMs === undefined) finish();
-      });
+      // stdin at EOF (< /dev/null, a finished pipe) ends only the input: the output goes on until the
+      // VM stops or --follow-ms ends, as with ssh.
+      process.stdin.on("end", () => undefined);
     }
   });
 }

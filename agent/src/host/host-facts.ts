@@ -1,6 +1,7 @@
 // Facts and live samples about this host, from systeminformation, /proc, /sys and the KVM probe.
 import os from "node:os";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
+import path from "node:path";
 import si from "systeminformation";
 import { probeKvm, type KvmFacts } from "./kvm-probe.js";
 
@@ -37,14 +38,17 @@ export class HostInfo {
   }
 
   /** What a new VM may use: KVM's vCPU limit (probed once) and the memory available now. */
-  async limits(): Promise<{ maxVcpus: number; availableMemory: number } | { unavailable: string }> {
+  async limits(): Promise<{ maxVcpus: number; availableMemory: number; demoImageBytes?: number } | { unavailable: string }> {
     this.kvmLimits ??= probeKvm(this.vmmPath);
     const [kvm, memory] = await Promise.all([this.kvmLimits, readMemory()]);
     if (!kvm.available) {
       this.kvmLimits = undefined;
       return { unavailable: kvm.error };
     }
-    return { maxVcpus: kvm.maxVcpus, availableMemory: Number(memory.availableBytes) };
+    // The helper runs the demo guest from beside its own binary (symlinks resolved, as /proc/self/exe is).
+    const vmm = await realpath(this.vmmPath).catch(() => this.vmmPath);
+    const demo = await stat(path.join(path.dirname(vmm), "demo-guest.bin")).catch(() => undefined);
+    return { maxVcpus: kvm.maxVcpus, availableMemory: Number(memory.availableBytes), ...(demo?.isFile() ? { demoImageBytes: demo.size } : {}) };
   }
 
   /** A sample of CPU use since the previous call (the first call measures since boot), memory and load. */

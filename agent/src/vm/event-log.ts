@@ -1,5 +1,6 @@
 // Numbered VM events: kept in a bounded ring so a watcher can resume from a sequence number,
 // and fanned out to live subscribers. The last number is persisted so numbers keep growing across restarts.
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { writeAtomic } from "./store.js";
@@ -35,6 +36,8 @@ export class EventLog {
   private readonly file: string;
   /** Events numbered at or below this were emitted by an earlier agent process and are not kept. */
   readonly firstKept: number;
+  /** Made new by every agent process: sequence numbers are comparable only under the same id. */
+  readonly instanceId: string = randomUUID();
 
   constructor(stateDir: string, private readonly capacity = 10_000) {
     this.file = path.join(stateDir, "events.json");
@@ -55,9 +58,13 @@ export class EventLog {
     return full;
   }
 
-  /** Events after `sequence`, or undefined when some of them are no longer kept. */
+  /**
+   * Events after `sequence`, or undefined when they cannot be told: some are no longer kept, or the
+   * number is beyond the last one (it came from another agent instance, or the state dir was reset).
+   */
   since(sequence: number): VmEvent[] | undefined {
-    if (sequence >= this.sequence) return [];
+    if (sequence > this.sequence) return undefined;
+    if (sequence === this.sequence) return [];
     const oldest = this.ring[0]?.sequence ?? this.sequence + 1;
     if (sequence + 1 < oldest || sequence + 1 < this.firstKept) return undefined;
     return this.ring.filter((e) => e.sequence > sequence);

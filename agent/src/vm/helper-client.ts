@@ -3,6 +3,7 @@
 // helper-protocol.ts; this file only moves frames.
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import { HELPER_ANSWER_MS, helperWaitMs } from "./call-deadline.js";
 import { HelperError } from "./helper-errors.js";
 import {
   Flags,
@@ -46,14 +47,20 @@ export interface ConnectOptions {
   secret: string;
   /** Give up connecting + hello after this long (default 5 s). */
   connectTimeoutMs?: number;
-  /** Default per-request timeout (default 15 s). */
+  /**
+   * Longest wait for one answer (default 5 s); a request made while serving a client call waits at most
+   * that call's remaining time minus a margin (call-deadline.ts).
+   */
   requestTimeoutMs?: number;
+  /** The helper's pid, named in timeout errors. */
+  pid?: number;
 }
 
 interface Pending {
   resolve(payload: Buffer): void;
   reject(err: HelperError): void;
   timer: NodeJS.Timeout;
+  sentAt: number;
 }
 
 export interface HelperClientEvents {
@@ -72,11 +79,14 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
   readonly ended = new Promise<HelperError>((resolve) => (this.markEnded = resolve));
   /** The status the helper returned in its HELLO reply. */
   hello: HelperStatus | undefined;
+  /** When the first request that timed out was sent, if nothing has arrived from the helper since. */
+  private missedSince: number | undefined;
 
   private constructor(
     private readonly socket: net.Socket,
     readonly path: string,
     private readonly requestTimeoutMs: number,
+    private readonly pid: number | undefined,
   ) {
     super();
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -102,7 +112,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
         reject(new HelperError("CONNECT_FAILED", `connecting to ${path}: ${err.message}`));
       });
     });
-    const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? 15_000);
+    const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? HELPER_ANSWER_MS, opts.pid);
     try {
       client.hello = decodeStatus(await client.request(MsgType.HELLO, encodeHello(opts.secret), connectTimeoutMs));
     } catch (err) {
@@ -116,8 +126,23 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     return this.closedError !== undefined;
   }
 
-  /** Sends one request and resolves with the reply payload (rejects with HelperError). */
-  request(type: number, payload: Uint8Array = Buffer.alloc(0), timeoutMs = this.requestTimeoutMs): Promise<Buffer> {
+  /**
+   * Since when (epoch ms) the helper has not answered: a request timed out with nothing heard since, or
+   * one has waited longer than `afterMs`. Undefined while it answers.
+   */
+  notAnsweringSince(afterMs: number): number | undefined {
+    if (this.missedSince !== undefined) return this.missedSince;
+    let oldest: number | undefined;
+    for (const p of this.pending.values()) if (oldest === undefined || p.sentAt < oldest) oldest = p.sentAt;
+    return oldest !== undefined && Date.now() - oldest > afterMs ? oldest : undefined;
+  }
+
+  /**
+   * Sends one request and resolves with the reply payload (rejects with HelperError). It waits at most
+   * timeoutMs, and never past the deadline of the client call it serves.
+   */
+  request(type: number, payload: Uint8Array = Buffer.alloc(0), limitMs = this.requestTimeoutMs): Promise<Buffer> {
+    const timeoutMs = helperWaitMs(limitMs);
     if (this.closedError) return Promise.reject(this.closedError);
     if (payload.length > MAX_PAYLOAD) {
       return Promise.reject(new HelperError("TOO_LARGE", `payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`));
@@ -125,11 +150,14 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     return new Promise<Buffer>((resolve, reject) => {
+      const sentAt = Date.now();
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new HelperError("TIMEOUT", `request type ${type} (id ${id}) timed out after ${timeoutMs} ms`));
+        this.missedSince ??= sentAt;
+        const who = this.pid ? `helper pid ${this.pid}` : `the helper at ${this.path}`;
+        reject(new HelperError("TIMEOUT", `${who} did not answer in ${(timeoutMs / 1000).toFixed(1)} s (stopped? hung?) (request type ${type}, id ${id})`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, sentAt });
       this.socket.write(encodeFrame(type, 0, id, payload));
     });
   }
@@ -157,8 +185,8 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
   }
 
   /** Asks the guest to power off, forces after timeoutMs; the helper exits after replying. */
-  async stop(timeoutMs = 3000): Promise<StopResult> {
-    return decodeStopResult(await this.request(MsgType.STOP, encodeStop(timeoutMs), timeoutMs + 10_000));
+  async stop(timeoutMs = 3000, answerMs = timeoutMs + this.requestTimeoutMs): Promise<StopResult> {
+    return decodeStopResult(await this.request(MsgType.STOP, encodeStop(timeoutMs), answerMs));
   }
 
   /** Registers of one vCPU; only while the VM is not running. */
@@ -274,6 +302,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
   }
 
   private onData(chunk: Buffer): void {
+    this.missedSince = undefined;
     const { frames, rest, error } = splitFrames(this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk);
     this.buf = rest;
     for (const frame of frames) {

@@ -36,10 +36,12 @@ export function helperErrorKind(code: HelperErrorCode): ErrorKind {
   return KINDS[code] ?? "internal";
 }
 
-/** A HelperError as the agent's typed error ("the VM's helper answered: …"); any other value is returned as it is. */
+/** A HelperError as the agent's typed error ("the VM's helper answered: …", or the timeout as it is); any other value is returned as it is. */
 export function fromHelperError(err: unknown): unknown {
   if (!(err instanceof HelperError)) return err;
-  return new QumraError(helperErrorKind(err.code), `the VM's helper answered: ${err.message}`, { cause: err });
+  // A timeout is the absence of an answer; its message names the helper and how long it had.
+  const message = err.code === "TIMEOUT" ? err.message : `the VM's helper answered: ${err.message}`;
+  return new QumraError(helperErrorKind(err.code), message, { cause: err });
 }
 
 /** Runs one exchange with the helper; a HelperError it throws comes out as a QumraError. */

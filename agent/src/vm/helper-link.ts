@@ -12,7 +12,7 @@ import { HelperExit } from "../gen/helper-abi.js";
 import { HelperClient } from "./helper-client.js";
 import { helperArgsOf } from "./helper-convert.js";
 import { HelperError, helperErrorKind } from "./helper-errors.js";
-import { spawnHelper, isAlive, isHelperOf, type HelperSandboxOptions } from "./helper-process.js";
+import { spawnHelper, exitRecordOf, isAlive, isHelperOf, isStopped, type HelperSandboxOptions } from "./helper-process.js";
 import type { HelperEvent, HelperStatus } from "./helper-protocol.js";
 import type { VmSpec } from "./types.js";
 import type { VmCgroups } from "./cgroups.js";
@@ -49,6 +49,23 @@ export interface ReconnectPolicy {
 /** About 5 s of attempts: a helper whose loop is alive answers at once; one that is wedged does not. */
 export const DEFAULT_RECONNECT: ReconnectPolicy = { exitGraceMs: 500, backoffMs: [100, 200, 400, 800, 1500, 2000] };
 
+/** A request unanswered for this long marks the helper as not answering (GetVm shows it). */
+export const NOT_ANSWERING_AFTER_MS = 2000;
+
+/** Why a helper is considered hung: it is stopped, or it has not answered since `since`. */
+export interface HelperHang {
+  since: Date;
+  reason: string;
+  /** Stopped by a signal (or a debugger): it cannot answer anything until continued. */
+  stopped: boolean;
+}
+
+/** What a forced end of a helper did: how it ended, and the signals it took. */
+export interface Termination {
+  signals: ("SIGTERM" | "SIGKILL")[];
+  gone: boolean;
+}
+
 export interface HelperLinkEvents {
   /** Console output and events of the helper, from whichever connection is current. */
   console: [Buffer];
@@ -69,6 +86,8 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
   private replacedBy: string | undefined;
   private current: HelperClient;
   private markEnded!: (why: string) => void;
+  /** When the helper was first seen stopped (state T in /proc), cleared once it runs again. */
+  private stoppedSeenAt: number | undefined;
 
   constructor(
     readonly pid: number,
@@ -118,6 +137,53 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
       void this.ended.then(done);
     });
     return this.current;
+  }
+
+  /**
+   * Whether the helper is hung: stopped (SIGSTOP, a debugger), or a request has gone unanswered for
+   * NOT_ANSWERING_AFTER_MS or timed out with nothing heard since. Undefined when it answers or has ended.
+   */
+  hang(): HelperHang | undefined {
+    if (this.reported) return undefined;
+    if (isStopped(this.pid)) {
+      this.stoppedSeenAt ??= Date.now();
+      return { since: new Date(this.stoppedSeenAt), stopped: true, reason: `helper pid ${this.pid} is stopped (SIGSTOP or a debugger) and cannot answer; stop or delete the VM with force to kill it` };
+    }
+    this.stoppedSeenAt = undefined;
+    const since = this.current.notAnsweringSince(NOT_ANSWERING_AFTER_MS);
+    if (since === undefined) return undefined;
+    return { since: new Date(since), stopped: false, reason: `helper pid ${this.pid} has not answered since ${new Date(since).toISOString()} (hung?); stop or delete the VM with force to kill it` };
+  }
+
+  /**
+   * Ends the helper by signals: SIGTERM (and SIGCONT, so a stopped helper can act on it), then SIGKILL
+   * after graceMs, which works on a stopped process too. The pid is checked to be this VM's helper first,
+   * so a reused pid is never signalled. Resolves once the helper is gone or waitMs after the SIGKILL.
+   */
+  async terminate(graceMs = 1000, waitMs = 2000): Promise<Termination> {
+    const signals: Termination["signals"] = [];
+    const send = async (signal: "SIGTERM" | "SIGKILL" | "SIGCONT"): Promise<boolean> => {
+      if (!(await isHelperOf(this.pid, this.socketPath))) return false;
+      try {
+        process.kill(this.pid, signal);
+      } catch {
+        return false;
+      }
+      if (signal !== "SIGCONT") signals.push(signal);
+      return true;
+    };
+    if (await send("SIGTERM")) {
+      await send("SIGCONT");
+      if (!(await this.waitForExit(graceMs)) && (await send("SIGKILL"))) {
+        this.log.warn({ pid: this.pid, grace_ms: graceMs }, "the helper did not end on SIGTERM: killed it");
+        await this.waitForExit(waitMs);
+      }
+    }
+    const gone = !isAlive(this.pid);
+    // Dead is not yet reaped: wait (briefly) for the link to report the end, so that a child of this
+    // agent is waited for and no zombie is left behind when the caller answers.
+    if (gone) await Promise.race([this.ended, new Promise((r) => setTimeout(r, waitMs))]);
+    return { signals, gone };
   }
 
   onExit(listener: (why: string) => void): void {
@@ -181,7 +247,7 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
       if (this.reported || this.detached) return;
       if (!isAlive(this.pid)) return this.reportGone();
       try {
-        const client = await HelperClient.connect(this.socketPath, { secret: this.secret, connectTimeoutMs: 2000 });
+        const client = await HelperClient.connect(this.socketPath, { secret: this.secret, connectTimeoutMs: 2000, pid: this.pid });
         if (this.reported || this.detached) return client.close();
         this.current = client;
         this.listen(client);
@@ -210,12 +276,19 @@ export class HelperLink extends EventEmitter<HelperLinkEvents> {
   }
 
   private reportGone(): void {
-    // A child's own exit handler reports its status; a helper found after a restart has none.
-    if (!this.childExit) this.report(`helper process ${this.pid} exited`);
+    // A child's own exit handler reports its status. A helper found after a restart is not our child,
+    // so its status is unknown to waitpid; the helper logs it as its last word, unless SIGKILL (or a
+    // crash) gave it no chance to.
+    if (this.childExit) return;
+    const record = exitRecordOf(this.pid, this.socketPath);
+    if (record) {
+      const meaning = EXIT_MEANING[record.status];
+      this.report(`helper process ${this.pid} ${meaning ?? "exited"} (status ${record.status}, from its log)`);
+    } else this.report(`helper process ${this.pid} was killed (SIGKILL or a crash): it left no exit record in its log`);
   }
 
-  /** True once the helper is gone, waiting at most ms. */
-  private async waitForExit(ms: number): Promise<boolean> {
+  /** True once the helper is gone (or the link has ended), waiting at most ms. */
+  async waitForExit(ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
     for (;;) {
       if (this.reported || !isAlive(this.pid)) return true;
@@ -264,7 +337,7 @@ export class ProcessLauncher implements HelperLauncher {
     }
     let client: HelperClient | undefined;
     try {
-      client = await HelperClient.connect(spawned.controlPath, { secret: secret.value });
+      client = await HelperClient.connect(spawned.controlPath, { secret: secret.value, pid: spawned.pid });
       return new HelperLink(spawned.pid, spawned.controlPath, client, await probeFramebuffer(client), secret.value, log, spawned.exit);
     } catch (err) {
       client?.close();
@@ -280,7 +353,7 @@ export class ProcessLauncher implements HelperLauncher {
   async reattach(vmId: string, pid: number, socketPath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
     if (!pid || !isAlive(pid)) throw new Error(`no process ${pid}`);
     if (!(await isHelperOf(pid, socketPath))) throw new Error(`process ${pid} is not the helper of ${socketPath}`);
-    const client = await HelperClient.connect(socketPath, { secret: secret.value });
+    const client = await HelperClient.connect(socketPath, { secret: secret.value, pid });
     try {
       const link = new HelperLink(pid, socketPath, client, await probeFramebuffer(client), secret.value, log);
       void link.exited.then(() => this.cgroups?.remove(vmId, 5));

@@ -1,7 +1,7 @@
 // Spawns qumra-vmm helpers detached (own session, stdio to a log file, unref'd) so that an agent
 // crash or restart never takes a VM down; the agent re-attaches through the control socket.
 import { spawn } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync } from "node:fs";
+import { chownSync, existsSync, fstatSync, mkdirSync, openSync, closeSync, readFileSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { HelperError } from "./helper-errors.js";
@@ -88,14 +88,62 @@ export function helperArgv(args: HelperArgs, paths: HelperPaths, sandbox?: Helpe
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Is a process with this pid alive (and ours to signal)? */
+/**
+ * The one-letter state of a process from /proc/PID/stat ('R', 'S', 'D', 'T' stopped, 't' traced,
+ * 'Z' zombie, …), or undefined when there is no such process.
+ */
+export function procState(pid: number): string | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name in parentheses may hold spaces: the state follows its last ')'.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Is a process with this pid alive (and ours to signal)? A zombie is not: it has exited and only waits
+ * for a parent that is not this agent (a re-attached helper's parent died with the old agent).
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  return procState(pid) !== "Z";
+}
+
+/** A helper stopped by SIGSTOP (or a debugger) runs no code: it cannot answer until it is continued. */
+export function isStopped(pid: number): boolean {
+  const s = procState(pid);
+  return s === "T" || s === "t";
+}
+
+/**
+ * How helper `pid` ended, from the tail of its log (qumra-vmm.log beside its control socket): the helper
+ * logs "qumra-vmm[PID] info: exit status N" on every exit it controls; SIGKILL or a crash leaves none.
+ */
+export function exitRecordOf(pid: number, controlPath: string): { status: number } | undefined {
+  let tail: string;
+  try {
+    const fd = openSync(path.join(path.dirname(controlPath), "qumra-vmm.log"), "r");
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, 4096));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      tail = buf.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const lines = tail.trimEnd().split("\n").filter((l) => l.includes(`qumra-vmm[${pid}] `));
+  const m = /exit status (\d+)\s*$/.exec(lines.pop() ?? "");
+  return m ? { status: Number(m[1]) } : undefined;
 }
 
 /** Is pid a live helper serving this control socket (its command line names it)? Guards against a reused pid. */

@@ -8,7 +8,7 @@ import { EventLog, type VmEventType } from "./event-log.js";
 import { guestRamRanges, inGuestRam, validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
 import { canTransition, requireState } from "./state-machine.js";
 import { VmStore } from "./store.js";
-import { HelperLink, type ControlSecret, type HelperLauncher } from "./helper-link.js";
+import { HelperLink, type ControlSecret, type HelperHang, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
 import { createSecret, readSecret } from "./control-secret.js";
 import { isHelperOf } from "./helper-process.js";
@@ -21,6 +21,13 @@ import { registersFromHelper, registersToHelper } from "./registers.js";
 import type { Admission } from "./admission.js";
 import type { CreateGate } from "./create-gate.js";
 import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
+
+/** A forced stop gives the helper this long to answer STOP and exit before signals are used. */
+const FORCE_ASK_MS = 1000;
+/** Between SIGTERM and SIGKILL on a forced stop. */
+const FORCE_GRACE_MS = 1000;
+/** An unforced stop: how long a helper that answered STOP may take to tear its VM down and exit. */
+const EXIT_AFTER_STOP_MS = 10_000;
 
 interface VmEntry {
   record: VmRecord;
@@ -141,6 +148,11 @@ export class VmManager {
 
   get(vmId: string): VmRecord {
     return this.entry(vmId).record;
+  }
+
+  /** Whether the VM's helper is hung (stopped, or not answering), for GetVm; undefined when it answers. */
+  hang(vmId: string): HelperHang | undefined {
+    return this.vms.get(vmId)?.link?.hang();
   }
 
   list(state: VmState | undefined, labels: Record<string, string>): VmRecord[] {
@@ -388,6 +400,9 @@ export class VmManager {
   /** One exchange with the VM's helper; its errors come out as the agent's typed errors. */
   private ask<T>(e: VmEntry, exchange: (client: HelperClient) => Promise<T>): Promise<T> {
     const link = this.link(e);
+    // A stopped helper cannot answer at all: say so now rather than after the whole deadline.
+    const hang = link.hang();
+    if (hang?.stopped) return Promise.reject(new QumraError("unavailable", `VM '${e.record.vmId}': ${hang.reason}`));
     // usable(): a request made while a lost connection is being made again waits for it.
     return askHelper(async () => exchange(await link.usable()));
   }
@@ -514,27 +529,60 @@ export class VmManager {
     await link.exited;
   }
 
+  /**
+   * Stops the helper. Unforced: STOP with the guest's timeout, and the helper must answer. Forced
+   * (timeoutMs 0): STOP briefly, and a helper that does not answer or exit in FORCE_ASK_MS (or is
+   * stopped by a signal) is ended by SIGTERM, then SIGKILL, so a forced stop always finishes.
+   */
   private async stopHelper(e: VmEntry, timeoutMs: number, reason: string): Promise<void> {
     const link = this.link(e);
-    const askedGuest = e.record.state === "RUNNING" && timeoutMs > 0;
+    const forced = timeoutMs === 0;
+    const askedGuest = e.record.state === "RUNNING" && !forced;
     let done!: () => void;
     e.stopping = new Promise<void>((r) => (done = r));
     try {
-      const result = await askHelper(() =>
-        link.client.stop(timeoutMs).catch((err: unknown) => {
-          if (link.client.closed) return { forced: true, exitStatus: -1 };
+      let why = reason;
+      if (forced) {
+        // A stopped helper cannot answer STOP: no time is spent asking it.
+        const stopped = link.hang()?.stopped === true;
+        const ended = !stopped && (await this.askToExit(link));
+        if (!ended) {
+          const { signals, gone } = await link.terminate(FORCE_GRACE_MS);
+          if (!gone) throw new QumraError("internal", `could not end helper pid ${link.pid} of VM '${e.record.vmId}': it survived ${signals.join(" and ") || "no signal (it is not the VM's helper any more)"}`);
+          why = `${reason}; the helper ${stopped ? "was stopped (SIGSTOP or a debugger)" : "did not answer"}, so it was ended by ${signals.join(" then ")}`;
+          this.vmLog(e.record.vmId).warn({ pid: link.pid, signals }, "forced stop: the helper did not answer, ended it by signal");
+        }
+      } else {
+        const result = await askHelper(() =>
+          link.client.stop(timeoutMs).catch((err: unknown) => {
+            if (link.client.closed) return { forced: true, exitStatus: -1 };
+            throw err;
+          }),
+        ).catch((err: unknown) => {
+          if (err instanceof QumraError && err.kind === "deadline-exceeded") throw new QumraError(err.kind, `${err.message}; stop or delete the VM with force to kill its helper`, { cause: err });
           throw err;
-        }),
-      );
-      await link.exited;
-      if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") {
-        const why = askedGuest && result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : askedGuest ? `${reason}; the guest powered off` : reason;
-        this.transition(e, "STOPPED", why, { helperPid: 0 });
-      } else this.update(e, { helperPid: 0 });
+        });
+        // It answered and should now exit; one that does not is ended rather than waited for for ever.
+        if (!(await link.waitForExit(EXIT_AFTER_STOP_MS)) && !(await link.terminate(FORCE_GRACE_MS)).gone) {
+          throw new QumraError("internal", `helper pid ${link.pid} of VM '${e.record.vmId}' answered STOP but did not exit, and survived SIGKILL`);
+        }
+        if (askedGuest) why = result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : `${reason}; the guest powered off`;
+      }
+      if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") this.transition(e, "STOPPED", why, { helperPid: 0 });
+      else this.update(e, { helperPid: 0 });
     } finally {
       e.stopping = undefined;
       done();
     }
+  }
+
+  /** Asks the helper to exit now; true once it has, within FORCE_ASK_MS. */
+  private async askToExit(link: HelperLink): Promise<boolean> {
+    const answered = await link.client.stop(0, FORCE_ASK_MS).then(
+      () => true,
+      () => link.client.closed,
+    );
+    return answered && (await link.waitForExit(FORCE_ASK_MS));
   }
 
   private endConsole(e: VmEntry): void {

@@ -8,6 +8,10 @@ const GIB = 1024 * MIB;
 /** Guest RAM stops at 3 GiB below 4 GiB (the hole holds the framebuffer); the rest starts at 4 GiB. */
 const LOW_RAM_END = 3 * GIB;
 const HIGH_RAM_START = 4 * GIB;
+/** The demo guest is loaded and entered here (native/guest/guest.ld). */
+const DEMO_LOAD_ADDRESS = 0x100000;
+/** Room the demo guest needs past its image: its bss and stack (about 52 KiB today), with headroom. */
+const DEMO_BSS_ALLOWANCE = 256 * 1024;
 /** The helper keeps the GDT and the boot page tables below this address. */
 export const MIN_LOAD_ADDRESS = 0xa0000;
 
@@ -52,6 +56,13 @@ export interface HostLimits {
   maxVcpus: number;
   /** Bytes of memory the host can still give (MemAvailable). */
   availableMemory: number;
+  /** Size of the demo guest's image (native/build/demo-guest.bin), when known: a demo VM must hold it. */
+  demoImageBytes?: number;
+}
+
+/** The least memory a demo VM needs: the image at 1 MiB, then its bss and stack. */
+export function demoMinimumMemory(imageBytes: number): number {
+  return Math.ceil((DEMO_LOAD_ADDRESS + imageBytes + DEMO_BSS_ALLOWANCE) / MIB) * MIB;
 }
 
 /** Applies defaults and checks every field; the image's own bytes are returned separately for storage. */
@@ -95,7 +106,13 @@ export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits,
   const base = { name, vcpus, memoryBytes, cpuWeight, display: { width, height }, labels: { ...req.labels }, ...(req.imageCompression ? { imageCompression: req.imageCompression } : {}) };
   const boot = req.boot;
   if (!boot) throw invalidArgument("spec.boot is missing: give flat_image or demo");
-  if (boot.kind === "demo") return { spec: { ...base, boot: { kind: "demo" } } };
+  if (boot.kind === "demo") {
+    if (limits.demoImageBytes !== undefined && memoryBytes < demoMinimumMemory(limits.demoImageBytes)) {
+      const need = demoMinimumMemory(limits.demoImageBytes);
+      throw invalidArgument(`spec.memory_bytes ${memoryBytes} is too small for the demo guest: its ${limits.demoImageBytes}-byte image is loaded at 1 MiB and needs room for its stack; give at least ${need} (${need / MIB} MiB)`);
+    }
+    return { spec: { ...base, boot: { kind: "demo" } } };
+  }
 
   const size = boot.image.length;
   if (size === 0) throw invalidArgument("spec.flat_image.image is empty");
