@@ -12,6 +12,8 @@ export interface AgentIdentity {
   startedAt: Date;
   listen: string[];
   stateDir: string;
+  /** Degraded mode and quarantined records (VmManager.health). */
+  health: () => { degraded: string; orphans: readonly { name: string; problem: string; quarantinedAs: string; helperPids: number[] }[] };
 }
 
 /** How many VMs this agent knows and runs, of those with `scope`'s labels when given. */
@@ -36,6 +38,8 @@ export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCo
           nodeVersion: process.version,
           listen: agent.listen,
           stateDir: agent.stateDir,
+          degraded: agent.health().degraded,
+          quarantined: agent.health().orphans.map((o) => ({ name: o.name, problem: o.problem, quarantinedAs: o.quarantinedAs, helperPids: o.helperPids })),
         },
       };
     }),
