@@ -432,6 +432,8 @@ export class VmManager {
   }
 
   async delete(vmId: string, force: boolean): Promise<void> {
+    // Checked before anything: an id becomes a path only once it is known to be an id.
+    validateVmId(vmId);
     if (typeof vmId === "string" && !this.vms.has(vmId) && this.orphans.some((o) => o.name === vmId)) return this.deleteOrphan(vmId, force);
     const e = this.entry(vmId);
     await this.serial(e, async () => {
