@@ -68,8 +68,10 @@ export function lockStateDir(stateDir: string): StateLock {
     const aside = `${lock}.stale-${process.pid}`;
     try {
       renameSync(lock, aside);
-    } catch {
-      continue;
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") continue; // another agent moved it first
+      // A read-only state dir: the dead holder's lock cannot be replaced; run unlocked (degraded anyway).
+      return { unheld: `the stale lock ${lock} of a dead agent could not be replaced (${errnoOf(err) ?? String(err)})`, release: () => undefined };
     }
     const moved = readTarget(aside);
     if (moved !== target && moved !== undefined) {
