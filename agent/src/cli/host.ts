@@ -78,6 +78,8 @@ function renderHost(h: Host): string {
     ["numa", h.numaNodes.map((n) => `node${n.id}: cpus ${n.cpus.join(",")}`).join("; ")],
     ["kvm", kvmText],
     ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}`],
+    ...(h.agent?.degraded ? [["degraded", `${h.agent.degraded}: reads only, mutations refused`] as [string, string]] : []),
+    ...(h.agent?.quarantined ?? []).map((q): [string, string] => ["quarantined", `${q.name}: ${q.problem}${q.quarantinedAs ? ` (moved to ${q.quarantinedAs})` : " (left in place)"}${q.helperPids.length ? `; helper pid ${q.helperPids.join(", ")} still runs: qumra vm delete --force ${q.name} kills it` : ""}`]),
   ]);
 }
 
