@@ -66,6 +66,8 @@ export class VmManager {
   /** Why the state dir cannot be written (mutations are refused while set); empty when it can. */
   private degradedBy = "";
   private readonly orphans: OrphanRecord[] = [];
+  /** Interrupted creates a degraded start could not settle: their helpers are left for the next start. */
+  private readonly unsettled = new Set<string>();
   private readonly vms = new Map<string, VmEntry>();
   private readonly creating = new Map<string, { requestId: string; done: Promise<VmRecord> }>();
   private readonly log: Logger;
@@ -120,7 +122,10 @@ export class VmManager {
           vmLog.warn({ err, pid }, "interrupted create: its helper cannot be adopted, so it is rolled back");
         }
       }
-      if (this.degradedBy) return vmLog.warn("interrupted create left as it is: the state dir cannot be written");
+      if (this.degradedBy) {
+        this.unsettled.add(record.vmId);
+        return vmLog.warn("interrupted create left as it is: the state dir cannot be written");
+      }
       await this.killAll(record.vmId, pids);
       this.rollBack(record.vmId);
       this.events.append({ type: "DELETED", vmId: record.vmId, state: "DELETED", reason: "its create was interrupted by an agent restart before its helper ran; rolled back" });
@@ -154,7 +159,7 @@ export class VmManager {
   private async stopUnknownHelpers(running: Map<string, number[]>): Promise<void> {
     for (const [dir, pids] of running) {
       const name = path.basename(dir);
-      if (this.vms.has(name)) continue;
+      if (this.vms.has(name) || this.unsettled.has(name)) continue;
       const orphan = this.orphans.find((o) => o.name === name);
       if (orphan) {
         // A quarantined record's helper is left running, listed, until DeleteVm with force.
