@@ -3,10 +3,11 @@
 // the first agent still controls them. A second helper on a VM's runtime dir refuses and removes nothing.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
-import { existsSync, readlinkSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readlinkSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient, VmState } from "../agent/src/gen/qumra/v1/vm.js";
-import { startAgent, cleanup, killHelpersOf, tempDir, type RunningAgent } from "./helpers/agent.js";
+import { agentBin, startAgent, cleanup, killHelpersOf, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm } from "./helpers/vm.js";
@@ -69,6 +70,29 @@ describe.skipIf(!hasKvm)("one agent per state dir", () => {
     expect(vm.helperPid).toBe(pid);
     await call(vms, vms.resumeVm, { vmId: "lock-a" });
   }, 30_000);
+
+  it("four agents started at once on a state dir with a stale lock: exactly one runs, the others refuse", async () => {
+    const stateDir = tempDir("race");
+    dirs.push(stateDir);
+    symlinkSync("999999999:1", path.join(stateDir, "agent.lock"));
+    const runs = [0, 1, 2, 3].map(() => {
+      const runtimeDir = tempDir("race-run");
+      dirs.push(runtimeDir);
+      const child = spawn(process.execPath, [agentBin, "--listen", "127.0.0.1:0", "--state-dir", stateDir, "--runtime-dir", runtimeDir], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+      const outcome = new Promise<"listening" | "refused" | "other">((resolve) => {
+        child.stdout.on("data", () => out.includes('"qumra-agent listening"') && resolve("listening"));
+        child.on("exit", (code) => resolve(code === 3 && out.includes("another qumra-agent") ? "refused" : "other"));
+      });
+      return { child, outcome };
+    });
+    const outcomes = await Promise.all(runs.map((r) => r.outcome));
+    await Promise.all(runs.map((r) => (r.child.exitCode !== null || r.child.signalCode !== null ? undefined : (r.child.kill("SIGTERM"), new Promise((res) => r.child.once("exit", res))))));
+    expect(outcomes.filter((o) => o === "listening")).toHaveLength(1);
+    expect(outcomes.filter((o) => o === "refused")).toHaveLength(3);
+  }, 60_000);
 
   it("a lock left by a killed agent is taken over; the new agent re-attaches to every VM", async () => {
     const pids = helpersIn(first.runtimeDir);
