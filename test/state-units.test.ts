@@ -1,7 +1,7 @@
 // The pieces of crash-consistent state that need no VM: the record check, the state dir lock, the
 // errno mapping of storage errors, writeAtomic's cleanup.
 import { describe, it, expect, afterAll } from "vitest";
-import { existsSync, readdirSync, readlinkSync, symlinkSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { recordProblem } from "../agent/src/vm/record-schema.js";
 import { lockStateDir, startTimeOf, StateLockHeld } from "../agent/src/state-lock.js";
@@ -103,4 +103,16 @@ describe("storage errors", () => {
   });
   const dirs2: string[] = [];
   afterAll(() => cleanup(...dirs2));
+});
+
+describe("helper identity", () => {
+  it("a record naming a process that is not a qumra-vmm with that --control never matches (pid 1, this process)", async () => {
+    const { isHelperOf } = await import("../agent/src/vm/helper-process.js");
+    const { helperDirOf } = await import("../agent/src/vm/helper-scan.js");
+    const init = readFileSync("/proc/1/cmdline", "utf8").split("\0")[0]!;
+    expect(await isHelperOf(1, init)).toBe(false);
+    expect(await isHelperOf(process.pid, process.argv[1]!)).toBe(false);
+    expect(helperDirOf(1)).toBeUndefined();
+    expect(helperDirOf(process.pid)).toBeUndefined();
+  });
 });

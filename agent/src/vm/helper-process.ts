@@ -99,11 +99,14 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Is pid a live helper serving this control socket (its command line names it)? Guards against a reused pid. */
+/** Is pid a live helper serving this control socket (its command line says so)? Guards against a reused pid. */
 export async function isHelperOf(pid: number, controlPath: string): Promise<boolean> {
   if (!pid || !isAlive(pid)) return false;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-  return cmdline.split("\0").includes(controlPath);
+  const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
+  // A qumra-vmm given exactly this --control: a record naming any other process (pid 1, a reused
+  // pid, a hostile record) never gets it signalled.
+  const i = argv.indexOf("--control");
+  return path.basename(argv[0] ?? "").startsWith("qumra-vmm") && i > 0 && argv[i + 1] === controlPath;
 }
 
 /** Starts a helper detached and waits for its control socket. */

@@ -26,7 +26,7 @@ export function helperDirOf(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-  if (!argv[0]?.endsWith("qumra-vmm")) return undefined;
+  if (!path.basename(argv[0] ?? "").startsWith("qumra-vmm")) return undefined; // qumra-vmm and its test builds
   const i = argv.indexOf("--runtime-dir");
   return i > 0 && argv[i + 1] ? path.resolve(argv[i + 1]!) : undefined;
 }
