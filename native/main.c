@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <sys/file.h>
 
 #include "auth.h"
 #include "control.h"
@@ -182,6 +184,36 @@ static void write_pidfile(const char *dir)
 	close(fd);
 }
 
+/*
+ * One helper per runtime dir: an exclusive flock on DIR/helper.lock, held (fd kept open) for the
+ * helper's life. A second helper started on the same dir refuses before it creates or removes any file
+ * there, so it can never take over or delete a live helper's socket and framebuffer.
+ */
+static int lock_runtime_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (!dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/helper.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "qumra-vmm: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			fprintf(stderr, "qumra-vmm: another qumra-vmm holds %s (see %s/qumra-vmm.pid): "
+				"one helper per runtime dir\n", path, dir);
+		else
+			fprintf(stderr, "qumra-vmm: cannot lock %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd; /* kept open: the lock lasts until the process ends */
+}
+
 int main(int argc, char **argv)
 {
 	static struct vm vm;
@@ -202,6 +234,8 @@ int main(int argc, char **argv)
 		return EXIT_SETUP;
 	}
 	sandbox_early(&sandbox);
+	if (lock_runtime_dir(cfg.runtime_dir) < 0)
+		return EXIT_SETUP;
 
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	if (vm_create(&vm, &cfg, err, sizeof(err)) < 0) {

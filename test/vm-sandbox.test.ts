@@ -98,11 +98,12 @@ describe.skipIf(!hasKvm)("helper sandbox on real KVM", () => {
     expect(JSON.stringify(JSON.parse(json.stdout))).toContain('"seccomp":"filter"');
   });
 
+  // helper.lock: the flock that makes it the only helper of its runtime dir, held by the open fd.
   it("keeps only the fds the VM needs and sets the rlimits", () => {
     const pid = vm.helperPid;
     const runDir = path.join(agent.runtimeDir, "boxed");
     const targets = readdirSync(`/proc/${pid}/fd`).map((fd) => ({ fd: Number(fd), target: readlinkSync(`/proc/${pid}/fd/${fd}`) }));
-    const expected = [/^\/dev\/null$/, new RegExp(`^${runDir}/qumra-vmm\\.log$`), /^\/dev\/kvm$/, new RegExp(`^${runDir}/framebuffer$`), /^anon_inode:/, /^socket:\[\d+\]$/, /^\/memfd:qumra-guest-ram/];
+    const expected = [/^\/dev\/null$/, new RegExp(`^${runDir}/qumra-vmm\\.log$`), /^\/dev\/kvm$/, new RegExp(`^${runDir}/framebuffer$`), new RegExp(`^${runDir}/helper\\.lock$`), /^anon_inode:/, /^socket:\[\d+\]$/, /^\/memfd:qumra-guest-ram/];
     for (const { fd, target } of targets) {
       expect(expected.some((re) => re.test(target)), `fd ${fd} → ${target} is not one the helper needs`).toBe(true);
     }

@@ -30,6 +30,7 @@ import { AuditServiceService } from "./gen/qumra/v1/audit.js";
 import { auditService } from "./api/audit-service.js";
 import { AuditLog } from "./audit/audit-log.js";
 import { VERSION } from "./version.js";
+import { lockStateDir, StateLockHeld } from "./state-lock.js";
 
 export interface RunningAgent {
   server: AgentServer;
@@ -61,8 +62,25 @@ async function helperSandbox(config: AgentConfig, logger: Logger): Promise<Helpe
 
 export async function runAgent(config: AgentConfig, logger: Logger, parts: AgentParts = {}): Promise<RunningAgent> {
   useNodeCodecModule();
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    logger.error({ err, state_dir: config.stateDir }, "state dir cannot be made; starting degraded");
+  }
+  // First, before any VM, helper or socket is touched: a second agent on this state dir stops here.
+  const lock = lockStateDir(config.stateDir);
+  if (lock.unheld) logger.warn({ reason: lock.unheld }, "running without the state dir lock");
+  try {
+    return await startLocked(config, logger, parts, lock.release);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(config: AgentConfig, logger: Logger, parts: AgentParts, releaseLock: () => void): Promise<RunningAgent> {
   ensureRuntimeDir(config.runtimeDir);
+  let vmsRef: VmManager | undefined;
   const startedAt = new Date();
   const audit = new AuditLog({ stateDir: config.stateDir, logger });
   const host = new HostInfo(config.vmmPath);
@@ -79,7 +97,8 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     admission,
     createGate,
   });
-  const identity = { version: VERSION, startedAt, listen: [] as string[], stateDir: config.stateDir, instanceId: vms.events.instanceId };
+  vmsRef = vms;
+  const identity = { version: VERSION, startedAt, listen: [] as string[], stateDir: config.stateDir, instanceId: vms.events.instanceId, health: () => vmsRef?.health() ?? { degraded: "", orphans: [] } };
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
   const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
@@ -171,6 +190,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
       vms.close();
       cgroups.close();
       await audit.close();
+      releaseLock();
     },
   };
 }
@@ -214,6 +234,10 @@ export async function main(): Promise<void> {
   try {
     await starting;
   } catch (err) {
+    if (err instanceof StateLockHeld) {
+      process.stderr.write(`qumra-agent: ${err.message}\n`);
+      process.exit(3);
+    }
     logger.fatal({ err }, "qumra-agent failed to start");
     process.stderr.write(`qumra-agent: ${(err as Error).message}\n`);
     process.exit(1);

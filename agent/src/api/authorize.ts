@@ -140,7 +140,9 @@ export function authorizeInterceptor(options: AuthorizeOptions): grpc.ServerInte
         if (!audited) return next(status);
         options.audit.record(entry(grpc.status[status.code] ?? String(status.code), status.code === grpc.status.OK ? undefined : status.details)).then(
           () => next(status),
-          (err) => next(auditFailed(err)),
+          // A refused or failed call changed nothing, so its own answer stands (with a note); only a
+          // change that cannot be recorded is answered UNAVAILABLE.
+          (err) => next(status.code === grpc.status.OK ? auditFailed(err) : { ...status, details: `${status.details} (not recorded in the audit trail: ${(err as Error).message})` }),
         );
       })
       .build();

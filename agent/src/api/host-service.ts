@@ -16,6 +16,8 @@ export interface AgentIdentity {
   stateDir: string;
   /** This agent process's id (EventLog.instanceId): WatchVms sequences are only comparable under it. */
   instanceId: string;
+  /** Degraded mode and quarantined records (VmManager.health). */
+  health: () => { degraded: string; orphans: readonly { name: string; problem: string; quarantinedAs: string; helperPids: number[] }[] };
 }
 
 /** How many VMs this agent knows and runs, of those with `scope`'s labels when given. */
@@ -61,6 +63,8 @@ export function hostService(host: HostInfo, agent: AgentIdentity, vmCounts: VmCo
           listen: agent.listen,
           stateDir: agent.stateDir,
           instanceId: agent.instanceId,
+          degraded: agent.health().degraded,
+          quarantined: agent.health().orphans.map((o) => ({ name: o.name, problem: o.problem, quarantinedAs: o.quarantinedAs, helperPids: o.helperPids })),
         },
       };
     }),

@@ -105,7 +105,12 @@ export class AuditLog implements AuditSink {
         const bytes = Buffer.from(batch.map((p) => p.line).join(""));
         const file = await this.fileFor(bytes.length);
         this.inFlight = new Set(batch.map((p) => p.line));
-        await file.write(bytes);
+        // One write(2) may take fewer bytes than asked (a nearly full disk): go on until all are in.
+        for (let off = 0; off < bytes.length; ) {
+          const { bytesWritten } = await file.write(bytes, off, bytes.length - off);
+          if (bytesWritten <= 0) throw Object.assign(new Error(`short write to ${this.path}: ${off} of ${bytes.length} bytes`), { code: "ENOSPC" });
+          off += bytesWritten;
+        }
         await file.sync();
         this.size += bytes.length;
         this.inFlight = new Set();

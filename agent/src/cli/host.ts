@@ -80,6 +80,8 @@ function renderHost(h: Host): string {
     ["admission", admissionText(h)],
     ["cgroups", h.cgroups ? (h.cgroups.enabled ? `${h.cgroups.path} (${h.cgroups.controllers.join(", ") || "no controllers"})${h.cgroups.reason ? `; ${h.cgroups.reason}` : ""}` : `off: ${h.cgroups.reason}`) : "not reported"],
     ["agent", `qumra ${h.agent?.version} on node ${h.agent?.nodeVersion}, listening on ${h.agent?.listen.join(", ")}${h.agent?.instanceId ? `, instance ${h.agent.instanceId}` : ""}`],
+    ...(h.agent?.degraded ? [["degraded", `${h.agent.degraded}: reads only, mutations refused`] as [string, string]] : []),
+    ...(h.agent?.quarantined ?? []).map((q): [string, string] => ["quarantined", `${q.name}: ${q.problem}${q.quarantinedAs ? ` (moved to ${q.quarantinedAs})` : " (left in place)"}${q.helperPids.length ? `; helper pid ${q.helperPids.join(", ")} still runs: qumra vm delete --force ${q.name} kills it` : ""}`]),
   ]);
 }
 

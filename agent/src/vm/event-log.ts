@@ -41,7 +41,7 @@ export class EventLog {
 
   constructor(stateDir: string, private readonly capacity = 10_000) {
     this.file = path.join(stateDir, "events.json");
-    this.sequence = existsSync(this.file) ? (JSON.parse(readFileSync(this.file, "utf8")) as { lastSequence: number }).lastSequence : 0;
+    this.sequence = readLastSequence(this.file);
     this.firstKept = this.sequence + 1;
   }
 
@@ -53,7 +53,12 @@ export class EventLog {
     const full: VmEvent = { ...event, sequence: ++this.sequence, time: new Date() };
     this.ring.push(full);
     if (this.ring.length > this.capacity) this.ring.shift();
-    writeAtomic(this.file, JSON.stringify({ lastSequence: this.sequence }));
+    try {
+      writeAtomic(this.file, JSON.stringify({ lastSequence: this.sequence }));
+    } catch {
+      // A full or read-only state dir: the event still happened; numbers may repeat after a restart,
+      // which a resuming watcher sees as a gap (since() answers undefined below firstKept).
+    }
     for (const subscriber of this.subscribers) subscriber(full);
     return full;
   }
@@ -73,5 +78,16 @@ export class EventLog {
   subscribe(subscriber: Subscriber): () => void {
     this.subscribers.add(subscriber);
     return () => this.subscribers.delete(subscriber);
+  }
+}
+
+/** The last number an earlier agent used; a missing or damaged file counts as none. */
+function readLastSequence(file: string): number {
+  if (!existsSync(file)) return 0;
+  try {
+    const n = (JSON.parse(readFileSync(file, "utf8")) as { lastSequence?: unknown } | null)?.lastSequence;
+    return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+  } catch {
+    return 0;
   }
 }

@@ -337,7 +337,7 @@ export class ProcessLauncher implements HelperLauncher {
     }
     let client: HelperClient | undefined;
     try {
-      client = await HelperClient.connect(spawned.controlPath, { secret: secret.value, pid: spawned.pid });
+      client = await connectFresh(spawned.controlPath, secret.value, spawned.pid);
       return new HelperLink(spawned.pid, spawned.controlPath, client, await probeFramebuffer(client), secret.value, log, spawned.exit);
     } catch (err) {
       client?.close();
@@ -370,6 +370,23 @@ function killQuietly(pid: number): void {
     process.kill(pid, "SIGKILL");
   } catch {
     /* gone */
+  }
+}
+
+/**
+ * The first connection to a new helper. The helper drops a connection whose HELLO does not come within
+ * its auth timeout (2 s), which a busy agent (many creates at once) can miss: while the helper lives,
+ * a dropped first connection is made again, a few times.
+ */
+async function connectFresh(socketPath: string, secret: string, pid: number): Promise<HelperClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await HelperClient.connect(socketPath, { secret, pid });
+    } catch (err) {
+      const dropped = err instanceof HelperError && (err.code === "CONNECT_FAILED" || err.code === "CONNECTION_CLOSED");
+      if (!dropped || attempt >= 3 || !isAlive(pid)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
   }
 }
 

@@ -1,11 +1,12 @@
 // Spawns qumra-vmm helpers detached (own session, stdio to a log file, unref'd) so that an agent
 // crash or restart never takes a VM down; the agent re-attaches through the control socket.
 import { spawn } from "node:child_process";
-import { chownSync, existsSync, fstatSync, mkdirSync, openSync, closeSync, readFileSync, readSync } from "node:fs";
+import { chownSync, existsSync, fstatSync, mkdirSync, openSync, closeSync, readFileSync, readSync, unlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { HelperError } from "./helper-errors.js";
 import { defaultVmmPath } from "../paths.js";
+import { helpersUnder } from "./helper-scan.js";
 
 /** The helper's command-line arguments for one VM (native/PROTOCOL.md, "Running the helper"). */
 export interface HelperArgs {
@@ -146,11 +147,14 @@ export function exitRecordOf(pid: number, controlPath: string): { status: number
   return m ? { status: Number(m[1]) } : undefined;
 }
 
-/** Is pid a live helper serving this control socket (its command line names it)? Guards against a reused pid. */
+/** Is pid a live helper serving this control socket (its command line says so)? Guards against a reused pid. */
 export async function isHelperOf(pid: number, controlPath: string): Promise<boolean> {
   if (!pid || !isAlive(pid)) return false;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-  return cmdline.split("\0").includes(controlPath);
+  const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
+  // A qumra-vmm given exactly this --control: a record naming any other process (pid 1, a reused
+  // pid, a hostile record) never gets it signalled.
+  const i = argv.indexOf("--control");
+  return path.basename(argv[0] ?? "").startsWith("qumra-vmm") && i > 0 && argv[i + 1] === controlPath;
 }
 
 /** Starts a helper detached and waits for its control socket. */
@@ -163,6 +167,11 @@ export async function spawnHelper(opts: SpawnOptions): Promise<SpawnedHelper> {
   if (sandbox?.enabled && sandbox.uid !== undefined && sandbox.gid !== undefined) chownSync(opts.runtimeDir, sandbox.uid, sandbox.gid);
   const controlPath = opts.controlPath ?? path.join(opts.runtimeDir, "control.sock");
   const logPath = path.join(opts.runtimeDir, "qumra-vmm.log");
+  // One helper per runtime dir (the helper also flocks it): never start a second beside a live one, and
+  // a socket left by a dead one must not pass for the new helper's.
+  const live = helpersUnder(path.dirname(path.resolve(opts.runtimeDir))).get(path.resolve(opts.runtimeDir));
+  if (live?.length) throw new HelperError("SPAWN_FAILED", `a qumra-vmm (pid ${live.join(", ")}) already runs in ${opts.runtimeDir}; one helper per runtime dir`);
+  if (existsSync(controlPath)) unlinkSync(controlPath);
   const argv = helperArgv(opts.args, { controlPath, secretFile: opts.secretFile, runtimeDir: opts.runtimeDir, device: opts.device }, sandbox);
   const logFd = openSync(logPath, "a");
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;

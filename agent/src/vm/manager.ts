@@ -1,13 +1,18 @@
 // The VM registry: creates VMs through their helper processes, enforces the state machine, persists
 // every change, supervises helpers and re-attaches to them after an agent restart.
 import { createHash } from "node:crypto";
+import { readdirSync, rmSync, unlinkSync } from "node:fs";
+import path from "node:path";
 import type { Logger } from "../logger.js";
 import { QumraError, invalidArgument, notFound, failedPrecondition } from "../errors.js";
 import { ConsoleBuffer, type ConsoleListener } from "./console.js";
 import { EventLog, type VmEventType } from "./event-log.js";
 import { guestRamRanges, inGuestRam, validateSpec, validateVmId, type HostLimits, type SpecRequest } from "./spec.js";
 import { canTransition, requireState } from "./state-machine.js";
-import { VmStore } from "./store.js";
+import { VmStore, writeAtomic, type BadRecord } from "./store.js";
+import { helpersUnder, killHelper, waitGone } from "./helper-scan.js";
+import { errnoOf } from "./storage-error.js";
+import { VM_ID } from "./spec.js";
 import { HelperLink, type ControlSecret, type HelperHang, type HelperLauncher } from "./helper-link.js";
 import type { HelperClient } from "./helper-client.js";
 import { createSecret, readSecret } from "./control-secret.js";
@@ -20,7 +25,7 @@ import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import type { Admission } from "./admission.js";
 import type { CreateGate } from "./create-gate.js";
-import { LIVE_STATES, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
+import { LIVE_STATES, type VmIntent, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
 
 /** A forced stop gives the helper this long to answer STOP and exit before signals are used. */
 const FORCE_ASK_MS = 1000;
@@ -60,9 +65,22 @@ export interface VmManagerOptions {
   createGate?: CreateGate;
 }
 
+/** A quarantined record, and the helpers still running in its runtime dir (DeleteVm with force kills them). */
+export interface OrphanRecord extends BadRecord {
+  helperPids: number[];
+}
+
+/** Files a helper leaves in its runtime dir: a dir holding only these may be removed once it is dead. */
+const HELPER_FILES = new Set(["control.sock", "qumra-vmm.log", "qumra-vmm.pid", "framebuffer", "helper.lock"]);
+
 export class VmManager {
   readonly events: EventLog;
   private readonly store: VmStore;
+  /** Why the state dir cannot be written (mutations are refused while set); empty when it can. */
+  private degradedBy = "";
+  private readonly orphans: OrphanRecord[] = [];
+  /** Interrupted creates a degraded start could not settle: their helpers are left for the next start. */
+  private readonly unsettled = new Set<string>();
   private readonly vms = new Map<string, VmEntry>();
   private readonly creating = new Map<string, { requestId: string; done: Promise<VmRecord> }>();
   private readonly log: Logger;
@@ -73,35 +91,199 @@ export class VmManager {
     this.log = options.logger;
   }
 
-  /** Loads persisted VMs and re-attaches to the helpers that still run. */
+  /**
+   * Loads persisted VMs and reconciles them with the helpers that run: re-attaches to them, finishes or
+   * rolls back operations a crash interrupted, stops helpers no record names, quarantines bad records,
+   * removes temp files and runtime dirs of VMs that no longer exist. Never throws for the state dir:
+   * a full or read-only one makes the agent degraded (reads only).
+   */
   async init(): Promise<void> {
-    const records = this.store.loadAll((vmId, err) => this.log.error({ vm_id: vmId, err }, "unreadable VM record skipped"));
-    await Promise.all(
-      records.map(async (record) => {
-        const entry = this.newEntry(record);
-        this.vms.set(record.vmId, entry);
-        if (!LIVE_STATES.includes(record.state)) return;
-        const vmLog = this.vmLog(record.vmId);
-        const secret = await this.secretOf(entry, vmLog);
-        if (!secret) return;
+    this.degradedBy = this.probeWritable();
+    if (this.degradedBy) this.log.error({ reason: this.degradedBy }, "degraded mode: the agent serves reads; mutations are refused");
+    else this.store.cleanTemp((file) => this.log.info({ file }, "removed a temp file left by a crash"));
+    const records = this.store.loadAll((bad) => {
+      this.log.error({ record: bad.name, problem: bad.problem, quarantined_as: bad.quarantinedAs || "(not moved: the state dir cannot be written)" }, "bad VM record quarantined");
+      this.orphans.push({ ...bad, helperPids: [] });
+    });
+    const running = helpersUnder(this.options.runtimeDir);
+    await Promise.all(records.map((record) => this.reconcile(record, running.get(this.runtimeDirOf(record.vmId)) ?? [])));
+    await this.stopUnknownHelpers(running);
+    this.removeLeftovers();
+  }
+
+  /** One persisted VM at start: an interrupted create or delete is finished or rolled back, else re-attached. */
+  private async reconcile(record: VmRecord, pids: number[]): Promise<void> {
+    const vmLog = this.vmLog(record.vmId);
+    const intent = record.intent;
+    if (intent?.op === "create") {
+      const pid = pids[0];
+      if (pid !== undefined && !this.degradedBy) {
+        const entry = this.newEntry({ ...record, helperPid: pid, intent: undefined });
         try {
-          const link = await this.options.launcher.reattach(record.vmId, record.helperPid, record.controlSocket, secret, vmLog);
+          const secret = { file: this.store.secretPath(record.vmId), value: await readSecret(this.store.secretPath(record.vmId)) };
+          const link = await this.options.launcher.reattach(record.vmId, pid, record.controlSocket, secret, vmLog);
+          this.vms.set(record.vmId, entry);
           this.adopt(entry, link);
-          const status = await link.client.status();
-          // The sandbox is asked again, not trusted from the record: it is what the helper says now.
-          this.update(entry, { sandbox: status.sandbox });
-          entry.console.reset(await link.client.consoleRead(1 << 20));
-          const helperState = vmStateOf(status.state);
-          vmLog.info({ pid: record.helperPid, state: helperState }, "re-attached to running helper");
-          if (helperState !== record.state) this.transition(entry, helperState, status.reason || "state found on re-attach");
-          if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
+          entry.record = { ...entry.record, sandbox: link.client.hello?.sandbox };
+          this.persist(entry);
+          this.emit(entry, "CREATED", "created (its create was interrupted by an agent restart and finished after it)");
+          vmLog.info({ pid }, "interrupted create finished: its helper runs and was adopted");
+          return;
         } catch (err) {
+          this.vms.delete(record.vmId);
           entry.link?.detach();
-          entry.link = undefined;
-          await this.cannotReattach(entry, err, vmLog);
+          vmLog.warn({ err, pid }, "interrupted create: its helper cannot be adopted, so it is rolled back");
         }
-      }),
-    );
+      }
+      if (this.degradedBy) {
+        this.unsettled.add(record.vmId);
+        return vmLog.warn("interrupted create left as it is: the state dir cannot be written");
+      }
+      await this.killAll(record.vmId, pids);
+      this.rollBack(record.vmId);
+      this.events.append({ type: "DELETED", vmId: record.vmId, state: "DELETED", reason: "its create was interrupted by an agent restart before its helper ran; rolled back" });
+      vmLog.info("interrupted create rolled back");
+      return;
+    }
+    if (intent?.op === "delete" && !this.degradedBy) {
+      await this.killAll(record.vmId, pids);
+      this.rollBack(record.vmId);
+      this.events.append({ type: "DELETED", vmId: record.vmId, state: "DELETED", reason: "deleted (its delete was interrupted by an agent restart and finished after it)" });
+      vmLog.info("interrupted delete finished");
+      return;
+    }
+    const entry = this.newEntry(record);
+    this.vms.set(record.vmId, entry);
+    // Never two helpers for one VM: any helper in its runtime dir that is not the record's goes.
+    const strays = pids.filter((p) => p !== record.helperPid);
+    if (strays.length) {
+      vmLog.warn({ pids: strays }, "stray helpers in the VM's runtime dir killed");
+      for (const p of strays) killHelper(p, this.runtimeDirOf(record.vmId));
+    }
+    if (intent) {
+      vmLog.info({ op: intent.op, since: intent.at }, "an operation was interrupted by an agent restart; the helper's state is taken as the truth");
+      entry.record = { ...entry.record, intent: undefined };
+      this.persist(entry);
+    }
+    await this.reattachOne(entry);
+  }
+
+  /** Helpers under the runtime dir that belong to no VM (their create never wrote a record) are killed. */
+  private async stopUnknownHelpers(running: Map<string, number[]>): Promise<void> {
+    for (const [dir, pids] of running) {
+      const name = path.basename(dir);
+      if (this.vms.has(name) || this.unsettled.has(name)) continue;
+      const orphan = this.orphans.find((o) => o.name === name);
+      if (orphan) {
+        // A quarantined record's helper is left running, listed, until DeleteVm with force.
+        orphan.helperPids = pids;
+        continue;
+      }
+      this.log.warn({ runtime_dir: dir, pids }, "helper with no VM record killed");
+      for (const p of pids) killHelper(p, dir);
+      await waitGone(pids, dir);
+    }
+  }
+
+  /** Empty VM folders (a create that crashed before its record) and dead helpers' runtime dirs. */
+  private removeLeftovers(): void {
+    if (this.degradedBy) return;
+    for (const name of this.store.emptyFolders()) {
+      if (this.vms.has(name)) continue;
+      this.rollBack(name);
+      this.log.info({ folder: name }, "removed a VM folder without a record");
+    }
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.options.runtimeDir);
+    } catch {
+      return;
+    }
+    const live = helpersUnder(this.options.runtimeDir);
+    for (const name of names) {
+      if (!VM_ID.test(name) || this.vms.has(name) || live.has(this.runtimeDirOf(name))) continue;
+      const dir = this.runtimeDirOf(name);
+      let files: string[];
+      try {
+        files = readdirSync(dir);
+      } catch {
+        continue; // not a folder
+      }
+      if (!files.every((f) => HELPER_FILES.has(f))) continue; // not only a helper's: not ours to remove
+      rmSync(dir, { recursive: true, force: true });
+      this.log.info({ runtime_dir: dir }, "removed the runtime dir of a VM that no longer exists");
+    }
+  }
+
+  /** Re-attaches to a persisted VM's helper (the agent restarted while it ran). */
+  private async reattachOne(entry: VmEntry): Promise<void> {
+    const record = entry.record;
+    if (!LIVE_STATES.includes(record.state)) return;
+    const vmLog = this.vmLog(record.vmId);
+    const secret = await this.secretOf(entry, vmLog);
+    if (!secret) return;
+    try {
+      const link = await this.options.launcher.reattach(record.vmId, record.helperPid, record.controlSocket, secret, vmLog);
+      this.adopt(entry, link);
+      const status = await link.client.status();
+      // The sandbox is asked again, not trusted from the record: it is what the helper says now.
+      this.update(entry, { sandbox: status.sandbox });
+      entry.console.reset(await link.client.consoleRead(1 << 20));
+      const helperState = vmStateOf(status.state);
+      vmLog.info({ pid: record.helperPid, state: helperState }, "re-attached to running helper");
+      if (helperState !== record.state) this.transition(entry, helperState, status.reason || "state found on re-attach");
+      if (helperState === "STOPPED" || helperState === "CRASHED") void this.reap(entry);
+    } catch (err) {
+      entry.link?.detach();
+      entry.link = undefined;
+      await this.cannotReattach(entry, err, vmLog);
+    }
+  }
+
+  /** Degraded mode and quarantined records, for GetHost. */
+  health(): { degraded: string; orphans: readonly OrphanRecord[] } {
+    return { degraded: this.degradedBy, orphans: this.orphans };
+  }
+
+  /** Why the state dir cannot be written now, or "" (a small file written and removed, like every write). */
+  private probeWritable(): string {
+    const file = path.join(this.options.stateDir, ".write-probe");
+    try {
+      writeAtomic(file, "ok\n");
+      unlinkSync(file);
+      return "";
+    } catch (err) {
+      return `the state dir ${this.options.stateDir} cannot be written (${errnoOf((err as Error).cause) ?? errnoOf(err) ?? (err as Error).message})`;
+    }
+  }
+
+  /** Mutations need a writable state dir; a degraded agent checks again, so freeing the disk is enough. */
+  private requireWritable(action: string): void {
+    if (!this.degradedBy) return;
+    this.degradedBy = this.probeWritable();
+    if (this.degradedBy) throw failedPrecondition(`cannot ${action}: the agent is in degraded mode, serving reads only, because ${this.degradedBy}; free or remount it (no restart needed)`);
+    this.log.info("the state dir can be written again: degraded mode ended");
+  }
+
+  private runtimeDirOf(vmId: string): string {
+    return path.join(path.resolve(this.options.runtimeDir), vmId);
+  }
+
+  /** SIGKILLs every verified helper of the VM's runtime dir and waits for them to go. */
+  private async killAll(vmId: string, pids: number[]): Promise<void> {
+    const dir = this.runtimeDirOf(vmId);
+    for (const p of pids) killHelper(p, dir);
+    await waitGone(pids, dir);
+  }
+
+  /** Removes a VM's state folder and runtime dir (best effort: what cannot go is cleaned at the next start). */
+  private rollBack(vmId: string): void {
+    try {
+      this.store.remove(vmId);
+    } catch (err) {
+      this.vmLog(vmId).error({ err }, "could not remove the VM's state folder");
+    }
+    rmSync(this.runtimeDirOf(vmId), { recursive: true, force: true });
   }
 
   /**
@@ -182,7 +364,13 @@ export class VmManager {
     }
   }
 
+  /**
+   * Write-ahead: the record (intent create, spec, request id), the image and the secret are durable
+   * before the helper is spawned; a failed write removes them and the helper never runs. A crash
+   * after that is reconciled by the next start (the helper adopted, or the create rolled back).
+   */
   private async doCreate(vmId: string, requestId: string, req: SpecRequest): Promise<VmRecord> {
+    this.requireWritable(`create VM '${vmId}'`);
     const limits = await this.options.hostLimits();
     if ("unavailable" in limits) throw failedPrecondition(`cannot create VMs on this host: ${limits.unavailable}`);
     const { spec, image } = validateSpec(vmId, req, limits, (b) => createHash("sha256").update(b).digest("hex"));
@@ -201,19 +389,9 @@ export class VmManager {
   }
 
   private async launchNew(vmId: string, requestId: string, spec: VmSpec, image: Uint8Array | undefined): Promise<VmRecord> {
-    if (image) this.store.saveImage(vmId, image);
     const vmLog = this.vmLog(vmId);
-    let link: HelperLink;
-    try {
-      this.store.prepare(vmId);
-      const file = this.store.secretPath(vmId);
-      link = await this.options.launcher.launch(vmId, spec, this.store.imagePath(vmId), { file, value: createSecret(file) }, vmLog);
-    } catch (err) {
-      this.store.remove(vmId);
-      throw err;
-    }
     const now = new Date().toISOString();
-    const record: VmRecord = {
+    let record: VmRecord = {
       vmId,
       requestId,
       spec,
@@ -221,11 +399,39 @@ export class VmManager {
       stateReason: "",
       createdAt: now,
       stateChangedAt: now,
-      helperPid: link.pid,
-      controlSocket: link.socketPath,
+      helperPid: 0,
+      controlSocket: path.join(this.runtimeDirOf(vmId), "control.sock"),
       lastEventSequence: 0,
-      sandbox: link.client.hello?.sandbox,
+      intent: { op: "create", at: now },
     };
+    let secret: ControlSecret;
+    try {
+      this.store.save(record);
+      if (image) this.store.saveImage(vmId, image);
+      const file = this.store.secretPath(vmId);
+      secret = { file, value: createSecret(file) };
+    } catch (err) {
+      this.rollBack(vmId);
+      throw err;
+    }
+    let link: HelperLink;
+    try {
+      link = await this.options.launcher.launch(vmId, spec, this.store.imagePath(vmId), secret, vmLog);
+    } catch (err) {
+      await this.killAll(vmId, helpersUnder(this.options.runtimeDir).get(this.runtimeDirOf(vmId)) ?? []);
+      this.rollBack(vmId);
+      throw err;
+    }
+    record = { ...record, helperPid: link.pid, controlSocket: link.socketPath, sandbox: link.client.hello?.sandbox, intent: undefined };
+    try {
+      this.store.save(record);
+    } catch (err) {
+      // The helper runs but its record cannot say so: undo, so disk and memory agree.
+      link.detach();
+      await this.killAll(vmId, [link.pid]);
+      this.rollBack(vmId);
+      throw err;
+    }
     const entry = this.newEntry(record);
     this.vms.set(vmId, entry);
     this.adopt(entry, link);
@@ -265,18 +471,44 @@ export class VmManager {
   }
 
   async delete(vmId: string, force: boolean): Promise<void> {
+    // Checked before anything: an id becomes a path only once it is known to be an id.
+    validateVmId(vmId);
+    if (typeof vmId === "string" && !this.vms.has(vmId) && this.orphans.some((o) => o.name === vmId)) return this.deleteOrphan(vmId, force);
     const e = this.entry(vmId);
     await this.serial(e, async () => {
       if ((e.record.state === "RUNNING" || e.record.state === "PAUSED") && !force) {
         throw failedPrecondition(`cannot delete VM '${vmId}': it is ${e.record.state}; stop it first or pass force`);
       }
-      if (e.unreachable) await this.killUnreachable(e, "killed for deletion: the helper could not be controlled");
-      else if (LIVE_STATES.includes(e.record.state)) await this.stopHelper(e, 0, "stopped for deletion");
+      this.writeAhead(e, "delete");
+      try {
+        if (e.unreachable) await this.killUnreachable(e, "killed for deletion: the helper could not be controlled");
+        else if (LIVE_STATES.includes(e.record.state)) await this.stopHelper(e, 0, "stopped for deletion");
+      } catch (err) {
+        e.record = { ...e.record, intent: undefined };
+        this.persist(e);
+        throw err;
+      }
       this.vms.delete(vmId);
-      this.store.remove(vmId);
+      this.rollBack(vmId);
       this.emit(e, "DELETED", "deleted", "DELETED");
       this.vmLog(vmId).info("VM deleted");
     });
+  }
+
+  /**
+   * A quarantined record: with force, its verified helpers are killed and its runtime dir removed; the
+   * quarantined folder stays for inspection. Nothing outside the runtime dir's VM folders is touched.
+   */
+  private async deleteOrphan(name: string, force: boolean): Promise<void> {
+    const orphan = this.orphans.find((o) => o.name === name)!;
+    if (!force) throw failedPrecondition(`'${name}' is a quarantined record (${orphan.problem}), not a VM; delete it with force to kill its helper${orphan.helperPids.length ? ` (pid ${orphan.helperPids.join(", ")})` : ""}`);
+    if (VM_ID.test(name)) {
+      const pids = helpersUnder(this.options.runtimeDir).get(this.runtimeDirOf(name)) ?? [];
+      await this.killAll(name, pids);
+      rmSync(this.runtimeDirOf(name), { recursive: true, force: true });
+      this.log.warn({ record: name, pids }, "quarantined record's helper killed");
+    }
+    this.orphans.splice(this.orphans.indexOf(orphan), 1);
   }
 
   async getVcpu(vmId: string, vcpu: number): Promise<VcpuRegs> {
@@ -431,13 +663,33 @@ export class VmManager {
   }
 
   /** Runs one lifecycle operation at a time per VM, after checking the state it needs. */
-  private lifecycle(vmId: string, allowed: readonly VmState[], action: string, op: (e: VmEntry) => Promise<void>): Promise<VmRecord> {
+  private lifecycle(vmId: string, allowed: readonly VmState[], action: VmIntent["op"], op: (e: VmEntry) => Promise<void>): Promise<VmRecord> {
     const e = this.entry(vmId);
     return this.serial(e, async () => {
       requireState(vmId, e.record.state, allowed, action);
-      await op(e);
+      // A stop of a VM that is not live changes nothing, so needs no write.
+      if (LIVE_STATES.includes(e.record.state)) this.writeAhead(e, action);
+      try {
+        await op(e);
+      } finally {
+        if (e.record.intent) {
+          e.record = { ...e.record, intent: undefined };
+          this.persist(e);
+        }
+      }
       return e.record;
     });
+  }
+
+  /**
+   * Makes the intent durable before the VM is told anything: if this write fails (full, read-only
+   * disk) the operation fails with RESOURCE_EXHAUSTED or UNAVAILABLE and the VM has not changed.
+   */
+  private writeAhead(e: VmEntry, op: VmIntent["op"]): void {
+    this.requireWritable(`${op} VM '${e.record.vmId}'`);
+    const record: VmRecord = { ...e.record, intent: { op, at: new Date().toISOString() } };
+    this.store.save(record);
+    e.record = record;
   }
 
   private serial<T>(e: VmEntry, op: () => Promise<T>): Promise<T> {
@@ -605,12 +857,25 @@ export class VmManager {
 
   private update(e: VmEntry, changes: Partial<VmRecord>): void {
     e.record = { ...e.record, ...changes };
-    if (this.vms.has(e.record.vmId)) this.store.save(e.record);
+    this.persist(e);
+  }
+
+  /**
+   * Saves what already happened (a helper died, a guest stopped): a failed write cannot undo it, so it
+   * is logged, not thrown; the next start re-reads the helper's state. Intended changes use writeAhead.
+   */
+  private persist(e: VmEntry): void {
+    if (!this.vms.has(e.record.vmId)) return;
+    try {
+      this.store.save(e.record);
+    } catch (err) {
+      this.vmLog(e.record.vmId).error({ err }, "VM record not saved");
+    }
   }
 
   private emit(e: VmEntry, type: VmEventType, reason: string, state: VmState = e.record.state, previousState?: VmState): void {
     const event = this.events.append({ type, vmId: e.record.vmId, state, previousState, reason, vm: { ...e.record, lastEventSequence: this.events.lastSequence + 1 } });
     e.record = { ...e.record, lastEventSequence: event.sequence };
-    if (this.vms.has(e.record.vmId)) this.store.save(e.record);
+    this.persist(e);
   }
 }

@@ -28,7 +28,7 @@ export function inGuestRam(memoryBytes: number, address: number, length: number)
 export const MAX_IMAGE_BYTES = 16 * MIB;
 export const DEFAULT_LOAD_ADDRESS = 0x100000;
 
-const VM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const VM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME = /^[A-Za-z0-9._-]{1,63}$/;
 const LABEL_KEY = /^[A-Za-z0-9._/-]{1,63}$/;
 

@@ -51,6 +51,16 @@ export interface VmRecord {
   lastEventSequence: number;
   /** The sandbox the helper reported at its last attach (asked again on every re-attach). */
   sandbox?: VmSandbox;
+  /**
+   * Write-ahead: the operation in progress, written before the helper is spawned or told anything, so a
+   * restarted agent knows what was interrupted (create: the helper may or may not exist yet).
+   */
+  intent?: VmIntent;
+}
+
+export interface VmIntent {
+  op: "create" | "start" | "pause" | "resume" | "stop" | "delete";
+  at: string;
 }
 
 /** States in which a helper process is expected to be alive. */
