@@ -112,10 +112,10 @@ describe("HelperLink when the control socket closes", () => {
   });
 });
 
-/** A stand-in whose command line names the socket (so it passes isHelperOf), optionally deaf to SIGTERM. */
+/** A stand-in whose command line looks like a helper's (argv[0] qumra-vmm…, --control socket: it passes isHelperOf), optionally deaf to SIGTERM. */
 async function namedStandIn(socketPath: string, ignoreTerm: boolean): Promise<{ proc: ChildProcess; ended: Promise<NodeJS.Signals | null> }> {
   const script = `${ignoreTerm ? "process.on('SIGTERM', () => {});" : ""} process.stdout.write('ready'); setTimeout(() => {}, 600000)`;
-  const proc = spawn(process.execPath, ["-e", script, "--", "--control", socketPath], { stdio: ["ignore", "pipe", "ignore"] });
+  const proc = spawn(process.execPath, ["-e", script, "--", "--control", socketPath], { argv0: "qumra-vmm-stand-in", stdio: ["ignore", "pipe", "ignore"] });
   const ended = new Promise<NodeJS.Signals | null>((r) => proc.once("exit", (_code, signal) => r(signal)));
   cleanups.push(() => void proc.kill("SIGKILL"));
   await new Promise((r) => proc.stdout!.once("data", r)); // its SIGTERM handler is in place
