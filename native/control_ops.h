@@ -21,6 +21,7 @@ struct client {
 	uint8_t *out;
 	size_t out_len, out_cap;
 	uint64_t console_pos;		/* absolute position in the console ring */
+	uint64_t stalled_since_ns;	/* output at the high water and nothing sent since; 0: not */
 };
 
 struct pending_stop {
