@@ -11,6 +11,7 @@ import { ConfigError } from "./config-error.js";
 import { resolveSocketGroup, type SocketGroup } from "./socket-group.js";
 import { loadPolicy, PolicyError, type Policy } from "./authz/policy.js";
 import { IMAGE_COMPRESSIONS, type ImageCompression } from "./display/types.js";
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
 
 export interface TlsFiles {
   cert: Buffer;
@@ -47,6 +48,8 @@ export interface AgentConfig {
   spice?: SpiceConfig;
   /** The helpers' sandbox (--vmm-sandbox, --vmm-user). */
   vmmSandbox: VmmSandboxConfig;
+  /** Caps per VM on clients (--max-consoles-per-vm, --max-viewers-per-vm). */
+  clientLimits: ClientLimits;
 }
 
 export interface VmmSandboxConfig {
@@ -102,6 +105,10 @@ export const USAGE = `Usage: qumra-agent [options]
   --vmm-user NAME        as root, run helpers as this unprivileged user, created if missing (default qumra-vmm)
   --http HOST:PORT       HTTP listener for browsers: SPICE over WebSocket on /spice/VM_ID (default off);
                          HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
+  --max-consoles-per-vm N
+                         console attachments one VM may have at once (default 16); more: RESOURCE_EXHAUSTED
+  --max-viewers-per-vm N display viewers one VM may have at once, gRPC, SPICE and WebSocket together
+                         (default 16); more: RESOURCE_EXHAUSTED
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -127,6 +134,8 @@ const OPTIONS = {
   http: { type: "string" },
   "vmm-sandbox": { type: "string" },
   "vmm-user": { type: "string" },
+  "max-consoles-per-vm": { type: "string" },
+  "max-viewers-per-vm": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -215,8 +224,24 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
 
   const vmmSandbox = loadVmmSandbox(get("vmm-sandbox"), get("vmm-user"));
+  const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"));
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox, clientLimits };
+}
+
+// ---- caps per VM on clients (--max-consoles-per-vm, --max-viewers-per-vm) ----
+
+function loadClientLimits(consolesText: string | undefined, viewersText: string | undefined): ClientLimits {
+  const cap = (text: string | undefined, flag: string, fallback: number): number => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > 100_000) throw new ConfigError(`--${flag} ${text}: expected a whole number from 1 to 100000`);
+    return n;
+  };
+  return {
+    maxConsolesPerVm: cap(consolesText, "max-consoles-per-vm", DEFAULT_CLIENT_LIMITS.maxConsolesPerVm),
+    maxViewersPerVm: cap(viewersText, "max-viewers-per-vm", DEFAULT_CLIENT_LIMITS.maxViewersPerVm),
+  };
 }
 
 // ---- the helpers' sandbox (--vmm-sandbox, --vmm-user) ----

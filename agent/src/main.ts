@@ -68,10 +68,11 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     logger,
     launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger)),
     hostLimits: () => host.limits(),
+    maxConsolesPerVm: config.clientLimits.maxConsolesPerVm,
   });
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
-  const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
+  const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger, config.clientLimits.maxViewersPerVm);
   const tickets = new TicketBook();
   const spice = config.spice
     ? new SpiceServer({

@@ -1,4 +1,6 @@
-// A VM's serial console on the agent side: a bounded scrollback and live fan-out to attachments.
+// A VM's serial console on the agent side: a bounded scrollback and live fan-out to attachments, at
+// most maxAttachments of them (each one's own backlog is console-backlog.ts).
+import { QumraError } from "../errors.js";
 
 export type ConsoleListener = (data: Buffer) => void;
 
@@ -9,7 +11,15 @@ export class ConsoleBuffer {
   /** Bytes seen since the VM started (not bounded by the scrollback). */
   total = 0;
 
-  constructor(private readonly capacity = 1024 * 1024) {}
+  constructor(
+    private readonly capacity = 1024 * 1024,
+    private readonly maxAttachments = Infinity,
+  ) {}
+
+  /** Attachments listening now. */
+  get attachments(): number {
+    return this.listeners.size;
+  }
 
   /** Replaces the scrollback, e.g. with the helper's own after a re-attach. */
   reset(scrollback: Buffer): void {
@@ -18,7 +28,10 @@ export class ConsoleBuffer {
     this.keep(scrollback);
   }
 
-  push(data: Buffer): void {
+  push(chunk: Buffer): void {
+    // A copy of its own: the helper's bytes may be a slice of a larger socket read, which the
+    // scrollback and every slow attachment would otherwise keep alive whole.
+    const data = Buffer.from(chunk);
     this.total += data.length;
     this.keep(data);
     for (const listener of this.listeners) listener(data);
@@ -30,6 +43,12 @@ export class ConsoleBuffer {
 
   /** Listens to new output; returns the scrollback at that instant (no byte lost or repeated between the two). */
   attach(listener: ConsoleListener): { scrollback: Buffer; detach: () => void } {
+    if (this.listeners.size >= this.maxAttachments) {
+      throw new QumraError(
+        "resource-exhausted",
+        `the console already has ${this.listeners.size} attachments, the most --max-consoles-per-vm allows; close one, or start the agent with a higher --max-consoles-per-vm`,
+      );
+    }
     this.listeners.add(listener);
     return { scrollback: this.scrollback(), detach: () => this.listeners.delete(listener) };
   }

@@ -48,7 +48,17 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Default per-request timeout (default 15 s). */
   requestTimeoutMs?: number;
+  /** Requests waiting for their replies at once (default MAX_IN_FLIGHT). */
+  maxInFlight?: number;
 }
+
+/**
+ * Bounds on what the agent holds for one helper: requests waiting for replies, and request bytes
+ * the socket has not sent yet (the helper stops reading requests while its replies are not read).
+ * Past either, a request is refused (BUSY, RESOURCE_EXHAUSTED) instead of queued.
+ */
+export const MAX_IN_FLIGHT = 256;
+export const MAX_UNSENT_BYTES = 16 << 20;
 
 interface Pending {
   resolve(payload: Buffer): void;
@@ -77,6 +87,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     private readonly socket: net.Socket,
     readonly path: string,
     private readonly requestTimeoutMs: number,
+    private readonly maxInFlight: number,
   ) {
     super();
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -102,7 +113,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
         reject(new HelperError("CONNECT_FAILED", `connecting to ${path}: ${err.message}`));
       });
     });
-    const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? 15_000);
+    const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? 15_000, opts.maxInFlight ?? MAX_IN_FLIGHT);
     try {
       client.hello = decodeStatus(await client.request(MsgType.HELLO, encodeHello(opts.secret), connectTimeoutMs));
     } catch (err) {
@@ -110,6 +121,11 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
       throw err;
     }
     return client;
+  }
+
+  /** Requests waiting for their replies. */
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   get closed(): boolean {
@@ -121,6 +137,12 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (payload.length > MAX_PAYLOAD) {
       return Promise.reject(new HelperError("TOO_LARGE", `payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`));
+    }
+    if (this.pending.size >= this.maxInFlight) {
+      return Promise.reject(new HelperError("BUSY", `${this.pending.size} requests already wait for the VM's helper, the most one VM may have in flight; retry when they have answered`));
+    }
+    if (this.socket.writableLength > MAX_UNSENT_BYTES) {
+      return Promise.reject(new HelperError("BUSY", `${this.socket.writableLength} bytes of requests wait to be sent to the VM's helper (at most ${MAX_UNSENT_BYTES}); retry when it has read them`));
     }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;

@@ -45,6 +45,8 @@ export interface VmManagerOptions {
   launcher: HelperLauncher;
   /** Current limits of the host (KVM max vCPUs, available memory), or why KVM cannot be used. */
   hostLimits: () => Promise<HostLimits | { unavailable: string }>;
+  /** Console attachments per VM (--max-consoles-per-vm; default: no cap). */
+  maxConsolesPerVm?: number;
 }
 
 export class VmManager {
@@ -343,7 +345,7 @@ export class VmManager {
   // ---- internals ----
 
   private newEntry(record: VmRecord): VmEntry {
-    return { record, console: new ConsoleBuffer(), consoleEnd: new Set(), busy: Promise.resolve() };
+    return { record, console: new ConsoleBuffer(undefined, this.options.maxConsolesPerVm), consoleEnd: new Set(), busy: Promise.resolve() };
   }
 
   private vmLog(vmId: string): Logger {
