@@ -79,20 +79,20 @@ int control_listen(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/* The output buffer is allocated whole (OUT_LIMIT) when the client attaches: it never grows, so
+ * no realloc (whose mremap the sandbox does not allow) and no copy; pages never used cost nothing. */
 static void out_append(struct client *c, const void *data, size_t len)
 {
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = MAX(c->out_cap * 2, c->out_len + len + 4096);
-		uint8_t *p = realloc(c->out, cap);
-		if (!p) {
-			log_error("out of memory for client output; dropping the client");
-			c->dead = 1;
-			return;
-		}
-		c->out = p;
-		c->out_cap = cap;
+	if (c->out_off + c->out_len + len > c->out_cap) {
+		memmove(c->out, c->out + c->out_off, c->out_len);	/* room at the front */
+		c->out_off = 0;
 	}
-	memcpy(c->out + c->out_len, data, len);
+	if (c->out_len + len > c->out_cap) {
+		log_error("client output over its bound; dropping the client");
+		c->dead = 1;
+		return;
+	}
+	memcpy(c->out + c->out_off + c->out_len, data, len);
 	c->out_len += len;
 }
 
@@ -155,7 +155,8 @@ static void flush_out(struct client *c)
 	size_t done = 0;
 
 	while (done < c->out_len) {
-		ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(c->fd, c->out + c->out_off + done, c->out_len - done,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -165,7 +166,8 @@ static void flush_out(struct client *c)
 		}
 		done += (size_t)n;
 	}
-	memmove(c->out, c->out + done, c->out_len - done);
+	/* What was sent is skipped, not moved: out_append compacts only when the tail is full. */
+	c->out_off = c->out_len == done ? 0 : c->out_off + done;
 	c->out_len -= done;
 	if (done || c->out_len < OUT_HIGH_WATER)
 		c->stalled_since_ns = c->out_len >= OUT_HIGH_WATER ? now_ns() : 0;
@@ -262,7 +264,9 @@ static void promote(struct server *s, int fd, const struct proto_header *h, cons
 	}
 	s->client.fd = fd;
 	s->client.in = malloc(PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD);
-	if (!s->client.in) {
+	s->client.out = malloc(OUT_LIMIT);
+	s->client.out_cap = s->client.out ? OUT_LIMIT : 0;
+	if (!s->client.in || !s->client.out) {
 		log_error("out of memory for a client; closing it");
 		client_close(&s->client);
 		return;
