@@ -109,6 +109,9 @@ export const USAGE = `Usage: qumra-agent [options]
                          console attachments one VM may have at once (default 16); more: RESOURCE_EXHAUSTED
   --max-viewers-per-vm N display viewers one VM may have at once, gRPC, SPICE and WebSocket together
                          (default 16); more: RESOURCE_EXHAUSTED
+  --console-backlog BYTES
+                         console output kept for one attachment whose reader is behind (default 1048576);
+                         past it the oldest is dropped and the reader sees "[qumra: N bytes dropped]"
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -136,6 +139,7 @@ const OPTIONS = {
   "vmm-user": { type: "string" },
   "max-consoles-per-vm": { type: "string" },
   "max-viewers-per-vm": { type: "string" },
+  "console-backlog": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -224,23 +228,24 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const spice = loadSpice(get("spice"), get("spice-tls-port"), get("spice-image-compression"), multiClient, tls);
 
   const vmmSandbox = loadVmmSandbox(get("vmm-sandbox"), get("vmm-user"));
-  const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"));
+  const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"), get("console-backlog"));
 
   return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox, clientLimits };
 }
 
-// ---- caps per VM on clients (--max-consoles-per-vm, --max-viewers-per-vm) ----
+// ---- caps per VM on clients and their buffers (--max-consoles-per-vm, --max-viewers-per-vm, --console-backlog) ----
 
-function loadClientLimits(consolesText: string | undefined, viewersText: string | undefined): ClientLimits {
-  const cap = (text: string | undefined, flag: string, fallback: number): number => {
+function loadClientLimits(consolesText: string | undefined, viewersText: string | undefined, backlogText: string | undefined): ClientLimits {
+  const whole = (text: string | undefined, flag: string, fallback: number, min: number, max: number): number => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!/^\d+$/.test(text) || n < 1 || n > 100_000) throw new ConfigError(`--${flag} ${text}: expected a whole number from 1 to 100000`);
+    if (!/^\d+$/.test(text) || n < min || n > max) throw new ConfigError(`--${flag} ${text}: expected a whole number from ${min} to ${max}`);
     return n;
   };
   return {
-    maxConsolesPerVm: cap(consolesText, "max-consoles-per-vm", DEFAULT_CLIENT_LIMITS.maxConsolesPerVm),
-    maxViewersPerVm: cap(viewersText, "max-viewers-per-vm", DEFAULT_CLIENT_LIMITS.maxViewersPerVm),
+    maxConsolesPerVm: whole(consolesText, "max-consoles-per-vm", DEFAULT_CLIENT_LIMITS.maxConsolesPerVm, 1, 100_000),
+    maxViewersPerVm: whole(viewersText, "max-viewers-per-vm", DEFAULT_CLIENT_LIMITS.maxViewersPerVm, 1, 100_000),
+    consoleBacklogBytes: whole(backlogText, "console-backlog", DEFAULT_CLIENT_LIMITS.consoleBacklogBytes, 4096, 64 << 20),
   };
 }
 

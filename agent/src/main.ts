@@ -118,7 +118,7 @@ export async function runAgent(config: AgentConfig, logger: Logger, parts: Agent
     {
       name: "qumra.v1.VmService",
       definition: VmServiceService,
-      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? []),
+      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? [], config.clientLimits.consoleBacklogBytes),
     },
     {
       name: "qumra.v1.DisplayService",

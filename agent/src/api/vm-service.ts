@@ -13,6 +13,7 @@ import {
 } from "../gen/qumra/v1/vm.js";
 import { invalidArgument, unimplemented } from "../errors.js";
 import { ConsoleBacklog } from "../vm/console-backlog.js";
+import { CONSOLE_BACKLOG_BYTES } from "../limits.js";
 import { MAX_MEMORY_IO as HELPER_MAX_MEMORY_IO } from "../vm/helper-protocol.js";
 import type { VmManager } from "../vm/manager.js";
 import type { VmRecord } from "../vm/types.js";
@@ -29,7 +30,7 @@ const MAX_CONSOLE_INPUT = 65536;
 const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;
 
 /** `spiceClients`: a VM's connected SPICE clients (none when the agent serves no SPICE port). */
-export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => []): VmServiceServer {
+export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => [], consoleBacklogBytes = CONSOLE_BACKLOG_BYTES): VmServiceServer {
   const toPb = (r: VmRecord): Vm => vmToPb(r, spiceClients(r.vmId));
 
   return {
@@ -52,7 +53,7 @@ export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceC
     }),
 
     watchVms: (call) => watchVms(vms, call),
-    attachConsole: (call) => attachConsole(vms, call),
+    attachConsole: (call) => attachConsole(vms, call, consoleBacklogBytes),
 
     getVcpuState: unary(async (req): Promise<VcpuState> => {
       const s = await vms.getVcpu(req.vmId, req.vcpu);
@@ -177,7 +178,7 @@ function watchVms(vms: VmManager, call: grpc.ServerWritableStream<WatchVmsReques
   call.on("error", stop);
 }
 
-function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInput, ConsoleOutput>): void {
+function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInput, ConsoleOutput>, backlogBytes: number): void {
   let detach: (() => void) | undefined;
   let vmId = "";
   // Output waits in a bounded backlog of this attachment's own; a reader that falls behind loses the
@@ -185,7 +186,7 @@ function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInpu
   const backlog = new ConsoleBacklog((message, taken) => {
     if (call.writableEnded || call.destroyed) return;
     call.write({ data: message.data, scrollback: message.scrollback }, taken);
-  });
+  }, { capacity: backlogBytes });
   const release = () => {
     detach?.();
     detach = undefined;

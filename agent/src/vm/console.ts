@@ -1,12 +1,13 @@
 // A VM's serial console on the agent side: a bounded scrollback and live fan-out to attachments, at
 // most maxAttachments of them (each one's own backlog is console-backlog.ts).
 import { QumraError } from "../errors.js";
+import { ByteQueue } from "./byte-queue.js";
 
 export type ConsoleListener = (data: Buffer) => void;
 
 export class ConsoleBuffer {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  // Copied into blocks of its own: the helper's bytes are slices of larger socket reads.
+  private readonly kept = new ByteQueue();
   private readonly listeners = new Set<ConsoleListener>();
   /** Bytes seen since the VM started (not bounded by the scrollback). */
   total = 0;
@@ -23,22 +24,18 @@ export class ConsoleBuffer {
 
   /** Replaces the scrollback, e.g. with the helper's own after a re-attach. */
   reset(scrollback: Buffer): void {
-    this.chunks = [];
-    this.size = 0;
+    this.kept.clear();
     this.keep(scrollback);
   }
 
-  push(chunk: Buffer): void {
-    // A copy of its own: the helper's bytes may be a slice of a larger socket read, which the
-    // scrollback and every slow attachment would otherwise keep alive whole.
-    const data = Buffer.from(chunk);
+  push(data: Buffer): void {
     this.total += data.length;
     this.keep(data);
     for (const listener of this.listeners) listener(data);
   }
 
   scrollback(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
+    return this.kept.concat();
   }
 
   /** Listens to new output; returns the scrollback at that instant (no byte lost or repeated between the two). */
@@ -55,18 +52,8 @@ export class ConsoleBuffer {
 
   private keep(data: Buffer): void {
     if (data.length === 0) return;
-    this.chunks.push(data);
-    this.size += data.length;
-    while (this.size > this.capacity) {
-      const excess = this.size - this.capacity;
-      const first = this.chunks[0];
-      if (first.length <= excess) {
-        this.chunks.shift();
-        this.size -= first.length;
-      } else {
-        this.chunks[0] = first.subarray(excess);
-        this.size -= excess;
-      }
-    }
+    const tail = data.length > this.capacity ? data.subarray(data.length - this.capacity) : data;
+    this.kept.append(tail);
+    if (this.kept.size > this.capacity) this.kept.dropFront(this.kept.size - this.capacity);
   }
 }
