@@ -34,7 +34,7 @@ const SAMPLE_MS = 40_000;
  * The stated bound on the agent's growth over the sampling: the backlogs are full by then, so what is
  * left is the garbage collector's swings. Unbounded buffering grows by 20 times the guest's output.
  */
-const RSS_BOUND = 16 << 20;
+const RSS_BOUND = 8 << 20;
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
