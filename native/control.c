@@ -24,7 +24,14 @@
 #include "util.h"
 #include "vcpu.h"
 
-#define OUT_HIGH_WATER (8u << 20)	/* stop streaming console output above this backlog */
+/* Output to the controlling client is bounded. Above OUT_HIGH_WATER the helper streams no console
+ * output and reads no further requests (so a client pipelining requests gets flow control, not a
+ * drop); one reply and a few events may still land on top, up to OUT_LIMIT. A client that lets the
+ * backlog reach OUT_LIMIT, or sends nothing out of it for OUT_STALL_NS, is not reading: it is
+ * closed and logged, and an agent connects again with the secret. */
+#define OUT_HIGH_WATER (8u << 20)
+#define OUT_LIMIT      (OUT_HIGH_WATER + 2u * (PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD))
+#define OUT_STALL_NS   5000000000ull
 #define CONSOLE_CHUNK  (64u << 10)
 #define CONSOLE_LINGER_NS 1000000ull	/* batch console bytes: at most one event per ms... */
 #define CONSOLE_BATCH     4096u		/* ...unless this much is waiting */
@@ -72,20 +79,20 @@ int control_listen(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/* The output buffer is allocated whole (OUT_LIMIT) when the client attaches: it never grows, so
+ * no realloc (whose mremap the sandbox does not allow) and no copy; pages never used cost nothing. */
 static void out_append(struct client *c, const void *data, size_t len)
 {
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = MAX(c->out_cap * 2, c->out_len + len + 4096);
-		uint8_t *p = realloc(c->out, cap);
-		if (!p) {
-			log_error("out of memory for client output; dropping the client");
-			c->dead = 1;
-			return;
-		}
-		c->out = p;
-		c->out_cap = cap;
+	if (c->out_off + c->out_len + len > c->out_cap) {
+		memmove(c->out, c->out + c->out_off, c->out_len);	/* room at the front */
+		c->out_off = 0;
 	}
-	memcpy(c->out + c->out_len, data, len);
+	if (c->out_len + len > c->out_cap) {
+		log_error("client output over its bound; dropping the client");
+		c->dead = 1;
+		return;
+	}
+	memcpy(c->out + c->out_off + c->out_len, data, len);
 	c->out_len += len;
 }
 
@@ -96,6 +103,12 @@ void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t id, c
 
 	if (c->fd < 0 || c->dead)
 		return;
+	if (c->out_len + sizeof(h) + len > OUT_LIMIT) {
+		log_error("the controlling client does not read: %zu bytes of replies and events wait "
+			  "(limit %u); closing its connection", c->out_len, OUT_LIMIT);
+		c->dead = 1;
+		return;
+	}
 	out_append(c, &h, sizeof(h));
 	if (len)
 		out_append(c, payload, len);
@@ -142,7 +155,8 @@ static void flush_out(struct client *c)
 	size_t done = 0;
 
 	while (done < c->out_len) {
-		ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(c->fd, c->out + c->out_off + done, c->out_len - done,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -152,8 +166,25 @@ static void flush_out(struct client *c)
 		}
 		done += (size_t)n;
 	}
-	memmove(c->out, c->out + done, c->out_len - done);
+	/* What was sent is skipped, not moved: out_append compacts only when the tail is full. */
+	c->out_off = c->out_len == done ? 0 : c->out_off + done;
 	c->out_len -= done;
+	if (done || c->out_len < OUT_HIGH_WATER)
+		c->stalled_since_ns = c->out_len >= OUT_HIGH_WATER ? now_ns() : 0;
+	else if (!c->stalled_since_ns)
+		c->stalled_since_ns = now_ns();
+}
+
+/* A client whose backlog sat at the high water with nothing sent for OUT_STALL_NS. */
+static int client_stalled(const struct client *c)
+{
+	return c->stalled_since_ns && now_ns() - c->stalled_since_ns >= OUT_STALL_NS;
+}
+
+/* Requests are read only while the backlog is under the high water (flow control). */
+static int client_readable(const struct client *c)
+{
+	return c->out_len < OUT_HIGH_WATER;
 }
 
 /* Console bytes written since the client's cursor, as CONSOLE events. */
@@ -233,7 +264,9 @@ static void promote(struct server *s, int fd, const struct proto_header *h, cons
 	}
 	s->client.fd = fd;
 	s->client.in = malloc(PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD);
-	if (!s->client.in) {
+	s->client.out = malloc(OUT_LIMIT);
+	s->client.out_cap = s->client.out ? OUT_LIMIT : 0;
+	if (!s->client.in || !s->client.out) {
 		log_error("out of memory for a client; closing it");
 		client_close(&s->client);
 		return;
@@ -253,14 +286,17 @@ static void read_pending(struct server *s, int i)
 		promote(s, fd, &h, hello);
 }
 
-/* Reads what is there and handles every complete message. */
-static void read_client(struct server *s)
+/* Reads what is there and handles every complete message, while the backlog allows; a hangup is
+ * read regardless, to see the end of the stream. */
+static void read_client(struct server *s, int hup)
 {
 	struct client *c = &s->client;
 	struct proto_header h;
 	size_t want;
 
 	for (;;) {
+		if (!client_readable(c) && !hup)
+			return;
 		switch (frame_check(c->in, c->in_len, &h, &want)) {
 		case FRAME_TOO_LARGE:
 			client_error(c, h.type, h.id, PROTO_E_TOO_LARGE,
@@ -325,7 +361,8 @@ int control_run(struct vm *vm, int listen_fd, const struct auth_secret *secret)
 			[P_LISTEN] = { listen_fd, POLLIN, 0 },
 			[P_EVENTS] = { events_fd(vm->events), POLLIN, 0 },
 			[P_SIGNAL] = { sig_fd, POLLIN, 0 },
-			[P_CLIENT] = { s.client.fd, (short)(POLLIN | (s.client.out_len ? POLLOUT : 0)), 0 },
+			[P_CLIENT] = { s.client.fd, (short)((client_readable(&s.client) ? POLLIN : 0) |
+							    (s.client.out_len ? POLLOUT : 0)), 0 },
 		};
 		int timeout = -1, pending_ms;
 
@@ -341,6 +378,8 @@ int control_run(struct vm *vm, int listen_fd, const struct auth_secret *secret)
 		}
 		if (console_wait_ms(&s) >= 0 && (timeout < 0 || timeout > 1))
 			timeout = 1;	/* batched console output is due within a millisecond */
+		if (s.client.stalled_since_ns && (timeout < 0 || timeout > 1000))
+			timeout = 1000;	/* to notice a client that stays stalled */
 		pending_ms = pending_timeout_ms(&s.pending);
 		if (pending_ms >= 0 && (timeout < 0 || timeout > pending_ms))
 			timeout = pending_ms;
@@ -364,12 +403,17 @@ int control_run(struct vm *vm, int listen_fd, const struct auth_secret *secret)
 			accept_clients(&s, listen_fd);
 		if (s.client.fd >= 0 && s.client.fd == p[P_CLIENT].fd && !s.client.closing &&
 		    (p[P_CLIENT].revents & (POLLIN | POLLHUP)))
-			read_client(&s);
+			read_client(&s, !!(p[P_CLIENT].revents & POLLHUP));
 		if (s.stop.active)
 			control_stop_progress(&s);
 		pump_events(&s);
 		if (s.client.fd >= 0)
 			flush_out(&s.client);
+		if (s.client.fd >= 0 && !s.client.dead && client_stalled(&s.client)) {
+			log_error("the controlling client has read nothing for %llu s with %zu bytes waiting; "
+				  "closing its connection", OUT_STALL_NS / 1000000000ull, s.client.out_len);
+			s.client.dead = 1;
+		}
 		if (s.client.fd >= 0 && (s.client.dead || (s.client.closing && !s.client.out_len) ||
 					 (s.client.fd == p[P_CLIENT].fd &&
 					  (p[P_CLIENT].revents & (POLLERR | POLLNVAL))))) {

@@ -19,8 +19,9 @@ struct client {
 	uint8_t *in;			/* one whole message (header + payload) */
 	size_t in_len;
 	uint8_t *out;
-	size_t out_len, out_cap;
+	size_t out_off, out_len, out_cap;	/* pending output is out[out_off, out_off + out_len) */
 	uint64_t console_pos;		/* absolute position in the console ring */
+	uint64_t stalled_since_ns;	/* output at the high water and nothing sent since; 0: not */
 };
 
 struct pending_stop {

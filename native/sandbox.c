@@ -351,6 +351,7 @@ static void build_filter(struct prog *p)
 	allow(p, SYS_munmap);		/* free, thread stacks, teardown of RAM/framebuffer/kvm_run */
 	allow(p, SYS_madvise);		/* malloc trimming, exiting threads' stacks */
 	allow(p, SYS_brk);		/* malloc */
+	allow(p, SYS_mremap);		/* realloc of a large (mmapped) block; it cannot add PROT_EXEC */
 	allow(p, SYS_set_robust_list);	/* every new thread (glibc) */
 	allow(p, SYS_rseq);		/* every new thread (glibc >= 2.35) */
 	allow(p, SYS_rt_sigaction);	/* control loop signal setup (SIGPIPE, SIGHUP ignored) */

@@ -149,4 +149,13 @@ describe("agent configuration", () => {
     expect(() => load(["--vmm-user", "Bad User"])).toThrow(/--vmm-user Bad User: expected a user name/);
     expect(() => load(["--vmm-user", "root"])).toThrow(/unprivileged user/);
   });
+
+  it("caps consoles and viewers per VM at 16 by default, with the console backlog at 1 MiB, and checks the flags", () => {
+    expect(load([]).clientLimits).toEqual({ maxConsolesPerVm: 16, maxViewersPerVm: 16, consoleBacklogBytes: 1 << 20 });
+    expect(load(["--max-consoles-per-vm", "3", "--max-viewers-per-vm", "5", "--console-backlog", "65536"]).clientLimits).toEqual({ maxConsolesPerVm: 3, maxViewersPerVm: 5, consoleBacklogBytes: 65536 });
+    expect(load([], { QUMRA_MAX_VIEWERS_PER_VM: "7" }).clientLimits.maxViewersPerVm).toBe(7);
+    expect(() => load(["--max-consoles-per-vm", "0"])).toThrow(/--max-consoles-per-vm 0: expected a whole number from 1 to 100000/);
+    expect(() => load(["--max-viewers-per-vm", "many"])).toThrow(/--max-viewers-per-vm many: expected a whole number/);
+    expect(() => load(["--console-backlog", "100"])).toThrow(/--console-backlog 100: expected a whole number from 4096/);
+  });
 });

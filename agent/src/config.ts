@@ -12,6 +12,7 @@ import { resolveSocketGroup, type SocketGroup } from "./socket-group.js";
 import { loadPolicy, PolicyError, type Policy } from "./authz/policy.js";
 import { IMAGE_COMPRESSIONS, type ImageCompression } from "./display/types.js";
 import type { AdmissionLimits } from "./vm/admission.js";
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from "./limits.js";
 
 export interface TlsFiles {
   cert: Buffer;
@@ -52,6 +53,8 @@ export interface AgentConfig {
   admission: AdmissionLimits;
   /** Per-VM cgroups (--cgroups, --cgroup-parent). */
   cgroups: CgroupConfig;
+  /** Caps per VM on clients (--max-consoles-per-vm, --max-viewers-per-vm). */
+  clientLimits: ClientLimits;
 }
 
 export interface CgroupConfig {
@@ -124,6 +127,13 @@ export const USAGE = `Usage: qumra-agent [options]
                          where it is not)
   --cgroup-parent PATH   the agent's cgroup subtree, relative to the cgroup2 mount or absolute inside it
                          (default qumra.slice)
+  --max-consoles-per-vm N
+                         console attachments one VM may have at once (default 16); more: RESOURCE_EXHAUSTED
+  --max-viewers-per-vm N display viewers one VM may have at once, gRPC, SPICE and WebSocket together
+                         (default 16); more: RESOURCE_EXHAUSTED
+  --console-backlog BYTES
+                         console output kept for one attachment whose reader is behind (default 1048576);
+                         past it the oldest is dropped and the reader sees "[qumra: N bytes dropped]"
   -h, --help             this text
 
 Every option can also be set as QUMRA_<NAME> in the environment, e.g. QUMRA_LISTEN, QUMRA_STATE_DIR.`;
@@ -154,6 +164,9 @@ const OPTIONS = {
   "memory-reserve": { type: "string" },
   cgroups: { type: "string" },
   "cgroup-parent": { type: "string" },
+  "max-consoles-per-vm": { type: "string" },
+  "max-viewers-per-vm": { type: "string" },
+  "console-backlog": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -244,8 +257,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const vmmSandbox = loadVmmSandbox(get("vmm-sandbox"), get("vmm-user"));
   const admission = loadAdmission(get("max-vms"), get("memory-overcommit"), get("memory-reserve"));
   const cgroups = loadCgroups(get("cgroups"), get("cgroup-parent"));
+  const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"), get("console-backlog"));
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox, admission, cgroups };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox, admission, cgroups, clientLimits };
 }
 
 // ---- admission and cgroups ----
@@ -282,6 +296,22 @@ function loadCgroups(modeText = "auto", parentText = "qumra.slice"): CgroupConfi
     throw new ConfigError(`--cgroup-parent ${parentText}: expected a cgroup path like qumra.slice (letters, digits, '.', '_', '-', '/'; no '..')`);
   }
   return { enabled: modeText === "auto", parent: parentText };
+}
+
+// ---- caps per VM on clients and their buffers (--max-consoles-per-vm, --max-viewers-per-vm, --console-backlog) ----
+
+function loadClientLimits(consolesText: string | undefined, viewersText: string | undefined, backlogText: string | undefined): ClientLimits {
+  const whole = (text: string | undefined, flag: string, fallback: number, min: number, max: number): number => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < min || n > max) throw new ConfigError(`--${flag} ${text}: expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+  return {
+    maxConsolesPerVm: whole(consolesText, "max-consoles-per-vm", DEFAULT_CLIENT_LIMITS.maxConsolesPerVm, 1, 100_000),
+    maxViewersPerVm: whole(viewersText, "max-viewers-per-vm", DEFAULT_CLIENT_LIMITS.maxViewersPerVm, 1, 100_000),
+    consoleBacklogBytes: whole(backlogText, "console-backlog", DEFAULT_CLIENT_LIMITS.consoleBacklogBytes, 4096, 64 << 20),
+  };
 }
 
 // ---- the helpers' sandbox (--vmm-sandbox, --vmm-user) ----

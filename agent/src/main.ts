@@ -96,12 +96,13 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     hostLimits: () => host.limits(),
     admission,
     createGate,
+    maxConsolesPerVm: config.clientLimits.maxConsolesPerVm,
   });
   vmsRef = vms;
   const identity = { version: VERSION, startedAt, listen: [] as string[], stateDir: config.stateDir, instanceId: vms.events.instanceId, health: () => vmsRef?.health() ?? { degraded: "", orphans: [] } };
   await vms.init();
   const displays = parts.displays?.(vms) ?? ((vmId, action) => helperEndpoint(vms.displayPort(vmId, action), vmId));
-  const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger);
+  const display = new DisplayDomain(displays, new EncodePool(config.displayWorkers, logger), logger, config.clientLimits.maxViewersPerVm);
   const tickets = new TicketBook();
   const spice = config.spice
     ? new SpiceServer({
@@ -150,7 +151,7 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     {
       name: "qumra.v1.VmService",
       definition: VmServiceService,
-      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? []),
+      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? [], config.clientLimits.consoleBacklogBytes),
     },
     {
       name: "qumra.v1.DisplayService",

@@ -12,6 +12,8 @@ import {
   type VmStats,
 } from "../gen/qumra/v1/vm.js";
 import { invalidArgument, unimplemented } from "../errors.js";
+import { ConsoleBacklog } from "../vm/console-backlog.js";
+import { CONSOLE_BACKLOG_BYTES } from "../limits.js";
 import { MAX_MEMORY_IO as HELPER_MAX_MEMORY_IO } from "../vm/helper-protocol.js";
 import type { VmManager } from "../vm/manager.js";
 import type { VmRecord } from "../vm/types.js";
@@ -28,7 +30,7 @@ const MAX_CONSOLE_INPUT = 65536;
 const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;
 
 /** `spiceClients`: a VM's connected SPICE clients (none when the agent serves no SPICE port). */
-export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => []): VmServiceServer {
+export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => [], consoleBacklogBytes = CONSOLE_BACKLOG_BYTES): VmServiceServer {
   const toPb = (r: VmRecord): Vm => vmToPb(r, spiceClients(r.vmId), vms.hang(r.vmId));
 
   return {
@@ -51,7 +53,7 @@ export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceC
     }),
 
     watchVms: (call) => watchVms(vms, call),
-    attachConsole: (call) => attachConsole(vms, call),
+    attachConsole: (call) => attachConsole(vms, call, consoleBacklogBytes),
 
     getVcpuState: unary(async (req): Promise<VcpuState> => {
       const s = await vms.getVcpu(req.vmId, req.vcpu);
@@ -178,17 +180,30 @@ function watchVms(vms: VmManager, call: grpc.ServerWritableStream<WatchVmsReques
   call.on("error", stop);
 }
 
-function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInput, ConsoleOutput>): void {
+function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInput, ConsoleOutput>, backlogBytes: number): void {
   let detach: (() => void) | undefined;
   let vmId = "";
+  // Output waits in a bounded backlog of this attachment's own; a reader that falls behind loses the
+  // oldest of it (with a marker in its place), never the agent's memory.
+  const backlog = new ConsoleBacklog((message, taken) => {
+    if (call.writableEnded || call.destroyed) return;
+    call.write({ data: message.data, scrollback: message.scrollback }, taken);
+  }, { capacity: backlogBytes });
+  const release = () => {
+    detach?.();
+    detach = undefined;
+    backlog.close();
+  };
   const end = () => {
     detach?.();
     detach = undefined;
-    if (!call.writableEnded) call.end();
+    // The output still waiting goes first (a reader that never reads keeps only this bounded backlog).
+    backlog.finish(() => {
+      if (!call.writableEnded) call.end();
+    });
   };
   const fail = (err: unknown) => {
-    detach?.();
-    detach = undefined;
+    release();
     call.emit("error", toServiceError(err));
   };
   call.on("data", (input: ConsoleInput) => {
@@ -197,11 +212,9 @@ function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInpu
       if (!vmId) {
         if (!input.vmId) throw invalidArgument("the first ConsoleInput must name the VM (vm_id)");
         vmId = input.vmId;
-        const attachment = vms.attachConsole(vmId, (data) => call.write({ data, scrollback: false }), end);
+        const attachment = vms.attachConsole(vmId, (data) => backlog.push(data), end);
         detach = attachment.detach;
-        for (let i = 0; i < attachment.scrollback.length; i += 65536) {
-          call.write({ data: attachment.scrollback.subarray(i, i + 65536), scrollback: true });
-        }
+        backlog.push(attachment.scrollback, true);
       }
       if (input.data.length > 0) vms.consoleWrite(vmId, Buffer.from(input.data)).catch(fail);
     } catch (err) {
@@ -209,6 +222,7 @@ function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInpu
     }
   });
   call.on("end", end);
-  call.on("cancelled", () => detach?.());
-  call.on("error", () => detach?.());
+  call.on("cancelled", release);
+  call.on("error", release);
+  call.on("close", release);
 }

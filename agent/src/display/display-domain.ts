@@ -3,6 +3,7 @@
 // the encode pool that does the pixel work off the event loop. gRPC's DisplayService, the SPICE server and
 // the web console are adapters over it: they never see a display source, so no second consumer of a
 // dirty log can exist.
+import { QumraError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { DisplayHub } from "./display-hub.js";
 import type { EncodePool } from "./encode-pool.js";
@@ -27,6 +28,8 @@ export class DisplayDomain {
     private readonly resolve: DisplayResolver,
     private readonly pool: EncodePool,
     private readonly log?: Logger,
+    /** Viewers per VM over every adapter (--max-viewers-per-vm). */
+    private readonly maxViewersPerVm = Infinity,
   ) {}
 
   /**
@@ -96,6 +99,12 @@ export class DisplayDomain {
     }
     const hub = await pending;
     if (hub.ended !== undefined) return this.attach(vmId, options);
+    if (hub.viewers.size >= this.maxViewersPerVm) {
+      throw new QumraError(
+        "resource-exhausted",
+        `VM '${vmId}' already has ${hub.viewers.size} display viewers (gRPC, SPICE and WebSocket together), the most --max-viewers-per-vm allows; close one, or start the agent with a higher --max-viewers-per-vm`,
+      );
+    }
     return { hub, viewer: hub.attach(options) };
   }
 }

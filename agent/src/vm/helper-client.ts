@@ -54,7 +54,17 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** The helper's pid, named in timeout errors. */
   pid?: number;
+  /** Requests waiting for their replies at once (default MAX_IN_FLIGHT). */
+  maxInFlight?: number;
 }
+
+/**
+ * Bounds on what the agent holds for one helper: requests waiting for replies, and request bytes
+ * the socket has not sent yet (the helper stops reading requests while its replies are not read).
+ * Past either, a request is refused (BUSY, RESOURCE_EXHAUSTED) instead of queued.
+ */
+export const MAX_IN_FLIGHT = 256;
+export const MAX_UNSENT_BYTES = 16 << 20;
 
 interface Pending {
   resolve(payload: Buffer): void;
@@ -87,6 +97,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     readonly path: string,
     private readonly requestTimeoutMs: number,
     private readonly pid: number | undefined,
+    private readonly maxInFlight: number,
   ) {
     super();
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -112,7 +123,7 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
         reject(new HelperError("CONNECT_FAILED", `connecting to ${path}: ${err.message}`));
       });
     });
-    const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? HELPER_ANSWER_MS, opts.pid);
+    const client = new HelperClient(socket, path, opts.requestTimeoutMs ?? HELPER_ANSWER_MS, opts.pid, opts.maxInFlight ?? MAX_IN_FLIGHT);
     try {
       client.hello = decodeStatus(await client.request(MsgType.HELLO, encodeHello(opts.secret), connectTimeoutMs));
     } catch (err) {
@@ -120,6 +131,11 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
       throw err;
     }
     return client;
+  }
+
+  /** Requests waiting for their replies. */
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   get closed(): boolean {
@@ -146,6 +162,12 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (payload.length > MAX_PAYLOAD) {
       return Promise.reject(new HelperError("TOO_LARGE", `payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`));
+    }
+    if (this.pending.size >= this.maxInFlight) {
+      return Promise.reject(new HelperError("BUSY", `${this.pending.size} requests already wait for the VM's helper, the most one VM may have in flight; retry when they have answered`));
+    }
+    if (this.socket.writableLength > MAX_UNSENT_BYTES) {
+      return Promise.reject(new HelperError("BUSY", `${this.socket.writableLength} bytes of requests wait to be sent to the VM's helper (at most ${MAX_UNSENT_BYTES}); retry when it has read them`));
     }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;

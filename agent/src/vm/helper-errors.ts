@@ -4,7 +4,7 @@ import { QumraError, type ErrorKind } from "../errors.js";
 import type { ErrorCode } from "../gen/helper-abi.js";
 
 /** The helper's error names (its error replies), plus the client's own conditions. */
-export type HelperErrorCode = keyof typeof ErrorCode | "CONNECTION_CLOSED" | "CONNECT_FAILED" | "PROTOCOL" | "SPAWN_FAILED" | "NOT_FOUND";
+export type HelperErrorCode = keyof typeof ErrorCode | "CONNECTION_CLOSED" | "CONNECT_FAILED" | "PROTOCOL" | "SPAWN_FAILED" | "NOT_FOUND" | "BUSY";
 
 export class HelperError extends Error {
   override readonly name = "HelperError";
@@ -27,6 +27,8 @@ const KINDS: Partial<Record<HelperErrorCode, ErrorKind>> = {
   // The helper refused the agent's secret: the VM's secret file is missing or not the one the helper has.
   AUTH: "failed-precondition",
   OUT_OF_RANGE: "out-of-range",
+  // The agent's own bound on requests in flight to one helper (helper-client.ts).
+  BUSY: "resource-exhausted",
   TIMEOUT: "deadline-exceeded",
   CONNECTION_CLOSED: "unavailable",
   CONNECT_FAILED: "unavailable",

@@ -63,6 +63,8 @@ export interface VmManagerOptions {
   admission?: Admission;
   /** The bound on concurrent creates (create-gate.ts). */
   createGate?: CreateGate;
+  /** Console attachments per VM (--max-consoles-per-vm; default: no cap). */
+  maxConsolesPerVm?: number;
 }
 
 /** A quarantined record, and the helpers still running in its runtime dir (DeleteVm with force kills them). */
@@ -609,7 +611,7 @@ export class VmManager {
   // ---- internals ----
 
   private newEntry(record: VmRecord): VmEntry {
-    return { record, console: new ConsoleBuffer(), consoleEnd: new Set(), busy: Promise.resolve() };
+    return { record, console: new ConsoleBuffer(undefined, this.options.maxConsolesPerVm), consoleEnd: new Set(), busy: Promise.resolve() };
   }
 
   private vmLog(vmId: string): Logger {
