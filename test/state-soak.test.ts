@@ -1,13 +1,16 @@
 // A bounded, seeded soak of crash-consistent state: random creates (some retried with their request
-// id), starts, stops, deletes, kill -9 of helpers and of the agent at random points. At the end the
-// agent's view equals the helpers that run: one helper per live VM, none for the others, none without a
-// VM, and no runtime dir or state folder of a VM that is gone. QUMRA_SOAK_SEED picks another run.
+// id), starts, stops, deletes, console and display clients that never read, kill -9 of helpers and of
+// the agent at random points. At the end the agent's view equals the helpers that run: one helper per
+// live VM, none for the others, none without a VM, no runtime dir or state folder of a VM that is gone,
+// and the agent's RSS within a bound. QUMRA_SOAK_SEED picks another run.
 import { describe, it, expect, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { VmServiceClient, VmState, type Vm } from "../agent/src/gen/qumra/v1/vm.js";
+import { DisplayServiceClient } from "../agent/src/gen/qumra/v1/display.js";
 import { startAgent, cleanup, killHelpersOf, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
@@ -16,6 +19,10 @@ import { helpersIn } from "./helpers/state.js";
 
 const SEED = Number(process.env.QUMRA_SOAK_SEED ?? 15);
 const OPS = 160;
+/** The agent's RSS at the end may not pass this (it starts near 100 MiB; clients that never read must not grow it). */
+const RSS_BOUND_MIB = 400;
+/** Clients that never read, kept open at once (the oldest is closed past this). */
+const MAX_IDLE_CLIENTS = 24;
 const LIVE = [VmState.VM_STATE_CREATED, VmState.VM_STATE_RUNNING, VmState.VM_STATE_PAUSED];
 
 /** mulberry32: a small seeded generator, so a failing run can be repeated. */
@@ -46,9 +53,18 @@ describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
     const ids = Array.from({ length: 12 }, (_, i) => `soak-${i}`);
     const requests = new Map<string, string>();
     let vms!: VmServiceClient;
+    let display!: DisplayServiceClient;
+    const idle: grpc.ClientReadableStream<unknown>[] = [];
     const boot = async () => {
       agent = await startAgent([], { stateDir, runtimeDir });
       vms = new VmServiceClient(agent.address!, grpc.credentials.createInsecure());
+      display = new DisplayServiceClient(agent.address!, grpc.credentials.createInsecure());
+    };
+    /** A stream nobody reads: no 'data' listener, so grpc-js leaves it paused and the agent must hold back. */
+    const openIdle = (stream: grpc.ClientReadableStream<unknown>) => {
+      stream.on("error", () => undefined);
+      idle.push(stream);
+      if (idle.length > MAX_IDLE_CLIENTS) idle.shift()!.cancel();
     };
     await boot();
     const counts: Record<string, number> = {};
@@ -64,25 +80,35 @@ describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
         await agent!.stop();
         await Promise.allSettled(inFlight);
         vms.close();
+        display.close();
         await boot();
       } else if (r < 0.08) {
         op = "kill-helper";
         const running = [...helpersIn(runtimeDir).keys()];
         if (running.length) process.kill(pick(running), "SIGKILL");
-      } else if (r < 0.4) {
+      } else if (r < 0.36) {
         op = "create";
         // A retry keeps its request id; a new create of a deleted id takes a new one.
         if (!requests.has(id) || random() < 0.3) requests.set(id, randomUUID());
         p = call(vms, vms.createVm, { vmId: id, requestId: requests.get(id)!, spec: demoSpec(id) }, 60_000);
-      } else if (r < 0.6) {
+      } else if (r < 0.54) {
         op = "start";
         p = call(vms, vms.startVm, { vmId: id }, 60_000);
-      } else if (r < 0.8) {
+      } else if (r < 0.7) {
         op = "stop";
         p = call(vms, vms.stopVm, { vmId: id, force: true, timeoutMs: 0 }, 60_000);
-      } else {
+      } else if (r < 0.84) {
         op = "delete";
         p = call(vms, vms.deleteVm, { vmId: id, force: true }, 60_000).then(() => requests.delete(id));
+      } else if (r < 0.92) {
+        op = "console";
+        const consoleStream = vms.attachConsole();
+        // AttachConsole is bidirectional: its first message names the VM.
+        consoleStream.write({ vmId: id, data: Buffer.alloc(0) });
+        openIdle(consoleStream);
+      } else {
+        op = "display";
+        openIdle(display.streamDisplay({ vmId: id, imageCompression: 0, maxFps: 30 }));
       }
       counts[op] = (counts[op] ?? 0) + 1;
       if (p) {
@@ -106,6 +132,10 @@ describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(problems, `seed ${SEED}, ops ${JSON.stringify(counts)}`).toEqual([]);
+    const rssMiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent!.process.pid}/status`, "utf8"))![1]) / 1024;
+    console.log(`state soak seed ${SEED}: ${JSON.stringify(counts)}; ${idle.length} idle clients open; agent RSS ${rssMiB.toFixed(1)} MiB`);
+    expect(rssMiB).toBeLessThan(RSS_BOUND_MIB);
+    for (const c of idle.splice(0)) c.cancel();
 
     // And a last restart changes none of it.
     agent!.process.kill("SIGKILL");
@@ -115,6 +145,7 @@ describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
     const { vms: after } = await call(vms, vms.listVms, { state: 0, labelSelector: {} });
     expect(invariantProblems(after, runtimeDir, stateDir)).toEqual([]);
     vms.close();
+    display.close();
   }, 280_000);
 });
 

@@ -153,7 +153,9 @@ describe("HelperLink with a hung or dead helper", () => {
     cleanups.push(() => fake.close());
     // The helper's parent is a process that never waits (sleep), like a re-attached helper whose parent
     // is not this agent: once killed, it stays a zombie.
-    const parent = spawn("sh", ["-c", `"${process.execPath}" -e "setTimeout(() => {}, 600000)" & echo $!; exec sleep 600`], { stdio: ["ignore", "pipe", "ignore"] });
+    // (python3 installs no SIGCHLD handler and never waits here; a shell may reap its background job.)
+    const child = JSON.stringify([process.execPath, "-e", "setTimeout(() => {}, 600000)"]);
+    const parent = spawn("python3", ["-c", `import subprocess, sys, time\np = subprocess.Popen(${child})\nprint(p.pid, flush=True)\ntime.sleep(600)`], { stdio: ["ignore", "pipe", "ignore"] });
     cleanups.push(() => void parent.kill("SIGKILL"));
     const pid = Number(await new Promise<string>((r) => parent.stdout!.once("data", (d: Buffer) => r(d.toString().trim()))));
     cleanups.push(() => {
@@ -167,7 +169,10 @@ describe("HelperLink with a hung or dead helper", () => {
     const link = new HelperLink(pid, fake.path, client, false, FAKE_SECRET, log, undefined, FAST);
     cleanups.push(() => link.detach());
     process.kill(pid, "SIGKILL");
-    while (procState(pid) !== "Z") await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; procState(pid) !== "Z"; i++) {
+      if (i > 1000) throw new Error(`helper stand-in ${pid} did not become a zombie (state ${procState(pid) ?? "gone"})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     fake.hangUp();
     expect(await link.ended).toBe(`helper process ${pid} was killed (SIGKILL or a crash): it left no exit record in its log`);
     expect(hellos(fake)).toBe(1); // no attempt to connect again to a dead process
