@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { HostServiceClient } from "../agent/src/gen/qumra/v1/host.js";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
-import { startAgent, cleanup, tempDir, repoRoot, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, tempDir, repoRoot, waitForLog, type RunningAgent } from "./helpers/agent.js";
 import { call, collect } from "./helpers/grpc.js";
 
 const insecure = grpc.credentials.createInsecure();
@@ -111,6 +111,7 @@ describe("qumra-agent over TCP", () => {
 
   it("logs one line per RPC with method, peer, identity, role, status and duration", async () => {
     await call(host, host.getHost, {});
+    await waitForLog(agent, /\/qumra\.v1\.HostService\/GetHost/);
     const line = agent.logs().split("\n").find((l) => l.includes("/qumra.v1.HostService/GetHost"));
     const entry = JSON.parse(line!);
     expect(entry).toMatchObject({ msg: "rpc", status: "OK" });

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient, VmEventType } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient, ImageCompression, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
-import { startAgent, cleanup, tempDir, runCli, type RunningAgent } from "./helpers/agent.js";
+import { startAgent, cleanup, tempDir, runCli, waitForLog, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { makePki, type TestPki } from "./helpers/pki.js";
@@ -119,7 +119,7 @@ describe.skipIf(!hasKvm || !hasSpicy)("spicy-screenshot against the agent's SPIC
     // A wrong ticket names no VM (the ticket is what picks it), so it is refused with a log line only.
     const r = await runSpicy(["-h", "127.0.0.1", "-p", String(port), "-w", "not-the-ticket", "-o", out("wrong")]);
     expect(r.code).not.toBe(0);
-    expect(agent.logs()).toMatch(/"reason":"wrong ticket".*"SPICE client refused"|"SPICE client refused".*"reason":"wrong ticket"/);
+    await waitForLog(agent, /"reason":"wrong ticket".*"SPICE client refused"|"SPICE client refused".*"reason":"wrong ticket"/);
     // An expired ticket names its VM: that VM gets the event.
     await call(display, display.setDisplayTicket, { vmId: c.vmId, ticket: "short-lived-1", expiresInS: 1, onExpiry: TicketExpiry.TICKET_EXPIRY_KEEP });
     await new Promise((res) => setTimeout(res, 1200));

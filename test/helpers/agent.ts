@@ -86,6 +86,15 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
   };
 }
 
+/** Waits until the agent's output matches `pattern` (its log lines arrive through a pipe, a moment after the fact). */
+export async function waitForLog(agent: RunningAgent, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(agent.logs())) {
+    if (Date.now() > deadline) throw new Error(`the agent did not log ${pattern} within ${timeoutMs} ms:\n${agent.logs().slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
  * Kills (SIGKILL) every helper whose runtime dir is under `runtimeDir`. Stopping an agent leaves its VMs
  * running by design; a test that is done with them calls this so no helper outlives the test run.
