@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { VmServiceClient } from "../agent/src/gen/qumra/v1/vm.js";
 import { startAgent, cleanup, runCli, type RunningAgent } from "./helpers/agent.js";
+import type { AuditEntry } from "../agent/src/audit/audit-entry.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
 
@@ -19,16 +20,8 @@ function callWithId<Req, Res>(client: grpc.Client, method: Unary<Req, Res>, requ
   return new Promise((resolve) => method.call(client, request, metadata, { deadline: Date.now() + 20_000 }, (err) => resolve(grpc.status[err?.code ?? grpc.status.OK])));
 }
 
-interface Line {
-  time: string;
-  identity: string;
-  role: string;
-  peer: string;
-  method: string;
-  vm_id?: string;
-  request_id?: string;
-  code: string;
-}
+/** One line of audit.log: the entry the authorization step recorded, with the time the log added. */
+type Line = AuditEntry & { time: string };
 
 describe.skipIf(!hasKvm)("the audit trail of a real agent on real KVM", () => {
   let agent: RunningAgent;

@@ -13,6 +13,7 @@ import { HelperError, fromHelperError } from "../agent/src/vm/helper-errors.js";
 import { MsgType, PROTOCOL_VERSION, encodeFrame, encodeReadMemory } from "../agent/src/vm/helper-protocol.js";
 import { QumraError } from "../agent/src/errors.js";
 import { startAgent, cleanup, killHelpersOf, type RunningAgent } from "./helpers/agent.js";
+import { rssBytes } from "./helpers/proc.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm, demoSpec } from "./helpers/vm.js";
@@ -35,12 +36,6 @@ const SAMPLE_MS = 40_000;
  * left is the garbage collector's swings. Unbounded buffering grows by 20 times the guest's output.
  */
 const RSS_BOUND = 8 << 20;
-
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) * 1024;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -120,12 +115,12 @@ describe.skipIf(!hasKvm)("backpressure on real KVM", () => {
     reader.pause();
     const pausedAt = await produced();
     await sleep(WARM_MS);
-    const baseline = rssOf(agent.process.pid!);
+    const baseline = rssBytes(agent.process.pid!);
     const samples: number[] = [];
     const startBytes = await produced();
     for (const end = Date.now() + SAMPLE_MS; Date.now() < end; ) {
       await sleep(1000);
-      samples.push(rssOf(agent.process.pid!));
+      samples.push(rssBytes(agent.process.pid!));
     }
     const floodBytes = (await produced()) - startBytes;
     const peak = Math.max(...samples);
@@ -204,12 +199,12 @@ describe.skipIf(!hasKvm)("backpressure on real KVM", () => {
     raw.pause();
     raw.write(encodeFrame(MsgType.HELLO, 0, 1, Buffer.from(JSON.stringify({ version: PROTOCOL_VERSION, secret: h.secret }))));
     for (let id = 2; id < 1502; id++) raw.write(encodeFrame(MsgType.READ_MEM, 0, id, encodeReadMemory(0, 1 << 20)));
-    const baseline = rssOf(h.pid);
+    const baseline = rssBytes(h.pid);
     let peak = baseline;
     let isClosed = false;
     void closed.then(() => (isClosed = true));
     for (let i = 0; i < 300 && !isClosed; i++) {
-      peak = Math.max(peak, rssOf(h.pid));
+      peak = Math.max(peak, rssBytes(h.pid));
       await sleep(100);
     }
     expect(isClosed, "the helper did not close the non-reading client within 30 s").toBe(true);

@@ -3,7 +3,6 @@
 // and lying bodies, and unknown types. Meanwhile a good client of the same VM keeps its channels: every
 // bad client must be dropped alone, the agent must live with bounded memory, and the VM stay RUNNING.
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { VmServiceClient, VmState } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient, ScreenshotFormat, TicketExpiry } from "../agent/src/gen/qumra/v1/display.js";
@@ -16,28 +15,13 @@ import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { attachConsole, createVm, demoSpec } from "./helpers/vm.js";
 import { connect, link, type TestChannel } from "./helpers/spice-client.js";
+import { rssBytes } from "./helpers/proc.js";
+import { seededRandom } from "./helpers/random.js";
 
 const SEED = 0x5eed_2026;
 const LINK_CASES = 120;
 const MESSAGE_CASES = 160;
 const TICKET = "fuzz-ticket-0123";
-
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function rssKiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
-  return Number(line.split(/\s+/)[1]);
-}
 
 describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded fuzz (real agent, real KVM)", () => {
   let agent: RunningAgent;
@@ -45,7 +29,7 @@ describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded 
   let display: DisplayServiceClient;
   let port = 0;
   const vmId = "fuzz-vm";
-  const random = rng(SEED);
+  const random = seededRandom(SEED);
   const int = (n: number) => Math.floor(random() * n);
   const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
 
@@ -89,7 +73,7 @@ describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded 
     expect(goodDisplay.linkResult).toBe(0);
     goodDisplay.send(MSGC.DISPLAY_INIT, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
     await goodDisplay.until(MSG.DISPLAY_SURFACE_CREATE, 30_000);
-    const rssBefore = rssKiB(agent.process.pid!);
+    const rssBefore = rssBytes(agent.process.pid!) / 1024;
 
     // 1. The link stage: a valid link message, mutated; or random bytes; or a header that lies.
     const valid = linkMess({ connectionId: 0, channelType: CHANNEL.main, channelId: 0, commonCaps: capsWords([0, 1, 3]), channelCaps: [] });
@@ -169,7 +153,7 @@ describe.skipIf(!hasKvm)("SPICE server with --spice-multi-client under a seeded 
     expect(after.linkResult).toBe(0);
     after.close();
     // No unbounded allocation: a lying size never made the agent buffer it.
-    expect(rssKiB(agent.process.pid!) - rssBefore).toBeLessThan(200 * 1024);
+    expect(rssBytes(agent.process.pid!) / 1024 - rssBefore).toBeLessThan(200 * 1024);
     goodMain.close();
     goodDisplay.close();
   }, 240_000);

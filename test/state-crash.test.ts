@@ -11,7 +11,7 @@ import { startAgent, cleanup, killHelpersOf, type RunningAgent } from "./helpers
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
-import { helpersIn } from "./helpers/state.js";
+import { helpersIn } from "./helpers/proc.js";
 
 const N = 60;
 const ids = Array.from({ length: N }, (_, i) => `crash-${String(i).padStart(2, "0")}`);

@@ -15,7 +15,7 @@ import { startAgent, cleanup, killHelpersOf, tempDir, type RunningAgent } from "
 import { call, callError } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm, demoSpec } from "./helpers/vm.js";
-import { helpersIn } from "./helpers/state.js";
+import { helpersIn } from "./helpers/proc.js";
 
 const isRoot = process.getuid?.() === 0;
 

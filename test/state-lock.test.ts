@@ -11,7 +11,8 @@ import { agentBin, startAgent, cleanup, killHelpersOf, tempDir, type RunningAgen
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm } from "./helpers/vm.js";
-import { argvOf, helpersIn, runAgentToEnd, runToEnd } from "./helpers/state.js";
+import { argvOf, runAgentToEnd, runToEnd } from "./helpers/state.js";
+import { helpersIn } from "./helpers/proc.js";
 
 describe.skipIf(!hasKvm)("one agent per state dir", () => {
   let first: RunningAgent;

@@ -12,7 +12,7 @@ import { startAgent, cleanup, killHelpersOf, tempDir, type RunningAgent } from "
 import { call, callError } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { createVm } from "./helpers/vm.js";
-import { helpersIn } from "./helpers/state.js";
+import { helpersIn } from "./helpers/proc.js";
 
 describe.skipIf(!hasKvm)("corrupt and hostile VM records", () => {
   let agent: RunningAgent;

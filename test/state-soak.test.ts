@@ -8,14 +8,14 @@ import * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import path from "node:path";
-import { readFileSync } from "node:fs";
 import { VmServiceClient, VmState, type Vm } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient } from "../agent/src/gen/qumra/v1/display.js";
 import { startAgent, cleanup, killHelpersOf, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { call } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
-import { helpersIn } from "./helpers/state.js";
+import { helpersIn, rssBytes } from "./helpers/proc.js";
+import { seededRandom } from "./helpers/random.js";
 
 const SEED = Number(process.env.QUMRA_SOAK_SEED ?? 15);
 const OPS = 160;
@@ -24,18 +24,6 @@ const RSS_BOUND_MIB = 400;
 /** Clients that never read, kept open at once (the oldest is closed past this). */
 const MAX_IDLE_CLIENTS = 24;
 const LIVE = [VmState.VM_STATE_CREATED, VmState.VM_STATE_RUNNING, VmState.VM_STATE_PAUSED];
-
-/** mulberry32: a small seeded generator, so a failing run can be repeated. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
   const stateDir = tempDir("soak-state");
@@ -48,7 +36,7 @@ describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
   });
 
   it("ends with the agent's view equal to the helpers that run, no orphans, no leaked dirs", async () => {
-    const random = rng(SEED);
+    const random = seededRandom(SEED);
     const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
     const ids = Array.from({ length: 12 }, (_, i) => `soak-${i}`);
     const requests = new Map<string, string>();
@@ -132,7 +120,7 @@ describe.skipIf(!hasKvm)(`state soak (seed ${SEED})`, () => {
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(problems, `seed ${SEED}, ops ${JSON.stringify(counts)}`).toEqual([]);
-    const rssMiB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${agent!.process.pid}/status`, "utf8"))![1]) / 1024;
+    const rssMiB = rssBytes(agent!.process.pid!) / (1 << 20);
     console.log(`state soak seed ${SEED}: ${JSON.stringify(counts)}; ${idle.length} idle clients open; agent RSS ${rssMiB.toFixed(1)} MiB`);
     expect(rssMiB).toBeLessThan(RSS_BOUND_MIB);
     for (const c of idle.splice(0)) c.cancel();

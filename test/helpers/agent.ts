@@ -1,9 +1,10 @@
 // Starts a real qumra-agent process (from the build output) for integration tests.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { helpersIn } from "./proc.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const agentBin = path.join(repoRoot, "bin", "qumra-agent.js");
@@ -100,21 +101,11 @@ export async function waitForLog(agent: RunningAgent, pattern: RegExp, timeoutMs
  * running by design; a test that is done with them calls this so no helper outlives the test run.
  */
 export function killHelpersOf(runtimeDir: string): void {
-  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    let argv: string[];
+  for (const pid of helpersIn(runtimeDir).keys()) {
     try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      process.kill(pid, "SIGKILL");
     } catch {
-      continue;
-    }
-    if (!argv[0]?.endsWith("qumra-vmm")) continue;
-    const dir = argv[argv.indexOf("--runtime-dir") + 1];
-    if (dir?.startsWith(runtimeDir + path.sep)) {
-      try {
-        process.kill(Number(pid), "SIGKILL");
-      } catch {
-        // already gone
-      }
+      // already gone
     }
   }
 }

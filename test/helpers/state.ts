@@ -1,25 +1,7 @@
-// Helpers of the state tests: which helper processes run, by runtime dir, as the kernel reports them.
-import { readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
+// Helpers of the state tests: a running helper's argv, and commands (an agent expected to refuse) run to their end.
+import { readFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { agentBin } from "./agent.js";
-
-/** pid → runtime dir of every live qumra-vmm whose runtime dir is under `runtimeDir`. */
-export function helpersIn(runtimeDir: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    if (!argv[0]?.endsWith("qumra-vmm")) continue;
-    const dir = argv[argv.indexOf("--runtime-dir") + 1];
-    if (dir?.startsWith(runtimeDir + path.sep)) out.set(Number(pid), dir);
-  }
-  return out;
-}
 
 /** The argv (after the binary) and binary of a running helper. */
 export function argvOf(pid: number): string[] {
