@@ -266,16 +266,15 @@ static void emit(struct prog *p, struct sock_filter insn)
 #define ALLOW     SECCOMP_RET_ALLOW
 #define KILL      SECCOMP_RET_KILL_PROCESS
 
-static void allow(struct prog *p, long nr)
-{
-	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1));
-	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ALLOW));
-}
-
 static void answer(struct prog *p, long nr, uint32_t action)
 {
 	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1));
 	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action));
+}
+
+static void allow(struct prog *p, long nr)
+{
+	answer(p, nr, ALLOW);
 }
 
 /* nr allowed only when the low 32 bits of argument `arg` are one of `vals`; otherwise killed. */
@@ -289,26 +288,27 @@ static void allow_arg_in(struct prog *p, long nr, int arg, const uint32_t *vals,
 	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ALLOW));
 }
 
-/* nr allowed only when argument `arg` has every bit of `bits`. */
-static void allow_arg_bits(struct prog *p, long nr, int arg, uint32_t bits)
+/* nr allowed only when argument `arg` masked with `mask` equals `want`; otherwise killed. */
+static void allow_arg_masked(struct prog *p, long nr, int arg, uint32_t mask, uint32_t want)
 {
 	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 5));
 	emit(p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)ARG_LO(arg)));
-	emit(p, (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, bits));
-	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, bits, 1, 0));
+	emit(p, (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, mask));
+	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, want, 1, 0));
 	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, KILL));
 	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ALLOW));
+}
+
+/* nr allowed only when argument `arg` has every bit of `bits`. */
+static void allow_arg_bits(struct prog *p, long nr, int arg, uint32_t bits)
+{
+	allow_arg_masked(p, nr, arg, bits, bits);
 }
 
 /* nr allowed only when argument `arg` has none of `bits`. */
 static void allow_arg_without(struct prog *p, long nr, int arg, uint32_t bits)
 {
-	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 5));
-	emit(p, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)ARG_LO(arg)));
-	emit(p, (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, bits));
-	emit(p, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
-	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, KILL));
-	emit(p, (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ALLOW));
+	allow_arg_masked(p, nr, arg, bits, 0);
 }
 
 /* The steady state's syscalls, each with why (the list is also in PROTOCOL.md). */

@@ -2,11 +2,10 @@
 // crash or restart never takes a VM down; the agent re-attaches through the control socket.
 import { spawn } from "node:child_process";
 import { chownSync, existsSync, fstatSync, mkdirSync, openSync, closeSync, readFileSync, readSync, unlinkSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { HelperError } from "./helper-errors.js";
 import { defaultVmmPath } from "../paths.js";
-import { helpersUnder } from "./helper-scan.js";
+import { helperArgvOf, helperFlag, helpersUnder } from "./helper-scan.js";
 
 /** The helper's command-line arguments for one VM (native/PROTOCOL.md, "Running the helper"). */
 export interface HelperArgs {
@@ -150,11 +149,10 @@ export function exitRecordOf(pid: number, controlPath: string): { status: number
 /** Is pid a live helper serving this control socket (its command line says so)? Guards against a reused pid. */
 export async function isHelperOf(pid: number, controlPath: string): Promise<boolean> {
   if (!pid || !isAlive(pid)) return false;
-  const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
   // A qumra-vmm given exactly this --control: a record naming any other process (pid 1, a reused
   // pid, a hostile record) never gets it signalled.
-  const i = argv.indexOf("--control");
-  return path.basename(argv[0] ?? "").startsWith("qumra-vmm") && i > 0 && argv[i + 1] === controlPath;
+  const argv = helperArgvOf(pid);
+  return argv !== undefined && helperFlag(argv, "--control") === controlPath;
 }
 
 /** Starts a helper detached and waits for its control socket. */

@@ -17,8 +17,8 @@ export function helpersUnder(runtimeDir: string): Map<string, number[]> {
   return found;
 }
 
-/** The --runtime-dir of pid when it is a live qumra-vmm, else undefined. */
-export function helperDirOf(pid: number): string | undefined {
+/** The command line of pid when it is a live qumra-vmm (or one of its test builds), else undefined. */
+export function helperArgvOf(pid: number): string[] | undefined {
   let argv: string[];
   try {
     argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
@@ -26,9 +26,20 @@ export function helperDirOf(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-  if (!path.basename(argv[0] ?? "").startsWith("qumra-vmm")) return undefined; // qumra-vmm and its test builds
-  const i = argv.indexOf("--runtime-dir");
-  return i > 0 && argv[i + 1] ? path.resolve(argv[i + 1]!) : undefined;
+  return path.basename(argv[0] ?? "").startsWith("qumra-vmm") ? argv : undefined;
+}
+
+/** The value of `flag` on a helper's command line, e.g. its --control or --runtime-dir. */
+export function helperFlag(argv: string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag);
+  return i > 0 && argv[i + 1] ? argv[i + 1] : undefined;
+}
+
+/** The --runtime-dir of pid when it is a live qumra-vmm, else undefined. */
+export function helperDirOf(pid: number): string | undefined {
+  const argv = helperArgvOf(pid);
+  const dir = argv && helperFlag(argv, "--runtime-dir");
+  return dir ? path.resolve(dir) : undefined;
 }
 
 /** SIGKILLs pid if it still is the helper of `vmDir` (checked right before, against pid reuse). */
