@@ -45,6 +45,8 @@ export interface AgentConfig {
   displayWorkers: number;
   /** The HTTP(S) listener (SPICE over WebSocket on /spice/VM_ID); off when undefined. */
   http?: { host: string; port: number };
+  /** The Prometheus listener (GET /metrics; HTTPS with the agent's certificate); off when undefined. */
+  metrics?: { host: string; port: number };
   /** The SPICE server for stock clients; undefined: none. */
   spice?: SpiceConfig;
   /** The helpers' sandbox (--vmm-sandbox, --vmm-user). */
@@ -117,6 +119,8 @@ export const USAGE = `Usage: qumra-agent [options]
   --vmm-user NAME        as root, run helpers as this unprivileged user, created if missing (default qumra-vmm)
   --http HOST:PORT       HTTP listener for browsers: SPICE over WebSocket on /spice/VM_ID (default off);
                          HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
+  --metrics HOST:PORT    Prometheus metrics on GET /metrics (default off; --http serves /metrics too);
+                         HTTPS with --tls-cert/--tls-key, which a non-loopback address requires
   --max-vms N            most VMs defined at once, in any state (default 64)
   --memory-overcommit F  admit guest memory + framebuffers + 16 MiB per VM, summed over every defined VM
                          (stopped ones included), up to MemTotal × F − --memory-reserve (default 1.0)
@@ -157,6 +161,7 @@ const OPTIONS = {
   "spice-image-compression": { type: "string" },
   "spice-multi-client": { type: "boolean" },
   http: { type: "string" },
+  metrics: { type: "string" },
   "vmm-sandbox": { type: "string" },
   "vmm-user": { type: "string" },
   "max-vms": { type: "string" },
@@ -236,6 +241,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     );
   }
 
+  const metricsText = get("metrics") ?? "none";
+  const metrics = metricsText === "none" ? undefined : parseHostPort(metricsText, "--metrics");
+  if (metrics && !tls && !isLoopback(metrics.host)) {
+    throw new ConfigError(
+      `refusing to serve metrics on ${metrics.host}:${metrics.port} without TLS: they name every VM; a non-loopback --metrics address needs --tls-cert and --tls-key (or use a loopback address such as 127.0.0.1:${metrics.port})`,
+    );
+  }
+
   const logLevel = (get("log-level") ?? "info") as Level;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level ${logLevel}: expected one of ${LOG_LEVELS.join(", ")}`);
 
@@ -259,7 +272,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const cgroups = loadCgroups(get("cgroups"), get("cgroup-parent"));
   const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"), get("console-backlog"));
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, vmmSandbox, admission, cgroups, clientLimits };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, metrics, vmmSandbox, admission, cgroups, clientLimits };
 }
 
 // ---- admission and cgroups ----

@@ -31,6 +31,9 @@ import { auditService } from "./api/audit-service.js";
 import { AuditLog } from "./audit/audit-log.js";
 import { VERSION } from "./version.js";
 import { lockStateDir, StateLockHeld } from "./state-lock.js";
+import { AgentMetrics } from "./metrics/agent-metrics.js";
+import { MetricsListener } from "./metrics/metrics-server.js";
+import { probeKvm } from "./host/kvm-probe.js";
 
 export interface RunningAgent {
   server: AgentServer;
@@ -39,6 +42,8 @@ export interface RunningAgent {
   audit: AuditLog;
   /** The SPICE server, when --spice is set. */
   spice?: SpiceServer;
+  /** The metrics, when --metrics or --http serves them. */
+  metrics?: AgentMetrics;
   /** Stops serving; VMs keep running (their helpers are separate processes). */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -126,8 +131,30 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
         },
       })
     : undefined;
+  // Served on --metrics and on --http's /metrics; with neither, RPCs are not even counted.
+  const metrics = config.metrics || config.http
+    ? new AgentMetrics({
+        vms,
+        displayTotals: (vmId) => display.totalsOf(vmId),
+        host: () => {
+          const a = admission.report(vms.specs());
+          const health = vms.health();
+          return {
+            degraded: health.degraded,
+            quarantined: health.orphans.length,
+            admission: { maxVms: a.maxVms, memoryCapacityBytes: a.memoryCapacityBytes, memoryAdmittedBytes: a.memoryAdmittedBytes, createsInProgress: createGate.inProgress, createsQueued: createGate.queued },
+            version: VERSION,
+            instanceId: vms.events.instanceId,
+          };
+        },
+        probeKvm: () => probeKvm(config.vmmPath),
+      })
+    : undefined;
   vms.events.subscribe((e) => {
-    if (e.type === "DELETED") tickets.clear(e.vmId);
+    if (e.type === "DELETED") {
+      tickets.clear(e.vmId);
+      display.forget(e.vmId);
+    }
     // A session ends with its VM (a display channel also sees its display end; a lone main channel does not).
     if (e.type === "DELETED" || (e.type === "STATE_CHANGED" && (e.state === "STOPPED" || e.state === "CRASHED"))) {
       spice?.endVm(e.vmId, `the VM is ${e.type === "DELETED" ? "deleted" : e.state.toLowerCase()}`);
@@ -172,19 +199,22 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
         return undefined;
       }
     },
+    onRpc: metrics && ((path, code, seconds) => metrics.rpc.observe(path, code, seconds)),
   });
   identity.listen = await server.listen();
   const spiceAddress = await spice?.listen();
-  const http = await startHttp(config, logger, spice);
-  logger.info({ listen: identity.listen, http: http?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
+  const http = await startHttp(config, logger, spice, metrics);
+  const metricsListener = config.metrics && metrics ? await MetricsListener.start({ ...config.metrics, tls: config.tls, metrics, logger }) : undefined;
+  logger.info({ listen: identity.listen, http: http?.address, metrics: metricsListener?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
   return {
     server,
     vms,
     display,
     audit,
     spice,
+    metrics,
     async shutdown(graceMs) {
-      await Promise.all([server.shutdown(graceMs), http?.close()]);
+      await Promise.all([server.shutdown(graceMs), http?.close(), metricsListener?.close()]);
       await spice?.close();
       await display.close();
       tickets.close();

@@ -5,7 +5,10 @@ import type { Logger } from "../logger.js";
 
 export type DescribeCaller = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate }; getPeer(): string }) => { identity: string; role?: string };
 
-export function loggingInterceptor(logger: Logger, describeCaller?: DescribeCaller): grpc.ServerInterceptor {
+/** Told of every answered call (the metrics' RPC counters): its path, status code and duration. */
+export type RpcObserver = (path: string, code: number, seconds: number) => void;
+
+export function loggingInterceptor(logger: Logger, describeCaller?: DescribeCaller, observe?: RpcObserver): grpc.ServerInterceptor {
   return (method, call) => {
     const started = process.hrtime.bigint();
     const caller = describeCaller?.(call);
@@ -22,6 +25,7 @@ export function loggingInterceptor(logger: Logger, describeCaller?: DescribeCall
         };
         if (status.code === grpc.status.OK) logger.info(fields, "rpc");
         else logger.info({ ...fields, details: status.details }, "rpc");
+        observe?.(method.path, status.code, durationMs / 1000);
         next(status);
       })
       .build();

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../logger.js";
 import { protoDir } from "../paths.js";
-import { loggingInterceptor } from "./logging-interceptor.js";
+import { loggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { authorizeInterceptor, callerOf, type AuthorizeOptions } from "./authorize.js";
 import type { Listener } from "./identity.js";
 import { bindUnixSocket, removeUnixSocket } from "./unix-socket.js";
@@ -26,6 +26,8 @@ export interface ServiceBinding {
 export interface ServerAccess {
   labelsOf: AuthorizeOptions["labelsOf"];
   audit: AuditSink;
+  /** Every answered call, for the metrics (none: not counted). */
+  onRpc?: RpcObserver;
 }
 
 interface ListenerServer {
@@ -109,7 +111,7 @@ export class AgentServer {
     const server = new grpc.Server({
       // Logging outermost, so its line carries the status the caller finally got (refusals included).
       interceptors: [
-        loggingInterceptor(this.logger, (call) => callerOf(authz, call)),
+        loggingInterceptor(this.logger, (call) => callerOf(authz, call), this.access.onRpc),
         authorizeInterceptor({ ...authz, labelsOf: this.access.labelsOf, audit: this.access.audit, logger: this.logger }),
       ],
       "grpc.max_receive_message_length": 32 * 1024 * 1024,

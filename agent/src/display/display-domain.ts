@@ -6,6 +6,7 @@
 import { QumraError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { DisplayHub } from "./display-hub.js";
+import { DisplayTotals } from "./display-totals.js";
 import type { EncodePool } from "./encode-pool.js";
 import { deliverInput, planInput, type InputEventData } from "./input.js";
 import type { ScreenshotFormat } from "./screenshot.js";
@@ -23,6 +24,8 @@ const ANY_SCREEN = { width: 65536, height: 65536 };
 
 export class DisplayDomain {
   private readonly hubs = new Map<string, Promise<DisplayHub>>();
+  /** Per VM, what its display sent over every hub it had; dropped when the VM is deleted (forget). */
+  private readonly totals = new Map<string, DisplayTotals>();
 
   constructor(
     private readonly resolve: DisplayResolver,
@@ -71,6 +74,16 @@ export class DisplayDomain {
     return this.hubs.get(vmId);
   }
 
+  /** What the VM's display has sent and its viewers now; undefined if it never had a viewer. */
+  totalsOf(vmId: string): DisplayTotals | undefined {
+    return this.totals.get(vmId);
+  }
+
+  /** Forgets a deleted VM's totals, so its metrics series go with it (a viewer still open keeps counting into its hub's). */
+  forget(vmId: string): void {
+    this.totals.delete(vmId);
+  }
+
   /** Ends every stream and stops the encode workers (agent shutdown). */
   async close(): Promise<void> {
     const hubs = await Promise.allSettled(this.hubs.values());
@@ -83,7 +96,9 @@ export class DisplayDomain {
     const endpoint = this.resolve(vmId, "show the display of");
     let pending = this.hubs.get(vmId);
     if (!pending) {
-      pending = DisplayHub.open(vmId, endpoint, this.pool.lane());
+      let totals = this.totals.get(vmId);
+      if (!totals) this.totals.set(vmId, (totals = new DisplayTotals()));
+      pending = DisplayHub.open(vmId, endpoint, this.pool.lane(), totals);
       this.hubs.set(vmId, pending);
       const mine = pending;
       const forget = (): void => {

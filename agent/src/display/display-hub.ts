@@ -5,6 +5,7 @@
 import { isEmpty } from "./dirty-rects.js";
 import { Viewer, type ViewerOptions } from "./viewer.js";
 import type { EncodeLane } from "./encode-pool.js";
+import { DisplayTotals } from "./display-totals.js";
 import { pagesOf, type DisplaySource, type FramebufferInfo } from "./types.js";
 
 /** Polls closer together than this share one fetch of the dirty log (120 fps is 8.3 ms). */
@@ -36,13 +37,15 @@ export class DisplayHub {
     public info: FramebufferInfo,
     /** The encode worker lane that all of this VM's viewers use. */
     readonly lane: EncodeLane,
+    /** What this VM's display has sent, kept across hubs (the domain's, for metrics). */
+    readonly totals: DisplayTotals,
   ) {
     void source.ended.then((reason) => this.end(reason));
   }
 
-  static async open(vmId: string, source: DisplaySource, lane: EncodeLane): Promise<DisplayHub> {
+  static async open(vmId: string, source: DisplaySource, lane: EncodeLane, totals = new DisplayTotals()): Promise<DisplayHub> {
     try {
-      return new DisplayHub(vmId, source, await source.info(), lane);
+      return new DisplayHub(vmId, source, await source.info(), lane, totals);
     } catch (err) {
       lane.release();
       throw err;
@@ -58,12 +61,13 @@ export class DisplayHub {
   attach(options: ViewerOptions): Viewer {
     const viewer = new Viewer(this, options);
     this.viewers.add(viewer);
+    this.totals.viewers++;
     return viewer;
   }
 
   detach(viewer: Viewer): void {
     viewer.stop();
-    this.viewers.delete(viewer);
+    if (this.viewers.delete(viewer)) this.totals.viewers--;
   }
 
   onEnd(listener: (reason: string) => void): () => void {

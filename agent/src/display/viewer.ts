@@ -151,6 +151,7 @@ export class Viewer {
       c.encodedBytes += r.data.length;
       c.rects[r.codec]++;
     }
+    this.hub.totals.noteUpdate(update);
     c.inFlight++;
     c.maxInFlight = Math.max(c.maxInFlight, c.inFlight);
     let waker: (() => void) | undefined;

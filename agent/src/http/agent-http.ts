@@ -4,11 +4,12 @@ import type { Logger } from "../logger.js";
 import type { SpiceAddress } from "../spice/connection-info.js";
 import { HttpListener } from "./http-server.js";
 import { spiceWebSocketPath, type SpiceAcceptor } from "./spice-acceptor.js";
+import type { MetricsSource } from "../metrics/metrics-route.js";
 
-/** Starts the --http listener when the config has one (with the agent's TLS files, if any). */
-export async function startHttp(config: AgentConfig, logger: Logger, spice: SpiceAcceptor | undefined): Promise<HttpListener | undefined> {
+/** Starts the --http listener when the config has one (with the agent's TLS files, if any); it serves /metrics too. */
+export async function startHttp(config: AgentConfig, logger: Logger, spice: SpiceAcceptor | undefined, metrics?: MetricsSource): Promise<HttpListener | undefined> {
   if (!config.http) return undefined;
-  return HttpListener.start({ ...config.http, tls: config.tls, spice, logger });
+  return HttpListener.start({ ...config.http, tls: config.tls, spice, metrics, logger });
 }
 
 /** The SPICE address, with the WebSocket path of each VM when --http is on. */

@@ -10,6 +10,7 @@ import type { Logger } from "../logger.js";
 import { validateVmId } from "../vm/spec.js";
 import { websocketDuplex, type StreamCounts } from "./websocket-duplex.js";
 import { vmIdOfSpicePath, type SpiceAcceptor } from "./spice-acceptor.js";
+import { isMetricsRequest, serveMetrics, type MetricsSource } from "../metrics/metrics-route.js";
 
 export interface HttpListenerOptions {
   host: string;
@@ -18,6 +19,8 @@ export interface HttpListenerOptions {
   tls?: TlsFiles;
   /** Where SPICE WebSockets go; without one, /spice/ answers 503. */
   spice?: SpiceAcceptor;
+  /** What GET /metrics answers; without it, 404. */
+  metrics?: MetricsSource;
   logger: Logger;
   /** The largest frame a client may send (SPICE client messages are small; spice-html5's file chunks are 1 KiB). */
   maxPayload?: number;
@@ -97,6 +100,7 @@ export class HttpListener {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.options.metrics && isMetricsRequest(req)) return serveMetrics(this.options.metrics, req, res, this.logger);
     const isSpice = vmIdOfSpicePath(req.url ?? "") !== undefined;
     const [status, text] = isSpice ? [426, "this is a SPICE WebSocket endpoint: connect with a WebSocket (subprotocol binary)"] : [404, "not found"];
     this.logger.info({ method: req.method, path: req.url, peer: peerOf(req.socket), status }, "HTTP request refused");
