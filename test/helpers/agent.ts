@@ -22,6 +22,8 @@ export interface RunningAgent {
   readOnlySocket?: string;
   /** The --http listener's address "127.0.0.1:PORT", when it has one. */
   http?: string;
+  /** The --metrics listener's address "127.0.0.1:PORT", when it has one. */
+  metrics?: string;
   stateDir: string;
   runtimeDir: string;
   logs: () => string;
@@ -54,13 +56,13 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const { listen, http } = await new Promise<{ listen: string[]; http?: string }>((resolve, reject) => {
+  const { listen, http, metrics } = await new Promise<{ listen: string[]; http?: string; metrics?: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start within 20 s:\n${output}`)), 20_000);
     const check = () => {
       for (const line of output.split("\n")) {
         if (!line.includes('"qumra-agent listening"')) continue;
         clearTimeout(timer);
-        return resolve(JSON.parse(line) as { listen: string[]; http?: string });
+        return resolve(JSON.parse(line) as { listen: string[]; http?: string; metrics?: string });
       }
     };
     child.stdout!.on("data", check);
@@ -77,6 +79,7 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
     readOnlySocket: listen.find((a) => a.startsWith("unix:") && a.endsWith("-ro.sock"))?.slice(5),
     listen,
     http,
+    metrics,
     stateDir,
     runtimeDir,
     logs: () => output,
