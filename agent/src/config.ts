@@ -244,8 +244,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const metricsText = get("metrics") ?? "none";
   const metrics = metricsText === "none" ? undefined : parseHostPort(metricsText, "--metrics");
   if (metrics && !tls && !isLoopback(metrics.host)) {
+    const where = `${metrics.host.includes(":") ? `[${metrics.host}]` : metrics.host}:${metrics.port}`;
     throw new ConfigError(
-      `refusing to serve metrics on ${metrics.host}:${metrics.port} without TLS: they name every VM; a non-loopback --metrics address needs --tls-cert and --tls-key (or use a loopback address such as 127.0.0.1:${metrics.port})`,
+      `refusing to serve metrics on ${where} without TLS: they name every VM; a non-loopback --metrics address needs --tls-cert and --tls-key (or use a loopback address such as 127.0.0.1:${metrics.port})`,
     );
   }
 
