@@ -1,4 +1,4 @@
-// qumra bench api|vm|encode|display|spice: each prints a table (or --json) with ratios against a yardstick
+// qumra bench api|vm|encode|display|spice|metrics: each prints a table (or --json) with ratios against a yardstick
 // measured in the same run. The qumra binary adds this noun to the CLI (bin/qumra.js); the agent's own
 // code never imports bench/.
 import type { Command } from "commander";
@@ -16,6 +16,7 @@ import { table } from "../agent/src/cli/format.js";
 import { parseIntIn } from "../agent/src/cli/parse.js";
 import { progressBar } from "../agent/src/cli/progress.js";
 import { round } from "./stats.js";
+import { runMetricsBench, type MetricsBenchResult } from "./metrics.js";
 import { runSpiceBench, SPICE_BENCH_CODECS, type SpiceBenchCodec, type SpiceBenchResult } from "./spice.js";
 import { clientMissing } from "./spice-client.js";
 import { qemuMissing } from "./spice-qemu.js";
@@ -183,7 +184,32 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       console.log(options.json ? toJson(result) : spiceTables(result));
     });
 
+  bench
+    .command("metrics")
+    .description("one Prometheus scrape of /metrics with N paused demo VMs: ms per scrape (median, p95) vs the same scrape with no VMs, one ListVms and GetVmStats of every VM over gRPC; starts its own agent")
+    .option("--vms <n>", "demo VMs (created, started, paused)", "50")
+    .option("--scrapes <n>", "timed scrapes (and yardstick rounds)", "50")
+    .action(async (o: { vms: string; scrapes: string }) => {
+      const options = globals();
+      const vms = parseIntIn(o.vms, "--vms", 1, 1000);
+      const scrapes = parseIntIn(o.scrapes, "--scrapes", 1, 100_000);
+      const r = await withTeardown((teardown) => runMetricsBench({ vms, scrapes }, progressBar(!options.json), teardown));
+      console.log(options.json ? toJson(r) : renderMetricsBench(r));
+    });
+
   return bench;
+}
+
+function renderMetricsBench(r: MetricsBenchResult): string {
+  return table(
+    ["MEASURE", "MEDIAN ms", "P95 ms", "RUNS", "SCRAPE / THIS"],
+    [
+      [`GET /metrics, ${r.vms} paused VMs`, r.scrape.medianMs, r.scrape.p95Ms, r.scrape.runs, ""],
+      ["GET /metrics, no VMs (same agent, before)", r.scrapeNoVms.medianMs, r.scrapeNoVms.p95Ms, r.scrapeNoVms.runs, `${r.ratio.vsNoVms}x`],
+      [`ListVms (${r.vms} VMs)`, r.listVms.medianMs, r.listVms.p95Ms, r.listVms.runs, `${r.ratio.vsListVms}x`],
+      [`GetVmStats of all ${r.vms} VMs at once (gRPC)`, r.getVmStatsAll.medianMs, r.getVmStatsAll.p95Ms, r.getVmStatsAll.runs, `${r.ratio.vsGetVmStatsAll}x`],
+    ],
+  ) + `\none scrape: ${r.series} series, ${r.bytes} bytes, ${r.collectMedianMs} ms of it reading VMs and host (median); VMs read (qumra_vm_stats_up 1): ${r.vmsRead} of ${r.vms}`;
 }
 
 function spiceTables(r: SpiceBenchResult): string {
