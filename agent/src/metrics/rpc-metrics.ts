@@ -17,7 +17,7 @@ export class RpcMetrics {
   constructor(registry: Registry) {
     this.handled = new Counter({
       name: "qumra_rpc_handled_total",
-      help: "gRPC calls answered, by service, method and status code (refusals and unknown methods included)",
+      help: "gRPC calls answered, by service, method and status code (refusals included)",
       labelNames: ["service", "method", "code"],
       registers: [registry],
     });
@@ -40,7 +40,8 @@ export class RpcMetrics {
 
 /**
  * Only paths in the role table become label values: a client may send any path at all, and each
- * distinct one would otherwise be a new series forever.
+ * distinct one would otherwise be a new series forever. (Today grpc-js answers a path no service has
+ * with UNIMPLEMENTED before any interceptor runs, so those are not counted; this holds if that changes.)
  */
 export function labelsOf(path: string): { service: string; method: string } {
   if (!Object.hasOwn(RPC_ROLES, path)) return { service: UNKNOWN, method: UNKNOWN };
