@@ -54,6 +54,7 @@ export function attachConsole(client: VmServiceClient, vmId: string): ConsoleSes
     output,
     chunks,
     write(data) {
+      if (it.done) throw new Error(`attachConsole ${vmId}: the attachment is over; attach again to type`);
       const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       for (let i = 0; i < bytes.length; i += MAX_INPUT) stream.write({ vmId: "", data: bytes.subarray(i, i + MAX_INPUT) });
     },

@@ -46,6 +46,11 @@ export class StreamIterator<T> implements AsyncIterableIterator<T> {
     });
   }
 
+  /** The stream is over (ended, failed or cancelled). */
+  get done(): boolean {
+    return this.finished;
+  }
+
   private finish(error: unknown): void {
     if (this.finished) return;
     this.finished = true;

@@ -405,3 +405,59 @@ describe("watch", () => {
     });
   });
 });
+
+describe.skipIf(!hasKvm)("console and display streams", () => {
+  let agent: RunningAgent;
+  beforeAll(async () => {
+    agent = await startAgent();
+  });
+  afterAll(async () => {
+    await agent.stop();
+    killHelpersOf(agent.runtimeDir);
+    cleanup(agent.stateDir, agent.runtimeDir);
+  });
+
+  test("attachConsole: output as an async iterable, write() reaches the guest, break detaches; an unknown VM throws NotFoundError", async () => {
+    const c = open({ address: agent.address });
+    await c.createVm({ vmId: "con1", spec: demoSpec("con1") });
+    await c.startVm("con1");
+    const session = c.attachConsole("con1");
+    let text = "";
+    let typed = false;
+    for await (const chunk of session.output) {
+      text += chunk.toString("latin1");
+      if (!typed && text.includes("qumra demo guest\n")) {
+        typed = true;
+        text = "";
+        session.write("?");
+      }
+      if (typed && text.includes("pong")) break;
+    }
+    await session.ended;
+    expect(() => session.write("x")).toThrow(/attachment is over/);
+    const none = c.attachConsole("no-such-vm");
+    await expect((async () => {
+      for await (const _ of none.output) void _;
+    })()).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  test("streamDecodedDisplay: the first item is the keyframe decoded into a whole screen; break ends the stream", async () => {
+    const c = open({ address: agent.address });
+    await c.createVm({ vmId: "disp1", spec: demoSpec("disp1", { display: { width: 320, height: 200 } }) });
+    await c.startVm("disp1");
+    const frames = c.streamDecodedDisplay({ vmId: "disp1" });
+    let seen = 0;
+    for await (const f of frames) {
+      expect(f.update.keyframe).toBe(true);
+      expect([f.width, f.height, f.pixels.length]).toEqual([320, 200, 320 * 200 * 4]);
+      seen++;
+      break;
+    }
+    expect(seen).toBe(1);
+    await frames.ended;
+    // The undecoded stream too, and a bad request is the agent's typed refusal.
+    const bad = c.streamDisplay({ vmId: "disp1", maxFps: 1000 });
+    await expect(bad.next()).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
