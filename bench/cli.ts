@@ -80,8 +80,8 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       await fanOut(
         options,
         (host) => runSdkBench({ target: targetOf(host), credentials: credentialsOf(options), connect: { address: host, tls }, calls, concurrency, rounds }, progressBar(!options.json && options.host.length === 1)),
-        (rows) => table(["METHOD", "CALLS", "RAW P50 ms", "SDK P50 ms", "SDK/RAW P50", "SDK COST us", "RAW P99 ms", "SDK P99 ms", "RAW CALLS/s", "SDK CALLS/s", "SDK/RAW CALLS/s"],
-          rows.map((r) => [r.method, r.calls, r.rawP50Ms, r.sdkP50Ms, `${r.p50Ratio}x`, r.overheadUs, r.rawP99Ms, r.sdkP99Ms, r.rawCallsPerSecond, r.sdkCallsPerSecond, `${r.throughputRatio}x`])),
+        (rows) => table(["METHOD", "CALLS", "RAW P50 ms", "SDK P50 ms", "SDK/RAW P50", "SDK COST us", "RAW P99 ms", "SDK P99 ms", "RAW CALLS/s", "SDK CALLS/s", "SDK/RAW CALLS/s", "CLIENT CPU us/CALL RAW", "SDK", "SDK/RAW CPU"],
+          rows.map((r) => [r.method, r.calls, r.rawP50Ms, r.sdkP50Ms, `${r.p50Ratio}x`, r.overheadUs, r.rawP99Ms, r.sdkP99Ms, r.rawCallsPerSecond, r.sdkCallsPerSecond, `${r.throughputRatio}x`, r.rawCpuUsPerCall, r.sdkCpuUsPerCall, `${r.cpuRatio}x`])),
       );
     });
 

@@ -35,6 +35,10 @@ export interface SdkBenchRow {
   sdkCallsPerSecond: number;
   /** sdk calls/s / raw calls/s. */
   throughputRatio: number;
+  /** CPU time of this (client) process per call, user + system, in the calls/s phase: the SDK's cost less the network's noise. */
+  rawCpuUsPerCall: number;
+  sdkCpuUsPerCall: number;
+  cpuRatio: number;
 }
 
 type Call = () => Promise<unknown>;
@@ -68,6 +72,7 @@ export async function runSdkBench(o: SdkBenchOptions, progress: Progress): Promi
       const lat = { raw: [] as number[], sdk: [] as number[] };
       const p50 = { raw: [] as number[], sdk: [] as number[] };
       const rate = { raw: [] as number[], sdk: [] as number[] };
+      const cpu = { raw: [] as number[], sdk: [] as number[] };
       for (let r = 0; r < o.rounds; r++) {
         // Alternate which side goes first.
         const order: ["raw" | "sdk", Call][] = r % 2 === 0 ? [["raw", raw], ["sdk", viaSdk]] : [["sdk", viaSdk], ["raw", raw]];
@@ -76,7 +81,10 @@ export async function runSdkBench(o: SdkBenchOptions, progress: Progress): Promi
           await closedLoop(call, o.calls, l, () => progress.increment());
           lat[side].push(...l);
           p50[side].push(percentile(l, 50));
+          const before = process.cpuUsage();
           rate[side].push(await throughput(call, o.calls, o.concurrency, () => progress.increment()));
+          const used = process.cpuUsage(before);
+          cpu[side].push((used.user + used.system) / o.calls);
         }
       }
       const rawP50 = median(p50.raw);
@@ -95,6 +103,9 @@ export async function runSdkBench(o: SdkBenchOptions, progress: Progress): Promi
         rawCallsPerSecond: Math.round(rawRate),
         sdkCallsPerSecond: Math.round(sdkRate),
         throughputRatio: round(sdkRate / rawRate, 3),
+        rawCpuUsPerCall: round(median(cpu.raw), 1),
+        sdkCpuUsPerCall: round(median(cpu.sdk), 1),
+        cpuRatio: round(median(cpu.sdk) / median(cpu.raw), 3),
       });
     }
     progress.stop();

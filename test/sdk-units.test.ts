@@ -27,6 +27,9 @@ import { cleanup, killHelpersOf, startAgent, type RunningAgent } from "./helpers
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
 import { freePort, startTcpProxy } from "./helpers/tcp-proxy.js";
+import { makePki } from "./helpers/pki.js";
+import { readFileSync } from "node:fs";
+import { tempDir } from "./helpers/agent.js";
 
 /** A VmService that answers as the test says (methods it does not implement answer UNIMPLEMENTED). */
 async function fakeAgent(impl: grpc.UntypedServiceImplementation): Promise<{ address: string; close(): Promise<void> }> {
@@ -141,6 +144,31 @@ describe("errors", () => {
       const watch = c.watchVms({ heartbeatMs: 5 });
       await expect(collectWatch(watch, () => false)).rejects.toBeInstanceOf(InvalidArgumentError);
     });
+  });
+});
+
+describe("TLS", () => {
+  test("mutual TLS with paths or buffers; a client without a certificate, or one of another CA, is refused (UnavailableError)", async () => {
+    const pki = makePki(tempDir("sdk-pki"));
+    const agent = await startAgent(["--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--tls-ca", pki.caCert]);
+    try {
+      const byPath = open({ address: agent.address, tls: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey } });
+      expect((await byPath.getHost()).agent?.instanceId).toBeTruthy();
+      const byBuffer = open({ address: agent.address, tls: { ca: readFileSync(pki.caCert), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) } });
+      expect(await byBuffer.listVms()).toEqual([]);
+      const noCert = open({ address: agent.address, tls: { ca: pki.caCert }, retry: { retries: 0 } });
+      await expect(noCert.getHost()).rejects.toBeInstanceOf(UnavailableError);
+      const stranger = open({ address: agent.address, tls: { ca: pki.caCert, cert: pki.strangerCert, key: pki.strangerKey }, retry: { retries: 0 } });
+      await expect(stranger.getHost()).rejects.toBeInstanceOf(UnavailableError);
+      // serverName is the name checked against the agent's certificate (it names 127.0.0.1 and localhost).
+      const named = open({ address: agent.address, tls: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey, serverName: "localhost" } });
+      expect((await named.getHost()).agent?.instanceId).toBeTruthy();
+      const misnamed = open({ address: agent.address, tls: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey, serverName: "wrong.example" }, retry: { retries: 0 } });
+      await expect(misnamed.getHost()).rejects.toBeInstanceOf(UnavailableError);
+    } finally {
+      await agent.stop();
+      cleanup(agent.stateDir, agent.runtimeDir, pki.dir);
+    }
   });
 });
 
