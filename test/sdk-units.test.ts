@@ -23,7 +23,7 @@ import {
   type WatchItem,
 } from "qumra/client";
 import { Vm, VmEvent, VmServiceService, type CreateVmRequest } from "../agent/src/gen/qumra/v1/vm.js";
-import { cleanup, killHelpersOf, startAgent, type RunningAgent } from "./helpers/agent.js";
+import { cleanup, killHelpersOf, runCli, startAgent, type RunningAgent } from "./helpers/agent.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
 import { freePort, startTcpProxy } from "./helpers/tcp-proxy.js";
@@ -140,6 +140,11 @@ describe("errors", () => {
       const denied = await ro.createVm({ vmId: "ro-1", spec: demoSpec("ro-1") }).catch((e: unknown) => e);
       expect(denied).toBeInstanceOf(PermissionDeniedError);
       expect((denied as PermissionDeniedError).details).toMatch(/viewer/);
+      // The request ids the SDK sends are the ones the audit trail records, refusals included.
+      await ro.stopVm("ro-2", {}, { requestId: "sdk-audit-1" }).catch(() => undefined);
+      const records = [];
+      for await (const r of c.readAudit({ vmId: "ro-2" })) records.push(r);
+      expect(records.map((r) => [r.method, r.requestId, r.code])).toEqual([["/qumra.v1.VmService/StopVm", "sdk-audit-1", "PERMISSION_DENIED"]]);
       // A watch the agent refuses (bad heartbeat) is not reopened: the iterator throws.
       const watch = c.watchVms({ heartbeatMs: 5 });
       await expect(collectWatch(watch, () => false)).rejects.toBeInstanceOf(InvalidArgumentError);
@@ -486,6 +491,29 @@ describe.skipIf(!hasKvm)("console and display streams", () => {
     // The undecoded stream too, and a bad request is the agent's typed refusal.
     const bad = c.streamDisplay({ vmId: "disp1", maxFps: 1000 });
     await expect(bad.next()).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describe("bench sdk", () => {
+  test("qumra bench sdk --json: one row per method with raw and SDK figures from the same run", async () => {
+    const agent = await startAgent();
+    try {
+      const r = await runCli(["--host", agent.address!, "--json", "bench", "sdk", "--calls", "20", "--rounds", "2", "--concurrency", "4"]);
+      expect(r.code, r.stderr).toBe(0);
+      const rows = JSON.parse(r.stdout) as { method: string; calls: number; rawP50Ms: number; sdkP50Ms: number; p50Ratio: number; sdkCallsPerSecond: number; sdkCpuUsPerCall: number }[];
+      expect(rows.map((x) => x.method)).toEqual(["HostService/GetHost", "VmService/ListVms", "VmService/GetVm (NOT_FOUND)"]);
+      for (const row of rows) {
+        expect(row.calls).toBe(40);
+        expect(row.rawP50Ms).toBeGreaterThan(0);
+        expect(row.sdkP50Ms).toBeGreaterThan(0);
+        expect(row.p50Ratio).toBeCloseTo(row.sdkP50Ms / row.rawP50Ms, 1);
+        expect(row.sdkCallsPerSecond).toBeGreaterThan(0);
+        expect(row.sdkCpuUsPerCall).toBeGreaterThan(0);
+      }
+    } finally {
+      await agent.stop();
+      cleanup(agent.stateDir, agent.runtimeDir);
+    }
   });
 });
 
