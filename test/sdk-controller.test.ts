@@ -6,9 +6,9 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { VmState, type QumraClient, type Vm } from "qumra/client";
 import { Controller, type Host } from "../examples/controller.js";
-import { cleanup, killHelpersOf, repoRoot, startAgent, type RunningAgent } from "./helpers/agent.js";
+import { discardAgent, repoRoot, startAgent, type RunningAgent } from "./helpers/agent.js";
 import { hasKvm } from "./helpers/kvm.js";
-import { freePort } from "./helpers/tcp-proxy.js";
+import { freePort } from "./helpers/ports.js";
 
 async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -56,9 +56,7 @@ describe.skipIf(!hasKvm)("the example controller against two real agents", () =>
   afterAll(async () => {
     for (const agent of [agents.a, agents.b]) {
       if (!agent) continue;
-      await agent.stop();
-      killHelpersOf(agent.runtimeDir);
-      cleanup(agent.stateDir, agent.runtimeDir);
+      await discardAgent(agent);
     }
   });
 

@@ -23,13 +23,13 @@ import {
   type WatchItem,
 } from "qumra/client";
 import { Vm, VmEvent, VmServiceService, type CreateVmRequest } from "../agent/src/gen/qumra/v1/vm.js";
-import { cleanup, killHelpersOf, runCli, startAgent, type RunningAgent } from "./helpers/agent.js";
+import { cleanup, discardAgent, runCli, startAgent, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { hasKvm } from "./helpers/kvm.js";
 import { demoSpec } from "./helpers/vm.js";
-import { freePort, startTcpProxy } from "./helpers/tcp-proxy.js";
+import { freePort } from "./helpers/ports.js";
+import { startTcpProxy } from "./helpers/tcp-proxy.js";
 import { makePki } from "./helpers/pki.js";
 import { readFileSync } from "node:fs";
-import { tempDir } from "./helpers/agent.js";
 
 /** A VmService that answers as the test says (methods it does not implement answer UNIMPLEMENTED). */
 async function fakeAgent(impl: grpc.UntypedServiceImplementation): Promise<{ address: string; close(): Promise<void> }> {
@@ -122,9 +122,7 @@ describe("errors", () => {
       agent = await startAgent();
     });
     afterAll(async () => {
-      await agent.stop();
-      killHelpersOf(agent.runtimeDir);
-      cleanup(agent.stateDir, agent.runtimeDir);
+      await discardAgent(agent);
     });
 
     test("NOT_FOUND, INVALID_ARGUMENT, PERMISSION_DENIED arrive typed, with the agent's message", async () => {
@@ -291,9 +289,7 @@ describe("retries", () => {
     let agent: RunningAgent | undefined;
     afterAll(async () => {
       if (!agent) return;
-      await agent.stop("SIGKILL");
-      killHelpersOf(agent.runtimeDir);
-      cleanup(agent.stateDir, agent.runtimeDir);
+      await discardAgent(agent, "SIGKILL");
     });
 
     test("a create sent while the agent is down is retried until it is back; a repeat after kill -9 returns the same VM, one helper", async () => {
@@ -393,9 +389,7 @@ describe("watch", () => {
       agent = await startAgent();
     });
     afterAll(async () => {
-      await agent.stop();
-      killHelpersOf(agent.runtimeDir);
-      cleanup(agent.stateDir, agent.runtimeDir);
+      await discardAgent(agent);
     });
 
     test("events made while the watcher was cut off arrive after it reconnects, numbered without a gap, without RESYNC", async () => {
@@ -445,9 +439,7 @@ describe.skipIf(!hasKvm)("console and display streams", () => {
     agent = await startAgent();
   });
   afterAll(async () => {
-    await agent.stop();
-    killHelpersOf(agent.runtimeDir);
-    cleanup(agent.stateDir, agent.runtimeDir);
+    await discardAgent(agent);
   });
 
   test("attachConsole: output as an async iterable, write() reaches the guest, break detaches; an unknown VM throws NotFoundError", async () => {

@@ -54,11 +54,3 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   };
 }
 
-/** A loopback port nothing listens on right now (for an agent that must come back on the same address). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
