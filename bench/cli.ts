@@ -1,4 +1,4 @@
-// qumra bench api|vm|encode|display|spice|metrics: each prints a table (or --json) with ratios against a yardstick
+// qumra bench api|vm|encode|display|spice|metrics|sdk: each prints a table (or --json) with ratios against a yardstick
 // measured in the same run. The qumra binary adds this noun to the CLI (bin/qumra.js); the agent's own
 // code never imports bench/.
 import type { Command } from "commander";
@@ -17,6 +17,7 @@ import { parseIntIn } from "../agent/src/cli/parse.js";
 import { progressBar } from "../agent/src/cli/progress.js";
 import { round } from "./stats.js";
 import { runMetricsBench, type MetricsBenchResult } from "./metrics.js";
+import { runSdkBench } from "./sdk.js";
 import { runSpiceBench, SPICE_BENCH_CODECS, type SpiceBenchCodec, type SpiceBenchResult } from "./spice.js";
 import { clientMissing } from "./spice-client.js";
 import { qemuMissing } from "./spice-qemu.js";
@@ -62,6 +63,26 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
         (host) => runApiBench({ target: targetOf(host), credentials: credentialsOf(options), clients, calls }, progressBar(!options.json && options.host.length === 1)),
         (rows) =>
           table(["METHOD", "CALLS", "CLIENTS", "P50 ms", "P99 ms", "CALLS/s", "P50 vs HEALTH"], rows.map((r) => [r.method, r.calls, r.clients, r.p50Ms, r.p99Ms, r.callsPerSecond, `${r.p50VsHealth}x`])),
+      );
+    });
+
+  bench
+    .command("sdk")
+    .description("the client SDK (qumra/client) against raw grpc-js calls on the same agent, same run: GetHost, ListVms, GetVm latency and calls/s")
+    .option("--calls <n>", "calls per method, side and round", "1000")
+    .option("--concurrency <n>", "calls in flight for the calls/s figure", "16")
+    .option("--rounds <n>", "alternating raw/SDK rounds (medians across rounds)", "3")
+    .action(async (o: { calls: string; concurrency: string; rounds: string }) => {
+      const options = globals();
+      const calls = parseIntIn(o.calls, "--calls", 10, 10_000_000);
+      const concurrency = parseIntIn(o.concurrency, "--concurrency", 1, 1024);
+      const rounds = parseIntIn(o.rounds, "--rounds", 1, 100);
+      const tls = options.tlsCa || options.tlsCert || options.tlsKey ? { ca: options.tlsCa, cert: options.tlsCert, key: options.tlsKey, serverName: options.tlsServerName } : undefined;
+      await fanOut(
+        options,
+        (host) => runSdkBench({ target: targetOf(host), credentials: credentialsOf(options), connect: { address: host, tls }, calls, concurrency, rounds }, progressBar(!options.json && options.host.length === 1)),
+        (rows) => table(["METHOD", "CALLS", "RAW P50 ms", "SDK P50 ms", "SDK/RAW P50", "SDK COST us", "RAW P99 ms", "SDK P99 ms", "RAW CALLS/s", "SDK CALLS/s", "SDK/RAW CALLS/s", "CLIENT CPU us/CALL RAW", "SDK", "SDK/RAW CPU"],
+          rows.map((r) => [r.method, r.calls, r.rawP50Ms, r.sdkP50Ms, `${r.p50Ratio}x`, r.overheadUs, r.rawP99Ms, r.sdkP99Ms, r.rawCallsPerSecond, r.sdkCallsPerSecond, `${r.throughputRatio}x`, r.rawCpuUsPerCall, r.sdkCpuUsPerCall, `${r.cpuRatio}x`])),
       );
     });
 

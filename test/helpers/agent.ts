@@ -117,6 +117,13 @@ export function cleanup(...dirs: string[]): void {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }
 
+/** The end of a test's agent: stops it, kills the helpers it leaves running, removes its dirs. */
+export async function discardAgent(agent: RunningAgent, signal?: NodeJS.Signals): Promise<void> {
+  await agent.stop(signal);
+  killHelpersOf(agent.runtimeDir);
+  cleanup(agent.stateDir, agent.runtimeDir);
+}
+
 /** Runs the CLI to completion; resolves with exit code and output. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -6,6 +6,7 @@ import net from "node:net";
 import path from "node:path";
 import { cleanup, tempDir } from "./agent.js";
 import { hasKvm } from "./kvm.js";
+import { freePort } from "./ports.js";
 import { readPpm, type RgbImage } from "./rgb-image.js";
 import { hasSpicy, runSpicy } from "./spice-tools.js";
 
@@ -27,13 +28,6 @@ export interface QemuSpice {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitForPort(port: number, child: ChildProcess, log: () => string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
