@@ -47,6 +47,18 @@ export function parseExposition(text: string): Exposition {
   };
 }
 
+/**
+ * A sample's value as Prometheus reads it (Go's ParseFloat): NaN and Inf in any case, since prom-client
+ * writes NaN as "Nan" (its event-loop-lag gauges before their first sample).
+ */
+function parseValue(text: string): number | undefined {
+  if (/^nan$/i.test(text)) return NaN;
+  const inf = /^([+-]?)inf(inity)?$/i.exec(text);
+  if (inf) return inf[1] === "-" ? -Infinity : Infinity;
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;
+  return Number(text);
+}
+
 function parseSample(line: string, at: number): Sample {
   const name = NAME.exec(line)?.[0];
   if (!name) throw new Error(`line ${at}: no metric name: ${line}`);
@@ -65,8 +77,8 @@ function parseSample(line: string, at: number): Sample {
   }
   const v = /^ (\S+)( -?\d+)?$/.exec(rest);
   if (!v) throw new Error(`line ${at}: no value: ${line}`);
-  const value = v[1] === "+Inf" ? Infinity : v[1] === "-Inf" ? -Infinity : Number(v[1]);
-  if (Number.isNaN(value) && v[1] !== "NaN") throw new Error(`line ${at}: bad value ${v[1]}`);
+  const value = parseValue(v[1]);
+  if (value === undefined) throw new Error(`line ${at}: bad value ${v[1]}: ${line}`);
   return { name, labels, value };
 }
 
