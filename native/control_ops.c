@@ -88,6 +88,7 @@ static void op_start(struct server *s, const struct proto_header *h)
 	}
 	vm_set_state_locked(vm, VM_RUNNING, "started");
 	pthread_mutex_unlock(&vm->lock);
+	control_state_drop(s);
 	if (vcpus_start(vm, err, sizeof(err)) < 0) {
 		vm_guest_stopped(vm, VM_CRASHED, err);
 		client_error(&s->client, h->type, h->id, PROTO_E_INTERNAL, "%s", err);
@@ -136,6 +137,7 @@ static void op_resume(struct server *s, const struct proto_header *h)
 	}
 	vm_set_state_locked(vm, VM_RUNNING, "resumed");
 	pthread_mutex_unlock(&vm->lock);
+	control_state_drop(s);
 	vcpus_resume(vm);
 	reply(s, h, NULL, 0);
 }
@@ -391,5 +393,9 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 		reply(s, h, "{}", 2);
 		break;
 	case PROTO_MOUSE: op_mouse(s, h, &r); break;
+	case PROTO_SAVE_STATE:
+	case PROTO_LOAD_STATE:
+	case PROTO_RAM_MAP:
+	case PROTO_RAM_CHECKSUM: control_state_op(s, h, &r); break;
 	}
 }

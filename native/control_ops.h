@@ -9,6 +9,8 @@
 #include "auth.h"
 #include "control_pending.h"
 #include "proto.h"
+#include "request.h"
+#include "statebuf.h"
 #include "vm.h"
 
 struct client {
@@ -30,6 +32,14 @@ struct pending_stop {
 	uint64_t deadline_ns;
 };
 
+/* VM state moving through the socket in chunks (control_state.c). */
+struct state_xfer {
+	struct state_out saved;		/* SAVE_STATE's blob, kept for its later chunks until the VM runs */
+	int have_saved;
+	uint8_t *upload;		/* LOAD_STATE's blob being received */
+	uint64_t upload_total, upload_received;
+};
+
 struct server {
 	struct vm *vm;
 	struct client client;		/* the controlling connection (authenticated) */
@@ -40,6 +50,7 @@ struct server {
 	uint64_t started_ns;
 	uint64_t console_sent_ns;	/* when console output was last streamed */
 	int exit_status;		/* >= 0 once the helper should exit */
+	struct state_xfer xfer;
 };
 
 void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t id, const void *payload,
@@ -51,6 +62,10 @@ void client_error(struct client *c, uint16_t type, uint32_t id, unsigned code, c
 void control_handle(struct server *s, const struct proto_header *h, const uint8_t *payload);
 /* Stops the vCPUs at once and sets the exit status (forced: guest did not acknowledge). */
 void control_stop_now(struct server *s, int forced);
+/* SAVE_STATE, LOAD_STATE, RAM_MAP, RAM_CHECKSUM (control_state.c). */
+void control_state_op(struct server *s, const struct proto_header *h, const struct request *r);
+/* Forgets a kept SAVE_STATE blob and an unfinished upload (the VM runs again, or at exit). */
+void control_state_drop(struct server *s);
 /* Finishes a STOP once the guest acknowledged or the deadline passed. */
 void control_stop_progress(struct server *s);
 

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proto.h"
 #include "util.h"
@@ -146,4 +147,56 @@ void debugport_stats_json(struct debugport *d, struct sbuf *sb)
 		  (unsigned long long)LOAD_RELAXED(d->count.commands_in),
 		  (unsigned long long)LOAD_RELAXED(d->count.commands_out),
 		  (unsigned long long)LOAD_RELAXED(d->count.power));
+}
+
+/* Saved state, version 1: u32 version; u32 mailbox count, the command words waiting (oldest
+ * first); u8 poweroff_requested, irq_level. */
+#define DEBUGPORT_STATE_VERSION 1
+
+void debugport_save(struct debugport *d, struct state_out *o)
+{
+	pthread_mutex_lock(&d->lock);
+	so_u32(o, DEBUGPORT_STATE_VERSION);
+	so_u32(o, d->mb_count);
+	for (unsigned i = 0; i < d->mb_count; i++)
+		so_u32(o, d->mailbox[(d->mb_head + i) % DEBUG_MAILBOX]);
+	so_u8(o, (uint8_t)d->poweroff_requested);
+	so_u8(o, (uint8_t)d->irq_level);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int debugport_load(struct debugport *d, const uint8_t *p, size_t len, int commit, char *err,
+		   size_t errlen)
+{
+	struct state_in in;
+	uint32_t version, count, words[DEBUG_MAILBOX];
+	uint8_t requested, level;
+
+	si_init(&in, p, len);
+	version = si_u32(&in);
+	count = si_u32(&in);
+	for (uint32_t i = 0; i < count && i < DEBUG_MAILBOX; i++)
+		words[i] = si_u32(&in);
+	requested = si_u8(&in);
+	level = si_u8(&in);
+	if (version != DEBUGPORT_STATE_VERSION) {
+		snprintf(err, errlen, "debug port: state version %u, this helper reads %d", version,
+			 DEBUGPORT_STATE_VERSION);
+		return -1;
+	}
+	if (count > DEBUG_MAILBOX || requested > 1 || level > 1 || !si_done(&in)) {
+		snprintf(err, errlen, "debug port: malformed state (%zu bytes)", len);
+		return -1;
+	}
+	if (!commit)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	d->mb_head = 0;
+	d->mb_count = count;
+	memcpy(d->mailbox, words, count * sizeof(words[0]));
+	d->poweroff_requested = requested;
+	d->irq_level = level;
+	irq_line_set(&d->doorbell, level);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include "guest-abi.h"
 #include "iobus.h"
 #include "json.h"
+#include "statebuf.h"
 
 #define DEBUG_MAILBOX 256
 
@@ -43,5 +44,11 @@ int debugport_command(struct debugport *d, uint32_t word);
 void debugport_request_poweroff(struct debugport *d);
 /* Appends its counters: {"results":N,"bench":N,"commandsIn":N,"commandsOut":N,"power":N}. */
 void debugport_stats_json(struct debugport *d, struct sbuf *sb);
+
+/* Saved state (vmstate.c, PROTOCOL.md "VM state"): debugport_save appends the device's state;
+ * debugport_load checks a saved state (commit 0: nothing changes) or checks and applies it
+ * (commit 1), the doorbell set to the saved level. -1 with err on a bad state. */
+void debugport_save(struct debugport *d, struct state_out *o);
+int debugport_load(struct debugport *d, const uint8_t *p, size_t len, int commit, char *err, size_t errlen);
 
 #endif

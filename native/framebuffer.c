@@ -208,3 +208,75 @@ void framebuffer_stats_json(struct framebuffer *fb, struct sbuf *sb)
 		  (unsigned long long)LOAD_RELAXED(fb->count.pointer_doorbells),
 		  (unsigned long long)LOAD_RELAXED(fb->count.reg_reads));
 }
+
+/* Saved state, version 1: u32 version; u32 width, height, stride (must equal this
+ * framebuffer's); u32 ptr_x, ptr_y, ptr_buttons, ptr_seq; u8 ptr_pending; u64 size, then the
+ * `size` bytes of the framebuffer (its pixels, in its own memory slot, not guest RAM). */
+#define FB_STATE_VERSION 1
+
+void framebuffer_save(struct framebuffer *fb, struct state_out *o)
+{
+	uint8_t *px;
+
+	pthread_mutex_lock(&fb->lock);
+	so_u32(o, FB_STATE_VERSION);
+	so_u32(o, fb->width);
+	so_u32(o, fb->height);
+	so_u32(o, fb->stride);
+	so_u32(o, fb->ptr_x);
+	so_u32(o, fb->ptr_y);
+	so_u32(o, fb->ptr_buttons);
+	so_u32(o, fb->ptr_seq);
+	so_u8(o, (uint8_t)fb->ptr_pending);
+	pthread_mutex_unlock(&fb->lock);
+	so_u64(o, fb->size);
+	px = so_reserve(o, fb->size);
+	if (px) {
+		memcpy(px, fb->host, fb->size);
+		o->len += fb->size;
+	}
+}
+
+int framebuffer_load(struct framebuffer *fb, const uint8_t *p, size_t len, int commit, char *err,
+		     size_t errlen)
+{
+	struct state_in in;
+	uint32_t v[8];
+	uint8_t pending;
+	uint64_t size;
+	const uint8_t *px;
+
+	si_init(&in, p, len);
+	for (int i = 0; i < 8; i++)
+		v[i] = si_u32(&in);
+	pending = si_u8(&in);
+	size = si_u64(&in);
+	px = si_bytes(&in, size == fb->size ? size : 0);
+	if (!in.bad && v[0] != FB_STATE_VERSION) {
+		snprintf(err, errlen, "framebuffer: state version %u, this helper reads %d", v[0],
+			 FB_STATE_VERSION);
+		return -1;
+	}
+	if (!in.bad && (v[1] != fb->width || v[2] != fb->height || v[3] != fb->stride ||
+			size != fb->size)) {
+		snprintf(err, errlen, "framebuffer: saved at %ux%u (stride %u), this VM's is %ux%u "
+			 "(stride %u)", v[1], v[2], v[3], fb->width, fb->height, fb->stride);
+		return -1;
+	}
+	if (in.bad || v[4] >= fb->width || v[5] >= fb->height || pending > 1 ||
+	    !si_done(&in)) {
+		snprintf(err, errlen, "framebuffer: malformed state (%zu bytes)", len);
+		return -1;
+	}
+	if (!commit)
+		return 0;
+	pthread_mutex_lock(&fb->lock);
+	fb->ptr_x = v[4];
+	fb->ptr_y = v[5];
+	fb->ptr_buttons = v[6];
+	fb->ptr_seq = v[7];
+	fb->ptr_pending = pending;
+	pthread_mutex_unlock(&fb->lock);
+	memcpy(fb->host, px, size);
+	return 0;
+}

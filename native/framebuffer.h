@@ -13,6 +13,7 @@
 #include "guest-abi.h"
 #include "iobus.h"
 #include "json.h"
+#include "statebuf.h"
 
 #define FB_SLOT        2		/* KVM memory slot (RAM uses 0 and 1) */
 #define FB_MIN_WIDTH   64
@@ -61,5 +62,11 @@ void framebuffer_pointer(struct framebuffer *fb, uint32_t x, uint32_t y, uint32_
 /* Appends its counters: {"dirtyCalls":N,"dirtyPages":N,"pointerUpdates":N,
  * "pointerDoorbells":N,"regReads":N}. */
 void framebuffer_stats_json(struct framebuffer *fb, struct sbuf *sb);
+
+/* Saved state (vmstate.c, PROTOCOL.md "VM state"): framebuffer_save appends the device's state;
+ * framebuffer_load checks a saved state (commit 0: nothing changes) or checks and applies it
+ * (commit 1): geometry (which must equal this one's), pointer and pixels. -1 with err on a bad state. */
+void framebuffer_save(struct framebuffer *fb, struct state_out *o);
+int framebuffer_load(struct framebuffer *fb, const uint8_t *p, size_t len, int commit, char *err, size_t errlen);
 
 #endif

@@ -314,3 +314,83 @@ void i8042_stats_json(struct i8042 *k, struct sbuf *sb)
 		  (unsigned long long)LOAD_RELAXED(k->count.aux_irqs),
 		  (unsigned long long)LOAD_RELAXED(k->count.aux_bytes));
 }
+
+/* Saved state, version 1: u32 version; u32 queue count, the scancodes waiting (oldest first); u8
+ * cmd_byte, pending_cmd, out_from_ctrl, ctrl_reply, ctrl_src, src, irq_level, aux_irq_level;
+ * then the mouse's state (ps2mouse_save). */
+#define I8042_STATE_VERSION 1
+
+void i8042_save(struct i8042 *k, struct state_out *o)
+{
+	pthread_mutex_lock(&k->lock);
+	so_u32(o, I8042_STATE_VERSION);
+	so_u32(o, (uint32_t)k->q_count);
+	for (size_t i = 0; i < k->q_count; i++)
+		so_u8(o, k->queue[(k->q_head + i) % I8042_QUEUE]);
+	so_u8(o, k->cmd_byte);
+	so_u8(o, k->pending_cmd);
+	so_u8(o, (uint8_t)k->out_from_ctrl);
+	so_u8(o, k->ctrl_reply);
+	so_u8(o, (uint8_t)k->ctrl_src);
+	so_u8(o, (uint8_t)k->src);
+	so_u8(o, (uint8_t)k->irq_level);
+	so_u8(o, (uint8_t)k->aux_irq_level);
+	ps2mouse_save(k->mouse, o);
+	pthread_mutex_unlock(&k->lock);
+}
+
+int i8042_load(struct i8042 *k, const uint8_t *p, size_t len, int commit, char *err, size_t errlen)
+{
+	struct state_in in;
+	struct ps2mouse mouse;
+	uint32_t version, count;
+	const uint8_t *q;
+	uint8_t b[8];
+
+	si_init(&in, p, len);
+	version = si_u32(&in);
+	count = si_u32(&in);
+	q = si_bytes(&in, count <= I8042_QUEUE ? count : 0);
+	for (int i = 0; i < 8; i++)
+		b[i] = si_u8(&in);
+	if (version != I8042_STATE_VERSION) {
+		snprintf(err, errlen, "i8042: state version %u, this helper reads %d", version,
+			 I8042_STATE_VERSION);
+		return -1;
+	}
+	if (in.bad || count > I8042_QUEUE || b[2] > 1 || b[4] > I8042_SRC_AUX ||
+	    b[5] > I8042_SRC_AUX || b[6] > 1 || b[7] > 1) {
+		snprintf(err, errlen, "i8042: malformed state (%zu bytes)", len);
+		return -1;
+	}
+	pthread_mutex_lock(&k->lock);
+	mouse = *k->mouse;		/* the counters stay; the rest comes from the state */
+	pthread_mutex_unlock(&k->lock);
+	if (ps2mouse_load(&mouse, &in, err, errlen) < 0)
+		return -1;
+	if (!si_done(&in)) {
+		snprintf(err, errlen, "i8042: malformed state (%zu bytes, %zu extra)", len,
+			 in.len - in.off);
+		return -1;
+	}
+	if (!commit)
+		return 0;
+	pthread_mutex_lock(&k->lock);
+	k->q_head = 0;
+	k->q_count = count;
+	if (count)
+		memcpy(k->queue, q, count);
+	k->cmd_byte = b[0];
+	k->pending_cmd = b[1];
+	k->out_from_ctrl = b[2];
+	k->ctrl_reply = b[3];
+	k->ctrl_src = (enum i8042_source)b[4];
+	k->src = (enum i8042_source)b[5];
+	*k->mouse = mouse;
+	k->irq_level = b[6];
+	k->aux_irq_level = b[7];
+	irq_line_set(&k->irq, k->irq_level);
+	irq_line_set(&k->aux_irq, k->aux_irq_level);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}

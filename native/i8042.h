@@ -12,6 +12,7 @@
 #include "events.h"
 #include "iobus.h"
 #include "json.h"
+#include "statebuf.h"
 #include "ps2mouse.h"
 
 #define I8042_DATA_PORT    0x60
@@ -64,5 +65,11 @@ unsigned i8042_mouse_motion(struct i8042 *k, int32_t dx, int32_t dy, int32_t whe
 /* Appends its counters: {"scancodesIn":N,"scancodesDropped":N,"irqs":N,"commands":N,"resets":N,
  * "auxIrqs":N,"auxBytes":N}. The mouse's own are ps2mouse_stats_json(k->mouse). */
 void i8042_stats_json(struct i8042 *k, struct sbuf *sb);
+
+/* Saved state (vmstate.c, PROTOCOL.md "VM state"): i8042_save appends the device's state;
+ * i8042_load checks a saved state (commit 0: nothing changes) or checks and applies it
+ * (commit 1) with its mouse's (ps2mouse_save), both interrupt lines set to the saved levels. -1 with err on a bad state. */
+void i8042_save(struct i8042 *k, struct state_out *o);
+int i8042_load(struct i8042 *k, const uint8_t *p, size_t len, int commit, char *err, size_t errlen);
 
 #endif

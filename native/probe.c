@@ -9,6 +9,7 @@
 #include "json.h"
 #include "kvm.h"
 #include "util.h"
+#include "vmstate.h"
 
 int probe_run(const char *device)
 {
@@ -41,6 +42,14 @@ int probe_run(const char *device)
 		sb_printf(&sb, "%s{\"name\":\"%s\",\"id\":%d,\"value\":%d}", i ? "," : "",
 			  kvm_cap_table[i].name, kvm_cap_table[i].id,
 			  kvm_check_cap(fd, kvm_cap_table[i].id));
+	}
+	sb_printf(&sb, "],\"stateFormat\":%d,\"cpuFeatures\":[", VMSTATE_VERSION);
+	{
+		uint32_t cpu[VMSTATE_CPU_WORDS] = { 0 };
+		if (fd >= 0)
+			vmstate_cpu_features(fd, cpu);
+		for (i = 0; i < VMSTATE_CPU_WORDS; i++)
+			sb_printf(&sb, "%s%u", i ? "," : "", cpu[i]);
 	}
 	sb_printf(&sb, "],\"error\":");
 	sb_json_str(&sb, err);

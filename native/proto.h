@@ -16,6 +16,11 @@
 #define PROTO_HELLO_MAX       256	/* HELLO payload bytes at most (read before authentication) */
 #define PROTO_AUTH_TIMEOUT_MS 2000	/* a new connection has this long to send a valid HELLO */
 #define PROTO_MAX_PENDING     4		/* connections waiting to authenticate at once */
+#define PROTO_STATE_CHUNK     (1u << 20)	/* SAVE_STATE / LOAD_STATE: state bytes per message at most */
+#define PROTO_STATE_HEADER    16	/* SAVE_STATE reply, LOAD_STATE request: u64, u64 before the bytes */
+#define PROTO_RAM_MAP_MAX     65536	/* RAM_MAP: ranges per reply at most */
+#define PROTO_STATE_FORMAT    1		/* the state blob's format version (vmstate.h) */
+#define PROTO_STATE_MAX       (96u << 20)	/* LOAD_STATE: a blob's size at most */
 
 struct proto_header {
 	uint32_t length;	/* payload bytes after the header */
@@ -51,6 +56,11 @@ enum {
 	PROTO_DIRTY = 17,
 	PROTO_POINTER = 18,
 	PROTO_MOUSE = 19,
+	/* 20-29: VM state and snapshots (PROTOCOL.md "VM state"); 30-39 are live migration's */
+	PROTO_SAVE_STATE = 20,		/* paused/created: the state blob, in chunks */
+	PROTO_LOAD_STATE = 21,		/* created/paused: a state blob, in chunks; then paused there */
+	PROTO_RAM_MAP = 22,		/* the guest RAM ranges that hold data (u64 gpa, u64 len) */
+	PROTO_RAM_CHECKSUM = 23,	/* CRC-32 of all guest RAM */
 };
 
 /* events (helper -> client) */

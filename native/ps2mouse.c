@@ -362,3 +362,81 @@ void ps2mouse_stats_json(struct ps2mouse *m, struct sbuf *sb)
 		  (unsigned)LOAD_RELAXED(m->id),
 		  LOAD_RELAXED(m->reporting) && !LOAD_RELAXED(m->remote) ? "true" : "false");
 }
+
+/* Saved state, version 1: u32 version; u32 queue count, the queued bytes (oldest first); u8
+ * pending, id, rate, resolution, scaling21, reporting, remote, wrap, rates[3]; u32 buttons;
+ * i32 acc x, y, z; u8 last length, last[4]. Counters are the helper's, not the guest's: not saved. */
+#define PS2MOUSE_STATE_VERSION 1
+
+void ps2mouse_save(const struct ps2mouse *m, struct state_out *o)
+{
+	so_u32(o, PS2MOUSE_STATE_VERSION);
+	so_u32(o, (uint32_t)m->q_count);
+	for (size_t i = 0; i < m->q_count; i++)
+		so_u8(o, m->queue[(m->q_head + i) % PS2MOUSE_QUEUE]);
+	so_u8(o, m->pending);
+	so_u8(o, m->id);
+	so_u8(o, m->rate);
+	so_u8(o, m->resolution);
+	so_u8(o, (uint8_t)m->scaling21);
+	so_u8(o, (uint8_t)m->reporting);
+	so_u8(o, (uint8_t)m->remote);
+	so_u8(o, (uint8_t)m->wrap);
+	so_bytes(o, m->rates, 3);
+	so_u32(o, m->buttons);
+	so_u32(o, (uint32_t)m->acc_x);
+	so_u32(o, (uint32_t)m->acc_y);
+	so_u32(o, (uint32_t)m->acc_z);
+	so_u8(o, (uint8_t)m->last_len);
+	so_bytes(o, m->last, 4);
+}
+
+int ps2mouse_load(struct ps2mouse *m, struct state_in *in, char *err, size_t errlen)
+{
+	uint32_t version = si_u32(in), count = si_u32(in), acc[3];
+	const uint8_t *q = si_bytes(in, count <= PS2MOUSE_QUEUE ? count : 0), *rates, *last;
+	uint8_t b[8], last_len;
+
+	for (int i = 0; i < 8; i++)
+		b[i] = si_u8(in);
+	rates = si_bytes(in, 3);
+	m->buttons = si_u32(in);
+	for (int i = 0; i < 3; i++)
+		acc[i] = si_u32(in);
+	last_len = si_u8(in);
+	last = si_bytes(in, 4);
+	if (version != PS2MOUSE_STATE_VERSION) {
+		snprintf(err, errlen, "ps2mouse: state version %u, this helper reads %d", version,
+			 PS2MOUSE_STATE_VERSION);
+		return -1;
+	}
+	if (in->bad || count > PS2MOUSE_QUEUE || (b[1] != 0 && b[1] != 3) || b[4] > 1 || b[5] > 1 ||
+	    b[6] > 1 || b[7] > 1 || last_len > 4 || m->buttons > PS2MOUSE_BUTTONS) {
+		snprintf(err, errlen, "ps2mouse: malformed state");
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		if ((int32_t)acc[i] > ACC_LIMIT || (int32_t)acc[i] < -ACC_LIMIT) {
+			snprintf(err, errlen, "ps2mouse: malformed state (movement beyond %d)", ACC_LIMIT);
+			return -1;
+		}
+	m->q_head = 0;
+	m->q_count = count;
+	if (count)
+		memcpy(m->queue, q, count);
+	m->pending = b[0];
+	m->id = b[1];
+	m->rate = b[2];
+	m->resolution = b[3];
+	m->scaling21 = b[4];
+	m->reporting = b[5];
+	m->remote = b[6];
+	m->wrap = b[7];
+	memcpy(m->rates, rates, 3);
+	m->acc_x = (int32_t)acc[0];
+	m->acc_y = (int32_t)acc[1];
+	m->acc_z = (int32_t)acc[2];
+	m->last_len = last_len;
+	memcpy(m->last, last, 4);
+	return 0;
+}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "json.h"
+#include "statebuf.h"
 #include "proto.h"
 
 #define PS2MOUSE_QUEUE      512		/* bytes waiting for the guest */
@@ -69,5 +70,10 @@ uint8_t ps2mouse_pop(struct ps2mouse *m);
 /* Appends {"motions":N,"motionsIgnored":N,"packets":N,"packetsDropped":N,"commands":N,
  * "badCommands":N,"resets":N,"id":N,"reporting":bool}. */
 void ps2mouse_stats_json(struct ps2mouse *m, struct sbuf *sb);
+
+/* Saved state (inside the i8042's): ps2mouse_save appends it; ps2mouse_load reads it from `in`
+ * into `m` (a scratch copy when only checking). -1 with err on a bad state. */
+void ps2mouse_save(const struct ps2mouse *m, struct state_out *o);
+int ps2mouse_load(struct ps2mouse *m, struct state_in *in, char *err, size_t errlen);
 
 #endif

@@ -167,6 +167,50 @@ static int parse_mouse(const struct proto_header *h, const uint8_t *p, struct re
 	return 0;
 }
 
+/* SAVE_STATE: u64 offset, u32 max. LOAD_STATE: u64 total, u64 offset, then the bytes. The
+ * offsets against the blob are checked by the handler (it knows the blob). */
+static int parse_state(const struct proto_header *h, const uint8_t *p, struct request *r,
+		       struct request_error *e)
+{
+	if (h->type == PROTO_SAVE_STATE) {
+		if (h->length != 12)
+			return fail(e, PROTO_E_BAD_MESSAGE, "SAVE_STATE payload is u64 offset, u32 max "
+				    "(12 bytes), not %u bytes", h->length);
+		memcpy(&r->u.state.offset, p, 8);
+		memcpy(&r->u.state.max, p + 8, 4);
+		if (!r->u.state.max || r->u.state.max > PROTO_STATE_CHUNK)
+			return fail(e, PROTO_E_INVALID_ARGUMENT, "max %u: must be 1..%u", r->u.state.max,
+				    PROTO_STATE_CHUNK);
+		return 0;
+	}
+	if (h->length < PROTO_STATE_HEADER)
+		return fail(e, PROTO_E_BAD_MESSAGE, "LOAD_STATE payload is u64 total, u64 offset, then "
+			    "the bytes (at least %d bytes), not %u bytes", PROTO_STATE_HEADER, h->length);
+	memcpy(&r->u.state.total, p, 8);
+	memcpy(&r->u.state.offset, p + 8, 8);
+	r->u.state.data = p + PROTO_STATE_HEADER;
+	r->u.state.len = h->length - PROTO_STATE_HEADER;
+	if (r->u.state.len > PROTO_STATE_CHUNK)
+		return fail(e, PROTO_E_TOO_LARGE, "%u state bytes above the per-message limit of %u",
+			    r->u.state.len, PROTO_STATE_CHUNK);
+	if (r->u.state.offset > r->u.state.total ||
+	    r->u.state.len > r->u.state.total - r->u.state.offset)
+		return fail(e, PROTO_E_OUT_OF_RANGE, "bytes [%llu, +%u) are outside the %llu-byte state",
+			    (unsigned long long)r->u.state.offset, r->u.state.len,
+			    (unsigned long long)r->u.state.total);
+	return 0;
+}
+
+static int parse_ram_map(const struct proto_header *h, const uint8_t *p, struct request *r,
+			 struct request_error *e)
+{
+	if (h->length != 0 && h->length != 8)
+		return fail(e, PROTO_E_BAD_MESSAGE, "RAM_MAP payload is empty or a u64 gpa");
+	if (h->length == 8)
+		memcpy(&r->u.ram_from, p, 8);
+	return 0;
+}
+
 int request_check_flags(const struct proto_header *h, struct request_error *e)
 {
 	if (h->flags & (PROTO_F_REPLY | PROTO_F_EVENT))
@@ -189,7 +233,13 @@ int request_parse(const struct proto_header *h, const uint8_t *p, const struct r
 	case PROTO_STATS:
 	case PROTO_DISPLAY_INFO:
 	case PROTO_DIRTY:
+	case PROTO_RAM_CHECKSUM:
 		return 0;		/* a payload, if any, is ignored */
+	case PROTO_SAVE_STATE:
+	case PROTO_LOAD_STATE:
+		return parse_state(h, p, r, e);
+	case PROTO_RAM_MAP:
+		return parse_ram_map(h, p, r, e);
 	case PROTO_STOP:
 		return parse_stop(h, p, r, e);
 	case PROTO_GET_REGS:

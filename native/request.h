@@ -45,6 +45,13 @@ struct request {
 			int32_t dx, dy, wheel;	/* |dx|, |dy| <= PS2MOUSE_MAX_DELTA, |wheel| <= MAX_WHEEL */
 			uint32_t buttons;	/* <= PS2MOUSE_BUTTONS */
 		} mouse;			/* MOUSE */
+		struct {			/* SAVE_STATE: offset, max; LOAD_STATE: total, offset, data */
+			uint64_t total, offset;
+			uint32_t max;		/* SAVE_STATE: 1..PROTO_STATE_CHUNK */
+			const uint8_t *data;	/* LOAD_STATE: len bytes, at most PROTO_STATE_CHUNK */
+			uint32_t len;
+		} state;
+		uint64_t ram_from;		/* RAM_MAP: ranges at or above this gpa */
 	} u;
 };
 

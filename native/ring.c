@@ -78,3 +78,20 @@ uint64_t ring_head(struct ring *r)
 	pthread_mutex_unlock(&r->lock);
 	return h;
 }
+
+size_t ring_save(struct ring *r, uint8_t *out, uint64_t *head)
+{
+	uint64_t h = ring_head(r), pos = h > r->size ? h - r->size : 0, lost;
+	size_t n = ring_read(r, &pos, out, r->size, &lost);
+
+	*head = pos;		/* where the bytes read end, even if one was written meanwhile */
+	return n;
+}
+
+void ring_restore(struct ring *r, uint64_t head, const uint8_t *data, size_t n)
+{
+	pthread_mutex_lock(&r->lock);
+	r->head = head - n;
+	pthread_mutex_unlock(&r->lock);
+	ring_write(r, data, n);
+}

@@ -21,5 +21,10 @@ void ring_write(struct ring *r, const uint8_t *data, size_t len);
  * advances *pos; returns the count. *lost is set to the bytes skipped because they were gone. */
 size_t ring_read(struct ring *r, uint64_t *pos, uint8_t *out, size_t max, uint64_t *lost);
 uint64_t ring_head(struct ring *r);
+/* Saved state: the bytes kept (the last min(head, size)) are out[0..n); returns n (out holds
+ * r->size bytes). ring_restore makes a ring whose head is `head` and whose last n bytes are
+ * data (n <= size and n <= head; the caller checked). */
+size_t ring_save(struct ring *r, uint8_t *out, uint64_t *head);
+void ring_restore(struct ring *r, uint64_t head, const uint8_t *data, size_t n);
 
 #endif

@@ -320,6 +320,12 @@ static void build_filter(struct prog *p)
 		KVM_GET_SREGS, KVM_SET_SREGS,
 		KVM_IRQ_LINE,		/* device interrupts (serial, i8042, doorbell) */
 		KVM_GET_DIRTY_LOG,	/* DIRTY: the framebuffer's dirty pages */
+		/* SAVE_STATE / LOAD_STATE (vmstate.c): the vCPUs' and the VM's state */
+		KVM_GET_FPU, KVM_SET_FPU, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_SET_XSAVE,
+		KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_LAPIC, KVM_SET_LAPIC,
+		KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
+		KVM_GET_MP_STATE, KVM_SET_MP_STATE, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP,
+		KVM_GET_PIT2, KVM_SET_PIT2, KVM_GET_CLOCK, KVM_SET_CLOCK,
 	};
 	const uint32_t pid = (uint32_t)getpid();
 	const uint32_t prctl_ops[] = { PR_SET_NAME };	/* pthread_setname_np of a vCPU thread */
@@ -358,6 +364,7 @@ static void build_filter(struct prog *p)
 	allow(p, SYS_rt_sigprocmask);	/* pthread_sigmask: kick signal, SIGTERM/SIGINT blocked */
 	allow(p, SYS_rt_sigreturn);	/* return from the vCPU kick handler */
 	allow(p, SYS_signalfd4);	/* SIGTERM/SIGINT as an fd for the control loop */
+	allow(p, SYS_lseek);		/* RAM_MAP, RAM_CHECKSUM: SEEK_DATA / SEEK_HOLE on the RAM memfd */
 	allow(p, SYS_unlink);		/* control socket and framebuffer file removed at exit */
 	allow(p, SYS_exit);		/* a vCPU thread ends */
 	allow(p, SYS_exit_group);	/* the helper exits */

@@ -244,3 +244,93 @@ void serial_stats_json(struct serial *s, struct sbuf *sb)
 		  (unsigned long long)LOAD_RELAXED(s->count.reads),
 		  (unsigned long long)LOAD_RELAXED(s->count.writes));
 }
+
+/* Saved state, version 1: u32 version; u8 ier, iir_thre, lcr, mcr, lsr_extra, msr, scr, dll,
+ * dlm, fcr, irq_level; u32 rx count, that many receive bytes (oldest first); u64 output ring
+ * head (bytes ever written), u32 kept, the last `kept` output bytes (the scrollback). */
+#define SERIAL_STATE_VERSION 1
+
+void serial_save(struct serial *s, struct state_out *o)
+{
+	uint8_t *scroll = malloc(SERIAL_RING_SIZE);
+	uint64_t head = 0;
+	size_t kept;
+
+	if (!scroll) {
+		o->oom = 1;
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	so_u32(o, SERIAL_STATE_VERSION);
+	so_u8(o, s->ier);
+	so_u8(o, (uint8_t)s->iir_thre);
+	so_u8(o, s->lcr);
+	so_u8(o, s->mcr);
+	so_u8(o, s->lsr_extra);
+	so_u8(o, s->msr);
+	so_u8(o, s->scr);
+	so_u8(o, s->dll);
+	so_u8(o, s->dlm);
+	so_u8(o, s->fcr);
+	so_u8(o, (uint8_t)s->irq_level);
+	so_u32(o, (uint32_t)s->rx_count);
+	for (size_t i = 0; i < s->rx_count; i++)
+		so_u8(o, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+	kept = ring_save(&s->out, scroll, &head);
+	pthread_mutex_unlock(&s->lock);
+	so_u64(o, head);
+	so_u32(o, (uint32_t)kept);
+	so_bytes(o, scroll, kept);
+	free(scroll);
+}
+
+int serial_load(struct serial *s, const uint8_t *p, size_t len, int commit, char *err, size_t errlen)
+{
+	struct state_in in;
+	uint8_t r[11];
+	uint32_t version, rx_count, kept;
+	const uint8_t *rx, *scroll;
+	uint64_t head;
+
+	si_init(&in, p, len);
+	version = si_u32(&in);
+	for (int i = 0; i < 11; i++)
+		r[i] = si_u8(&in);
+	rx_count = si_u32(&in);
+	rx = si_bytes(&in, rx_count <= SERIAL_RX_SIZE ? rx_count : 0);
+	head = si_u64(&in);
+	kept = si_u32(&in);
+	scroll = si_bytes(&in, kept <= SERIAL_RING_SIZE ? kept : 0);
+	if (version != SERIAL_STATE_VERSION) {
+		snprintf(err, errlen, "serial: state version %u, this helper reads %d", version,
+			 SERIAL_STATE_VERSION);
+		return -1;
+	}
+	if (rx_count > SERIAL_RX_SIZE || kept > SERIAL_RING_SIZE || kept > head ||
+	    (kept < SERIAL_RING_SIZE && kept != head) || r[1] > 1 || r[10] > 1 || !si_done(&in)) {
+		snprintf(err, errlen, "serial: malformed state (%zu bytes)", len);
+		return -1;
+	}
+	if (!commit)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	s->ier = r[0] & 0x0f;
+	s->iir_thre = r[1];
+	s->lcr = r[2];
+	s->mcr = r[3] & 0x1f;
+	s->lsr_extra = r[4];
+	s->msr = r[5];
+	s->scr = r[6];
+	s->dll = r[7];
+	s->dlm = r[8];
+	s->fcr = r[9] & 0xc9;
+	s->rx_head = 0;
+	s->rx_count = rx_count;
+	if (rx_count)
+		memcpy(s->rx, rx, rx_count);
+	ring_restore(&s->out, head, scroll, kept);
+	s->irq_level = r[10];
+	irq_line_set(&s->irq, s->irq_level);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}

@@ -11,6 +11,7 @@
 #include "events.h"
 #include "iobus.h"
 #include "json.h"
+#include "statebuf.h"
 #include "ring.h"
 
 #define SERIAL_BASE      0x3f8
@@ -44,5 +45,11 @@ void serial_teardown(struct serial *s);
 size_t serial_input(struct serial *s, const uint8_t *data, size_t len);
 /* Appends its counters: {"txBytes":N,"rxBytes":N,"rxDropped":N,"irqs":N,"reads":N,"writes":N}. */
 void serial_stats_json(struct serial *s, struct sbuf *sb);
+
+/* Saved state (vmstate.c, PROTOCOL.md "VM state"): serial_save appends the device's state;
+ * serial_load checks a saved state (commit 0: nothing changes) or checks and applies it
+ * (commit 1), its interrupt line set to the saved level. -1 with err on a bad state. */
+void serial_save(struct serial *s, struct state_out *o);
+int serial_load(struct serial *s, const uint8_t *p, size_t len, int commit, char *err, size_t errlen);
 
 #endif

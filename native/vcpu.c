@@ -279,6 +279,22 @@ int vcpus_start(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+int vcpus_start_parked(struct vm *vm, unsigned timeout_ms, char *err, size_t errlen)
+{
+	/* With pause_req set and immediate_exit armed, each thread's first KVM_RUN returns at
+	 * once and it parks; vcpus_pause then just waits for them all. */
+	__atomic_store_n(&vm->pause_req, 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		__atomic_store_n(&vm->vcpus[i].run->immediate_exit, 1, __ATOMIC_RELEASE);
+	if (vcpus_start(vm, err, errlen) < 0)
+		return -1;
+	if (vcpus_pause(vm, timeout_ms) < 0) {
+		snprintf(err, errlen, "vCPU threads did not park within %u ms", timeout_ms);
+		return -1;
+	}
+	return 0;
+}
+
 void vcpus_kick_all_locked(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {

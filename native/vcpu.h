@@ -28,6 +28,9 @@ struct vcpu {
 int vcpus_create(struct vm *vm, char *err, size_t errlen);
 /* Starts one thread per vCPU (state must already be RUNNING). */
 int vcpus_start(struct vm *vm, char *err, size_t errlen);
+/* Starts the threads of a CREATED VM whose state was just loaded, parked before their first
+ * KVM_RUN (as if paused there): returns once all are parked, -1 with err otherwise. */
+int vcpus_start_parked(struct vm *vm, unsigned timeout_ms, char *err, size_t errlen);
 /* Asks every vCPU to leave KVM_RUN; with wait, until all are parked (pause) - timeout ms. */
 int vcpus_pause(struct vm *vm, unsigned timeout_ms);
 void vcpus_resume(struct vm *vm);

@@ -20,6 +20,7 @@
 #include "serial.h"
 #include "util.h"
 #include "vcpu.h"
+#include "vmstate.h"
 
 const char *vm_state_name(enum vm_state s)
 {
@@ -163,13 +164,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	    memory_init(&vm->mem, vm->vm_fd, vm->cfg.mem_size, err, errlen) < 0 ||
 	    boot_load(vm, err, errlen) < 0 || create_devices(vm, err, errlen) < 0)
 		return -1;
-	return vcpus_create(vm, err, errlen);
+	if (vcpus_create(vm, err, errlen) < 0)
+		return -1;
+	return vmstate_host_init(vm, err, errlen);
 }
 
 void vm_destroy(struct vm *vm)
 {
 	vcpus_join(vm);
 	vcpus_teardown(vm);
+	vmstate_host_free(vm);
 	framebuffer_teardown(vm->fb);
 	debugport_teardown(vm->debug);
 	i8042_teardown(vm->kbd);

@@ -41,6 +41,7 @@ struct i8042;
 struct debugport;
 struct framebuffer;
 struct events;
+struct vmstate_host;
 
 struct vm {
 	struct vm_config cfg;
@@ -59,6 +60,7 @@ struct vm {
 	struct debugport *debug;
 	struct framebuffer *fb;
 	struct events *events;
+	struct vmstate_host *vs_host;	/* what a saved state is checked against (vmstate.h) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -75,7 +77,7 @@ const char *vm_state_name(enum vm_state s);
 
 /* Builds the VM described by cfg, in this order: KVM (device, VM, irqchip, PIT), guest RAM,
  * the boot image, the event queue, the devices (serial, i8042, debug port, framebuffer) and
- * the vCPUs, which are not started. Returns 0, or -1 with err naming the part that failed and
+ * the vCPUs, which are not started, and what this host's KVM saves of them (vmstate_host_init). Returns 0, or -1 with err naming the part that failed and
  * why; vm_destroy must be called either way. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);
 /* Joins the vCPU threads and frees what vm_create built, in reverse order. */

@@ -7,6 +7,8 @@
 #include <inttypes.h>
 #include <stdint.h>
 
+#define LAST_TYPE PROTO_RAM_CHECKSUM	/* the highest request type the helper serves */
+
 #include "check.h"
 #include "framing.h"
 #include "fuzz.h"
@@ -141,7 +143,31 @@ static size_t valid_payload(struct rng *r, uint16_t type, unsigned nr_vcpus, uin
 		want->u.mouse.buttons = buttons;
 		break;
 	}
-	default:		/* STATUS, START, PAUSE, RESUME, STATS, DISPLAY_INFO, DIRTY */
+	case PROTO_SAVE_STATE:
+		want->u.state.offset = rng_next(r);
+		want->u.state.max = 1 + rng_below(r, PROTO_STATE_CHUNK);
+		memcpy(p, &want->u.state.offset, 8);
+		memcpy(p + 8, &want->u.state.max, 4);
+		n = 12;
+		break;
+	case PROTO_LOAD_STATE:
+		want->u.state.len = rng_below(r, 64);
+		want->u.state.offset = rng_below(r, 1u << 24);
+		want->u.state.total = want->u.state.offset + want->u.state.len + rng_below(r, 1u << 20);
+		memcpy(p, &want->u.state.total, 8);
+		memcpy(p + 8, &want->u.state.offset, 8);
+		for (size_t i = 0; i < want->u.state.len; i++)
+			p[16 + i] = (uint8_t)rng_next(r);
+		n = 16 + want->u.state.len;
+		break;
+	case PROTO_RAM_MAP:
+		if (rng_percent(r, 50)) {
+			want->u.ram_from = rng_next(r);
+			memcpy(p, &want->u.ram_from, 8);
+			n = 8;
+		}
+		break;
+	default:		/* STATUS, START, PAUSE, RESUME, STATS, DISPLAY_INFO, DIRTY, RAM_CHECKSUM */
 		if (rng_percent(r, 20)) {	/* a payload they do not read */
 			n = rng_below(r, 32);
 			for (size_t i = 0; i < n; i++)
@@ -163,7 +189,7 @@ static void add_message(struct rng *r, struct stream *s, int clean)
 {
 	static uint8_t payload[STREAM_CAP];
 	struct message *m = &s->msg[s->count++];
-	uint16_t type = (uint16_t)(1 + rng_below(r, PROTO_MOUSE));
+	uint16_t type = (uint16_t)(1 + rng_below(r, LAST_TYPE));
 	size_t n = valid_payload(r, type, s->nr_vcpus, payload, &m->want);
 
 	m->h = (struct proto_header){ .type = type, .id = (uint32_t)rng_next(r) };
@@ -258,6 +284,18 @@ static void check_parsed(const struct proto_header *h, const uint8_t *p, const s
 		CHECK(r->u.mouse.buttons <= PS2MOUSE_BUTTONS);
 		break;
 	}
+	case PROTO_SAVE_STATE:
+		CHECK(h->length == 12 && r->u.state.max >= 1 && r->u.state.max <= PROTO_STATE_CHUNK);
+		break;
+	case PROTO_LOAD_STATE:
+		CHECK(h->length >= 16 && r->u.state.len == h->length - 16 &&
+		      r->u.state.len <= PROTO_STATE_CHUNK && r->u.state.data == p + 16);
+		CHECK(r->u.state.offset <= r->u.state.total &&
+		      r->u.state.len <= r->u.state.total - r->u.state.offset);
+		break;
+	case PROTO_RAM_MAP:
+		CHECK(h->length == 0 || h->length == 8);
+		break;
 	case PROTO_STATUS:
 	case PROTO_START:
 	case PROTO_PAUSE:
@@ -265,6 +303,7 @@ static void check_parsed(const struct proto_header *h, const uint8_t *p, const s
 	case PROTO_STATS:
 	case PROTO_DISPLAY_INFO:
 	case PROTO_DIRTY:
+	case PROTO_RAM_CHECKSUM:
 		break;
 	default:
 		CHECK(!"an unknown type was accepted");
@@ -307,6 +346,16 @@ static void check_expected(const struct request *want, const struct request *got
 		CHECK_EQ(got->u.pointer.y, want->u.pointer.y);
 		CHECK_EQ(got->u.pointer.buttons, want->u.pointer.buttons);
 		break;
+	case PROTO_SAVE_STATE:
+	case PROTO_LOAD_STATE:
+		CHECK_EQ(got->u.state.offset, want->u.state.offset);
+		CHECK_EQ(got->u.state.max, want->u.state.max);
+		CHECK_EQ(got->u.state.total, want->u.state.total);
+		CHECK_EQ(got->u.state.len, want->u.state.len);
+		break;
+	case PROTO_RAM_MAP:
+		CHECK_EQ(got->u.ram_from, want->u.ram_from);
+		break;
 	case PROTO_MOUSE:
 		CHECK_EQ(got->u.mouse.dx, want->u.mouse.dx);
 		CHECK_EQ(got->u.mouse.dy, want->u.mouse.dy);
@@ -340,7 +389,7 @@ static void handle(const struct stream *s, unsigned index, const struct proto_he
 		parsed_error++;
 		CHECK_EQ(rc, -1);
 		check_error(&e);
-		if (flags_ok && (h->type == 0 || h->type > PROTO_MOUSE))
+		if (flags_ok && (h->type == 0 || h->type > LAST_TYPE))
 			CHECK_EQ(e.code, PROTO_E_UNKNOWN_TYPE);
 	}
 	if (m && m->valid && s->framing_intact) {
