@@ -9,6 +9,8 @@ import {
   type DeepPartial,
   type ReadMemoryResponse,
   type SetVcpuStateRequest,
+  type Snapshot,
+  type SnapshotProgress,
   type VcpuState,
   type Vm,
   type VmSpec,
@@ -40,11 +42,24 @@ import { VmWatch, type WatchOptions } from "./watch.js";
 import { attachConsole, type ConsoleSession } from "./console.js";
 import { streamDecodedDisplay, streamDisplay, type DecodedFrame, type DisplayRequest, type DisplayStream } from "./display.js";
 import { StreamIterator } from "./stream-iterator.js";
+import { callOptionsFor, lastProgress, type ProgressOptions } from "./progress-stream.js";
 
 export interface CreateVmInput {
   vmId: string;
   spec: DeepPartial<VmSpec>;
   /** The idempotency key; generated when absent. Every retry of this call reuses it. */
+  requestId?: string;
+}
+
+export interface RestoreVmInput {
+  snapshotName: string;
+  /** The new VM's id; the snapshot's own VM's id once that VM is deleted. */
+  vmId: string;
+  /** When set, the agent checks that the snapshot was taken of this VM. */
+  sourceVmId?: string;
+  /** Resume it (RUNNING); otherwise it stays PAUSED at the saved point. */
+  start?: boolean;
+  /** The idempotency key (generated when absent): repeating the call with it returns the same VM. */
   requestId?: string;
 }
 
@@ -223,6 +238,41 @@ export class QumraClient {
 
   attachConsole(vmId: string): ConsoleSession {
     return attachConsole(this.raw.vm, vmId);
+  }
+
+  // --- VmService: snapshots -------------------------------------------------------------------
+
+  /**
+   * Saves a RUNNING (paused briefly) or PAUSED VM as snapshot `name`; resolves with the snapshot.
+   * Not repeated: a repeat would find the name taken (ALREADY_EXISTS), and listSnapshots says whether it was.
+   */
+  async snapshotVm(vmId: string, name: string, options: ProgressOptions<SnapshotProgress> = {}): Promise<Snapshot> {
+    const method = "VmService/SnapshotVm";
+    const { metadata, call } = callOptionsFor(options, method);
+    const last = await lastProgress(() => this.raw.vm.snapshotVm({ vmId, snapshotName: name }, metadata, call), method, (p) => p.done && p.snapshot !== undefined, options);
+    return last.snapshot!;
+  }
+
+  /** Makes a VM from a snapshot; resolves with it. Repeating with the same requestId returns the same VM. */
+  async restoreVm(input: RestoreVmInput, options: ProgressOptions<SnapshotProgress> = {}): Promise<Vm> {
+    const method = "VmService/RestoreVm";
+    const requestId = input.requestId ?? options.requestId ?? newRequestId();
+    const { metadata, call } = callOptionsFor({ ...options, requestId }, method);
+    const request = { vmId: input.vmId, requestId, sourceVmId: input.sourceVmId ?? "", snapshotName: input.snapshotName, start: Boolean(input.start) };
+    const last = await lastProgress(() => this.raw.vm.restoreVm(request, metadata, call), method, (p) => p.done && p.vm !== undefined, options);
+    return last.vm!;
+  }
+
+  async listSnapshots(options: CallOptions = {}): Promise<Snapshot[]> {
+    return (await this.call(this.raw.vm, this.raw.vm.listSnapshots, "VmService/ListSnapshots", {}, options, isTransient)).snapshots;
+  }
+
+  /** Deletes a snapshot. A repeat that answers NOT_FOUND means an earlier attempt deleted it: success. */
+  async deleteSnapshot(name: string, options: CallOptions = {}): Promise<void> {
+    await this.call(this.raw.vm, this.raw.vm.deleteSnapshot, "VmService/DeleteSnapshot", { snapshotName: name }, options, isTransient, async (err, attempt) => {
+      if (attempt > 0 && err instanceof NotFoundError) return {};
+      throw err;
+    });
   }
 
   // --- DisplayService ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // qumra/client: the SDK for controllers (import { connect } from "qumra/client"). Node only (grpc-js);
 // client/frame-decoder.ts stays the browser-safe piece.
-export { connect, QumraClient, type CreateVmInput, type ListVmsFilter } from "./client.js";
+export { connect, QumraClient, type CreateVmInput, type RestoreVmInput, type ListVmsFilter } from "./client.js";
+export type { ProgressOptions } from "./progress-stream.js";
 export type { ConnectOptions, TlsOptions, RetryOptions, PathOrBuffer } from "./connection.js";
 export type { CallOptions } from "./unary.js";
 export { VmWatch, type WatchOptions, type WatchItem } from "./watch.js";
@@ -48,6 +49,8 @@ export {
   type WatchVmsRequest,
   type SetVcpuStateRequest,
   type ConsoleOutput,
+  type Snapshot,
+  type SnapshotProgress,
   type DeepPartial,
 } from "../agent/src/gen/qumra/v1/vm.js";
 export type { Host, HostStats, Admission, Agent as AgentInfo } from "../agent/src/gen/qumra/v1/host.js";
