@@ -56,9 +56,9 @@ describe("gen-helper-abi", () => {
   });
 
   it("follows the headers: a new request, an implicit enum value, a new register", () => {
-    const r = generate({ file: "proto.h", change: (t) => t.replace("PROTO_MOUSE = 19,", "PROTO_MOUSE = 19,\n\tPROTO_RESIZE,") });
+    const r = generate({ file: "proto.h", change: (t) => t.replace(/(PROTO_RAM_CHECKSUM = 23,.*)\n/, "$1\n\tPROTO_RESIZE,\n") });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.output).toContain("  MOUSE: 19,\n  RESIZE: 20,\n");
+    expect(r.output).toMatch(/ {2}RAM_CHECKSUM: 23,\n {2}RESIZE: 24,\n/);
     const regs = generate({ file: "regs-list.h", change: (t) => t.replace("X(efer) X(apic_base)", "X(efer) X(apic_base) X(xcr0)") });
     expect(regs.status, regs.stderr).toBe(0);
     expect(regs.output).toContain(`"efer", "apic_base", "xcr0"] as const`);

@@ -38,7 +38,11 @@ export const RPC_ROLES: Readonly<Record<string, RpcRule>> = {
   "/qumra.v1.VmService/StopVm": operator("vm"),
   "/qumra.v1.VmService/AttachConsole": operator("vm"),
   "/qumra.v1.VmService/SnapshotVm": operator("vm"),
-  "/qumra.v1.VmService/RestoreVm": operator("vm"),
+  // The restored VM does not exist yet and takes the snapshot's labels: only callers without a VM limit.
+  "/qumra.v1.VmService/RestoreVm": operator("agent"),
+  // Snapshots outlive their VMs and show their specs: like RestoreVm, for callers without a VM limit.
+  "/qumra.v1.VmService/ListSnapshots": viewer("agent"),
+  "/qumra.v1.VmService/DeleteSnapshot": operator("agent"),
   "/qumra.v1.VmService/CreateVm": admin("create"),
   "/qumra.v1.VmService/DeleteVm": admin("vm"),
   "/qumra.v1.VmService/GetVcpuState": admin("vm", false),

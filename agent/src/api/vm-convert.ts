@@ -27,6 +27,7 @@ import {
   type Segment,
   type SpecialRegs,
   type VmRecord,
+  type VmSpec,
   type VmState,
 } from "../vm/types.js";
 
@@ -84,33 +85,39 @@ export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
   };
 }
 
+/** A VM's spec as the API shows it (a flat image's bytes are not echoed: Vm.image_sha256 names them). */
+export function specToPb(spec: VmSpec): PbVmSpec {
+  const boot = spec.boot;
+  return {
+    name: spec.name,
+    vcpus: spec.vcpus,
+    memoryBytes: BigInt(spec.memoryBytes),
+    boot:
+      boot.kind === "demo"
+        ? { $case: "demo", value: {} }
+        : {
+            $case: "flatImage",
+            value: {
+              image: Buffer.alloc(0),
+              loadAddress: BigInt(boot.loadAddress),
+              entryAddress: BigInt(boot.entryAddress),
+              mode: boot.mode === "protected" ? CpuMode.CPU_MODE_PROTECTED : CpuMode.CPU_MODE_LONG,
+            },
+          },
+    display: spec.display,
+    labels: spec.labels,
+    imageCompression: compressionToPb(spec.imageCompression),
+    cpuWeight: spec.cpuWeight ?? 100,
+  };
+}
+
 /** `clients`: the VM's SPICE clients now (the SPICE server's clientsOf). */
 /** `hang`: the helper does not answer (VmManager.hang), shown as Vm.health. */
 export function vmToPb(r: VmRecord, clients: SpiceClientInfo[] = [], hang?: HelperHang): Vm {
   const boot = r.spec.boot;
   return {
     vmId: r.vmId,
-    spec: {
-      name: r.spec.name,
-      vcpus: r.spec.vcpus,
-      memoryBytes: BigInt(r.spec.memoryBytes),
-      boot:
-        boot.kind === "demo"
-          ? { $case: "demo", value: {} }
-          : {
-              $case: "flatImage",
-              value: {
-                image: Buffer.alloc(0),
-                loadAddress: BigInt(boot.loadAddress),
-                entryAddress: BigInt(boot.entryAddress),
-                mode: boot.mode === "protected" ? CpuMode.CPU_MODE_PROTECTED : CpuMode.CPU_MODE_LONG,
-              },
-            },
-      display: r.spec.display,
-      labels: r.spec.labels,
-      imageCompression: compressionToPb(r.spec.imageCompression),
-      cpuWeight: r.spec.cpuWeight ?? 100,
-    },
+    spec: specToPb(r.spec),
     state: stateToPb(r.state),
     stateReason: r.stateReason,
     createdAt: new Date(r.createdAt),

@@ -10,8 +10,12 @@ import {
   type ConsoleOutput,
   type VcpuState,
   type VmStats,
+  type SnapshotProgress,
+  type Snapshot as PbSnapshot,
 } from "../gen/qumra/v1/vm.js";
-import { invalidArgument, unimplemented } from "../errors.js";
+import { invalidArgument } from "../errors.js";
+import type { OnSnapshotProgress } from "../vm/manager.js";
+import type { SnapshotInfo } from "../vm/snapshot-store.js";
 import { ConsoleBacklog } from "../vm/console-backlog.js";
 import { CONSOLE_BACKLOG_BYTES } from "../limits.js";
 import { MAX_MEMORY_IO as HELPER_MAX_MEMORY_IO } from "../vm/helper-protocol.js";
@@ -21,7 +25,7 @@ import type { SpiceClientInfo } from "../spice/session.js";
 import { unary, serverStream, toServiceError } from "./status.js";
 import { vmScopeOf } from "./caller.js";
 import { selectorMatches } from "../authz/selector.js";
-import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber } from "./vm-convert.js";
+import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber, specToPb } from "./vm-convert.js";
 
 /** ReadMemory / WriteMemory bytes per call: what the helper moves in one request. */
 export const MAX_MEMORY_IO = HELPER_MAX_MEMORY_IO;
@@ -100,12 +104,56 @@ export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceC
       };
     }),
 
-    snapshotVm: serverStream(async () => {
-      throw unimplemented("SnapshotVm is not implemented yet: snapshot/restore is a later capability");
+    snapshotVm: serverStream(async (req, call) => {
+      const progress = progressWriter(call);
+      const info = await vms.snapshot(req.vmId, req.snapshotName, progress);
+      call.write({ ...progress.last(), done: true, phase: "done", snapshot: snapshotToPb(info) });
     }),
-    restoreVm: serverStream(async () => {
-      throw unimplemented("RestoreVm is not implemented yet: snapshot/restore is a later capability");
+    restoreVm: serverStream(async (req, call) => {
+      const progress = progressWriter(call);
+      const record = await vms.restore(req.vmId, req.requestId, { name: req.snapshotName, sourceVmId: req.sourceVmId || undefined, start: req.start }, progress);
+      call.write({ ...progress.last(), done: true, phase: "done", vm: toPb(record) });
     }),
+    listSnapshots: unary(async () => ({ snapshots: vms.listSnapshots().map(snapshotToPb) })),
+    deleteSnapshot: unary(async (req) => {
+      vms.deleteSnapshot(req.snapshotName);
+      return {};
+    }),
+  };
+}
+
+/**
+ * Progress messages of a snapshot or restore, at most one per percent (and per phase), so a large VM
+ * does not flood the stream; last() is the latest numbers for the final message.
+ */
+function progressWriter(call: grpc.ServerWritableStream<unknown, SnapshotProgress>): OnSnapshotProgress & { last(): Pick<SnapshotProgress, "bytesDone" | "bytesTotal"> } {
+  let phase = "";
+  let percent = -1;
+  let latest = { bytesDone: 0n, bytesTotal: 0n };
+  const fn = (p: { phase: string; done: number; total: number }) => {
+    latest = { bytesDone: BigInt(p.done), bytesTotal: BigInt(p.total) };
+    const pc = p.total ? Math.floor((100 * p.done) / p.total) : 100;
+    if (p.phase === "done" || (p.phase === phase && pc === percent) || call.cancelled || call.writableEnded) return;
+    phase = p.phase;
+    percent = pc;
+    call.write({ ...latest, done: false, phase: p.phase, snapshot: undefined, vm: undefined });
+  };
+  return Object.assign(fn, { last: () => latest });
+}
+
+function snapshotToPb(info: SnapshotInfo): PbSnapshot {
+  const m = info.manifest;
+  return {
+    name: m.name,
+    sourceVmId: m.sourceVmId,
+    createdAt: new Date(m.createdAt),
+    spec: specToPb(m.spec),
+    wasRunning: m.wasRunning,
+    memoryBytes: BigInt(m.memory.bytes),
+    memoryDataBytes: BigInt(m.memory.dataBytes),
+    stateBytes: BigInt(m.state.bytes),
+    diskBytes: BigInt(info.diskBytes),
+    stateFormat: m.stateFormat,
   };
 }
 

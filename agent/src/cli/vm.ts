@@ -1,4 +1,4 @@
-// qumra vm create|start|pause|resume|stop|delete|get|list|console|regs|mem|events|stats
+// qumra vm create|start|pause|resume|stop|delete|get|list|console|regs|mem|events|stats (and snapshot.ts's snapshot|restore|snapshots|snapshot-delete)
 import type { Command } from "commander";
 import { randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -24,6 +24,7 @@ import { ImageCompression } from "../gen/qumra/v1/display.js";
 import { withClients, toJson } from "./fan-out.js";
 import { bytes, fields, table } from "./format.js";
 import { collect, hex, parseAddress, parseIntIn, parseLabels, parseSize } from "./parse.js";
+import { registerSnapshot } from "./snapshot.js";
 
 type Globals = () => GlobalOptions;
 
@@ -266,6 +267,8 @@ export function registerVm(program: Command, globals: Globals): void {
     const options = globals();
     await withClients(options, VmServiceClient, (c) => callUnary(c.getVmStats.bind(c), { vmId }, options), { text: renderStats, json: (s) => ({ ...s, state: stateName(s.state) }) });
   });
+
+  registerSnapshot(vm, globals);
 }
 
 function eventView(e: VmEvent) {

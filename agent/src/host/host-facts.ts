@@ -38,7 +38,7 @@ export class HostInfo {
   }
 
   /** What a new VM may use: KVM's vCPU limit (probed once) and the memory available now. */
-  async limits(): Promise<{ maxVcpus: number; availableMemory: number; demoImageBytes?: number } | { unavailable: string }> {
+  async limits(): Promise<{ maxVcpus: number; availableMemory: number; cpuFeatures: number[]; demoImageBytes?: number } | { unavailable: string }> {
     this.kvmLimits ??= probeKvm(this.vmmPath);
     const [kvm, memory] = await Promise.all([this.kvmLimits, readMemory()]);
     if (!kvm.available) {
@@ -48,7 +48,7 @@ export class HostInfo {
     // The helper runs the demo guest from beside its own binary (symlinks resolved, as /proc/self/exe is).
     const vmm = await realpath(this.vmmPath).catch(() => this.vmmPath);
     const demo = await stat(path.join(path.dirname(vmm), "demo-guest.bin")).catch(() => undefined);
-    return { maxVcpus: kvm.maxVcpus, availableMemory: Number(memory.availableBytes), ...(demo?.isFile() ? { demoImageBytes: demo.size } : {}) };
+    return { maxVcpus: kvm.maxVcpus, availableMemory: Number(memory.availableBytes), cpuFeatures: kvm.cpuFeatures, ...(demo?.isFile() ? { demoImageBytes: demo.size } : {}) };
   }
 
   /** A sample of CPU use since the previous call (the first call measures since boot), memory and load. */

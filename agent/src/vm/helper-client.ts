@@ -14,6 +14,10 @@ import {
   decodeDisplayInfo,
   decodeErrorReply,
   decodeEvent,
+  decodeLoadStateReply,
+  decodeRamChecksum,
+  decodeRamMap,
+  decodeStateChunk,
   decodeMouseReply,
   decodeRegs,
   decodeStats,
@@ -24,7 +28,10 @@ import {
   encodeGetRegs,
   encodeGuestCommand,
   encodeHello,
+  encodeLoadState,
   encodeMouse,
+  encodeRamMap,
+  encodeSaveState,
   encodePointer,
   encodeReadMemory,
   encodeSetRegs,
@@ -38,7 +45,10 @@ import {
   type HelperStats,
   type HelperStatus,
   type MouseReply,
+  type RamChecksum,
+  type RamRange,
   type Registers,
+  STATE_CHUNK,
   type StopResult,
 } from "./helper-protocol.js";
 
@@ -275,6 +285,59 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
    */
   async mouse(dx: number, dy: number, wheel = 0, buttons = 0): Promise<MouseReply> {
     return decodeMouseReply(await this.request(MsgType.MOUSE, encodeMouse(dx, dy, wheel, buttons)));
+  }
+
+  /**
+   * The VM's whole non-RAM state (SAVE_STATE, VM paused or created): the blob, read in chunks; onChunk
+   * sees the bytes read so far and the total.
+   */
+  async saveState(onChunk?: (done: number, total: number) => void): Promise<Buffer> {
+    const first = decodeStateChunk(await this.request(MsgType.SAVE_STATE, encodeSaveState(0)));
+    const blob = Buffer.alloc(first.total);
+    first.bytes.copy(blob, 0);
+    let done = first.bytes.length;
+    onChunk?.(done, first.total);
+    while (done < first.total) {
+      const c = decodeStateChunk(await this.request(MsgType.SAVE_STATE, encodeSaveState(done)));
+      if (c.offset !== done || c.total !== first.total || c.bytes.length === 0) throw new HelperError("PROTOCOL", `SAVE_STATE answered [${c.offset}, +${c.bytes.length}) of ${c.total} when asked for offset ${done} of ${first.total}`);
+      c.bytes.copy(blob, done);
+      done += c.bytes.length;
+      onChunk?.(done, first.total);
+    }
+    return blob;
+  }
+
+  /**
+   * Loads a state blob (LOAD_STATE, VM created or paused), in chunks; the last one makes the helper check
+   * and apply it, leaving the VM paused at the saved point. A refused blob rejects with INVALID_ARGUMENT
+   * and the VM is unchanged.
+   */
+  async loadState(blob: Uint8Array, onChunk?: (done: number, total: number) => void): Promise<void> {
+    let done = 0;
+    do {
+      const chunk = blob.subarray(done, done + STATE_CHUNK);
+      const reply = decodeLoadStateReply(await this.request(MsgType.LOAD_STATE, encodeLoadState(blob.length, done, chunk)));
+      done += chunk.length;
+      onChunk?.(done, blob.length);
+      if (done >= blob.length && !reply.loaded) throw new HelperError("PROTOCOL", `LOAD_STATE took all ${blob.length} bytes but did not load them`);
+    } while (done < blob.length);
+  }
+
+  /** The guest RAM ranges that hold data (RAM_MAP, every reply of it). */
+  async ramMap(): Promise<RamRange[]> {
+    const all: RamRange[] = [];
+    for (let from = 0; ; ) {
+      const { ranges, more } = decodeRamMap(await this.request(MsgType.RAM_MAP, encodeRamMap(from)));
+      all.push(...ranges);
+      const last = ranges.at(-1);
+      if (!more || !last) return all;
+      from = last.gpa + last.length;
+    }
+  }
+
+  /** CRC-32 of all guest RAM (RAM_CHECKSUM). */
+  async ramChecksum(): Promise<RamChecksum> {
+    return decodeRamChecksum(await this.request(MsgType.RAM_CHECKSUM));
   }
 
   /** Resolves with the first event matching pred (rejects on timeout or close). */

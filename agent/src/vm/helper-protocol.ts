@@ -428,3 +428,97 @@ export function decodeEvent(frame: Frame): HelperEvent {
       return { kind: "unknown", seq, type, payload };
   }
 }
+
+// ---- VM state (SAVE_STATE, LOAD_STATE, RAM_MAP, RAM_CHECKSUM; PROTOCOL.md "VM state") ----
+
+/** State bytes per SAVE_STATE / LOAD_STATE message at most. */
+export const STATE_CHUNK = Proto.STATE_CHUNK;
+/** The state blob's format version this build's helper writes and reads. */
+export const STATE_FORMAT = Proto.STATE_FORMAT;
+/** A blob's size at most (LOAD_STATE refuses larger). */
+export const STATE_MAX = Proto.STATE_MAX;
+
+/** One chunk of a SAVE_STATE reply: the blob's total size, where the bytes start, the bytes (a view of the reply). */
+export interface StateChunk {
+  total: number;
+  offset: number;
+  bytes: Buffer;
+}
+
+/** SAVE_STATE: u64 offset (0 takes the state now), u32 max bytes. */
+export function encodeSaveState(offset: number, max: number = STATE_CHUNK): Buffer {
+  const p = Buffer.alloc(12);
+  p.writeBigUInt64LE(BigInt(offset), 0);
+  p.writeUInt32LE(max >>> 0, 8);
+  return p;
+}
+
+export function decodeStateChunk(payload: Buffer): StateChunk {
+  if (payload.length < Proto.STATE_HEADER) throw malformed("SAVE_STATE reply", `of ${payload.length} bytes`);
+  const total = Number(payload.readBigUInt64LE(0));
+  const offset = Number(payload.readBigUInt64LE(8));
+  const bytes = payload.subarray(Proto.STATE_HEADER);
+  if (offset + bytes.length > total) throw malformed("SAVE_STATE reply", `has bytes [${offset}, +${bytes.length}) past its total ${total}`);
+  return { total, offset, bytes };
+}
+
+/** LOAD_STATE: u64 total, u64 offset, then the chunk's bytes. */
+export function encodeLoadState(total: number, offset: number, bytes: Uint8Array): Buffer {
+  const p = Buffer.alloc(Proto.STATE_HEADER + bytes.length);
+  p.writeBigUInt64LE(BigInt(total), 0);
+  p.writeBigUInt64LE(BigInt(offset), 8);
+  p.set(bytes, Proto.STATE_HEADER);
+  return p;
+}
+
+export interface LoadStateReply {
+  received: number;
+  total: number;
+  /** True after the last chunk: the state was checked and applied, the VM is paused at the saved point. */
+  loaded: boolean;
+}
+
+export function decodeLoadStateReply(payload: Uint8Array): LoadStateReply {
+  const what = "LOAD_STATE reply";
+  const o = jsonObject(payload, what);
+  if (typeof o.loaded !== "boolean") throw malformed(what, `has no boolean "loaded"`);
+  return { received: num(o, "received", what), total: num(o, "total", what), loaded: o.loaded };
+}
+
+/** A guest-physical range of RAM that holds data. */
+export interface RamRange {
+  gpa: number;
+  length: number;
+}
+
+/** RAM_MAP: empty, or the u64 gpa to start from. */
+export function encodeRamMap(from = 0): Buffer {
+  const p = Buffer.alloc(8);
+  p.writeBigUInt64LE(BigInt(from), 0);
+  return p;
+}
+
+export function decodeRamMap(payload: Buffer): { ranges: RamRange[]; more: boolean } {
+  if (payload.length < 8) throw malformed("RAM_MAP reply", `of ${payload.length} bytes`);
+  const count = payload.readUInt32LE(0);
+  if (payload.length !== 8 + count * 16) throw malformed("RAM_MAP reply", `of ${payload.length} bytes for ${count} ranges`);
+  const ranges: RamRange[] = [];
+  for (let i = 0; i < count; i++) ranges.push({ gpa: Number(payload.readBigUInt64LE(8 + 16 * i)), length: Number(payload.readBigUInt64LE(16 + 16 * i)) });
+  return { ranges, more: payload.readUInt32LE(4) !== 0 };
+}
+
+export interface RamChecksum {
+  /** "crc32": IEEE, as zlib's crc32, over all RAM in RAM-file order (holes as zeros). */
+  algorithm: string;
+  crc32: number;
+  bytes: number;
+  dataBytes: number;
+}
+
+export function decodeRamChecksum(payload: Uint8Array): RamChecksum {
+  const what = "RAM_CHECKSUM reply";
+  const o = jsonObject(payload, what);
+  const crc = str(o, "crc32", what);
+  if (!/^0x[0-9a-f]{8}$/.test(crc)) throw malformed(what, `has a bad crc32 "${crc}"`);
+  return { algorithm: str(o, "algorithm", what), crc32: Number.parseInt(crc.slice(2), 16), bytes: num(o, "bytes", what), dataBytes: num(o, "dataBytes", what) };
+}

@@ -1,7 +1,7 @@
 // The VM registry: creates VMs through their helper processes, enforces the state machine, persists
 // every change, supervises helpers and re-attaches to them after an agent restart.
 import { createHash } from "node:crypto";
-import { readdirSync, rmSync, unlinkSync } from "node:fs";
+import { closeSync, readFileSync, readSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "../logger.js";
 import { QumraError, invalidArgument, notFound, failedPrecondition } from "../errors.js";
@@ -25,7 +25,18 @@ import { helperDisplayPort, type HelperConnection, type VmDisplayPort } from "./
 import { registersFromHelper, registersToHelper } from "./registers.js";
 import type { Admission } from "./admission.js";
 import type { CreateGate } from "./create-gate.js";
+import { SnapshotStore, gpaOfRamOffset, ramOffsetOf, validateSnapshotName, type SnapshotInfo, type SnapshotManifest } from "./snapshot-store.js";
+import { missingCpuFeatures, parseStateHeader } from "./state-blob.js";
+import { MAX_MEMORY_IO, STATE_FORMAT, type RamRange } from "./helper-protocol.js";
 import { LIVE_STATES, type VmIntent, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
+
+/** Progress of a snapshot or a restore: bytes moved of the bytes to move, and what is being done. */
+export interface SnapshotProgress {
+  phase: "state" | "memory" | "verify" | "done";
+  done: number;
+  total: number;
+}
+export type OnSnapshotProgress = (p: SnapshotProgress) => void;
 
 /** A forced stop gives the helper this long to answer STOP and exit before signals are used. */
 const FORCE_ASK_MS = 1000;
@@ -78,6 +89,8 @@ const HELPER_FILES = new Set(["control.sock", "qumra-vmm.log", "qumra-vmm.pid", 
 export class VmManager {
   readonly events: EventLog;
   private readonly store: VmStore;
+  /** STATE_DIR/snapshots (snapshot-store.ts). */
+  readonly snapshots: SnapshotStore;
   /** Why the state dir cannot be written (mutations are refused while set); empty when it can. */
   private degradedBy = "";
   private readonly orphans: OrphanRecord[] = [];
@@ -89,6 +102,7 @@ export class VmManager {
 
   constructor(private readonly options: VmManagerOptions) {
     this.store = new VmStore(options.stateDir);
+    this.snapshots = new SnapshotStore(options.stateDir);
     this.events = new EventLog(options.stateDir);
     this.log = options.logger;
   }
@@ -102,7 +116,10 @@ export class VmManager {
   async init(): Promise<void> {
     this.degradedBy = this.probeWritable();
     if (this.degradedBy) this.log.error({ reason: this.degradedBy }, "degraded mode: the agent serves reads; mutations are refused");
-    else this.store.cleanTemp((file) => this.log.info({ file }, "removed a temp file left by a crash"));
+    else {
+      this.store.cleanTemp((file) => this.log.info({ file }, "removed a temp file left by a crash"));
+      this.snapshots.cleanTemp((dir) => this.log.info({ dir }, "removed a snapshot a crash left half written"));
+    }
     const records = this.store.loadAll((bad) => {
       this.log.error({ record: bad.name, problem: bad.problem, quarantined_as: bad.quarantinedAs || "(not moved: the state dir cannot be written)" }, "bad VM record quarantined");
       this.orphans.push({ ...bad, helperPids: [] });
@@ -147,6 +164,14 @@ export class VmManager {
       vmLog.info("interrupted create rolled back");
       return;
     }
+    if (intent?.op === "restore" && !this.degradedBy) {
+      // A half-restored VM is not the snapshot's: the VM made for it goes.
+      await this.killAll(record.vmId, pids);
+      this.rollBack(record.vmId);
+      this.events.append({ type: "DELETED", vmId: record.vmId, state: "DELETED", reason: `its restore from snapshot '${intent.snapshot ?? "?"}' was interrupted by an agent restart; rolled back` });
+      vmLog.info("interrupted restore rolled back");
+      return;
+    }
     if (intent?.op === "delete" && !this.degradedBy) {
       await this.killAll(record.vmId, pids);
       this.rollBack(record.vmId);
@@ -168,6 +193,15 @@ export class VmManager {
       this.persist(entry);
     }
     await this.reattachOne(entry);
+    // A snapshot paused a running VM: it runs again (the half-written snapshot was removed by init()).
+    if (intent?.op === "snapshot" && intent.resume && entry.record.state === "PAUSED" && entry.link) {
+      try {
+        await entry.link.client.resume();
+        this.transition(entry, "RUNNING", `resumed: a snapshot ('${intent.snapshot ?? "?"}') interrupted by an agent restart had paused it`);
+      } catch (err) {
+        vmLog.error({ err }, "could not resume the VM an interrupted snapshot had paused");
+      }
+    }
   }
 
   /** Helpers under the runtime dir that belong to no VM (their create never wrote a record) are killed. */
@@ -390,7 +424,7 @@ export class VmManager {
     return [...this.vms.values()].map((e) => e.record.spec);
   }
 
-  private async launchNew(vmId: string, requestId: string, spec: VmSpec, image: Uint8Array | undefined): Promise<VmRecord> {
+  private async launchNew(vmId: string, requestId: string, spec: VmSpec, image: Uint8Array | undefined, restoreOf?: string): Promise<VmRecord> {
     const vmLog = this.vmLog(vmId);
     const now = new Date().toISOString();
     let record: VmRecord = {
@@ -404,7 +438,7 @@ export class VmManager {
       helperPid: 0,
       controlSocket: path.join(this.runtimeDirOf(vmId), "control.sock"),
       lastEventSequence: 0,
-      intent: { op: "create", at: now },
+      intent: restoreOf === undefined ? { op: "create", at: now } : { op: "restore", at: now, snapshot: restoreOf },
     };
     let secret: ControlSecret;
     try {
@@ -424,7 +458,8 @@ export class VmManager {
       this.rollBack(vmId);
       throw err;
     }
-    record = { ...record, helperPid: link.pid, controlSocket: link.socketPath, sandbox: link.client.hello?.sandbox, intent: undefined };
+    // A restore keeps its intent until the state is loaded: until then the VM is not the snapshot's.
+    record = { ...record, helperPid: link.pid, controlSocket: link.socketPath, sandbox: link.client.hello?.sandbox, intent: restoreOf === undefined ? undefined : record.intent };
     try {
       this.store.save(record);
     } catch (err) {
@@ -437,7 +472,7 @@ export class VmManager {
     const entry = this.newEntry(record);
     this.vms.set(vmId, entry);
     this.adopt(entry, link);
-    this.emit(entry, "CREATED", "created");
+    this.emit(entry, "CREATED", restoreOf === undefined ? "created" : `created to restore snapshot '${restoreOf}'`);
     vmLog.info({ pid: link.pid, vcpus: spec.vcpus, memory_bytes: spec.memoryBytes, boot: spec.boot.kind, sandbox: record.sandbox ? describeSandbox(record.sandbox) : "not reported" }, "VM created");
     return record;
   }
@@ -608,6 +643,218 @@ export class VmManager {
     for (const e of this.vms.values()) e.link?.detach();
   }
 
+  // ---- snapshots (snapshot-store.ts for the files, PROTOCOL.md "VM state" for the helper's side) ----
+
+  /**
+   * Writes snapshot `name` of a RUNNING or PAUSED VM: a running one is paused for the time it takes and
+   * resumed after, whatever happens. The intent (with whether to resume) is written first, so an agent
+   * killed part-way resumes the VM at its next start and removes the half-written folder.
+   */
+  async snapshot(vmId: string, name: string, onProgress: OnSnapshotProgress = () => {}): Promise<SnapshotInfo> {
+    validateVmId(vmId);
+    validateSnapshotName(name);
+    const e = this.entry(vmId);
+    return this.serial(e, async () => {
+      requireState(vmId, e.record.state, ["RUNNING", "PAUSED"], "snapshot");
+      if (this.snapshots.exists(name)) throw new QumraError("already-exists", `a snapshot '${name}' already exists on this host; choose another name or delete it first`);
+      const wasRunning = e.record.state === "RUNNING";
+      this.writeAhead(e, "snapshot", { resume: wasRunning, snapshot: name });
+      const vmLog = this.vmLog(vmId);
+      const began = Date.now();
+      let paused = false;
+      const writer = this.snapshots.begin(name);
+      try {
+        if (wasRunning) {
+          await this.ask(e, (c) => c.pause());
+          paused = true;
+        }
+        const blob = await this.ask(e, (c) => c.saveState());
+        const header = parseStateHeader(blob);
+        if ("problem" in header) throw new QumraError("internal", `the helper's state of VM '${vmId}' is unreadable: ${header.problem}`);
+        const ranges = await this.ask(e, (c) => c.ramMap());
+        const ram = await this.ask(e, (c) => c.ramChecksum());
+        const dataBytes = ranges.reduce((n, r) => n + r.length, 0);
+        const total = blob.length + dataBytes;
+        onProgress({ phase: "state", done: blob.length, total });
+        writer.openMemory(e.record.spec.memoryBytes);
+        let done = blob.length;
+        for (const r of ranges) {
+          for (let off = 0; off < r.length; off += MAX_MEMORY_IO) {
+            const n = Math.min(MAX_MEMORY_IO, r.length - off);
+            const data = await this.ask(e, (c) => c.readMemory(r.gpa + off, n));
+            writer.writeMemory(ramOffsetOf(r.gpa + off), data);
+            done += n;
+            onProgress({ phase: "memory", done, total });
+          }
+        }
+        const memCrc = writer.memoryCrc();
+        if (memCrc !== ram.crc32) throw new QumraError("internal", `the memory read from VM '${vmId}' (crc32 0x${memCrc.toString(16)}) is not what its helper hashed (0x${ram.crc32.toString(16)})`);
+        const boot = e.record.spec.boot;
+        const manifest: SnapshotManifest = {
+          manifestVersion: 1,
+          name,
+          stateFormat: header.version,
+          createdAt: new Date().toISOString(),
+          sourceVmId: vmId,
+          spec: e.record.spec,
+          wasRunning,
+          cpuFeatures: header.cpuFeatures,
+          memory: { file: "memory.bin", bytes: e.record.spec.memoryBytes, dataBytes: writer.dataBytes, crc32: memCrc },
+          state: writer.writeFile("state.bin", blob),
+          console: writer.writeFile("console.bin", e.console.scrollback()),
+          ...(boot.kind === "flat" ? { image: writer.writeFile("image.bin", readFileSync(this.store.imagePath(vmId))) } : {}),
+        };
+        writer.commit(manifest);
+        onProgress({ phase: "done", done: total, total });
+        vmLog.info({ snapshot: name, state_bytes: blob.length, memory_data_bytes: dataBytes, ms: Date.now() - began, was_running: wasRunning }, "snapshot written");
+        this.emit(e, "NOTICE", `snapshot '${name}' written`);
+      } catch (err) {
+        writer.abort();
+        vmLog.warn({ err, snapshot: name }, "snapshot failed; nothing was kept");
+        throw err;
+      } finally {
+        if (paused) {
+          await this.ask(e, (c) => c.resume()).catch((err: unknown) => vmLog.error({ err }, "could not resume the VM after its snapshot"));
+        }
+        e.record = { ...e.record, intent: undefined };
+        this.persist(e);
+      }
+      return this.snapshotInfo(name);
+    });
+  }
+
+  listSnapshots(): SnapshotInfo[] {
+    return this.snapshots.list((name, problem) => this.log.warn({ snapshot: name, problem }, "snapshot not listed: it is damaged"));
+  }
+
+  snapshotInfo(name: string): SnapshotInfo {
+    validateSnapshotName(name);
+    const info = this.snapshots.list().find((s) => s.manifest.name === name);
+    if (!info) return { manifest: this.snapshots.manifest(name), diskBytes: 0 };
+    return info;
+  }
+
+  deleteSnapshot(name: string): void {
+    validateSnapshotName(name);
+    this.requireWritable(`delete snapshot '${name}'`);
+    this.snapshots.delete(name);
+    this.log.info({ snapshot: name }, "snapshot deleted");
+  }
+
+  /**
+   * Makes VM `vmId` from snapshot `name`: the manifest, every file's checksum, the format version, the
+   * CPU features and admission are checked before any helper is spawned; then a helper of the saved
+   * spec gets the RAM (WRITE_MEM) and the state (LOAD_STATE), and the VM is PAUSED at the saved point,
+   * or RUNNING with `start`. Anything failing after the spawn removes the new VM again. A retry with the
+   * same request id returns the same VM.
+   */
+  async restore(vmId: string, requestId: string, opts: { name: string; sourceVmId?: string; start: boolean }, onProgress: OnSnapshotProgress = () => {}): Promise<VmRecord> {
+    validateVmId(vmId);
+    validateSnapshotName(opts.name);
+    if (opts.sourceVmId) validateVmId(opts.sourceVmId, "source_vm_id");
+    if (requestId.length > 128) throw invalidArgument(`request_id is ${requestId.length} characters: at most 128`);
+    const existing = this.vms.get(vmId)?.record ?? this.creating.get(vmId);
+    if (existing) {
+      if (requestId && existing.requestId === requestId) return "done" in existing ? existing.done : existing;
+      throw new QumraError("already-exists", `VM '${vmId}' already exists; choose another vm_id${opts.sourceVmId === vmId ? `, or delete VM '${vmId}' first to restore the snapshot under its id` : ""}`);
+    }
+    const done = this.doRestore(vmId, requestId, opts, onProgress);
+    this.creating.set(vmId, { requestId, done });
+    try {
+      return await done;
+    } finally {
+      this.creating.delete(vmId);
+    }
+  }
+
+  private async doRestore(vmId: string, requestId: string, opts: { name: string; sourceVmId?: string; start: boolean }, onProgress: OnSnapshotProgress): Promise<VmRecord> {
+    const { name } = opts;
+    this.requireWritable(`restore VM '${vmId}'`);
+    const manifest = this.snapshots.manifest(name);
+    if (opts.sourceVmId && opts.sourceVmId !== manifest.sourceVmId) throw failedPrecondition(`snapshot '${name}' was taken of VM '${manifest.sourceVmId}', not '${opts.sourceVmId}'`);
+    if (manifest.stateFormat !== STATE_FORMAT) throw failedPrecondition(`snapshot '${name}' has state format version ${manifest.stateFormat}; this agent's helper reads version ${STATE_FORMAT}`);
+    const limits = await this.options.hostLimits();
+    if ("unavailable" in limits) throw failedPrecondition(`cannot restore VMs on this host: ${limits.unavailable}`);
+    const spec = manifest.spec;
+    if (spec.vcpus > limits.maxVcpus) throw new QumraError("resource-exhausted", `snapshot '${name}' is of a VM with ${spec.vcpus} vCPUs, more than this host's KVM allows (${limits.maxVcpus})`);
+    const missing = missingCpuFeatures(manifest.cpuFeatures, limits.cpuFeatures ?? []);
+    if (missing.length) throw failedPrecondition(`snapshot '${name}' was taken on a host with CPU features this host lacks (${missing.join(", ")}); restore it on a host with them`);
+    const verified = this.snapshots.verify(name, manifest, (d, t) => onProgress({ phase: "verify", done: d, total: t }));
+    try {
+      const header = parseStateHeader(verified.state);
+      if ("problem" in header) throw failedPrecondition(`snapshot '${name}' is refused: ${header.problem}; nothing was changed`);
+      if (header.vcpus !== spec.vcpus || header.memoryBytes !== spec.memoryBytes || header.fbWidth !== spec.display.width || header.fbHeight !== spec.display.height) {
+        throw failedPrecondition(`snapshot '${name}' is refused: its state is of a ${header.vcpus}-vCPU ${header.memoryBytes}-byte ${header.fbWidth}x${header.fbHeight} VM, its manifest says otherwise; nothing was changed`);
+      }
+      const headerMissing = missingCpuFeatures(header.cpuFeatures, limits.cpuFeatures ?? []);
+      if (headerMissing.length) throw failedPrecondition(`snapshot '${name}' was taken on a host with CPU features this host lacks (${headerMissing.join(", ")})`);
+      const release = this.options.admission?.admit(vmId, spec, this.specs());
+      let record: VmRecord;
+      try {
+        const gate = this.options.createGate;
+        const launch = () => this.launchNew(vmId, requestId, spec, verified.image, name);
+        record = await (gate ? gate.run(launch) : launch());
+      } finally {
+        release?.();
+      }
+      const e = this.vms.get(vmId);
+      if (!e) throw new QumraError("internal", `VM '${vmId}' vanished while it was restored`);
+      try {
+        await this.loadSnapshot(e, verified.memoryFd, verified.state, manifest, onProgress);
+        e.console.reset(verified.console);
+        e.record = { ...e.record, intent: undefined };
+        this.transition(e, "PAUSED", `restored from snapshot '${name}' (of VM '${manifest.sourceVmId}', taken ${manifest.createdAt})`);
+        if (opts.start) {
+          await this.ask(e, (c) => c.resume());
+          this.transition(e, "RUNNING", `restored from snapshot '${name}' and resumed`, { startedAt: new Date().toISOString() });
+        }
+        this.vmLog(vmId).info({ snapshot: name, source_vm_id: manifest.sourceVmId, running: opts.start }, "VM restored");
+        record = e.record;
+      } catch (err) {
+        this.vmLog(vmId).warn({ err, snapshot: name }, "restore failed after its helper started; the new VM is removed");
+        await this.stopHelper(e, 0, "stopped: its restore failed").catch(() => undefined);
+        this.vms.delete(vmId);
+        this.rollBack(vmId);
+        this.emit(e, "DELETED", `its restore from snapshot '${name}' failed: ${(err as Error).message}`, "DELETED");
+        throw err;
+      }
+      return record;
+    } finally {
+      closeSync(verified.memoryFd);
+    }
+  }
+
+  /** RAM first (only what holds data, and whatever the new helper's loader wrote), then the state. */
+  private async loadSnapshot(e: VmEntry, memoryFd: number, state: Buffer, manifest: SnapshotManifest, onProgress: OnSnapshotProgress): Promise<void> {
+    const size = manifest.memory.bytes;
+    const loaderWrote: RamRange[] = await this.ask(e, (c) => c.ramMap());
+    const touched = (gpa: number, len: number) => loaderWrote.some((r) => r.gpa < gpa + len && gpa < r.gpa + r.length);
+    const total = size + state.length;
+    const buf = Buffer.alloc(MAX_MEMORY_IO);
+    const piece = 64 << 10;
+    const zeros = Buffer.alloc(piece);
+    for (let off = 0; off < size; ) {
+      const n = readSync(memoryFd, buf, 0, Math.min(buf.length, size - off), off);
+      if (n <= 0) throw failedPrecondition(`snapshot '${manifest.name}': memory.bin ended at ${off} of ${size} bytes`);
+      // A chunk never crosses the 3 GiB end of the low slot (both are MiB-aligned), so one gpa base holds.
+      const gpa = gpaOfRamOffset(off);
+      for (let at = 0; at < n; at += piece) {
+        const p = buf.subarray(at, Math.min(n, at + piece));
+        if (!p.equals(zeros.subarray(0, p.length)) || touched(gpa + at, p.length)) await this.ask(e, (c) => c.writeMemory(gpa + at, p));
+      }
+      off += n;
+      onProgress({ phase: "memory", done: off, total });
+    }
+    await this.ask(e, (c) => c.loadState(state)).catch((err: unknown) => {
+      // The helper's own checks (every section's CRC and shape) refused it: the snapshot is bad, not the call.
+      if (err instanceof QumraError && err.kind === "invalid-argument") throw failedPrecondition(`snapshot '${manifest.name}' is refused by the VM's helper: ${err.message}`);
+      throw err;
+    });
+    const ram = await this.ask(e, (c) => c.ramChecksum());
+    if (ram.crc32 !== manifest.memory.crc32) throw new QumraError("internal", `the restored RAM (crc32 0x${ram.crc32.toString(16)}) is not the snapshot's (0x${manifest.memory.crc32.toString(16)})`);
+    onProgress({ phase: "done", done: total, total });
+  }
+
   // ---- internals ----
 
   private newEntry(record: VmRecord): VmEntry {
@@ -687,9 +934,9 @@ export class VmManager {
    * Makes the intent durable before the VM is told anything: if this write fails (full, read-only
    * disk) the operation fails with RESOURCE_EXHAUSTED or UNAVAILABLE and the VM has not changed.
    */
-  private writeAhead(e: VmEntry, op: VmIntent["op"]): void {
+  private writeAhead(e: VmEntry, op: VmIntent["op"], extra: Partial<VmIntent> = {}): void {
     this.requireWritable(`${op} VM '${e.record.vmId}'`);
-    const record: VmRecord = { ...e.record, intent: { op, at: new Date().toISOString() } };
+    const record: VmRecord = { ...e.record, intent: { op, at: new Date().toISOString(), ...extra } };
     this.store.save(record);
     e.record = record;
   }

@@ -22,7 +22,11 @@ export function recordProblem(value: unknown, folder: string): string | undefine
   if (!isNat(value.lastEventSequence)) return "lastEventSequence is not a non-negative integer";
   if (value.startedAt !== undefined && !isStr(value.startedAt)) return "startedAt is not a string";
   if (value.intent !== undefined && !(isObj(value.intent) && isStr(value.intent.op))) return "intent is not an object with an op";
-  const spec = value.spec;
+  return specProblem(value.spec);
+}
+
+/** Why `spec` is not a VM spec as the agent writes it (in vm.json, in a snapshot's manifest), or undefined. */
+export function specProblem(spec: unknown): string | undefined {
   if (!isObj(spec)) return "spec is not an object";
   if (!isStr(spec.name)) return "spec.name is not a string";
   if (!isNat(spec.vcpus) || spec.vcpus < 1) return "spec.vcpus is not a positive integer";

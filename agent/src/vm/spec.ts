@@ -56,6 +56,8 @@ export interface HostLimits {
   maxVcpus: number;
   /** Bytes of memory the host can still give (MemAvailable). */
   availableMemory: number;
+  /** The host's CPU feature summary (`qumra-vmm --probe` cpuFeatures), which a snapshot's must fit in. */
+  cpuFeatures?: number[];
   /** Size of the demo guest's image (native/build/demo-guest.bin), when known: a demo VM must hold it. */
   demoImageBytes?: number;
 }

@@ -3,7 +3,8 @@ import { failedPrecondition } from "../errors.js";
 import type { VmState } from "./types.js";
 
 const TRANSITIONS: Record<VmState, readonly VmState[]> = {
-  CREATED: ["RUNNING", "STOPPED", "CRASHED", "DELETED"],
+  // CREATED → PAUSED: a VM restored from a snapshot is paused at the saved point.
+  CREATED: ["RUNNING", "PAUSED", "STOPPED", "CRASHED", "DELETED"],
   RUNNING: ["PAUSED", "STOPPED", "CRASHED"],
   PAUSED: ["RUNNING", "STOPPED", "CRASHED"],
   STOPPED: ["DELETED"],

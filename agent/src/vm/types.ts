@@ -59,8 +59,12 @@ export interface VmRecord {
 }
 
 export interface VmIntent {
-  op: "create" | "start" | "pause" | "resume" | "stop" | "delete";
+  op: "create" | "start" | "pause" | "resume" | "stop" | "delete" | "snapshot" | "restore";
   at: string;
+  /** snapshot: the VM was running and is to run again once the snapshot is written (or abandoned). */
+  resume?: boolean;
+  /** snapshot, restore: the snapshot's name. */
+  snapshot?: string;
 }
 
 /** States in which a helper process is expected to be alive. */
