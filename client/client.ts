@@ -6,7 +6,9 @@ import {
   ListVmsRequest,
   VmServiceClient,
   VmState,
+  MigrationPhase,
   type DeepPartial,
+  type MigrationProgress,
   type ReadMemoryResponse,
   type SetVcpuStateRequest,
   type Snapshot,
@@ -49,6 +51,20 @@ export interface CreateVmInput {
   spec: DeepPartial<VmSpec>;
   /** The idempotency key; generated when absent. Every retry of this call reuses it. */
   requestId?: string;
+}
+
+export interface MigrateVmInput {
+  vmId: string;
+  /** The destination agent: "HOST:PORT" or "unix:/PATH". */
+  destination: string;
+  /** Your credentials at the destination (PEM bytes); without them TCP is plaintext (loopback only). */
+  tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array; serverName?: string };
+  /** The longest pause accepted (default 300 ms). */
+  maxDowntimeMs?: number;
+  /** Cap on the copy rate in bytes per second (default: none). */
+  maxBandwidth?: number;
+  /** Pre-copy rounds at most (default 30). */
+  maxRounds?: number;
 }
 
 export interface RestoreVmInput {
@@ -261,6 +277,31 @@ export class QumraClient {
     const request = { vmId: input.vmId, requestId, sourceVmId: input.sourceVmId ?? "", snapshotName: input.snapshotName, start: Boolean(input.start) };
     const last = await lastProgress(() => this.raw.vm.restoreVm(request, metadata, call), method, (p) => p.done && p.vm !== undefined, options);
     return last.vm!;
+  }
+
+  /**
+   * Moves a RUNNING or PAUSED VM to another agent while it runs; resolves with the COMPLETED progress
+   * (downtime, bytes sent, the RAM checksum both sides computed). Aborting `signal` before the switch
+   * cancels it and the VM stays. Not repeated: after a failure GetVm on both agents says where the VM is.
+   */
+  async migrateVm(input: MigrateVmInput, options: ProgressOptions<MigrationProgress> = {}): Promise<MigrationProgress> {
+    const method = "VmService/MigrateVm";
+    const { metadata, call } = callOptionsFor(options, method);
+    const t = input.tls;
+    const request = {
+      vmId: input.vmId,
+      destination: input.destination,
+      tls: t ? { caPem: Buffer.from(t.ca ?? []), certPem: Buffer.from(t.cert ?? []), keyPem: Buffer.from(t.key ?? []), serverName: t.serverName ?? "" } : undefined,
+      maxDowntimeMs: input.maxDowntimeMs ?? 0,
+      maxBandwidthBytesPerSecond: BigInt(input.maxBandwidth ?? 0),
+      maxRounds: input.maxRounds ?? 0,
+    };
+    return lastProgress(() => this.raw.vm.migrateVm(request, metadata, call), method, (p) => p.phase === MigrationPhase.MIGRATION_PHASE_COMPLETED, options);
+  }
+
+  /** Cancels a migration that has not reached its switch (call it on the source agent). */
+  async cancelMigration(vmId: string, options: CallOptions = {}): Promise<void> {
+    await this.call(this.raw.vm, this.raw.vm.cancelMigration, "VmService/CancelMigration", { vmId }, options, isTransient);
   }
 
   async listSnapshots(options: CallOptions = {}): Promise<Snapshot[]> {

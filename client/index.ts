@@ -1,6 +1,6 @@
 // qumra/client: the SDK for controllers (import { connect } from "qumra/client"). Node only (grpc-js);
 // client/frame-decoder.ts stays the browser-safe piece.
-export { connect, QumraClient, type CreateVmInput, type RestoreVmInput, type ListVmsFilter } from "./client.js";
+export { connect, QumraClient, type CreateVmInput, type RestoreVmInput, type MigrateVmInput, type ListVmsFilter } from "./client.js";
 export type { ProgressOptions } from "./progress-stream.js";
 export type { ConnectOptions, TlsOptions, RetryOptions, PathOrBuffer } from "./connection.js";
 export type { CallOptions } from "./unary.js";
@@ -51,6 +51,8 @@ export {
   type ConsoleOutput,
   type Snapshot,
   type SnapshotProgress,
+  MigrationPhase,
+  type MigrationProgress,
   type DeepPartial,
 } from "../agent/src/gen/qumra/v1/vm.js";
 export type { Host, HostStats, Admission, Agent as AgentInfo } from "../agent/src/gen/qumra/v1/host.js";

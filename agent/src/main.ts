@@ -102,6 +102,7 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     admission,
     createGate,
     maxConsolesPerVm: config.clientLimits.maxConsolesPerVm,
+    agentName: os.hostname(),
   });
   vmsRef = vms;
   const identity = { version: VERSION, startedAt, listen: [] as string[], stateDir: config.stateDir, instanceId: vms.events.instanceId, health: () => vmsRef?.health() ?? { degraded: "", orphans: [] } };
@@ -164,6 +165,7 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     tickets,
     vm: (vmId) => ({ vmId, name: vms.get(vmId).spec.name }),
     spice: withWebSocketPath(config, () => spice?.address()),
+    migratedTo: (vmId) => vms.migratedTo(vmId),
   };
 
   const server = new AgentServer(config, logger, [
@@ -178,7 +180,13 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     {
       name: "qumra.v1.VmService",
       definition: VmServiceService,
-      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? [], config.clientLimits.consoleBacklogBytes),
+      implementation: vmService(vms, (vmId) => spice?.clientsOf(vmId) ?? [], config.clientLimits.consoleBacklogBytes, {
+        agentName: os.hostname(),
+        display: () => {
+          const a = spice?.address();
+          return a ? { host: a.host, port: a.port ?? 0, tlsPort: a.tlsPort ?? 0 } : undefined;
+        },
+      }),
     },
     {
       name: "qumra.v1.DisplayService",

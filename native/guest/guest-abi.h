@@ -76,8 +76,15 @@
 #define QG_CMD_SCENE        0x0c	/* redraw the desktop scene, print "scene" */
 #define QG_CMD_POINTER      0x0d	/* queued by the helper on POINTER: the guest reads PTR_SEQ and
 					 * PTR_X/Y/BUTTONS and moves its cursor (no serial output) */
+#define QG_CMD_DIRTY        0x0e	/* arg: write one u64 into each of arg pages per timer tick (100 Hz),
+					 * going round the QG_DIRTY_PAGES pages at QG_DIRTY_BASE (needs at
+					 * least 16 MiB of RAM); 0 = stop; print "dirty N" */
 #define QG_CMD_HOST_POWEROFF 0xff	/* queued by the helper on STOP: guest prints "power-off requested"
 					 * and acknowledges with POWER=2 */
+
+/* The pages QG_CMD_DIRTY writes (a guest that keeps writing memory, for live migration). */
+#define QG_DIRTY_BASE     0x800000
+#define QG_DIRTY_PAGES    2048
 
 /* A guest-physical u64 the host may change; the demo guest prints it on QG_CMD_PEEK. */
 #define QG_CELL_ADDR      0x8000

@@ -39,6 +39,7 @@ static struct idt_gate idt[48] __attribute__((aligned(16)));
 static volatile uint32_t cmd_queue[QUEUE];
 static volatile unsigned cmd_head, cmd_count;
 static volatile uint64_t ticks;
+static uint32_t dirty_per_tick, dirty_next;
 static volatile int heartbeat_due;
 static unsigned heartbeat_period, heartbeat_count;
 static volatile int echo;
@@ -135,6 +136,10 @@ static uint32_t console_command(uint8_t c)
 	case 'e': return QG_CMD_ECHO | (1u << 8);
 	case 't': return QG_CMD_HEARTBEAT | (100u << 8);
 	case 'q': return QG_CMD_HEARTBEAT;
+	case '0': return QG_CMD_DIRTY;
+	case '1': return QG_CMD_DIRTY | (16u << 8);
+	case '2': return QG_CMD_DIRTY | (64u << 8);
+	case '3': return QG_CMD_DIRTY | (256u << 8);
 	case 'h': return QG_CMD_HALT;
 	case 'o': return QG_CMD_POWEROFF;
 	case 'x': return QG_CMD_TRIPLE_FAULT;
@@ -158,6 +163,10 @@ void isr_dispatch(uint64_t vec)
 	switch (vec - 32) {
 	case 0:
 		ticks++;
+		for (uint32_t i = 0; i < dirty_per_tick; i++) {
+			*(volatile uint64_t *)(uintptr_t)(QG_DIRTY_BASE + (uint64_t)dirty_next * 4096) = ticks;
+			dirty_next = (dirty_next + 1) % QG_DIRTY_PAGES;
+		}
 		if (ticks % 100 == 0)
 			clock_due = 1;
 		if (heartbeat_period && ticks % heartbeat_period == 0)
@@ -306,6 +315,14 @@ static void run_command(uint32_t word)
 			print_pointer("ptr ", p.x, p.y, p.buttons);
 		break;
 	}
+	case QG_CMD_DIRTY:
+		dirty_per_tick = arg > QG_DIRTY_PAGES ? QG_DIRTY_PAGES : arg;
+		if (arg)
+			timer_start();
+		puts("dirty ");
+		putdec(dirty_per_tick);
+		putc('\n');
+		break;
 	case QG_CMD_HOST_POWEROFF:
 		puts("power-off requested\n");
 		outb(QG_PORT_POWER, QG_POWER_ACK);
@@ -368,7 +385,7 @@ void guest_main(void)
 	mouse = ps2_mouse_enable();
 	timer_start();			/* 100 Hz: the taskbar clock (and heartbeats) */
 	puts("qumra demo guest\n");
-	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault, b 100000 port exits, d draw, f full screen, r redraw\n");
+	puts("keys: p peek cell, t ticks on, q ticks off, e echo, ? ping, o power off, h halt, x triple fault, b 100000 port exits, d draw, f full screen, r redraw, 0-3 write memory (off, 16, 64, 256 pages per tick)\n");
 	if (!have_display)
 		puts("no framebuffer\n");
 	if (mouse != 0xfa) {

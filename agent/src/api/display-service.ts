@@ -15,7 +15,7 @@ import {
   TicketExpiry,
 } from "../gen/qumra/v1/display.js";
 import { compressionFromPb } from "./compression.js";
-import { failedPrecondition, invalidArgument } from "../errors.js";
+import { QumraError, failedPrecondition, invalidArgument } from "../errors.js";
 import { validateVmId } from "../vm/spec.js";
 import { connectionInfo, type SpiceAddress } from "../spice/connection-info.js";
 import type { TicketBook } from "../spice/tickets.js";
@@ -147,6 +147,8 @@ export interface DisplayAccess {
   vm(vmId: string): { vmId: string; name: string };
   /** Where the SPICE server listens; undefined when the agent serves no SPICE port. */
   spice(): SpiceAddress | undefined;
+  /** Where a VM that migrated away went (its streams end naming it). */
+  migratedTo?(vmId: string): string | undefined;
 }
 
 const EXPIRY: Partial<Record<TicketExpiry, "keep" | "disconnect">> = {
@@ -156,6 +158,10 @@ const EXPIRY: Partial<Record<TicketExpiry, "keep" | "disconnect">> = {
 };
 
 export function displayService(display: DisplayDomain, access: DisplayAccess): DisplayServiceServer {
+  const movedAway = (vmId: string): QumraError | undefined => {
+    const to = access.migratedTo?.(vmId);
+    return to ? new QumraError("unavailable", `VM '${vmId}' migrated to ${to}; connect to that agent`) : undefined;
+  };
   return {
     streamDisplay: serverStream(async (req: StreamDisplayRequest, call: grpc.ServerWritableStream<StreamDisplayRequest, DisplayUpdate>) => {
       const options = streamOptions(req);
@@ -164,9 +170,13 @@ export function displayService(display: DisplayDomain, access: DisplayAccess): D
       call.once("cancelled", abort);
       try {
         await display.watch(req.vmId, options, streamSink(call), cancelled.signal);
+      } catch (err) {
+        throw movedAway(req.vmId) ?? err;
       } finally {
         call.off("cancelled", abort);
       }
+      const moved = movedAway(req.vmId);
+      if (moved) throw moved;
     }),
 
     screenshot: unary(async (req) => {

@@ -43,6 +43,10 @@ export const RPC_ROLES: Readonly<Record<string, RpcRule>> = {
   // Snapshots outlive their VMs and show their specs: like RestoreVm, for callers without a VM limit.
   "/qumra.v1.VmService/ListSnapshots": viewer("agent"),
   "/qumra.v1.VmService/DeleteSnapshot": operator("agent"),
+  "/qumra.v1.VmService/MigrateVm": operator("vm"),
+  "/qumra.v1.VmService/CancelMigration": operator("vm"),
+  // Makes a VM of any labels from what another agent sends: only callers without a VM limit, as admin.
+  "/qumra.v1.VmService/ReceiveMigration": admin("agent"),
   "/qumra.v1.VmService/CreateVm": admin("create"),
   "/qumra.v1.VmService/DeleteVm": admin("vm"),
   "/qumra.v1.VmService/GetVcpuState": admin("vm", false),

@@ -38,6 +38,7 @@ const STATE_TO_PB: Record<VmState, PbVmState> = {
   STOPPED: PbVmState.VM_STATE_STOPPED,
   CRASHED: PbVmState.VM_STATE_CRASHED,
   DELETED: PbVmState.VM_STATE_DELETED,
+  MIGRATED: PbVmState.VM_STATE_MIGRATED,
 };
 
 export const stateToPb = (s: VmState): PbVmState => STATE_TO_PB[s];
@@ -141,6 +142,7 @@ const EVENT_TO_PB: Record<VmEvent["type"], PbEventType> = {
   DISPLAY_CLIENT_CONNECTED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_CONNECTED,
   DISPLAY_CLIENT_REFUSED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_REFUSED,
   DISPLAY_CLIENT_DISCONNECTED: PbEventType.VM_EVENT_TYPE_DISPLAY_CLIENT_DISCONNECTED,
+  MIGRATED: PbEventType.VM_EVENT_TYPE_MIGRATED,
 };
 
 /** `instanceId`: the agent instance that numbered the event (EventLog.instanceId). */

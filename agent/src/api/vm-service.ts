@@ -23,6 +23,7 @@ import type { VmManager } from "../vm/manager.js";
 import type { VmRecord } from "../vm/types.js";
 import type { SpiceClientInfo } from "../spice/session.js";
 import { unary, serverStream, toServiceError } from "./status.js";
+import { migrationHandlers, type MigrationContext } from "./migration-handlers.js";
 import { vmScopeOf } from "./caller.js";
 import { selectorMatches } from "../authz/selector.js";
 import { eventToPb, regsFromPb, regsToPb, specFromPb, sregsFromPb, sregsToPb, stateFromPb, syntheticEvent, vmToPb, safeNumber, specToPb } from "./vm-convert.js";
@@ -34,7 +35,13 @@ const MAX_CONSOLE_INPUT = 65536;
 const MAX_WATCH_BACKLOG = 8 * 1024 * 1024;
 
 /** `spiceClients`: a VM's connected SPICE clients (none when the agent serves no SPICE port). */
-export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceClientInfo[] = () => [], consoleBacklogBytes = CONSOLE_BACKLOG_BYTES): VmServiceServer {
+/** `migration`: this agent's name and SPICE address as a migration's destination tells its source. */
+export function vmService(
+  vms: VmManager,
+  spiceClients: (vmId: string) => SpiceClientInfo[] = () => [],
+  consoleBacklogBytes = CONSOLE_BACKLOG_BYTES,
+  migration: MigrationContext = { agentName: "qumra-agent", display: () => undefined },
+): VmServiceServer {
   const toPb = (r: VmRecord): Vm => vmToPb(r, spiceClients(r.vmId), vms.hang(r.vmId));
 
   return {
@@ -119,6 +126,7 @@ export function vmService(vms: VmManager, spiceClients: (vmId: string) => SpiceC
       vms.deleteSnapshot(req.snapshotName);
       return {};
     }),
+    ...migrationHandlers(vms, migration),
   };
 }
 
@@ -228,6 +236,13 @@ function watchVms(vms: VmManager, call: grpc.ServerWritableStream<WatchVmsReques
   call.on("error", stop);
 }
 
+/** How a console or display stream of a VM that migrated away ends: UNAVAILABLE naming the destination. */
+export function migratedStatus(vmId: string, destination: string): Partial<grpc.ServiceError> {
+  const metadata = new grpc.Metadata();
+  metadata.set("qumra-migrated-to", destination);
+  return { code: grpc.status.UNAVAILABLE, details: `VM '${vmId}' migrated to ${destination}; connect to that agent`, metadata };
+}
+
 function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInput, ConsoleOutput>, backlogBytes: number): void {
   let detach: (() => void) | undefined;
   let vmId = "";
@@ -247,7 +262,11 @@ function attachConsole(vms: VmManager, call: grpc.ServerDuplexStream<ConsoleInpu
     detach = undefined;
     // The output still waiting goes first (a reader that never reads keeps only this bounded backlog).
     backlog.finish(() => {
-      if (!call.writableEnded) call.end();
+      if (call.writableEnded) return;
+      // A VM that moved away: the status says where it went, so the client can attach there.
+      const movedTo = vmId ? vms.migratedTo(vmId) : undefined;
+      if (movedTo) call.emit("error", migratedStatus(vmId, movedTo));
+      else call.end();
     });
   };
   const fail = (err: unknown) => {

@@ -1,4 +1,4 @@
-// qumra vm create|start|pause|resume|stop|delete|get|list|console|regs|mem|events|stats (and snapshot.ts's snapshot|restore|snapshots|snapshot-delete)
+// qumra vm create|start|pause|resume|stop|delete|get|list|console|regs|mem|events|stats (and snapshot.ts's snapshot|restore|snapshots|snapshot-delete, migrate.ts's migrate|migrate-cancel)
 import type { Command } from "commander";
 import { randomUUID } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -25,6 +25,7 @@ import { withClients, toJson } from "./fan-out.js";
 import { bytes, fields, table } from "./format.js";
 import { collect, hex, parseAddress, parseIntIn, parseLabels, parseSize } from "./parse.js";
 import { registerSnapshot } from "./snapshot.js";
+import { registerMigrate } from "./migrate.js";
 
 type Globals = () => GlobalOptions;
 
@@ -269,6 +270,7 @@ export function registerVm(program: Command, globals: Globals): void {
   });
 
   registerSnapshot(vm, globals);
+  registerMigrate(vm, globals);
 }
 
 function eventView(e: VmEvent) {

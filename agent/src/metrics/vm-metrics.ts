@@ -10,7 +10,7 @@ const VM = ["vm_id", "name"] as const;
 type VmLabel = (typeof VM)[number];
 
 /** States a defined VM can be in (DELETED is the record's end, never a series). */
-export const REPORTED_STATES = VM_STATES.filter((s) => s !== "DELETED");
+export const REPORTED_STATES = VM_STATES.filter((s) => s !== "DELETED" && s !== "MIGRATED");
 
 export class VmMetrics {
   private readonly state: Gauge<VmLabel | "state">;

@@ -14,7 +14,8 @@ export type VmEventType =
   | "NOTICE"
   | "DISPLAY_CLIENT_CONNECTED"
   | "DISPLAY_CLIENT_REFUSED"
-  | "DISPLAY_CLIENT_DISCONNECTED";
+  | "DISPLAY_CLIENT_DISCONNECTED"
+  | "MIGRATED";
 
 export interface VmEvent {
   sequence: number;

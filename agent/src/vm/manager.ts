@@ -1,6 +1,6 @@
 // The VM registry: creates VMs through their helper processes, enforces the state machine, persists
 // every change, supervises helpers and re-attaches to them after an agent restart.
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { closeSync, readFileSync, readSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "../logger.js";
@@ -28,6 +28,9 @@ import type { CreateGate } from "./create-gate.js";
 import { SnapshotStore, gpaOfRamOffset, ramOffsetOf, validateSnapshotName, type SnapshotInfo, type SnapshotManifest } from "./snapshot-store.js";
 import { missingCpuFeatures, parseStateHeader } from "./state-blob.js";
 import { MAX_MEMORY_IO, STATE_FORMAT, type RamRange } from "./helper-protocol.js";
+import { MigrationSource, type SourceOutcome } from "./migration-source.js";
+import { IncomingMigration } from "./migration-target.js";
+import type { MigrationChannel, MigrationOptions, MigrationProgress, OnMigrationProgress } from "./migration-channel.js";
 import { LIVE_STATES, type VmIntent, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
 
 /** Progress of a snapshot or a restore: bytes moved of the bytes to move, and what is being done. */
@@ -61,6 +64,8 @@ interface VmEntry {
   consoleEnd: Set<() => void>;
   /** Serialises lifecycle operations on one VM. */
   busy: Promise<unknown>;
+  /** Set while the VM migrates out: where to, whether the switch began, and how to cancel it. */
+  migration?: { destination: string; committing: boolean; cancel: () => void };
 }
 
 export interface VmManagerOptions {
@@ -76,7 +81,12 @@ export interface VmManagerOptions {
   createGate?: CreateGate;
   /** Console attachments per VM (--max-consoles-per-vm; default: no cap). */
   maxConsolesPerVm?: number;
+  /** This agent as a migration's peer sees it (its host name), for events and logs on both sides. */
+  agentName?: string;
 }
+
+/** How many migrated-away VMs are remembered, so their late clients learn where the VM went. */
+const MIGRATED_KEPT = 1024;
 
 /** A quarantined record, and the helpers still running in its runtime dir (DeleteVm with force kills them). */
 export interface OrphanRecord extends BadRecord {
@@ -98,6 +108,8 @@ export class VmManager {
   private readonly unsettled = new Set<string>();
   private readonly vms = new Map<string, VmEntry>();
   private readonly creating = new Map<string, { requestId: string; done: Promise<VmRecord> }>();
+  /** VMs that migrated away: vm id → the destination (oldest first, at most MIGRATED_KEPT). */
+  private readonly migratedAway = new Map<string, string>();
   private readonly log: Logger;
 
   constructor(private readonly options: VmManagerOptions) {
@@ -172,6 +184,14 @@ export class VmManager {
       vmLog.info("interrupted restore rolled back");
       return;
     }
+    if (intent?.op === "migrate-in" && !this.degradedBy) {
+      // Not committed: the source still has the VM (or resumes it), so this copy goes.
+      await this.killAll(record.vmId, pids);
+      this.rollBack(record.vmId);
+      this.events.append({ type: "DELETED", vmId: record.vmId, state: "DELETED", reason: `its incoming migration from ${intent.peer ?? "?"} was interrupted by an agent restart before the switch; rolled back` });
+      vmLog.info("interrupted incoming migration rolled back");
+      return;
+    }
     if (intent?.op === "delete" && !this.degradedBy) {
       await this.killAll(record.vmId, pids);
       this.rollBack(record.vmId);
@@ -187,12 +207,15 @@ export class VmManager {
       vmLog.warn({ pids: strays }, "stray helpers in the VM's runtime dir killed");
       for (const p of strays) killHelper(p, this.runtimeDirOf(record.vmId));
     }
-    if (intent) {
+    // At the switch the destination may already run the VM: this copy stays as it is, paused, and says so.
+    const atSwitch = intent?.op === "migrate-out" && intent.migrationPhase === "commit";
+    if (intent && !atSwitch) {
       vmLog.info({ op: intent.op, since: intent.at }, "an operation was interrupted by an agent restart; the helper's state is taken as the truth");
       entry.record = { ...entry.record, intent: undefined };
       this.persist(entry);
     }
     await this.reattachOne(entry);
+    if (intent?.op === "migrate-out" && entry.link) await this.settleMigrationOut(entry, intent);
     // A snapshot paused a running VM: it runs again (the half-written snapshot was removed by init()).
     if (intent?.op === "snapshot" && intent.resume && entry.record.state === "PAUSED" && entry.link) {
       try {
@@ -424,7 +447,11 @@ export class VmManager {
     return [...this.vms.values()].map((e) => e.record.spec);
   }
 
-  private async launchNew(vmId: string, requestId: string, spec: VmSpec, image: Uint8Array | undefined, restoreOf?: string): Promise<VmRecord> {
+  /**
+   * `intent`: a restore or an incoming migration keeps its intent until the VM is its own (state loaded,
+   * or committed); a create's is cleared once the helper runs.
+   */
+  private async launchNew(vmId: string, requestId: string, spec: VmSpec, image: Uint8Array | undefined, intent?: VmIntent, createdReason = "created"): Promise<VmRecord> {
     const vmLog = this.vmLog(vmId);
     const now = new Date().toISOString();
     let record: VmRecord = {
@@ -438,7 +465,7 @@ export class VmManager {
       helperPid: 0,
       controlSocket: path.join(this.runtimeDirOf(vmId), "control.sock"),
       lastEventSequence: 0,
-      intent: restoreOf === undefined ? { op: "create", at: now } : { op: "restore", at: now, snapshot: restoreOf },
+      intent: intent ?? { op: "create", at: now },
     };
     let secret: ControlSecret;
     try {
@@ -458,8 +485,7 @@ export class VmManager {
       this.rollBack(vmId);
       throw err;
     }
-    // A restore keeps its intent until the state is loaded: until then the VM is not the snapshot's.
-    record = { ...record, helperPid: link.pid, controlSocket: link.socketPath, sandbox: link.client.hello?.sandbox, intent: restoreOf === undefined ? undefined : record.intent };
+    record = { ...record, helperPid: link.pid, controlSocket: link.socketPath, sandbox: link.client.hello?.sandbox, intent };
     try {
       this.store.save(record);
     } catch (err) {
@@ -472,7 +498,7 @@ export class VmManager {
     const entry = this.newEntry(record);
     this.vms.set(vmId, entry);
     this.adopt(entry, link);
-    this.emit(entry, "CREATED", restoreOf === undefined ? "created" : `created to restore snapshot '${restoreOf}'`);
+    this.emit(entry, "CREATED", createdReason);
     vmLog.info({ pid: link.pid, vcpus: spec.vcpus, memory_bytes: spec.memoryBytes, boot: spec.boot.kind, sandbox: record.sandbox ? describeSandbox(record.sandbox) : "not reported" }, "VM created");
     return record;
   }
@@ -512,6 +538,7 @@ export class VmManager {
     validateVmId(vmId);
     if (typeof vmId === "string" && !this.vms.has(vmId) && this.orphans.some((o) => o.name === vmId)) return this.deleteOrphan(vmId, force);
     const e = this.entry(vmId);
+    this.refuseWhileMigrating(e, "delete");
     await this.serial(e, async () => {
       if ((e.record.state === "RUNNING" || e.record.state === "PAUSED") && !force) {
         throw failedPrecondition(`cannot delete VM '${vmId}': it is ${e.record.state}; stop it first or pass force`);
@@ -654,6 +681,7 @@ export class VmManager {
     validateVmId(vmId);
     validateSnapshotName(name);
     const e = this.entry(vmId);
+    this.refuseWhileMigrating(e, "snapshot");
     return this.serial(e, async () => {
       requireState(vmId, e.record.state, ["RUNNING", "PAUSED"], "snapshot");
       if (this.snapshots.exists(name)) throw new QumraError("already-exists", `a snapshot '${name}' already exists on this host; choose another name or delete it first`);
@@ -792,7 +820,7 @@ export class VmManager {
       let record: VmRecord;
       try {
         const gate = this.options.createGate;
-        const launch = () => this.launchNew(vmId, requestId, spec, verified.image, name);
+        const launch = () => this.launchNew(vmId, requestId, spec, verified.image, { op: "restore", at: new Date().toISOString(), snapshot: name }, `created to restore snapshot '${name}'`);
         record = await (gate ? gate.run(launch) : launch());
       } finally {
         release?.();
@@ -855,6 +883,208 @@ export class VmManager {
     onProgress({ phase: "done", done: total, total });
   }
 
+  // ---- live migration (migration-source.ts, migration-target.ts; PROTOCOL.md "Live migration") ----
+
+  /**
+   * Moves a RUNNING or PAUSED VM to the agent behind `channel`. The intent (destination, whether the VM
+   * ran) is durable first; "commit" is written before the switch. Failing before it, the VM is as it was
+   * here; at it, the destination is asked, and a VM nobody can place stays paused here, saying so.
+   */
+  async migrate(vmId: string, destination: string, channel: MigrationChannel, opts: Omit<MigrationOptions, "signal">, onProgress: OnMigrationProgress = () => {}): Promise<MigrationProgress> {
+    validateVmId(vmId);
+    const e = this.entry(vmId);
+    this.refuseWhileMigrating(e, "migrate");
+    const abort = new AbortController();
+    e.migration = { destination, committing: false, cancel: () => abort.abort() };
+    try {
+      return await this.serial(e, async () => {
+        requireState(vmId, e.record.state, ["RUNNING", "PAUSED"], "migrate");
+        const running = e.record.state === "RUNNING";
+        const migrationId = randomUUID();
+        const intent: Partial<VmIntent> = { peer: destination, migrationPhase: "copy", resume: running, migrationId };
+        this.writeAhead(e, "migrate-out", intent);
+        const vmLog = this.vmLog(vmId);
+        vmLog.info({ destination, migration_id: migrationId }, "migration started");
+        const source = new MigrationSource(
+          {
+            vmId,
+            spec: e.record.spec,
+            image: e.record.spec.boot.kind === "flat" ? readFileSync(this.store.imagePath(vmId)) : undefined,
+            running,
+            ask: (exchange) => this.ask(e, exchange),
+            scrollback: () => e.console.scrollback(),
+            beginCommit: () => {
+              this.writeAhead(e, "migrate-out", { ...intent, migrationPhase: "commit" });
+              if (e.migration) e.migration.committing = true;
+            },
+          },
+          channel,
+          { ...opts, signal: abort.signal },
+          onProgress,
+          migrationId,
+          this.options.agentName ?? "another agent",
+        );
+        const outcome = await source.run();
+        return this.settleOutcome(e, destination, outcome);
+      });
+    } finally {
+      e.migration = undefined;
+    }
+  }
+
+  /** Cancels VM vmId's migration out if it has not reached the switch. */
+  cancelMigration(vmId: string): void {
+    const e = this.entry(vmId);
+    if (!e.migration) throw notFound(`VM '${vmId}' is not migrating`);
+    if (e.migration.committing) throw failedPrecondition(`the migration of VM '${vmId}' to ${e.migration.destination} is at its switch and cannot be cancelled`);
+    e.migration.cancel();
+  }
+
+  /** Where a VM that migrated away from this agent went (for clients that come late). */
+  migratedTo(vmId: string): string | undefined {
+    return this.migratedAway.get(vmId);
+  }
+
+  private settleOutcome(e: VmEntry, destination: string, outcome: SourceOutcome): MigrationProgress {
+    const vmId = e.record.vmId;
+    const vmLog = this.vmLog(vmId);
+    if (outcome.kind === "moved") {
+      void this.finishMigrationOut(e, destination, outcome.progress);
+      return outcome.progress;
+    }
+    const message = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    if (outcome.kind === "unknown") {
+      const reason = `its migration to ${destination} failed at the switch (${message}) and the destination cannot say whether it has the VM: it stays paused here; if it runs there, delete it here with force, otherwise resume it`;
+      this.update(e, { state: "PAUSED", stateReason: reason, intent: undefined });
+      this.emit(e, "NOTICE", reason);
+      vmLog.error({ destination, err: outcome.error }, "migration outcome unknown; the VM stays paused");
+      throw new QumraError("unavailable", `VM '${vmId}': ${reason}`, { cause: outcome.error });
+    }
+    e.record = { ...e.record, intent: undefined };
+    this.persist(e);
+    if (outcome.kind === "kept") {
+      this.emit(e, "NOTICE", `its migration to ${destination} failed at the switch (${message}); the destination does not have it, so it runs here again`);
+      throw new QumraError("unavailable", `the migration of VM '${vmId}' to ${destination} failed at the switch (${message}); the VM runs here again`, { cause: outcome.error });
+    }
+    vmLog.warn({ destination, err: outcome.error }, "migration failed before the switch; the VM stays here");
+    this.emit(e, "NOTICE", `its migration to ${destination} failed: ${message}; it stays here`);
+    throw outcome.error;
+  }
+
+  /** The destination runs the VM: MIGRATED here (consoles and displays end naming it), the helper ends, the VM goes. */
+  private async finishMigrationOut(e: VmEntry, destination: string, progress: MigrationProgress): Promise<void> {
+    const vmId = e.record.vmId;
+    const from = e.record.state;
+    this.migratedAway.set(vmId, destination);
+    if (this.migratedAway.size > MIGRATED_KEPT) this.migratedAway.delete(this.migratedAway.keys().next().value!);
+    // Not persisted: the record goes below, and until then its "commit" intent says what happened.
+    e.record = { ...e.record, state: "MIGRATED", stateReason: `migrated to ${destination}`, stateChangedAt: new Date().toISOString() };
+    this.emit(e, "MIGRATED", `migrated to ${destination} (downtime ${progress.downtimeMs} ms, ${progress.bytesSent} bytes sent)`, "MIGRATED", from);
+    this.endConsole(e);
+    this.vmLog(vmId).info({ destination, downtime_ms: progress.downtimeMs, bytes_sent: progress.bytesSent, total_ms: progress.totalMs }, "VM migrated");
+    if (e.link) await this.stopHelper(e, 0, `migrated to ${destination}`).catch((err: unknown) => this.vmLog(vmId).error({ err }, "could not end the helper of a VM that migrated away"));
+    this.vms.delete(vmId);
+    this.rollBack(vmId);
+    this.emit(e, "DELETED", `migrated to ${destination}`, "DELETED");
+  }
+
+  /** After a restart, a VM whose migration out was interrupted. */
+  private async settleMigrationOut(e: VmEntry, intent: VmIntent): Promise<void> {
+    const vmLog = this.vmLog(e.record.vmId);
+    await this.ask(e, (c) => c.ramDirtyLog(false)).catch(() => undefined);
+    if (intent.migrationPhase === "commit") {
+      const reason = `its migration to ${intent.peer ?? "?"} was interrupted by an agent restart at the switch: it stays paused here; if it runs there, delete it here with force, otherwise resume it`;
+      if (e.record.state === "RUNNING") await this.ask(e, (c) => c.pause()).catch((err: unknown) => vmLog.error({ err }, "could not pause the VM of an interrupted switch"));
+      this.update(e, { state: e.record.state === "RUNNING" ? "PAUSED" : e.record.state, stateReason: reason, intent: undefined });
+      this.emit(e, "NOTICE", reason);
+      vmLog.warn({ destination: intent.peer }, "interrupted migration switch: the VM stays paused");
+      return;
+    }
+    if (intent.resume && e.record.state === "PAUSED") {
+      try {
+        await this.ask(e, (c) => c.resume());
+        this.transition(e, "RUNNING", `resumed: its migration to ${intent.peer ?? "?"} was interrupted by an agent restart before the switch`);
+      } catch (err) {
+        vmLog.error({ err }, "could not resume the VM an interrupted migration had paused");
+      }
+    }
+  }
+
+  /**
+   * The destination side: makes VM offer.vmId (same spec, intent migrate-in, CREATED) after the same
+   * checks as a create, and returns what takes its pages, state and commit.
+   */
+  async receiveMigration(offer: { vmId: string; spec: SpecRequest; running: boolean; migrationId: string; source: string }): Promise<IncomingMigration> {
+    const { vmId, source } = offer;
+    validateVmId(vmId);
+    if (this.vms.has(vmId) || this.creating.has(vmId)) throw new QumraError("already-exists", `VM '${vmId}' already exists on this host: a migration keeps its vm_id, so delete this one first or migrate elsewhere`);
+    this.requireWritable(`receive VM '${vmId}'`);
+    const limits = await this.options.hostLimits();
+    if ("unavailable" in limits) throw failedPrecondition(`cannot receive VMs on this host: ${limits.unavailable}`);
+    const { spec, image } = validateSpec(vmId, offer.spec, limits, (b) => createHash("sha256").update(b).digest("hex"));
+    const intent: VmIntent = { op: "migrate-in", at: new Date().toISOString(), peer: source, migrationId: offer.migrationId };
+    const launch = async () => {
+      const release = this.options.admission?.admit(vmId, spec, this.specs());
+      try {
+        return await this.launchNew(vmId, "", spec, image, intent, `created for its incoming migration from ${source}`);
+      } finally {
+        release?.();
+      }
+    };
+    const done = this.options.createGate ? this.options.createGate.run(launch) : launch();
+    this.creating.set(vmId, { requestId: "", done });
+    try {
+      await done;
+    } finally {
+      this.creating.delete(vmId);
+    }
+    const e = this.entry(vmId);
+    const incoming = new IncomingMigration(
+      {
+        vmId,
+        memoryBytes: spec.memoryBytes,
+        ask: (exchange) => this.ask(e, exchange),
+        loaded: (scrollback) => {
+          e.console.reset(scrollback);
+          this.transition(e, "PAUSED", `incoming migration from ${source}: state loaded`);
+        },
+        commit: async (resume) => {
+          // Durable first: from here a restart keeps this VM (the source will not run it again).
+          this.requireWritable(`take over VM '${vmId}'`);
+          const record: VmRecord = { ...e.record, intent: undefined };
+          this.store.save(record);
+          e.record = record;
+          if (resume) {
+            await this.ask(e, (c) => c.resume());
+            this.transition(e, "RUNNING", `migrated from ${source}`, { startedAt: e.record.startedAt ?? new Date().toISOString() });
+          } else this.update(e, { stateReason: `migrated from ${source} (paused there)` });
+          this.vmLog(vmId).info({ source, running: resume }, "VM received by migration");
+        },
+        discard: async (reason) => {
+          if (this.vms.get(vmId) !== e) return;
+          this.vmLog(vmId).warn({ source, reason }, "incoming migration abandoned; its VM is removed");
+          if (e.link) await this.stopHelper(e, 0, `its incoming migration ended: ${reason}`).catch(() => undefined);
+          this.vms.delete(vmId);
+          this.rollBack(vmId);
+          this.emit(e, "DELETED", `its incoming migration from ${source} ended before the switch: ${reason}`, "DELETED");
+        },
+      },
+      offer.running,
+    );
+    try {
+      await incoming.prepare();
+    } catch (err) {
+      await incoming.end(`its RAM could not be prepared: ${(err as Error).message}`);
+      throw err;
+    }
+    return incoming;
+  }
+
+  private refuseWhileMigrating(e: VmEntry, action: string): void {
+    if (e.migration) throw failedPrecondition(`cannot ${action} VM '${e.record.vmId}': it is migrating to ${e.migration.destination}${e.migration.committing ? " and at its switch" : "; cancel the migration first (CancelMigration)"}`);
+    if (e.record.intent?.op === "migrate-in") throw failedPrecondition(`cannot ${action} VM '${e.record.vmId}': it is arriving by migration from ${e.record.intent.peer ?? "another agent"}`);
+  }
+
   // ---- internals ----
 
   private newEntry(record: VmRecord): VmEntry {
@@ -914,6 +1144,7 @@ export class VmManager {
   /** Runs one lifecycle operation at a time per VM, after checking the state it needs. */
   private lifecycle(vmId: string, allowed: readonly VmState[], action: VmIntent["op"], op: (e: VmEntry) => Promise<void>): Promise<VmRecord> {
     const e = this.entry(vmId);
+    this.refuseWhileMigrating(e, action);
     return this.serial(e, async () => {
       requireState(vmId, e.record.state, allowed, action);
       // A stop of a VM that is not live changes nothing, so needs no write.
@@ -1069,7 +1300,7 @@ export class VmManager {
         }
         if (askedGuest) why = result.forced ? `${reason}; the guest did not power off within ${timeoutMs} ms, so it was forced` : `${reason}; the guest powered off`;
       }
-      if (e.record.state !== "STOPPED" && e.record.state !== "CRASHED") this.transition(e, "STOPPED", why, { helperPid: 0 });
+      if (LIVE_STATES.includes(e.record.state)) this.transition(e, "STOPPED", why, { helperPid: 0 });
       else this.update(e, { helperPid: 0 });
     } finally {
       e.stopping = undefined;

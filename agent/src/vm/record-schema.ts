@@ -15,7 +15,7 @@ export function recordProblem(value: unknown, folder: string): string | undefine
   if (value.vmId !== folder) return `vmId ${JSON.stringify(value.vmId).slice(0, 80)} is not its folder's name '${folder}'`;
   if (!VM_ID.test(value.vmId)) return "vmId is not a valid VM id";
   if (!isStr(value.requestId)) return "requestId is not a string";
-  if (!isStr(value.state) || !(VM_STATES as readonly string[]).includes(value.state) || value.state === "DELETED") return "state is not a VM state";
+  if (!isStr(value.state) || !(VM_STATES as readonly string[]).includes(value.state) || value.state === "DELETED" || value.state === "MIGRATED") return "state is not a VM state";
   for (const f of ["stateReason", "createdAt", "stateChangedAt", "controlSocket"] as const) if (!isStr(value[f])) return `${f} is not a string`;
   if (!(value.controlSocket as string).startsWith("/")) return "controlSocket is not an absolute path";
   if (!isNat(value.helperPid)) return "helperPid is not a non-negative integer";

@@ -1,15 +1,17 @@
-// The VM lifecycle: CREATED → RUNNING ⇄ PAUSED → STOPPED; any → CRASHED; DELETED once removed.
+// The VM lifecycle: CREATED → RUNNING ⇄ PAUSED → STOPPED; any → CRASHED; RUNNING/PAUSED → MIGRATED (moved to
+// another agent); DELETED once removed.
 import { failedPrecondition } from "../errors.js";
 import type { VmState } from "./types.js";
 
 const TRANSITIONS: Record<VmState, readonly VmState[]> = {
   // CREATED → PAUSED: a VM restored from a snapshot is paused at the saved point.
   CREATED: ["RUNNING", "PAUSED", "STOPPED", "CRASHED", "DELETED"],
-  RUNNING: ["PAUSED", "STOPPED", "CRASHED"],
-  PAUSED: ["RUNNING", "STOPPED", "CRASHED"],
+  RUNNING: ["PAUSED", "STOPPED", "CRASHED", "MIGRATED"],
+  PAUSED: ["RUNNING", "STOPPED", "CRASHED", "MIGRATED"],
   STOPPED: ["DELETED"],
   CRASHED: ["DELETED", "STOPPED"],
   DELETED: [],
+  MIGRATED: ["DELETED"],
 };
 
 export function canTransition(from: VmState, to: VmState): boolean {

@@ -6,7 +6,8 @@ import type { CONTROL_REGS, DTABLES, GP_REGS, SEGMENTS } from "../gen/helper-abi
 /** The register lists of the helper (generated from native/regs-list.h). */
 export { GP_REGS, SEGMENTS, DTABLES } from "../gen/helper-abi.js";
 
-export const VM_STATES = ["CREATED", "RUNNING", "PAUSED", "STOPPED", "CRASHED", "DELETED"] as const;
+// MIGRATED and DELETED are seen only in events: a VM in them is no longer on this host.
+export const VM_STATES = ["CREATED", "RUNNING", "PAUSED", "STOPPED", "CRASHED", "DELETED", "MIGRATED"] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 export type BootSource =
@@ -59,12 +60,19 @@ export interface VmRecord {
 }
 
 export interface VmIntent {
-  op: "create" | "start" | "pause" | "resume" | "stop" | "delete" | "snapshot" | "restore";
+  op: "create" | "start" | "pause" | "resume" | "stop" | "delete" | "snapshot" | "restore" | "migrate-out" | "migrate-in";
   at: string;
   /** snapshot: the VM was running and is to run again once the snapshot is written (or abandoned). */
   resume?: boolean;
   /** snapshot, restore: the snapshot's name. */
   snapshot?: string;
+  /**
+   * migrate-out: the destination as given, and "commit" once the switch began (from then on the
+   * destination may run the VM, so a restart never resumes it here); migrate-in: the source agent.
+   */
+  peer?: string;
+  migrationPhase?: "copy" | "commit";
+  migrationId?: string;
 }
 
 /** States in which a helper process is expected to be alive. */
