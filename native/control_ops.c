@@ -397,5 +397,9 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 	case PROTO_LOAD_STATE:
 	case PROTO_RAM_MAP:
 	case PROTO_RAM_CHECKSUM: control_state_op(s, h, &r); break;
+	case PROTO_RAM_DIRTY_LOG:
+	case PROTO_RAM_DIRTY:
+	case PROTO_READ_PAGES:
+	case PROTO_WRITE_PAGES: control_migrate_op(s, h, &r); break;
 	}
 }

@@ -64,6 +64,8 @@ void control_handle(struct server *s, const struct proto_header *h, const uint8_
 void control_stop_now(struct server *s, int forced);
 /* SAVE_STATE, LOAD_STATE, RAM_MAP, RAM_CHECKSUM (control_state.c). */
 void control_state_op(struct server *s, const struct proto_header *h, const struct request *r);
+/* RAM_DIRTY_LOG, RAM_DIRTY, READ_PAGES, WRITE_PAGES (control_migrate.c). */
+void control_migrate_op(struct server *s, const struct proto_header *h, const struct request *r);
 /* Forgets a kept SAVE_STATE blob and an unfinished upload (the VM runs again, or at exit). */
 void control_state_drop(struct server *s);
 /* Finishes a STOP once the guest acknowledged or the deadline passed. */

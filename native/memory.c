@@ -18,22 +18,61 @@ static uint64_t host_ram_bytes(void)
 	return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
 }
 
-static int add_slot(struct guest_memory *mem, int vm_fd, uint64_t gpa, uint64_t size,
-		    uint8_t *host, char *err, size_t errlen)
+/* RAM slot i is KVM slot i. Registering a slot again with only its flags changed is how KVM
+ * turns its dirty logging on or off. */
+static int set_region(int vm_fd, unsigned i, const struct mem_slot *s, uint32_t flags, char *err,
+		      size_t errlen)
 {
 	struct kvm_userspace_memory_region region = {
-		.slot = mem->nr_slots,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)host,
+		.slot = i,
+		.flags = flags,
+		.guest_phys_addr = s->gpa,
+		.memory_size = s->size,
+		.userspace_addr = (uint64_t)(uintptr_t)s->host,
 	};
 
 	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u: %s", mem->nr_slots,
-			 strerror(errno));
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
 		return -1;
 	}
-	mem->slots[mem->nr_slots++] = (struct mem_slot){ gpa, size, host };
+	return 0;
+}
+
+static int add_slot(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t *host,
+		    char *err, size_t errlen)
+{
+	struct mem_slot s = { gpa, size, host };
+
+	if (set_region(mem->vm_fd, mem->nr_slots, &s, 0, err, errlen) < 0)
+		return -1;
+	mem->slots[mem->nr_slots++] = s;
+	return 0;
+}
+
+int memory_set_dirty_log(struct guest_memory *mem, int on, char *err, size_t errlen)
+{
+	uint32_t flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	char ignored[64];
+
+	for (unsigned i = 0; i < mem->nr_slots; i++) {
+		if (set_region(mem->vm_fd, i, &mem->slots[i], flags, err, errlen) == 0)
+			continue;
+		while (i--)	/* back as they were: all slots or none */
+			set_region(mem->vm_fd, i, &mem->slots[i], on ? 0 : KVM_MEM_LOG_DIRTY_PAGES,
+				   ignored, sizeof(ignored));
+		return -1;
+	}
+	return 0;
+}
+
+int memory_get_dirty_log(struct guest_memory *mem, unsigned i, void *bitmap, char *err, size_t errlen)
+{
+	struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = bitmap };
+
+	if (ioctl(mem->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+		snprintf(err, errlen, "KVM_GET_DIRTY_LOG slot %u: %s", i, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -43,6 +82,7 @@ int memory_init(struct guest_memory *mem, int vm_fd, uint64_t size, char *err, s
 
 	memset(mem, 0, sizeof(*mem));
 	mem->memfd = -1;
+	mem->vm_fd = vm_fd;
 	if (size < MEM_MIN_SIZE || (size & 0xfff)) {
 		snprintf(err, errlen, "memory size %llu: must be at least 1 MiB and a multiple of 4 KiB",
 			 (unsigned long long)size);
@@ -71,9 +111,8 @@ int memory_init(struct guest_memory *mem, int vm_fd, uint64_t size, char *err, s
 	mem->size = size;
 	madvise(mem->host, size, MADV_MERGEABLE);
 	low = MIN(size, MEM_HOLE_START);
-	if (add_slot(mem, vm_fd, 0, low, mem->host, err, errlen) < 0 ||
-	    (size > low && add_slot(mem, vm_fd, MEM_HIGH_START, size - low, mem->host + low, err,
-				    errlen) < 0)) {
+	if (add_slot(mem, 0, low, mem->host, err, errlen) < 0 ||
+	    (size > low && add_slot(mem, MEM_HIGH_START, size - low, mem->host + low, err, errlen) < 0)) {
 		memory_teardown(mem);
 		return -1;
 	}
@@ -87,7 +126,7 @@ void memory_teardown(struct guest_memory *mem)
 	if (mem->memfd >= 0)
 		close(mem->memfd);
 	memset(mem, 0, sizeof(*mem));
-	mem->memfd = -1;
+	mem->memfd = mem->vm_fd = -1;
 }
 
 void *memory_gpa_to_host(struct guest_memory *mem, uint64_t gpa, uint64_t len)

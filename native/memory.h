@@ -18,6 +18,7 @@ struct mem_slot {
 };
 
 struct guest_memory {
+	int vm_fd;			/* the VM its slots belong to */
 	int memfd;
 	uint64_t size;
 	uint8_t *host;			/* whole RAM mapping */
@@ -31,6 +32,13 @@ void memory_teardown(struct guest_memory *mem);
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies inside one slot, else NULL. */
 void *memory_gpa_to_host(struct guest_memory *mem, uint64_t gpa, uint64_t len);
+
+/* Turns KVM dirty-page logging (KVM_MEM_LOG_DIRTY_PAGES) of every RAM slot on or off by registering
+ * each slot again with the same place and size; all slots or none. -1 with err on refusal. */
+int memory_set_dirty_log(struct guest_memory *mem, int on, char *err, size_t errlen);
+/* Fetches and clears RAM slot i's dirty bitmap (KVM_GET_DIRTY_LOG) into bitmap, ceil(pages/64)
+ * u64 words (bit j = page gpa + j * 4096); logging must be on. -1 with err on failure. */
+int memory_get_dirty_log(struct guest_memory *mem, unsigned i, void *bitmap, char *err, size_t errlen);
 
 /* Highest guest-physical address + 1. */
 uint64_t memory_top(const struct guest_memory *mem);

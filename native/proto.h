@@ -7,7 +7,8 @@
 
 #define PROTO_VERSION     2	/* 2: HELLO carries the per-VM secret */
 #define PROTO_HEADER_SIZE 12
-#define PROTO_MAX_PAYLOAD ((1u << 20) + 64)	/* 1 MiB of memory data plus its header */
+#define PROTO_MAX_PAYLOAD ((1u << 20) + 4096)	/* 1 MiB of memory data plus its header (WRITE_PAGES:
+						 * u32 n + 256 runs of 12 bytes fit in 4 KiB) */
 #define PROTO_MAX_MEM_IO  (1u << 20)
 #define PROTO_MOUSE_MAX_DELTA 4096	/* MOUSE: |dx|, |dy| at most (the widest screen) */
 #define PROTO_MOUSE_MAX_WHEEL 127	/* MOUSE: |wheel| at most, in notches */
@@ -21,6 +22,9 @@
 #define PROTO_RAM_MAP_MAX     65536	/* RAM_MAP: ranges per reply at most */
 #define PROTO_STATE_FORMAT    1		/* the state blob's format version (vmstate.h) */
 #define PROTO_STATE_MAX       (96u << 20)	/* LOAD_STATE: a blob's size at most */
+#define PROTO_PAGE_SIZE       4096	/* RAM_DIRTY, READ_PAGES, WRITE_PAGES count 4 KiB pages */
+#define PROTO_PAGES_MAX       256	/* READ_PAGES / WRITE_PAGES: pages per request at most (1 MiB) */
+#define PROTO_PAGE_RUN_SIZE   12	/* READ_PAGES / WRITE_PAGES: one run is u64 gpa, u32 pages */
 
 struct proto_header {
 	uint32_t length;	/* payload bytes after the header */
@@ -61,6 +65,11 @@ enum {
 	PROTO_LOAD_STATE = 21,		/* created/paused: a state blob, in chunks; then paused there */
 	PROTO_RAM_MAP = 22,		/* the guest RAM ranges that hold data (u64 gpa, u64 len) */
 	PROTO_RAM_CHECKSUM = 23,	/* CRC-32 of all guest RAM */
+	/* 30-39: live migration (PROTOCOL.md "Live migration") */
+	PROTO_RAM_DIRTY_LOG = 30,	/* u32 1/0: KVM dirty-page logging of every RAM slot on/off */
+	PROTO_RAM_DIRTY = 31,		/* fetch-and-clear the RAM slots' dirty bitmaps */
+	PROTO_READ_PAGES = 32,		/* runs of whole pages, read in one reply */
+	PROTO_WRITE_PAGES = 33,		/* runs of whole pages, written from one request */
 };
 
 /* events (helper -> client) */

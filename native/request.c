@@ -211,6 +211,83 @@ static int parse_ram_map(const struct proto_header *h, const uint8_t *p, struct 
 	return 0;
 }
 
+static int parse_dirty_log(const struct proto_header *h, const uint8_t *p, struct request *r,
+			   struct request_error *e)
+{
+	if (h->length != 4)
+		return fail(e, PROTO_E_BAD_MESSAGE, "RAM_DIRTY_LOG payload is one u32 (1 on, 0 off), "
+			    "not %u bytes", h->length);
+	memcpy(&r->u.dirty_log_on, p, 4);
+	if (r->u.dirty_log_on > 1)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "RAM_DIRTY_LOG %u: 1 turns logging on, 0 off",
+			    r->u.dirty_log_on);
+	return 0;
+}
+
+_Static_assert(PROTO_PAGES_MAX * PROTO_PAGE_SIZE == PROTO_MAX_MEM_IO, "READ_PAGES moves 1 MiB at most");
+_Static_assert(4 + PROTO_PAGES_MAX * PROTO_PAGE_RUN_SIZE + PROTO_MAX_MEM_IO <= PROTO_MAX_PAYLOAD,
+	       "the largest WRITE_PAGES fits one message");
+
+void request_page_run(const struct request *r, uint32_t i, uint64_t *gpa, uint32_t *pages)
+{
+	memcpy(gpa, r->u.pages.runs + (size_t)i * PROTO_PAGE_RUN_SIZE, 8);
+	memcpy(pages, r->u.pages.runs + (size_t)i * PROTO_PAGE_RUN_SIZE + 8, 4);
+}
+
+/* u32 n, then n runs of (u64 gpa, u32 pages); WRITE_PAGES then exactly the runs' bytes. Each run is
+ * checked on its own (aligned, not empty, no wrap past 2^64); whether it lies in RAM is the
+ * handler's (it knows the slots). */
+static int parse_pages(const struct proto_header *h, const uint8_t *p, struct request *r,
+		       struct request_error *e)
+{
+	const char *name = h->type == PROTO_READ_PAGES ? "READ_PAGES" : "WRITE_PAGES";
+	uint32_t n, total = 0;
+	size_t head;
+
+	if (h->length < 4)
+		return fail(e, PROTO_E_BAD_MESSAGE, "%s payload is u32 n, then n runs of u64 gpa, u32 "
+			    "pages", name);
+	memcpy(&n, p, 4);
+	if (n == 0)
+		return fail(e, PROTO_E_INVALID_ARGUMENT, "%s needs at least one run", name);
+	if (n > PROTO_PAGES_MAX)
+		return fail(e, PROTO_E_TOO_LARGE, "%u runs: at most %d pages per request", n,
+			    PROTO_PAGES_MAX);
+	head = 4 + (size_t)n * PROTO_PAGE_RUN_SIZE;
+	if (h->length < head || (h->type == PROTO_READ_PAGES && h->length != head))
+		return fail(e, PROTO_E_BAD_MESSAGE, "%s payload of %u bytes for %u runs (%zu bytes of "
+			    "header)", name, h->length, n, head);
+	r->u.pages.count = n;
+	r->u.pages.runs = p + 4;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t gpa;
+		uint32_t pages;
+
+		request_page_run(r, i, &gpa, &pages);
+		if (gpa % PROTO_PAGE_SIZE)
+			return fail(e, PROTO_E_INVALID_ARGUMENT, "run %u: gpa 0x%llx is not page-aligned", i,
+				    (unsigned long long)gpa);
+		if (pages == 0)
+			return fail(e, PROTO_E_INVALID_ARGUMENT, "run %u at 0x%llx has no pages", i,
+				    (unsigned long long)gpa);
+		if (pages > PROTO_PAGES_MAX - total)
+			return fail(e, PROTO_E_TOO_LARGE, "more than %d pages in one request (run %u)",
+				    PROTO_PAGES_MAX, i);
+		if ((uint64_t)pages * PROTO_PAGE_SIZE > UINT64_MAX - gpa)
+			return fail(e, PROTO_E_OUT_OF_RANGE, "run %u at 0x%llx runs past the end of the "
+				    "address space", i, (unsigned long long)gpa);
+		total += pages;
+	}
+	r->u.pages.pages = total;
+	if (h->type == PROTO_WRITE_PAGES) {
+		if (h->length - head != (size_t)total * PROTO_PAGE_SIZE)
+			return fail(e, PROTO_E_BAD_MESSAGE, "%zu data bytes for %u pages (%u bytes)",
+				    h->length - head, total, total * PROTO_PAGE_SIZE);
+		r->u.pages.data = p + head;
+	}
+	return 0;
+}
+
 int request_check_flags(const struct proto_header *h, struct request_error *e)
 {
 	if (h->flags & (PROTO_F_REPLY | PROTO_F_EVENT))
@@ -234,7 +311,13 @@ int request_parse(const struct proto_header *h, const uint8_t *p, const struct r
 	case PROTO_DISPLAY_INFO:
 	case PROTO_DIRTY:
 	case PROTO_RAM_CHECKSUM:
+	case PROTO_RAM_DIRTY:
 		return 0;		/* a payload, if any, is ignored */
+	case PROTO_RAM_DIRTY_LOG:
+		return parse_dirty_log(h, p, r, e);
+	case PROTO_READ_PAGES:
+	case PROTO_WRITE_PAGES:
+		return parse_pages(h, p, r, e);
 	case PROTO_SAVE_STATE:
 	case PROTO_LOAD_STATE:
 		return parse_state(h, p, r, e);

@@ -52,6 +52,13 @@ struct request {
 			uint32_t len;
 		} state;
 		uint64_t ram_from;		/* RAM_MAP: ranges at or above this gpa */
+		uint32_t dirty_log_on;		/* RAM_DIRTY_LOG: 1 on, 0 off */
+		struct {			/* READ_PAGES, WRITE_PAGES (request_page_run reads a run) */
+			uint32_t count;		/* runs, 1..PROTO_PAGES_MAX */
+			const uint8_t *runs;	/* count x (u64 gpa, u32 pages), unaligned */
+			uint32_t pages;		/* their sum, 1..PROTO_PAGES_MAX */
+			const uint8_t *data;	/* WRITE_PAGES: pages x PROTO_PAGE_SIZE bytes */
+		} pages;
 	} u;
 };
 
@@ -66,5 +73,9 @@ int request_check_flags(const struct proto_header *h, struct request_error *e);
  * 0, or -1 with e filled (UNKNOWN_TYPE for a type the helper does not serve). */
 int request_parse(const struct proto_header *h, const uint8_t *payload,
 		  const struct request_limits *lim, struct request *r, struct request_error *e);
+
+/* Run i (below r->u.pages.count) of a parsed READ_PAGES / WRITE_PAGES: page-aligned gpa, pages >= 1,
+ * gpa + pages * PROTO_PAGE_SIZE without overflow. */
+void request_page_run(const struct request *r, uint32_t i, uint64_t *gpa, uint32_t *pages);
 
 #endif

@@ -73,6 +73,8 @@ void stats_json(struct vm *vm, struct sbuf *sb)
 	debugport_stats_json(vm->debug, sb);
 	sb_printf(sb, ",\"framebuffer\":");
 	framebuffer_stats_json(vm->fb, sb);
+	sb_printf(sb, ",\"migration\":");
+	migration_stats_json(&vm->migration, sb);
 	sb_printf(sb, ",\"pio\":");
 	iobus_stats_json(&vm->pio, sb);
 	sb_printf(sb, ",\"mmio\":");

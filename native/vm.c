@@ -174,6 +174,7 @@ void vm_destroy(struct vm *vm)
 	vcpus_join(vm);
 	vcpus_teardown(vm);
 	vmstate_host_free(vm);
+	migration_teardown(&vm->migration);
 	framebuffer_teardown(vm->fb);
 	debugport_teardown(vm->debug);
 	i8042_teardown(vm->kbd);

@@ -10,6 +10,7 @@
 
 #include "iobus.h"
 #include "memory.h"
+#include "migration.h"
 
 enum vm_state {
 	VM_CREATED,
@@ -50,6 +51,7 @@ struct vm {
 	int stats_fd;			/* KVM_GET_STATS_FD of the VM, or -1 */
 	int run_size;			/* KVM_GET_VCPU_MMAP_SIZE */
 	struct guest_memory mem;
+	struct migration migration;	/* RAM dirty log and counters (control thread only) */
 	struct iobus pio;
 	struct iobus mmio;
 	struct vcpu *vcpus;

@@ -7,8 +7,6 @@
 #include <inttypes.h>
 #include <stdint.h>
 
-#define LAST_TYPE PROTO_RAM_CHECKSUM	/* the highest request type the helper serves */
-
 #include "check.h"
 #include "framing.h"
 #include "fuzz.h"
@@ -20,6 +18,25 @@
 
 #define MAX_MESSAGES 6
 #define STREAM_CAP   (64u << 10)
+#define CLEAN_WRITE_PAGES 2	/* pages of a generated WRITE_PAGES: six of them fit a stream */
+
+/* The request types the helper serves: 1-23, then live migration's 30-33. */
+static const uint16_t served[] = {
+	PROTO_HELLO, PROTO_STATUS, PROTO_START, PROTO_PAUSE, PROTO_RESUME, PROTO_STOP,
+	PROTO_GET_REGS, PROTO_SET_REGS, PROTO_READ_MEM, PROTO_WRITE_MEM, PROTO_STATS,
+	PROTO_CONSOLE_WRITE, PROTO_CONSOLE_READ, PROTO_KEYBOARD, PROTO_GUEST_COMMAND,
+	PROTO_DISPLAY_INFO, PROTO_DIRTY, PROTO_POINTER, PROTO_MOUSE, PROTO_SAVE_STATE,
+	PROTO_LOAD_STATE, PROTO_RAM_MAP, PROTO_RAM_CHECKSUM, PROTO_RAM_DIRTY_LOG, PROTO_RAM_DIRTY,
+	PROTO_READ_PAGES, PROTO_WRITE_PAGES,
+};
+
+static int is_served(uint16_t type)
+{
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+		if (served[i] == type)
+			return 1;
+	return 0;
+}
 
 /* One generated message and, if it is well-formed, what parsing it must give (pointers in
  * want are not set: they point into the payload copy the parser gets). */
@@ -43,6 +60,37 @@ static unsigned long parsed_ok, parsed_error, frames_too_large;
 static size_t json_ws(struct rng *r, char *out)
 {
 	return rng_percent(r, 80) ? 0 : (size_t)sprintf(out, "%s", rng_percent(r, 50) ? " " : "\n\t");
+}
+
+/* READ_PAGES / WRITE_PAGES: 1.. runs, page-aligned anywhere in the address space (the parser
+ * leaves "is it RAM" to the handler), up to PROTO_PAGES_MAX pages (CLEAN_WRITE_PAGES for a write,
+ * which carries them), sometimes right at the top of the address space. */
+static size_t page_runs(struct rng *r, uint16_t type, uint8_t *p, struct request *want)
+{
+	uint32_t budget = type == PROTO_WRITE_PAGES ? 1 + rng_below(r, CLEAN_WRITE_PAGES)
+						   : 1 + rng_below(r, PROTO_PAGES_MAX);
+	uint32_t count = 0, total = 0;
+	size_t n = 4;
+
+	while (total < budget && (count == 0 || rng_percent(r, 85))) {
+		uint32_t pages = 1 + rng_below(r, budget - total);
+		uint64_t top = UINT64_MAX - (uint64_t)(pages + 1) * PROTO_PAGE_SIZE + 1;
+		uint64_t gpa = rng_percent(r, 5) ? top : (rng_next(r) >> rng_below(r, 64)) % top;
+
+		gpa &= ~(uint64_t)(PROTO_PAGE_SIZE - 1);
+		memcpy(p + n, &gpa, 8);
+		memcpy(p + n + 8, &pages, 4);
+		n += PROTO_PAGE_RUN_SIZE;
+		total += pages;
+		count++;
+	}
+	memcpy(p, &count, 4);
+	if (type == PROTO_WRITE_PAGES)
+		for (size_t i = 0; i < (size_t)total * PROTO_PAGE_SIZE; i++)
+			p[n++] = (uint8_t)rng_next(r);
+	want->u.pages.count = count;
+	want->u.pages.pages = total;
+	return n;
 }
 
 /* A well-formed payload for type into p; returns its length and fills *want. */
@@ -167,7 +215,17 @@ static size_t valid_payload(struct rng *r, uint16_t type, unsigned nr_vcpus, uin
 			n = 8;
 		}
 		break;
-	default:		/* STATUS, START, PAUSE, RESUME, STATS, DISPLAY_INFO, DIRTY, RAM_CHECKSUM */
+	case PROTO_RAM_DIRTY_LOG:
+		want->u.dirty_log_on = rng_below(r, 2);
+		memcpy(p, &want->u.dirty_log_on, 4);
+		n = 4;
+		break;
+	case PROTO_READ_PAGES:
+	case PROTO_WRITE_PAGES:
+		n = page_runs(r, type, p, want);
+		break;
+	default:		/* STATUS, START, PAUSE, RESUME, STATS, DISPLAY_INFO, DIRTY, RAM_CHECKSUM,
+				 * RAM_DIRTY */
 		if (rng_percent(r, 20)) {	/* a payload they do not read */
 			n = rng_below(r, 32);
 			for (size_t i = 0; i < n; i++)
@@ -189,7 +247,7 @@ static void add_message(struct rng *r, struct stream *s, int clean)
 {
 	static uint8_t payload[STREAM_CAP];
 	struct message *m = &s->msg[s->count++];
-	uint16_t type = (uint16_t)(1 + rng_below(r, LAST_TYPE));
+	uint16_t type = served[rng_below(r, sizeof(served) / sizeof(served[0]))];
 	size_t n = valid_payload(r, type, s->nr_vcpus, payload, &m->want);
 
 	m->h = (struct proto_header){ .type = type, .id = (uint32_t)rng_next(r) };
@@ -226,6 +284,33 @@ static void check_error(const struct request_error *e)
 {
 	CHECK(e->code >= PROTO_E_BAD_MESSAGE && e->code <= PROTO_E_AUTH);
 	CHECK(e->message[0] != 0 && memchr(e->message, 0, sizeof(e->message)) != NULL);
+}
+
+/* READ_PAGES / WRITE_PAGES: every run aligned, not empty, not past 2^64, at most PROTO_PAGES_MAX
+ * pages in all, and the payload exactly the header (+ the data of a write). */
+static void check_page_runs(const struct proto_header *h, const uint8_t *p, const struct request *r)
+{
+	size_t head = 4 + (size_t)r->u.pages.count * PROTO_PAGE_RUN_SIZE;
+	uint64_t sum = 0;
+	uint32_t n;
+
+	memcpy(&n, p, 4);
+	CHECK(n == r->u.pages.count && n >= 1 && n <= PROTO_PAGES_MAX);
+	CHECK(r->u.pages.runs == p + 4);
+	for (uint32_t i = 0; i < r->u.pages.count; i++) {
+		uint64_t gpa;
+		uint32_t pages;
+		request_page_run(r, i, &gpa, &pages);
+		CHECK(gpa % PROTO_PAGE_SIZE == 0 && pages >= 1);
+		CHECK((uint64_t)pages * PROTO_PAGE_SIZE <= UINT64_MAX - gpa);
+		sum += pages;
+	}
+	CHECK(sum == r->u.pages.pages && sum >= 1 && sum <= PROTO_PAGES_MAX);
+	if (h->type == PROTO_WRITE_PAGES)
+		CHECK(h->length == head + (size_t)r->u.pages.pages * PROTO_PAGE_SIZE &&
+		      r->u.pages.data == p + head);
+	else
+		CHECK(h->length == head && r->u.pages.data == NULL);
 }
 
 /* What every successful parse promises, whatever the input. */
@@ -296,6 +381,14 @@ static void check_parsed(const struct proto_header *h, const uint8_t *p, const s
 	case PROTO_RAM_MAP:
 		CHECK(h->length == 0 || h->length == 8);
 		break;
+	case PROTO_RAM_DIRTY_LOG:
+		CHECK(h->length == 4 && r->u.dirty_log_on <= 1 && !memcmp(&r->u.dirty_log_on, p, 4));
+		break;
+	case PROTO_READ_PAGES:
+	case PROTO_WRITE_PAGES:
+		check_page_runs(h, p, r);
+		break;
+	case PROTO_RAM_DIRTY:
 	case PROTO_STATUS:
 	case PROTO_START:
 	case PROTO_PAUSE:
@@ -356,6 +449,15 @@ static void check_expected(const struct request *want, const struct request *got
 	case PROTO_RAM_MAP:
 		CHECK_EQ(got->u.ram_from, want->u.ram_from);
 		break;
+	case PROTO_RAM_DIRTY_LOG:
+		CHECK_EQ(got->u.dirty_log_on, want->u.dirty_log_on);
+		break;
+	case PROTO_READ_PAGES:
+	case PROTO_WRITE_PAGES:
+		CHECK_EQ(got->u.pages.count, want->u.pages.count);
+		CHECK_EQ(got->u.pages.pages, want->u.pages.pages);
+		CHECK(got->u.pages.runs == p + 4);
+		break;
 	case PROTO_MOUSE:
 		CHECK_EQ(got->u.mouse.dx, want->u.mouse.dx);
 		CHECK_EQ(got->u.mouse.dy, want->u.mouse.dy);
@@ -389,7 +491,7 @@ static void handle(const struct stream *s, unsigned index, const struct proto_he
 		parsed_error++;
 		CHECK_EQ(rc, -1);
 		check_error(&e);
-		if (flags_ok && (h->type == 0 || h->type > LAST_TYPE))
+		if (flags_ok && !is_served(h->type))
 			CHECK_EQ(e.code, PROTO_E_UNKNOWN_TYPE);
 	}
 	if (m && m->valid && s->framing_intact) {
@@ -436,6 +538,112 @@ static unsigned run_stream(struct rng *r, const struct stream *s, uint8_t *in)
 	return complete;
 }
 
+/* One hand-made request through request_parse: its error code, or 0. */
+static unsigned parse_code(uint16_t type, const uint8_t *payload, size_t len, struct request *r)
+{
+	struct proto_header h = { .length = (uint32_t)len, .type = type, .id = 1 };
+	struct request_limits lim = { .nr_vcpus = 1 };
+	uint8_t *p = exact_copy(payload, len);
+	struct request_error e;
+	int rc = request_parse(&h, p, &lim, r, &e);
+
+	if (rc == 0 && (type == PROTO_READ_PAGES || type == PROTO_WRITE_PAGES))
+		check_page_runs(&h, p, r);
+	free(p);
+	return rc == 0 ? 0 : e.code;
+}
+
+/* A READ_PAGES / WRITE_PAGES payload of n runs (gpa[i], pages[i]) and `data` bytes after them. */
+static size_t pages_payload(uint8_t *p, uint32_t n, const uint64_t *gpa, const uint32_t *pages,
+			    size_t data)
+{
+	size_t at = 4;
+
+	memcpy(p, &n, 4);
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(p + at, &gpa[i], 8);
+		memcpy(p + at + 8, &pages[i], 4);
+		at += PROTO_PAGE_RUN_SIZE;
+	}
+	memset(p + at, 0xab, data);
+	return at + data;
+}
+
+/* The edges of the live migration payloads, each side of every bound. */
+static void migration_bounds(void)
+{
+	static uint8_t p[4 + PROTO_PAGES_MAX * PROTO_PAGE_RUN_SIZE + PROTO_MAX_MEM_IO + 4096];
+	static uint64_t gpa[PROTO_PAGES_MAX + 1];
+	static uint32_t pages[PROTO_PAGES_MAX + 1];
+	const uint64_t page = PROTO_PAGE_SIZE;
+	struct request r;
+	uint32_t v;
+	size_t n;
+
+	check_case = "migration bounds";
+	for (v = 0; v <= 2; v++)
+		CHECK_EQ(parse_code(PROTO_RAM_DIRTY_LOG, (uint8_t *)&v, 4, &r),
+			 v <= 1 ? 0 : PROTO_E_INVALID_ARGUMENT);
+	v = 1;
+	CHECK_EQ(parse_code(PROTO_RAM_DIRTY_LOG, (uint8_t *)&v, 3, &r), PROTO_E_BAD_MESSAGE);
+	CHECK_EQ(parse_code(PROTO_RAM_DIRTY_LOG, p, 0, &r), PROTO_E_BAD_MESSAGE);
+	CHECK_EQ(parse_code(PROTO_RAM_DIRTY_LOG, p, 5, &r), PROTO_E_BAD_MESSAGE);
+
+	/* 256 one-page runs, every one at its own place: the most a request takes. */
+	for (uint32_t i = 0; i <= PROTO_PAGES_MAX; i++) {
+		gpa[i] = (uint64_t)i * 3 * page;
+		pages[i] = 1;
+	}
+	n = pages_payload(p, PROTO_PAGES_MAX, gpa, pages, 0);
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, n, &r), 0);
+	CHECK_EQ(r.u.pages.count, PROTO_PAGES_MAX);
+	n = pages_payload(p, PROTO_PAGES_MAX, gpa, pages, PROTO_MAX_MEM_IO);
+	CHECK(n <= PROTO_MAX_PAYLOAD);
+	CHECK_EQ(parse_code(PROTO_WRITE_PAGES, p, n, &r), 0);
+	CHECK_EQ(parse_code(PROTO_WRITE_PAGES, p, n - 1, &r), PROTO_E_BAD_MESSAGE);
+	CHECK_EQ(parse_code(PROTO_WRITE_PAGES, p, n + 1, &r), PROTO_E_BAD_MESSAGE);
+	n = pages_payload(p, PROTO_PAGES_MAX + 1, gpa, pages, 0);
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, n, &r), PROTO_E_TOO_LARGE);
+	/* One run of 256 pages, then one of 257; runs whose pages would wrap a u32 sum. */
+	pages[0] = PROTO_PAGES_MAX;
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 1, gpa, pages, 0), &r), 0);
+	pages[0] = PROTO_PAGES_MAX + 1;
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 1, gpa, pages, 0), &r),
+		 PROTO_E_TOO_LARGE);
+	pages[0] = 1;
+	pages[1] = UINT32_MAX;
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 2, gpa, pages, 0), &r),
+		 PROTO_E_TOO_LARGE);
+	pages[1] = 1;
+	/* Alignment, empty runs, no runs, the top of the address space. */
+	gpa[1] = 3 * page + 8;
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 2, gpa, pages, 0), &r),
+		 PROTO_E_INVALID_ARGUMENT);
+	gpa[1] = 3 * page;
+	pages[1] = 0;
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 2, gpa, pages, 0), &r),
+		 PROTO_E_INVALID_ARGUMENT);
+	pages[1] = 1;
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 0, gpa, pages, 0), &r),
+		 PROTO_E_INVALID_ARGUMENT);
+	gpa[0] = UINT64_MAX - 2 * page + 1;	/* the last page but one: ends below 2^64 */
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 1, gpa, pages, 0), &r), 0);
+	pages[0] = 2;				/* would end at 2^64 */
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, pages_payload(p, 1, gpa, pages, 0), &r),
+		 PROTO_E_OUT_OF_RANGE);
+	pages[0] = 1;
+	gpa[0] = 0;
+	/* Truncated headers and a READ_PAGES with bytes it must not have. */
+	n = pages_payload(p, 2, gpa, pages, 0);
+	for (size_t cut = 0; cut < n; cut++)
+		CHECK_EQ(parse_code(PROTO_READ_PAGES, p, cut, &r), PROTO_E_BAD_MESSAGE);
+	CHECK_EQ(parse_code(PROTO_READ_PAGES, p, n + 1, &r), PROTO_E_BAD_MESSAGE);
+	CHECK_EQ(parse_code(PROTO_WRITE_PAGES, p, n, &r), PROTO_E_BAD_MESSAGE);
+	CHECK_EQ(parse_code(PROTO_WRITE_PAGES, p, pages_payload(p, 2, gpa, pages, 2 * page), &r), 0);
+	CHECK_EQ(r.u.pages.pages, 2);
+	check_case = "fuzz_control";
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long iterations = 300000;
@@ -446,6 +654,7 @@ int main(int argc, char **argv)
 
 	fuzz_args(argc, argv, &iterations, &seed);
 	r.state = seed;
+	migration_bounds();
 	check_case = "fuzz_control";
 	for (unsigned long i = 0; i < iterations && !check_failures; i++) {
 		unsigned kind = rng_below(&r, 10), complete;

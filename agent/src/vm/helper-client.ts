@@ -11,6 +11,8 @@ import {
   MsgType,
   decodeAccepted,
   decodeDirty,
+  decodeDirtyLogReply,
+  decodeRamDirty,
   decodeDisplayInfo,
   decodeErrorReply,
   decodeEvent,
@@ -24,6 +26,9 @@ import {
   decodeStatus,
   decodeStopResult,
   encodeConsoleRead,
+  encodeDirtyLog,
+  encodeReadPages,
+  encodeWritePages,
   encodeFrame,
   encodeGetRegs,
   encodeGuestCommand,
@@ -38,7 +43,11 @@ import {
   encodeStop,
   encodeWriteMemory,
   splitFrames,
+  type DirtyLogReply,
   type DirtyPages,
+  type PageRun,
+  type RamDirtySlot,
+  runsBytes,
   type DisplayInfo,
   type Frame,
   type HelperEvent,
@@ -338,6 +347,32 @@ export class HelperClient extends EventEmitter<HelperClientEvents> {
   /** CRC-32 of all guest RAM (RAM_CHECKSUM). */
   async ramChecksum(): Promise<RamChecksum> {
     return decodeRamChecksum(await this.request(MsgType.RAM_CHECKSUM));
+  }
+
+  /**
+   * Turns KVM's dirty-page logging of guest RAM on or off (RAM_DIRTY_LOG; any state, idempotent). Pages
+   * written after it is turned on show in the next ramDirty().
+   */
+  async ramDirtyLog(on: boolean): Promise<DirtyLogReply> {
+    return decodeDirtyLogReply(await this.request(MsgType.RAM_DIRTY_LOG, encodeDirtyLog(on)));
+  }
+
+  /** Fetches and clears the RAM slots' dirty bitmaps (RAM_DIRTY); WRONG_STATE while logging is off. */
+  async ramDirty(): Promise<RamDirtySlot[]> {
+    return decodeRamDirty(await this.request(MsgType.RAM_DIRTY));
+  }
+
+  /** The runs' bytes back to back (READ_PAGES: at most PAGES_MAX pages, each run inside one RAM slot). */
+  async readPages(runs: readonly PageRun[]): Promise<Buffer> {
+    const data = await this.request(MsgType.READ_PAGES, encodeReadPages(runs));
+    const want = runsBytes(runs);
+    if (data.length !== want) throw new HelperError("PROTOCOL", `READ_PAGES answered ${data.length} bytes for ${want}`);
+    return data;
+  }
+
+  /** Writes the runs from data, their bytes back to back (WRITE_PAGES; refused while the VM runs). */
+  async writePages(runs: readonly PageRun[], data: Uint8Array): Promise<void> {
+    await this.request(MsgType.WRITE_PAGES, encodeWritePages(runs, data));
   }
 
   /** Resolves with the first event matching pred (rejects on timeout or close). */

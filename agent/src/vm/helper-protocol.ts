@@ -522,3 +522,107 @@ export function decodeRamChecksum(payload: Uint8Array): RamChecksum {
   if (!/^0x[0-9a-f]{8}$/.test(crc)) throw malformed(what, `has a bad crc32 "${crc}"`);
   return { algorithm: str(o, "algorithm", what), crc32: Number.parseInt(crc.slice(2), 16), bytes: num(o, "bytes", what), dataBytes: num(o, "dataBytes", what) };
 }
+
+// ---- live migration (RAM_DIRTY_LOG, RAM_DIRTY, READ_PAGES, WRITE_PAGES; PROTOCOL.md "Live migration") ----
+
+/** The page RAM_DIRTY, READ_PAGES and WRITE_PAGES count in. */
+export const PAGE_SIZE = Proto.PAGE_SIZE;
+/** Pages per READ_PAGES / WRITE_PAGES at most (1 MiB), over all its runs. */
+export const PAGES_MAX = Proto.PAGES_MAX;
+
+export interface DirtyLogReply {
+  /** Whether KVM logs guest writes to RAM now. */
+  enabled: boolean;
+  /** Guest RAM pages logged (every RAM slot; the framebuffer is not RAM). */
+  pages: number;
+}
+
+/** RAM_DIRTY_LOG: u32 1 (on) or 0 (off). */
+export const encodeDirtyLog = (on: boolean): Buffer => u32(on ? 1 : 0);
+
+export function decodeDirtyLogReply(payload: Uint8Array): DirtyLogReply {
+  const what = "RAM_DIRTY_LOG reply";
+  const o = jsonObject(payload, what);
+  if (typeof o.enabled !== "boolean") throw malformed(what, `has no boolean "enabled"`);
+  return { enabled: o.enabled, pages: num(o, "pages", what) };
+}
+
+/**
+ * One RAM slot's pages written since the previous RAM_DIRTY (or since logging was turned on): bit i of
+ * the bitmap (bit i & 7 of byte i >> 3) set = page gpa + i × PAGE_SIZE. `bitmap` is a view of the reply.
+ */
+export interface RamDirtySlot {
+  gpa: number;
+  pages: number;
+  bitmap: Uint8Array;
+}
+
+/** RAM_DIRTY: u32 slots, then per slot u64 gpa, u64 pages and ceil(pages / 64) little-endian u64 words. */
+export function decodeRamDirty(payload: Buffer): RamDirtySlot[] {
+  const what = "RAM_DIRTY reply";
+  if (payload.length < 4) throw malformed(what, `of ${payload.length} bytes`);
+  const count = payload.readUInt32LE(0);
+  const slots: RamDirtySlot[] = [];
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    if (payload.length < at + 16) throw malformed(what, `of ${payload.length} bytes ends inside slot ${i}'s header`);
+    const gpa = Number(payload.readBigUInt64LE(at));
+    const pages = Number(payload.readBigUInt64LE(at + 8));
+    const bytes = Math.ceil(pages / 64) * 8;
+    if (gpa % PAGE_SIZE !== 0 || payload.length < at + 16 + bytes) throw malformed(what, `has a bad slot ${i} (gpa ${gpa}, ${pages} pages) in ${payload.length} bytes`);
+    slots.push({ gpa, pages, bitmap: new Uint8Array(payload.buffer, payload.byteOffset + at + 16, bytes) });
+    at += 16 + bytes;
+  }
+  if (at !== payload.length) throw malformed(what, `of ${payload.length} bytes for ${count} slots (${at} bytes)`);
+  return slots;
+}
+
+/** Whole pages at a page-aligned guest-physical address. */
+export interface PageRun {
+  gpa: number;
+  pages: number;
+}
+
+/** READ_PAGES: u32 n, then n × (u64 gpa, u32 pages). The helper checks alignment, bounds and totals; this refuses only what the wire cannot carry. */
+export function encodeReadPages(runs: readonly PageRun[]): Buffer {
+  const p = Buffer.alloc(4 + runs.length * Proto.PAGE_RUN_SIZE);
+  p.writeUInt32LE(runs.length, 0);
+  runs.forEach((r, i) => {
+    if (!Number.isSafeInteger(r.gpa) || r.gpa < 0) throw new HelperError("INVALID_ARGUMENT", `page run ${i}: gpa ${r.gpa} is not an unsigned integer`);
+    if (!Number.isInteger(r.pages) || r.pages < 0 || r.pages > 0xffff_ffff) throw new HelperError("INVALID_ARGUMENT", `page run ${i}: ${r.pages} pages is not a 32-bit unsigned integer`);
+    p.writeBigUInt64LE(BigInt(r.gpa), 4 + i * Proto.PAGE_RUN_SIZE);
+    p.writeUInt32LE(r.pages, 12 + i * Proto.PAGE_RUN_SIZE);
+  });
+  return p;
+}
+
+/** WRITE_PAGES: the READ_PAGES header, then exactly the runs' bytes in order. */
+export const encodeWritePages = (runs: readonly PageRun[], data: Uint8Array): Buffer => Buffer.concat([encodeReadPages(runs), data]);
+
+/** Bytes the runs cover (READ_PAGES' reply length, WRITE_PAGES' data length). */
+export const runsBytes = (runs: readonly PageRun[]): number => runs.reduce((n, r) => n + r.pages * PAGE_SIZE, 0);
+
+/** STATS devices.migration. */
+export interface MigrationStats {
+  dirtyLog: boolean;
+  /** RAM_DIRTY calls and the dirty pages they reported in all. */
+  dirtyCalls: number;
+  dirtyPages: number;
+  pagesRead: number;
+  pagesWritten: number;
+}
+
+export function decodeMigrationStats(stats: HelperStats): MigrationStats {
+  const what = "STATS devices.migration";
+  const o = (stats.devices as Record<string, unknown>).migration;
+  if (typeof o !== "object" || o === null) throw malformed("STATS reply", `has no object "devices.migration"`);
+  const m = o as Record<string, unknown>;
+  if (typeof m.dirtyLog !== "boolean") throw malformed(what, `has no boolean "dirtyLog"`);
+  return {
+    dirtyLog: m.dirtyLog,
+    dirtyCalls: num(m, "dirtyCalls", what),
+    dirtyPages: num(m, "dirtyPages", what),
+    pagesRead: num(m, "pagesRead", what),
+    pagesWritten: num(m, "pagesWritten", what),
+  };
+}
