@@ -6,7 +6,7 @@ import { QumraError, invalidArgument } from "../errors.js";
 import { isLoopback } from "../config.js";
 import { VmServiceClient, MigrationReply_Kind, type MigrationPacket, type MigrationReply, type MigrationTls } from "../gen/qumra/v1/vm.js";
 import type { DisplayHint, MigrationChannel, MigrationOffer } from "../vm/migration-channel.js";
-import type { PageRun } from "../vm/page-runs.js";
+import type { PageRun } from "../vm/helper-protocol.js";
 import { specToPb } from "./vm-convert.js";
 
 /** Time the destination has to make its incoming VM, load the state, or take the VM over. */

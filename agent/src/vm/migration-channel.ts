@@ -1,7 +1,7 @@
 // What both sides of a live migration exchange, as the VM domain sees it: the source drives a
 // MigrationChannel (api/migration-peer.ts implements it over the destination's ReceiveMigration RPC),
 // the destination answers through an IncomingMigration (migration-target.ts). No gRPC types here.
-import type { PageRun } from "./page-runs.js";
+import type { PageRun } from "./helper-protocol.js";
 import type { VmSpec } from "./types.js";
 
 /** Where the destination serves the VM's display over SPICE (for the client's migrate-switch). */

@@ -4,7 +4,8 @@
 import { QumraError } from "../errors.js";
 import type { HelperClient } from "./helper-client.js";
 import type { MigrationChannel, MigrationOptions, MigrationProgress, OnMigrationProgress, DisplayHint } from "./migration-channel.js";
-import { PAGE, batches, pagesOf, runsOfBitmaps, runsOfRanges, type DirtyBitmap, type PageRun } from "./page-runs.js";
+import { PAGE_SIZE, type PageRun, type RamDirtySlot } from "./helper-protocol.js";
+import { batchRuns, dirtyCount, dirtyRuns, rangeRuns } from "./page-runs.js";
 import type { VmSpec } from "./types.js";
 
 /** What the migration may do with the VM it moves. */
@@ -66,15 +67,15 @@ export class MigrationSource {
       logging = true;
 
       // Round 1 sends every page holding data; each next round what the guest wrote meanwhile.
-      let pending: DirtyBitmap[] | undefined;
-      let runs = runsOfRanges(await vm.ask((c) => c.ramMap()));
+      let pending: RamDirtySlot[] | undefined;
+      let runs = rangeRuns(await vm.ask((c) => c.ramMap()));
       for (let round = 1; ; round++) {
         const roundBegan = Date.now();
         await this.send(runs);
         const dirty = await vm.ask((c) => c.ramDirty());
-        runs = runsOfBitmaps(dirty);
+        runs = dirtyRuns(dirty);
         pending = dirty;
-        const dirtyBytes = pagesOf(runs) * PAGE;
+        const dirtyBytes = dirtyCount(dirty) * PAGE_SIZE;
         const roundMs = Math.max(1, Date.now() - roundBegan);
         const expected = this.expectedDowntimeMs(dirtyBytes);
         this.report({ phase: "precopy", round, dirtyBytes, dirtyBytesPerSecond: Math.round((dirtyBytes * 1000) / roundMs), expectedDowntimeMs: expected });
@@ -89,7 +90,7 @@ export class MigrationSource {
       }
       // What the last round left plus what the guest wrote until the pause.
       const last = await vm.ask((c) => c.ramDirty());
-      await this.send(runsOfBitmaps(orBitmaps(pending, last)));
+      await this.send(dirtyRuns(orBitmaps(pending, last)));
       this.report({ phase: "stop-and-copy" });
       const blob = await vm.ask((c) => c.saveState());
       // Sent first, hashed here while the destination loads and hashes its copy.
@@ -128,7 +129,7 @@ export class MigrationSource {
 
   /** Sends the runs in batches of one helper request each, within the bandwidth cap. */
   private async send(runs: readonly PageRun[]): Promise<void> {
-    for (const batch of batches(runs)) {
+    for (const batch of batchRuns(runs)) {
       this.checkCancelled();
       const t0 = Date.now();
       const data = await this.vm.ask((c) => c.readPages(batch));
@@ -178,13 +179,13 @@ export class MigrationSource {
 }
 
 /** Bitwise OR of two sets of per-slot bitmaps (the same slots, in the same order). */
-function orBitmaps(a: readonly DirtyBitmap[] | undefined, b: readonly DirtyBitmap[]): DirtyBitmap[] {
+function orBitmaps(a: readonly RamDirtySlot[] | undefined, b: readonly RamDirtySlot[]): RamDirtySlot[] {
   if (!a) return [...b];
   return b.map((slot, i) => {
     const other = a[i];
     if (!other || other.gpa !== slot.gpa || other.pages !== slot.pages) return slot;
-    const bitmap = new BigUint64Array(slot.bitmap.length);
-    for (let w = 0; w < bitmap.length; w++) bitmap[w] = slot.bitmap[w] | other.bitmap[w];
+    const bitmap = new Uint8Array(slot.bitmap.length);
+    for (let k = 0; k < bitmap.length; k++) bitmap[k] = slot.bitmap[k] | other.bitmap[k];
     return { gpa: slot.gpa, pages: slot.pages, bitmap };
   });
 }

@@ -3,8 +3,10 @@
 // here; anything out of order, or the stream ending before the commit, discards it.
 import { QumraError, invalidArgument } from "../errors.js";
 import type { HelperClient } from "./helper-client.js";
-import { PAGE, BATCH_PAGES, batches, pagesOf, runsOfRanges, type PageRun } from "./page-runs.js";
-import { STATE_MAX } from "./helper-protocol.js";
+import { PAGES_MAX, PAGE_SIZE, STATE_MAX, type PageRun } from "./helper-protocol.js";
+import { batchRuns, rangeRuns } from "./page-runs.js";
+
+const pagesOf = (runs: readonly PageRun[]) => runs.reduce((n, r) => n + r.pages, 0);
 
 /** What an incoming migration may do with the VM made for it. */
 export interface TargetVm {
@@ -38,17 +40,17 @@ export class IncomingMigration {
    * source never sends must read as zeros, so what the loader wrote is zeroed first.
    */
   async prepare(): Promise<void> {
-    const written = runsOfRanges(await this.vm.ask((c) => c.ramMap()));
-    for (const batch of batches(written)) await this.vm.ask((c) => c.writePages(batch, Buffer.alloc(pagesOf(batch) * PAGE)));
+    const written = rangeRuns(await this.vm.ask((c) => c.ramMap()));
+    for (const batch of batchRuns(written)) await this.vm.ask((c) => c.writePages(batch, Buffer.alloc(pagesOf(batch) * PAGE_SIZE)));
   }
 
   async pages(runs: readonly PageRun[], data: Uint8Array): Promise<void> {
     this.expect("pages", "pages");
     const pages = pagesOf(runs);
-    if (pages > BATCH_PAGES) throw invalidArgument(`a pages message carries ${pages} pages: at most ${BATCH_PAGES}`);
-    if (data.length !== pages * PAGE) throw invalidArgument(`a pages message has ${data.length} bytes of data for ${pages} pages (${pages * PAGE} bytes)`);
+    if (pages > PAGES_MAX) throw invalidArgument(`a pages message carries ${pages} pages: at most ${PAGES_MAX}`);
+    if (data.length !== pages * PAGE_SIZE) throw invalidArgument(`a pages message has ${data.length} bytes of data for ${pages} pages (${pages * PAGE_SIZE} bytes)`);
     for (const r of runs) {
-      if (r.gpa % PAGE !== 0 || !Number.isSafeInteger(r.gpa)) throw invalidArgument(`page run at 0x${r.gpa.toString(16)} is not page-aligned`);
+      if (r.gpa % PAGE_SIZE !== 0 || !Number.isSafeInteger(r.gpa)) throw invalidArgument(`page run at 0x${r.gpa.toString(16)} is not page-aligned`);
     }
     if (pages) await this.vm.ask((c) => c.writePages(runs, data));
   }
