@@ -15,7 +15,7 @@ export const QEMU_MIGRATION_MIN_BYTES = 16 * MiB;
 const FIRMWARE_DONE = "No bootable device";
 const FIRMWARE_TIMEOUT_MS = 60_000;
 const MIGRATION_TIMEOUT_MS = 300_000;
-const DESTINATION_TIMEOUT_MS = 10_000;
+const RUN_STATE_TIMEOUT_MS = 10_000;
 /** How long to wait for a MIGRATION event before asking query-migrate anyway. */
 const POLL_MS = 50;
 /** qemu throttles migration to 32 MiB/s by default; qumra does not, so neither does the yardstick. */
@@ -92,12 +92,15 @@ export async function measureQemuMigration(memoryBytes: number, teardown: Teardo
   await source.qmp.execute("migrate", { uri: `tcp:127.0.0.1:${port}` });
   const status = await untilTerminal(source.qmp, started);
   const wallMs = performance.now() - started;
-  const info = await source.qmp.execute<MigrateInfo>("query-migrate");
   if (status !== "completed") {
-    const why = info["error-desc"] ?? "qemu gave no reason";
+    const why = (await source.qmp.execute<MigrateInfo>("query-migrate"))["error-desc"] ?? "qemu gave no reason";
     throw new Error(`qemu's migration ${status}: ${why}${destination.stderrTail() ? ` (destination: ${destination.stderrTail()})` : ""}`);
   }
-  await untilRunning(destination);
+  // qemu says "completed" a moment before it works out total-time, downtime and mbps (they read 0 until
+  // then); the source enters postmigrate right after, so its figures are final from there on.
+  await untilRunState(source, "postmigrate");
+  const info = await source.qmp.execute<MigrateInfo>("query-migrate");
+  await untilRunState(destination, "running");
 
   const ram = info.ram;
   if (!ram || info["total-time"] === undefined || info.downtime === undefined) {
@@ -199,14 +202,15 @@ async function untilTerminal(qmp: QmpClient, started: number): Promise<string> {
   }
 }
 
-/** The destination runs the guest once it has loaded the last of its state. */
-async function untilRunning(destination: RunningQemu): Promise<void> {
-  const deadline = Date.now() + DESTINATION_TIMEOUT_MS;
+/** Waits for `qemu`'s run state (query-status) to become `want`: the destination runs the guest once it
+ * has loaded the last of its state, the source is postmigrate once its figures are final. */
+async function untilRunState(qemu: RunningQemu, want: string): Promise<void> {
+  const deadline = Date.now() + RUN_STATE_TIMEOUT_MS;
   let status = "";
   while (Date.now() < deadline) {
-    status = (await destination.qmp.execute<{ status: string }>("query-status")).status;
-    if (status === "running") return;
+    status = (await qemu.qmp.execute<{ status: string }>("query-status")).status;
+    if (status === want) return;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
-  throw new Error(`destination qemu is ${status || "in an unknown state"}, not running, ${DESTINATION_TIMEOUT_MS} ms after the migration completed`);
+  throw new Error(`${qemu.what} is ${status || "in an unknown state"}, not ${want}, ${RUN_STATE_TIMEOUT_MS} ms after the migration completed`);
 }
