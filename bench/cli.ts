@@ -18,6 +18,7 @@ import { progressBar } from "../agent/src/cli/progress.js";
 import { round } from "./stats.js";
 import { runMetricsBench, type MetricsBenchResult } from "./metrics.js";
 import { runSdkBench } from "./sdk.js";
+import { runMigrateBench, type MigrateBenchResult } from "./migrate.js";
 import { runSpiceBench, SPICE_BENCH_CODECS, type SpiceBenchCodec, type SpiceBenchResult } from "./spice.js";
 import { clientMissing } from "./spice-client.js";
 import { qemuMissing } from "./spice-qemu.js";
@@ -218,7 +219,42 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       console.log(options.json ? toJson(r) : renderMetricsBench(r));
     });
 
+  bench
+    .command("migrate")
+    .description("live migration of a demo VM between two agents on this host: total time, downtime, bytes sent, per memory size and dirty rate; --vs-qemu: Debian's qemu migrating a firmware-only guest of the same size in the same run; starts its own agents")
+    .option("--memory <sizes>", "guest memory sizes, e.g. 256M,1G", "256M,1G")
+    .option("--dirty-rate <rates>", "what the guest writes per second while it moves: 0, 6.25M, 25M or 100M (a list)", "0,25M")
+    .option("--max-downtime <ms>", "MigrateVm's max_downtime_ms", "300")
+    .option("--vs-qemu", "also migrate qemu-system-x86_64 (firmware only, same memory size) between two qemu processes on loopback")
+    .action(async (o: { memory: string; dirtyRate: string; maxDowntime: string; vsQemu?: boolean }) => {
+      const options = globals();
+      const memoryBytes = o.memory.split(",").map((s) => parseBytes(s.trim(), "--memory"));
+      const dirtyBytesPerSecond = o.dirtyRate.split(",").map((s) => parseBytes(s.trim(), "--dirty-rate"));
+      const maxDowntimeMs = parseIntIn(o.maxDowntime, "--max-downtime", 1, 60_000);
+      if (o.vsQemu && qemuMissing()) throw new Error(`bench migrate --vs-qemu: ${qemuMissing()}`);
+      const r = await withTeardown((teardown) => runMigrateBench({ memoryBytes, dirtyBytesPerSecond, maxDowntimeMs, vsQemu: Boolean(o.vsQemu) }, progressBar(!options.json), teardown));
+      console.log(options.json ? toJson(r) : renderMigrateBench(r));
+    });
+
   return bench;
+}
+
+/** "256M", "1G", "6.25M", "0" → bytes (powers of 1024). */
+function parseBytes(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)$/i.exec(text);
+  if (!m) throw new Error(`${flag} ${text}: expected a size like 256M or 1G`);
+  return Math.round(Number(m[1]) * 1024 ** " KMG".indexOf(m[2].toUpperCase() || " "));
+}
+
+function renderMigrateBench(r: MigrateBenchResult): string {
+  const mib = (n: number) => `${round(n / (1 << 20), 1)}M`;
+  const rows = r.rows.map((x) => [
+    "qumra", mib(x.memoryBytes), `${mib(x.dirtyBytesPerSecond)}/s`, x.totalMs, x.downtimeMs, mib(x.bytesSent), round(x.bytesSent / x.memoryBytes, 3), x.rounds, `${mib(x.transferBytesPerSecond)}/s`,
+    x.qemu ? `${round(x.totalMs / Math.max(1, x.qemu.totalMs), 2)}x / ${round(x.downtimeMs / Math.max(1, x.qemu.downtimeMs), 2)}x` : "-",
+  ]);
+  const qemu = r.qemu.map((q) => [`qemu (${q.accel}, firmware only)`, mib(q.memoryBytes), "idle", q.totalMs, q.downtimeMs, mib(q.transferredBytes), round(q.transferredBytes / q.memoryBytes, 3), "-", `${round(q.mbps / 8, 1)}MB/s`, "yardstick"]);
+  return table(["SERVER", "MEMORY", "GUEST WRITES", "TOTAL ms", "DOWNTIME ms", "SENT", "SENT/MEMORY", "ROUNDS", "RATE", "vs QEMU total / downtime"], [...rows, ...qemu]) +
+    "\nqumra: a demo VM between two agents' unix sockets (pages relayed agent to agent, RAM CRC-32 checked on both sides at the switch); qemu: query-migrate's own figures, an idle SeaBIOS guest (mostly zero pages)";
 }
 
 function renderMetricsBench(r: MetricsBenchResult): string {

@@ -255,7 +255,6 @@ static void op_ram_map(struct server *s, const struct proto_header *h, uint64_t 
  * them, which would allocate them). */
 static void op_ram_checksum(struct server *s, const struct proto_header *h)
 {
-	static const uint8_t zeros[65536];
 	const struct guest_memory *m = &s->vm->mem;
 	uint64_t off = 0, a, b, data = 0;
 	uint32_t crc = 0;
@@ -264,8 +263,7 @@ static void op_ram_checksum(struct server *s, const struct proto_header *h)
 	while (off < m->size) {
 		if (next_data(m, off, &a, &b) != 0)
 			a = b = m->size;
-		for (; off < a; off += MIN(sizeof(zeros), a - off))
-			crc = crc32_update(crc, zeros, MIN(sizeof(zeros), a - off));
+		crc = crc32_zeros(crc, a - off);
 		crc = crc32_update(crc, m->host + a, b - a);
 		data += b - a;
 		off = b;

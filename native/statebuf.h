@@ -42,5 +42,7 @@ int si_done(const struct state_in *in);
 /* CRC-32 (IEEE 802.3, reflected 0xEDB88320, as zlib's crc32): crc32_update(0, p, n) for a
  * buffer, continued with the previous result for the next piece. */
 uint32_t crc32_update(uint32_t crc, const void *p, size_t n);
+/* The same CRC continued over n zero bytes, in O(log n) steps. */
+uint32_t crc32_zeros(uint32_t crc, uint64_t n);
 
 #endif

@@ -268,8 +268,21 @@ static void test_debugport(void)
 	rig_down(&c);
 }
 
+/* crc32_zeros (RAM_CHECKSUM's holes) equals feeding that many zero bytes, from any start value. */
+static void test_crc32_zeros(void)
+{
+	static uint8_t zeros[300000];
+	const uint64_t lengths[] = { 0, 1, 2, 7, 8, 255, 4096, 65536, 65537, 299999 };
+	const uint32_t starts[] = { 0, 0xffffffffu, 0x12345678u };
+
+	for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++)
+		for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++)
+			CHECK(crc32_zeros(starts[s], lengths[i]) == crc32_update(starts[s], zeros, lengths[i]));
+}
+
 int main(void)
 {
+	RUN(test_crc32_zeros);
 	RUN(test_serial);
 	RUN(test_serial_wrapped_ring);
 	RUN(test_i8042_and_mouse);
