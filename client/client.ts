@@ -1,6 +1,7 @@
 // The SDK's client: one channel to one agent, typed methods over its four services. Each method
 // says whether it is safe to repeat, and how a repeat recognises that an earlier attempt did the work.
 import * as grpc from "@grpc/grpc-js";
+import { readFileSync } from "node:fs";
 import {
   CreateVmRequest,
   ListVmsRequest,
@@ -37,6 +38,8 @@ import {
   targetFor,
   type ConnectOptions,
   type RetryOptions,
+  type TlsOptions,
+  type PathOrBuffer,
 } from "./connection.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError, type QumraClientError } from "./errors.js";
 import { callOnce, isTransient, isUnavailable, newRequestId, withRetries, type CallOptions, type UnaryMethod } from "./unary.js";
@@ -57,8 +60,8 @@ export interface MigrateVmInput {
   vmId: string;
   /** The destination agent: "HOST:PORT" or "unix:/PATH". */
   destination: string;
-  /** Your credentials at the destination (PEM bytes); without them TCP is plaintext (loopback only). */
-  tls?: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array; serverName?: string };
+  /** Your credentials at the destination (files or PEM bytes); without them TCP is plaintext (loopback only). */
+  tls?: TlsOptions;
   /** The longest pause accepted (default 300 ms). */
   maxDowntimeMs?: number;
   /** Cap on the copy rate in bytes per second (default: none). */
@@ -288,10 +291,11 @@ export class QumraClient {
     const method = "VmService/MigrateVm";
     const { metadata, call } = callOptionsFor(options, method);
     const t = input.tls;
+    const pem = (v: PathOrBuffer | undefined) => (v === undefined ? Buffer.alloc(0) : typeof v === "string" ? readFileSync(v) : v);
     const request = {
       vmId: input.vmId,
       destination: input.destination,
-      tls: t ? { caPem: Buffer.from(t.ca ?? []), certPem: Buffer.from(t.cert ?? []), keyPem: Buffer.from(t.key ?? []), serverName: t.serverName ?? "" } : undefined,
+      tls: t ? { caPem: pem(t.ca), certPem: pem(t.cert), keyPem: pem(t.key), serverName: t.serverName ?? "" } : undefined,
       maxDowntimeMs: input.maxDowntimeMs ?? 0,
       maxBandwidthBytesPerSecond: BigInt(input.maxBandwidth ?? 0),
       maxRounds: input.maxRounds ?? 0,

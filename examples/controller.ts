@@ -4,8 +4,8 @@
 //   node dist/examples/controller.js --agent 10.0.0.5:50051 --agent 10.0.0.6:50051 --vms 4 \
 //        --tls-ca ca.pem --tls-cert me.pem --tls-key me-key.pem [--drain 10.0.0.5:50051]
 //
-// There is no live migration yet: move() stops the VM, recreates it on the target and deletes the
-// stopped original. When MigrateVm exists, move() becomes that one call.
+// move() is live migration (MigrateVm on the source, with this controller's credentials at the target):
+// a running VM keeps running while it moves; a stopped one is recreated there.
 import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -27,7 +27,7 @@ export class Controller {
   private readonly stopWatching = new AbortController();
   private readonly watching: Promise<void>[] = [];
 
-  constructor(addresses: string[], tls?: TlsOptions, private readonly log: (line: string) => void = console.log) {
+  constructor(addresses: string[], private readonly tls?: TlsOptions, private readonly log: (line: string) => void = console.log) {
     this.hosts = addresses.map((address) => ({ address, client: connect({ address, tls }), vms: new Map(), events: [], resyncs: [] }));
   }
 
@@ -94,16 +94,19 @@ export class Controller {
   }
 
   /**
-   * Stop on the source, the same spec created and started on the target, then the stopped original
-   * deleted: if the target fails, the original is still there to start again. MigrateVm replaces this.
+   * A RUNNING or PAUSED VM migrates live; a VM that does not run is recreated on the target (same spec),
+   * then the original deleted: if the target fails, the original is still there.
    */
   async move(vm: Vm, source: Host, target: Host): Promise<Vm> {
+    if (vm.state === VmState.VM_STATE_RUNNING || vm.state === VmState.VM_STATE_PAUSED) {
+      await source.client.migrateVm({ vmId: vm.vmId, destination: target.address, tls: this.tls });
+      return target.client.getVm(vm.vmId);
+    }
     // GetVm does not echo a flat image's bytes back: only VMs whose spec is complete can be recreated.
     if (vm.spec?.boot?.$case === "flatImage" && vm.spec.boot.value.image.length === 0) throw new Error(`cannot move ${vm.vmId}: its flat image is not returned by the agent; recreate it from your own copy`);
-    const wasRunning = vm.state === VmState.VM_STATE_RUNNING || vm.state === VmState.VM_STATE_PAUSED;
     await source.client.stopVm(vm.vmId, { force: true });
     await target.client.createVm({ vmId: vm.vmId, requestId: `move-${vm.vmId}-${randomUUID()}`, spec: vm.spec ?? {} });
-    const moved = wasRunning ? await target.client.startVm(vm.vmId) : await target.client.getVm(vm.vmId);
+    const moved = await target.client.getVm(vm.vmId);
     await source.client.deleteVm(vm.vmId).catch((err: unknown) => {
       if (!(err instanceof NotFoundError)) throw err;
     });

@@ -925,7 +925,7 @@ export class VmManager {
           this.options.agentName ?? "another agent",
         );
         const outcome = await source.run();
-        return this.settleOutcome(e, destination, outcome);
+        return await this.settleOutcome(e, destination, outcome);
       });
     } finally {
       e.migration = undefined;
@@ -945,11 +945,12 @@ export class VmManager {
     return this.migratedAway.get(vmId);
   }
 
-  private settleOutcome(e: VmEntry, destination: string, outcome: SourceOutcome): MigrationProgress {
+  private async settleOutcome(e: VmEntry, destination: string, outcome: SourceOutcome): Promise<MigrationProgress> {
     const vmId = e.record.vmId;
     const vmLog = this.vmLog(vmId);
     if (outcome.kind === "moved") {
-      void this.finishMigrationOut(e, destination, outcome.progress);
+      // Gone here before the call answers: a caller listing both hosts then sees one copy.
+      await this.finishMigrationOut(e, destination, outcome.progress);
       return outcome.progress;
     }
     const message = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
