@@ -157,6 +157,10 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
       display.forget(e.vmId);
     }
     // A session ends with its VM (a display channel also sees its display end; a lone main channel does not).
+    // A VM that moved: its SPICE clients switch to the destination (and are ended there after a grace).
+    const movedDisplay = e.type === "MIGRATED" || e.type === "DELETED" ? vms.migratedDisplay(e.vmId) : undefined;
+    if (e.type === "MIGRATED" && movedDisplay) spice?.switchVm(e.vmId, movedDisplay);
+    else if (e.type === "DELETED" && movedDisplay) return;
     if (e.type === "DELETED" || (e.type === "STATE_CHANGED" && (e.state === "STOPPED" || e.state === "CRASHED"))) {
       spice?.endVm(e.vmId, `the VM is ${e.type === "DELETED" ? "deleted" : e.state.toLowerCase()}`);
     }
@@ -185,6 +189,13 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
         display: () => {
           const a = spice?.address();
           return a ? { host: a.host, port: a.port ?? 0, tlsPort: a.tlsPort ?? 0 } : undefined;
+        },
+        ticket: {
+          get: (vmId) => {
+            const t = tickets.status(vmId);
+            return t.live && t.value && t.expiresAt ? { value: t.value, ttlSeconds: Math.max(1, Math.floor((t.expiresAt.getTime() - Date.now()) / 1000)) } : undefined;
+          },
+          set: (vmId, value, ttlSeconds) => void tickets.set(vmId, value, ttlSeconds, "keep"),
         },
       }),
     },

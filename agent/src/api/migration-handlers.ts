@@ -22,6 +22,11 @@ export interface MigrationContext {
   agentName: string;
   /** Where this agent serves VM displays over SPICE, if it does. */
   display: () => DisplayHint | undefined;
+  /** A VM's live SPICE ticket (for the destination), and setting one (an arriving VM's). */
+  ticket?: {
+    get(vmId: string): { value: string; ttlSeconds: number } | undefined;
+    set(vmId: string, value: string, ttlSeconds: number): void;
+  };
 }
 
 const PHASES: Record<MigrationProgress["phase"], PbPhase> = {
@@ -64,7 +69,7 @@ export function migrationHandlers(vms: VmManager, ctx: MigrationContext) {
     migrateVm: serverStream<MigrateVmRequest, PbProgress>(async (req, call) => {
       if (!req.destination) throw invalidArgument("destination is missing: HOST:PORT or unix:/PATH of the destination agent");
       const opts = optionsOf(req);
-      const peer = new MigrationPeer(req.destination, req.tls);
+      const peer = new MigrationPeer(req.destination, req.tls, ctx.ticket?.get(req.vmId));
       // A caller that goes away before the switch cancels the migration.
       const onCancel = () => {
         try {
@@ -114,6 +119,13 @@ function receive(vms: VmManager, ctx: MigrationContext, call: grpc.ServerDuplexS
       if (!o.migrationId || o.migrationId.length > 64) throw invalidArgument("offer.migration_id: 1 to 64 characters");
       incoming = await vms.receiveMigration({ vmId: o.vmId, spec: specFromPb(o.spec), running: o.running, migrationId: o.migrationId, source: o.source.slice(0, 255) || "another agent" });
       if (finished) return void incoming.end("the source went away while the VM was made");
+      if (o.displayTicket && o.displayTicketTtlS > 0) {
+        try {
+          ctx.ticket?.set(o.vmId, o.displayTicket, o.displayTicketTtlS);
+        } catch {
+          /* a ticket this agent refuses (length): its clients will need a new one */
+        }
+      }
       call.write({ kind: MigrationReply_Kind.KIND_READY, ramCrc32: 0, display: ctx.display() });
       return;
     }

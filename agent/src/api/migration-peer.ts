@@ -59,14 +59,18 @@ export class MigrationPeer implements MigrationChannel {
   private waiter?: { resolve: (r: MigrationReply) => void; reject: (e: unknown) => void };
   private failure?: QumraError;
   private vmId = "";
+  /** The destination's host as given (what a wildcard SPICE address there means for a client). */
+  private readonly host: string;
 
   constructor(
     private readonly destination: string,
     tls: MigrationTls | undefined,
-    /** Identifies the caller at the destination (its request id, for the destination's audit trail). */
+    /** The VM's SPICE ticket, handed to the destination with the offer. */
+    private readonly ticket?: { value: string; ttlSeconds: number },
     private readonly metadata: grpc.Metadata = new grpc.Metadata(),
   ) {
-    const { target } = parseDestination(destination, tls);
+    const { target, host } = parseDestination(destination, tls);
+    this.host = host;
     const options: grpc.ChannelOptions = tls?.serverName ? { "grpc.ssl_target_name_override": tls.serverName } : {};
     this.client = new VmServiceClient(target, credentials(destination, tls), options);
   }
@@ -86,10 +90,12 @@ export class MigrationPeer implements MigrationChannel {
     call.on("end", () => this.fail(new QumraError("unavailable", `destination ${this.destination} ended the migration stream`)));
     const spec = specToPb(o.spec);
     if (spec.boot?.$case === "flatImage" && o.image) spec.boot.value.image = Buffer.from(o.image);
-    await this.write({ packet: { $case: "offer", value: { vmId: o.vmId, spec, source: o.source, migrationId: o.migrationId, running: o.running } } });
+    const ticket = { displayTicket: this.ticket?.value ?? "", displayTicketTtlS: this.ticket?.ttlSeconds ?? 0 };
+    await this.write({ packet: { $case: "offer", value: { vmId: o.vmId, spec, source: o.source, migrationId: o.migrationId, running: o.running, ...ticket } } });
     const ready = await this.expect(MigrationReply_Kind.KIND_READY, "make the incoming VM");
     const d = ready.display;
-    return { display: d && (d.port || d.tlsPort) ? { host: d.host, port: d.port, tlsPort: d.tlsPort } : undefined };
+    const wildcard = !d?.host || d.host === "0.0.0.0" || d.host === "::";
+    return { display: d && (d.port || d.tlsPort) ? { host: wildcard ? this.host : d.host, port: d.port, tlsPort: d.tlsPort } : undefined };
   }
 
   async sendPages(runs: readonly PageRun[], data: Buffer): Promise<void> {

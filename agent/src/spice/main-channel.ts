@@ -50,6 +50,30 @@ export class MainChannel extends SpiceChannel {
     this.pinger.unref();
   }
 
+  /**
+   * MIGRATE_SWITCH_HOST: the client reconnects every channel to `host` (the VM moved there). Body:
+   * u16 port, u16 TLS port, then two (u32 size, u32 offset) strings — the NUL-terminated host, and
+   * the TLS certificate's subject (size 0, offset 0: none) — with the offsets from the body's start.
+   */
+  switchHost(host: string, port: number, tlsPort: number, certSubject = ""): void {
+    const h = Buffer.from(`${host}\0`, "utf8");
+    const c = certSubject ? Buffer.from(`${certSubject}\0`, "utf8") : Buffer.alloc(0);
+    const fixed = 20;
+    this.send(
+      MSG.MAIN_MIGRATE_SWITCH_HOST,
+      new Writer(fixed + h.length + c.length)
+        .u16(port)
+        .u16(tlsPort)
+        .u32(h.length)
+        .u32(fixed)
+        .u32(c.length)
+        .u32(c.length ? fixed + h.length : 0)
+        .bytes(h)
+        .bytes(c)
+        .done(),
+    );
+  }
+
   protected handle(type: number, r: Reader): void {
     switch (type) {
       case MSGC.MAIN_ATTACH_CHANNELS: {

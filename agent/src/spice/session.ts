@@ -3,6 +3,7 @@
 // when its main channel closes, and ending it closes every channel it has.
 import type { Logger } from "../logger.js";
 import type { SpiceChannel } from "./channel.js";
+import type { MainChannel } from "./main-channel.js";
 import { CHANNEL } from "./wire.js";
 
 export interface SpiceTransport {
@@ -64,6 +65,14 @@ export class Session {
       if (type === CHANNEL.main) this.end(reason);
     });
     if (this.endedReason !== undefined) channel.close(this.endedReason);
+  }
+
+  /** Tells the client to reconnect to where the VM went (a live migration); false without a main channel. */
+  switchHost(host: string, port: number, tlsPort: number, certSubject?: string): boolean {
+    const main = this.channels.get(CHANNEL.main);
+    if (!main || this.endedReason !== undefined) return false;
+    (main as MainChannel).switchHost(host, port, tlsPort, certSubject);
+    return true;
   }
 
   /** Ends the session; `notify` sends DISCONNECTING on the main channel first (a close by us). */

@@ -138,6 +138,20 @@ export class SpiceServer {
     for (const s of [...this.sessions.values()]) if (s.vmId === vmId) s.end(reason, true);
   }
 
+  /**
+   * The VM migrated: its clients are told to switch to the destination's SPICE server (spice-gtk and
+   * remote-viewer reconnect there with the same ticket, which the migration carried over); sessions
+   * still here after `graceMs` are ended.
+   */
+  switchVm(vmId: string, to: { host: string; port: number; tlsPort: number }, graceMs = 10_000): void {
+    for (const s of [...this.sessions.values()]) {
+      if (s.vmId !== vmId || s.ended !== undefined) continue;
+      const sent = s.switchHost(to.host, to.port, to.tlsPort);
+      s.log.info({ to, sent }, "SPICE client told to switch to the VM's new host");
+      setTimeout(() => s.end(`the VM migrated to ${to.host}`, true), graceMs).unref();
+    }
+  }
+
   /** DISCONNECTING to every client, then closes the listeners. */
   async close(): Promise<void> {
     this.closing = true;

@@ -30,7 +30,7 @@ import { missingCpuFeatures, parseStateHeader } from "./state-blob.js";
 import { MAX_MEMORY_IO, STATE_FORMAT, type RamRange } from "./helper-protocol.js";
 import { MigrationSource, type SourceOutcome } from "./migration-source.js";
 import { IncomingMigration } from "./migration-target.js";
-import type { MigrationChannel, MigrationOptions, MigrationProgress, OnMigrationProgress } from "./migration-channel.js";
+import type { DisplayHint, MigrationChannel, MigrationOptions, MigrationProgress, OnMigrationProgress } from "./migration-channel.js";
 import { LIVE_STATES, type VmIntent, type GpRegs, type SpecialRegs, type VcpuRegs, type VmRecord, type VmSpec, type VmState, type VmStatsSnapshot } from "./types.js";
 
 /** Progress of a snapshot or a restore: bytes moved of the bytes to move, and what is being done. */
@@ -108,8 +108,8 @@ export class VmManager {
   private readonly unsettled = new Set<string>();
   private readonly vms = new Map<string, VmEntry>();
   private readonly creating = new Map<string, { requestId: string; done: Promise<VmRecord> }>();
-  /** VMs that migrated away: vm id → the destination (oldest first, at most MIGRATED_KEPT). */
-  private readonly migratedAway = new Map<string, string>();
+  /** VMs that migrated away: vm id → the destination and its SPICE address (oldest first, at most MIGRATED_KEPT). */
+  private readonly migratedAway = new Map<string, { destination: string; display?: DisplayHint }>();
   private readonly log: Logger;
 
   constructor(private readonly options: VmManagerOptions) {
@@ -942,7 +942,12 @@ export class VmManager {
 
   /** Where a VM that migrated away from this agent went (for clients that come late). */
   migratedTo(vmId: string): string | undefined {
-    return this.migratedAway.get(vmId);
+    return this.migratedAway.get(vmId)?.destination;
+  }
+
+  /** Where the destination serves a migrated-away VM's display, if it does (SPICE's switch-host). */
+  migratedDisplay(vmId: string): DisplayHint | undefined {
+    return this.migratedAway.get(vmId)?.display;
   }
 
   private async settleOutcome(e: VmEntry, destination: string, outcome: SourceOutcome): Promise<MigrationProgress> {
@@ -976,7 +981,7 @@ export class VmManager {
   private async finishMigrationOut(e: VmEntry, destination: string, progress: MigrationProgress): Promise<void> {
     const vmId = e.record.vmId;
     const from = e.record.state;
-    this.migratedAway.set(vmId, destination);
+    this.migratedAway.set(vmId, { destination, display: progress.display });
     if (this.migratedAway.size > MIGRATED_KEPT) this.migratedAway.delete(this.migratedAway.keys().next().value!);
     // Not persisted: the record goes below, and until then its "commit" intent says what happened.
     e.record = { ...e.record, state: "MIGRATED", stateReason: `migrated to ${destination}`, stateChangedAt: new Date().toISOString() };
