@@ -594,6 +594,8 @@ export class VmManager {
 
   async writeMemory(vmId: string, address: number, data: Uint8Array): Promise<void> {
     const e = this.liveEntry(vmId, "write memory of");
+    // The helper's own writes are not in KVM's dirty log: a migration would not resend them.
+    this.refuseWhileMigrating(e, "write memory of");
     this.checkRange(e, address, data.length);
     await this.ask(e, (c) => c.writeMemory(address, data));
   }
