@@ -34,6 +34,7 @@ import { lockStateDir, StateLockHeld } from "./state-lock.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { MetricsListener } from "./metrics/metrics-server.js";
 import { probeKvm } from "./host/kvm-probe.js";
+import { HealthListener } from "./api/health-listener.js";
 
 export interface RunningAgent {
   server: AgentServer;
@@ -205,7 +206,9 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
   const spiceAddress = await spice?.listen();
   const http = await startHttp(config, logger, spice, metrics);
   const metricsListener = config.metrics && metrics ? await MetricsListener.start({ ...config.metrics, tls: config.tls, metrics, logger }) : undefined;
-  logger.info({ listen: identity.listen, http: http?.address, metrics: metricsListener?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
+  // Last: a probe that answers SERVING means every other listener is up.
+  const healthListener = config.healthListen ? await HealthListener.start({ ...config.healthListen, names: server.healthNames, logger }) : undefined;
+  logger.info({ listen: identity.listen, http: http?.address, metrics: metricsListener?.address, health: healthListener?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
   return {
     server,
     vms,
@@ -214,7 +217,9 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     spice,
     metrics,
     async shutdown(graceMs) {
+      healthListener?.notServing();
       await Promise.all([server.shutdown(graceMs), http?.close(), metricsListener?.close()]);
+      await healthListener?.close();
       await spice?.close();
       await display.close();
       tickets.close();
