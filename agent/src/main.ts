@@ -35,6 +35,7 @@ import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { MetricsListener } from "./metrics/metrics-server.js";
 import { probeKvm } from "./host/kvm-probe.js";
 import { HealthListener } from "./api/health-listener.js";
+import { systemdNotifier } from "./sd-notify.js";
 
 export interface RunningAgent {
   server: AgentServer;
@@ -248,6 +249,7 @@ export async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(config.logLevel);
+  const notifier = systemdNotifier(logger);
   // Handlers go in before listening, so a signal that comes while starting still stops cleanly.
   let stopSignal: NodeJS.Signals | undefined;
   let starting: Promise<RunningAgent | undefined> = Promise.resolve(undefined);
@@ -256,7 +258,10 @@ export async function main(): Promise<void> {
     stopSignal = signal;
     logger.info({ signal }, "shutting down");
     starting
-      .then((agent) => agent?.shutdown(config.shutdownTimeoutMs))
+      .then(async (agent) => {
+        await notifier.stopping(`stopping on ${signal}; VMs keep running`);
+        await agent?.shutdown(config.shutdownTimeoutMs);
+      })
       .then(() => {
         logger.info("stopped");
         process.exit(0);
@@ -266,9 +271,12 @@ export async function main(): Promise<void> {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
-  starting = runAgent(config, logger);
+  const running = runAgent(config, logger);
+  starting = running;
   try {
-    await starting;
+    const agent = await running;
+    // Every listener is bound by now (runAgent resolves after the last one).
+    if (!stopSignal) await notifier.ready(`serving ${agent.vms.counts().total} VMs on ${agent.server.addresses.join(", ")}`);
   } catch (err) {
     if (err instanceof StateLockHeld) {
       process.stderr.write(`qumra-agent: ${err.message}\n`);
