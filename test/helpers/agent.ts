@@ -45,7 +45,7 @@ export function tempDir(prefix: string): string {
 export async function startAgent(args: string[] = [], opts: { stateDir?: string; runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningAgent> {
   const stateDir = opts.stateDir ?? tempDir("state");
   const runtimeDir = opts.runtimeDir ?? tempDir("run");
-  const hasListen = args.some((a) => a === "--listen" || a === "--unix");
+  const hasListen = args.some((a) => /^--(listen|unix)(=|$)/.test(a));
   // Agents of parallel tests share the host's cgroup tree: each gets a subtree of its own (setup.ts removes it).
   if (!args.includes("--cgroup-parent")) args = [...args, "--cgroup-parent", `${TEST_CGROUP_PREFIX}${process.pid}-${++agentCount}.slice`];
   const child = spawn(
