@@ -41,8 +41,11 @@ describe("sd_notify readiness", () => {
   const dirs: string[] = [];
   let receiver: ChildProcess | undefined;
   let agent: RunningAgent | undefined;
+  /** The agent being started, so a test that fails before it has the agent still stops it. */
+  let starting: Promise<RunningAgent> | undefined;
   afterEach(async () => {
-    await agent?.stop();
+    await (agent ?? (await starting?.catch(() => undefined)))?.stop();
+    starting = undefined;
     receiver?.kill("SIGKILL");
     cleanup(...dirs.splice(0));
     agent = receiver = undefined;
@@ -58,7 +61,7 @@ describe("sd_notify readiness", () => {
     dirs.push(dir, stateDir, runtimeDir);
     const r = await startReceiver(addressIn(dir));
     receiver = r.process;
-    const starting = startAgent(["--unix", path.join(runtimeDir, "qumra.sock"), "--display-workers", "0"], { stateDir, runtimeDir, env: { NOTIFY_SOCKET: addressIn(dir) } });
+    starting = startAgent(["--unix", path.join(runtimeDir, "qumra.sock"), "--display-workers", "0"], { stateDir, runtimeDir, env: { NOTIFY_SOCKET: addressIn(dir) } });
 
     // Not waiting for the agent's log line: READY=1 alone must mean the socket answers.
     await waitUntil(() => r.datagrams.some((d) => d.fields.READY === "1"), "READY=1");
