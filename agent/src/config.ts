@@ -47,6 +47,8 @@ export interface AgentConfig {
   http?: { host: string; port: number };
   /** The Prometheus listener (GET /metrics; HTTPS with the agent's certificate); off when undefined. */
   metrics?: { host: string; port: number };
+  /** Plaintext gRPC serving only grpc.health.v1 (kubelet's probe); off when undefined. */
+  healthListen?: { host: string; port: number };
   /** The SPICE server for stock clients; undefined: none. */
   spice?: SpiceConfig;
   /** The helpers' sandbox (--vmm-sandbox, --vmm-user). */
@@ -121,6 +123,10 @@ export const USAGE = `Usage: qumra-agent [options]
                          HTTPS/WSS with --tls-cert/--tls-key, which a non-loopback address requires
   --metrics HOST:PORT    Prometheus metrics on GET /metrics (default off; --http serves /metrics too);
                          HTTPS with --tls-cert/--tls-key, which a non-loopback address requires
+  --health-listen HOST:PORT
+                         plaintext gRPC serving only grpc.health.v1.Health (Check, Watch), for probes that
+                         speak neither mutual TLS nor unix sockets, like kubelet's; it exposes no VM data, so
+                         any address is allowed, e.g. 0.0.0.0:9465 (default off)
   --max-vms N            most VMs defined at once, in any state (default 64)
   --memory-overcommit F  admit guest memory + framebuffers + 16 MiB per VM, summed over every defined VM
                          (stopped ones included), up to MemTotal × F − --memory-reserve (default 1.0)
@@ -162,6 +168,7 @@ const OPTIONS = {
   "spice-multi-client": { type: "boolean" },
   http: { type: "string" },
   metrics: { type: "string" },
+  "health-listen": { type: "string" },
   "vmm-sandbox": { type: "string" },
   "vmm-user": { type: "string" },
   "max-vms": { type: "string" },
@@ -250,6 +257,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     );
   }
 
+  // Health only, no VM data: unlike --metrics, any address is fine without TLS.
+  const healthText = get("health-listen") ?? "none";
+  const healthListen = healthText === "none" ? undefined : parseHostPort(healthText, "--health-listen");
+
   const logLevel = (get("log-level") ?? "info") as Level;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`--log-level ${logLevel}: expected one of ${LOG_LEVELS.join(", ")}`);
 
@@ -273,7 +284,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const cgroups = loadCgroups(get("cgroups"), get("cgroup-parent"));
   const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"), get("console-backlog"));
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, metrics, vmmSandbox, admission, cgroups, clientLimits };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, metrics, healthListen, vmmSandbox, admission, cgroups, clientLimits };
 }
 
 // ---- admission and cgroups ----

@@ -34,6 +34,8 @@ import { lockStateDir, StateLockHeld } from "./state-lock.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { MetricsListener } from "./metrics/metrics-server.js";
 import { probeKvm } from "./host/kvm-probe.js";
+import { HealthListener } from "./api/health-listener.js";
+import { systemdNotifier } from "./sd-notify.js";
 
 export interface RunningAgent {
   server: AgentServer;
@@ -224,7 +226,9 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
   const spiceAddress = await spice?.listen();
   const http = await startHttp(config, logger, spice, metrics);
   const metricsListener = config.metrics && metrics ? await MetricsListener.start({ ...config.metrics, tls: config.tls, metrics, logger }) : undefined;
-  logger.info({ listen: identity.listen, http: http?.address, metrics: metricsListener?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
+  // Last: a probe that answers SERVING means every other listener is up.
+  const healthListener = config.healthListen ? await HealthListener.start({ ...config.healthListen, names: server.healthNames, logger }) : undefined;
+  logger.info({ listen: identity.listen, http: http?.address, metrics: metricsListener?.address, health: healthListener?.address, state_dir: config.stateDir, runtime_dir: config.runtimeDir, version: VERSION, vms: vms.counts(), display_workers: config.displayWorkers, spice: spiceAddress && { host: spiceAddress.host, port: spiceAddress.port, tls_port: spiceAddress.tlsPort } }, "qumra-agent listening");
   return {
     server,
     vms,
@@ -233,7 +237,9 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     spice,
     metrics,
     async shutdown(graceMs) {
+      healthListener?.notServing();
       await Promise.all([server.shutdown(graceMs), http?.close(), metricsListener?.close()]);
+      await healthListener?.close();
       await spice?.close();
       await display.close();
       tickets.close();
@@ -262,6 +268,7 @@ export async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(config.logLevel);
+  const notifier = systemdNotifier(logger);
   // Handlers go in before listening, so a signal that comes while starting still stops cleanly.
   let stopSignal: NodeJS.Signals | undefined;
   let starting: Promise<RunningAgent | undefined> = Promise.resolve(undefined);
@@ -270,7 +277,10 @@ export async function main(): Promise<void> {
     stopSignal = signal;
     logger.info({ signal }, "shutting down");
     starting
-      .then((agent) => agent?.shutdown(config.shutdownTimeoutMs))
+      .then(async (agent) => {
+        await notifier.stopping(`stopping on ${signal}; VMs keep running`);
+        await agent?.shutdown(config.shutdownTimeoutMs);
+      })
       .then(() => {
         logger.info("stopped");
         process.exit(0);
@@ -280,9 +290,12 @@ export async function main(): Promise<void> {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
-  starting = runAgent(config, logger);
+  const running = runAgent(config, logger);
+  starting = running;
   try {
-    await starting;
+    const agent = await running;
+    // Every listener is bound by now (runAgent resolves after the last one).
+    if (!stopSignal) await notifier.ready(`serving ${agent.vms.counts().total} VMs on ${agent.server.addresses.join(", ")}`);
   } catch (err) {
     if (err instanceof StateLockHeld) {
       process.stderr.write(`qumra-agent: ${err.message}\n`);

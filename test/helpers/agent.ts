@@ -24,6 +24,8 @@ export interface RunningAgent {
   http?: string;
   /** The --metrics listener's address "127.0.0.1:PORT", when it has one. */
   metrics?: string;
+  /** The --health-listen listener's address "127.0.0.1:PORT", when it has one. */
+  health?: string;
   stateDir: string;
   runtimeDir: string;
   logs: () => string;
@@ -43,7 +45,7 @@ export function tempDir(prefix: string): string {
 export async function startAgent(args: string[] = [], opts: { stateDir?: string; runtimeDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningAgent> {
   const stateDir = opts.stateDir ?? tempDir("state");
   const runtimeDir = opts.runtimeDir ?? tempDir("run");
-  const hasListen = args.some((a) => a === "--listen" || a === "--unix");
+  const hasListen = args.some((a) => /^--(listen|unix)(=|$)/.test(a));
   // Agents of parallel tests share the host's cgroup tree: each gets a subtree of its own (setup.ts removes it).
   if (!args.includes("--cgroup-parent")) args = [...args, "--cgroup-parent", `${TEST_CGROUP_PREFIX}${process.pid}-${++agentCount}.slice`];
   const child = spawn(
@@ -56,13 +58,13 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const { listen, http, metrics } = await new Promise<{ listen: string[]; http?: string; metrics?: string }>((resolve, reject) => {
+  const { listen, http, metrics, health } = await new Promise<{ listen: string[]; http?: string; metrics?: string; health?: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`agent did not start within 20 s:\n${output}`)), 20_000);
     const check = () => {
       for (const line of output.split("\n")) {
         if (!line.includes('"qumra-agent listening"')) continue;
         clearTimeout(timer);
-        return resolve(JSON.parse(line) as { listen: string[]; http?: string; metrics?: string });
+        return resolve(JSON.parse(line) as { listen: string[]; http?: string; metrics?: string; health?: string });
       }
     };
     child.stdout!.on("data", check);
@@ -80,6 +82,7 @@ export async function startAgent(args: string[] = [], opts: { stateDir?: string;
     listen,
     http,
     metrics,
+    health,
     stateDir,
     runtimeDir,
     logs: () => output,

@@ -42,7 +42,8 @@ interface ListenerServer {
  */
 export class AgentServer {
   private readonly servers: ListenerServer[] = [];
-  private readonly healthNames: string[];
+  /** The names every listener's health service reports: "" (the agent) and each qumra.v1 service. */
+  readonly healthNames: readonly string[];
   private readonly reflection: protoLoader.PackageDefinition;
   readonly addresses: string[] = [];
 
