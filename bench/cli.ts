@@ -253,8 +253,10 @@ function renderMigrateBench(r: MigrateBenchResult): string {
     x.qemu ? `${round(x.totalMs / Math.max(1, x.qemu.totalMs), 2)}x / ${round(x.downtimeMs / Math.max(1, x.qemu.downtimeMs), 2)}x` : "-",
   ]);
   const qemu = r.qemu.map((q) => [`qemu (${q.accel}, firmware only)`, mib(q.memoryBytes), "idle", q.totalMs, q.downtimeMs, mib(q.transferredBytes), round(q.transferredBytes / q.memoryBytes, 3), "-", `${round(q.mbps / 8, 1)}MB/s`, "yardstick"]);
+  const parts = r.rows.map((x) => `${mib(x.memoryBytes)} ${mib(x.dirtyBytesPerSecond)}/s: ${Object.entries(x.downtimePartsMs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   return table(["SERVER", "MEMORY", "GUEST WRITES", "TOTAL ms", "DOWNTIME ms", "SENT", "SENT/MEMORY", "ROUNDS", "RATE", "vs QEMU total / downtime"], [...rows, ...qemu]) +
-    "\nqumra: a demo VM between two agents' unix sockets (pages relayed agent to agent, RAM CRC-32 checked on both sides at the switch); qemu: query-migrate's own figures, an idle SeaBIOS guest (mostly zero pages)";
+    "\nqumra: a demo VM between two agents' unix sockets (pages relayed agent to agent, RAM CRC-32 checked on both sides at the switch); qemu: query-migrate's own figures, an idle SeaBIOS guest (mostly zero pages)" +
+    `\nqumra's downtime by step (ms):\n  ${parts.join("\n  ")}`;
 }
 
 function renderMetricsBench(r: MetricsBenchResult): string {

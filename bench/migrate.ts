@@ -38,6 +38,8 @@ export interface MigrateBenchRow {
   bytesSent: number;
   rounds: number;
   transferBytesPerSecond: number;
+  /** Where the downtime went (MigrationProgress.downtime_parts_ms). */
+  downtimePartsMs: Record<string, number>;
   /** The yardstick of the same memory size (an idle guest), when measured. */
   qemu?: QemuMigration;
 }
@@ -109,6 +111,7 @@ async function migrateOnce(from: BenchAgent, to: BenchAgent, memoryBytes: number
       bytesSent: Number(last.bytesSent),
       rounds: last.round,
       transferBytesPerSecond: Number(last.transferBytesPerSecond),
+      downtimePartsMs: last.downtimePartsMs,
     };
   } finally {
     // Wherever it is now, it goes.

@@ -51,6 +51,7 @@ function progressToPb(p: MigrationProgress, destination: string): PbProgress {
     destination,
     destinationDisplay: p.display ? { host: p.display.host, port: p.display.port, tlsPort: p.display.tlsPort } : undefined,
     ramCrc32: p.ramCrc32,
+    downtimePartsMs: p.downtimePartsMs ?? {},
   };
 }
 

@@ -989,7 +989,7 @@ export class VmManager {
     e.record = { ...e.record, state: "MIGRATED", stateReason: `migrated to ${destination}`, stateChangedAt: new Date().toISOString() };
     this.emit(e, "MIGRATED", `migrated to ${destination} (downtime ${progress.downtimeMs} ms, ${progress.bytesSent} bytes sent)`, "MIGRATED", from);
     this.endConsole(e);
-    this.vmLog(vmId).info({ destination, downtime_ms: progress.downtimeMs, bytes_sent: progress.bytesSent, total_ms: progress.totalMs }, "VM migrated");
+    this.vmLog(vmId).info({ destination, downtime_ms: progress.downtimeMs, bytes_sent: progress.bytesSent, total_ms: progress.totalMs, downtime_parts_ms: progress.downtimePartsMs }, "VM migrated");
     if (e.link) await this.stopHelper(e, 0, `migrated to ${destination}`).catch((err: unknown) => this.vmLog(vmId).error({ err }, "could not end the helper of a VM that migrated away"));
     this.vms.delete(vmId);
     this.rollBack(vmId);

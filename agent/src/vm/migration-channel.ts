@@ -50,8 +50,9 @@ export interface MigrationProgress {
   dirtyBytesPerSecond: number;
   transferBytesPerSecond: number;
   expectedDowntimeMs: number;
-  /** Set in the completed message. */
+  /** Set in the completed message, with where the pause went (ms per step). */
   downtimeMs: number;
+  downtimePartsMs?: Record<string, number>;
   totalMs: number;
   ramCrc32: number;
   display?: DisplayHint;

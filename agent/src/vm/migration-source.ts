@@ -84,20 +84,31 @@ export class MigrationSource {
 
       this.checkCancelled();
       pausedAt = Date.now();
+      const parts: Record<string, number> = {};
+      let mark = pausedAt;
+      const lap = (name: string) => {
+        const now = Date.now();
+        parts[name] = now - mark;
+        mark = now;
+      };
       if (vm.running) {
         await vm.ask((c) => c.pause());
         paused = true;
       }
+      lap("pause");
       // What the last round left plus what the guest wrote until the pause.
       const last = await vm.ask((c) => c.ramDirty());
       await this.send(dirtyRuns(orBitmaps(pending, last)));
+      lap("lastPages");
       this.report({ phase: "stop-and-copy" });
       const blob = await vm.ask((c) => c.saveState());
+      lap("saveState");
       // Sent first, hashed here while the destination loads and hashes its copy.
       const loaded = channel.sendState(blob, vm.scrollback());
       loaded.catch(() => undefined);
       const mine = await vm.ask((c) => c.ramChecksum());
       const theirs = await loaded;
+      lap("stateLoadedAndChecksums");
       this.bytesSent += blob.length;
       if (mine.crc32 !== theirs.ramCrc32) {
         throw new QumraError("internal", `the destination's guest RAM (crc32 0x${hex(theirs.ramCrc32)}) is not this VM's (0x${hex(mine.crc32)}); nothing was switched`);
@@ -105,9 +116,11 @@ export class MigrationSource {
       this.checkCancelled();
       vm.beginCommit();
       committing = true;
+      lap("commitRecord");
       await channel.commit();
+      lap("commit");
       const downtimeMs = Date.now() - pausedAt;
-      return { kind: "moved", progress: this.report({ phase: "completed", downtimeMs, ramCrc32: mine.crc32, expectedDowntimeMs: 0 }) };
+      return { kind: "moved", progress: this.report({ phase: "completed", downtimeMs, downtimePartsMs: parts, ramCrc32: mine.crc32, expectedDowntimeMs: 0 }) };
     } catch (error) {
       if (!committing) {
         channel.abort(error instanceof Error ? error.message : String(error));
