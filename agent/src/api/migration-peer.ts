@@ -4,7 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { QumraError, invalidArgument } from "../errors.js";
 import { isLoopback } from "../config.js";
-import { VmServiceClient, MigrationReply_Kind, type MigrationPacket, type MigrationReply, type MigrationTls } from "../gen/qumra/v1/vm.js";
+import { VmServiceClient, VmState, MigrationReply_Kind, type MigrationPacket, type MigrationReply, type MigrationTls } from "../gen/qumra/v1/vm.js";
 import type { DisplayHint, MigrationChannel, MigrationOffer } from "../vm/migration-channel.js";
 import type { PageRun } from "../vm/helper-protocol.js";
 import { specToPb } from "./vm-convert.js";
@@ -118,13 +118,26 @@ export class MigrationPeer implements MigrationChannel {
     this.call?.end();
   }
 
+  /**
+   * Ends the stream first (an uncommitted incoming VM is then removed there), then asks until the answer
+   * is clear: gone (absent), or the destination's own VM — RUNNING (an incoming VM never runs before its
+   * commit) or PAUSED "migrated from …" (the reason its commit writes). Anything else after 10 s: unknown.
+   */
   async probe(): Promise<"present" | "absent" | "unknown"> {
-    return new Promise((resolve) => {
-      this.client.getVm({ vmId: this.vmId }, this.metadata, { deadline: Date.now() + 10_000 }, (err, vm) => {
-        if (!err) return resolve(vm && (vm.state === 2 || vm.state === 3) ? "present" : "unknown");
-        resolve(err.code === grpc.status.NOT_FOUND ? "absent" : "unknown");
+    this.call?.cancel();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const answer = await new Promise<"present" | "absent" | undefined>((resolve) => {
+        this.client.getVm({ vmId: this.vmId }, this.metadata, { deadline: Date.now() + 2_000 }, (err, vm) => {
+          if (err) return resolve(err.code === grpc.status.NOT_FOUND ? "absent" : undefined);
+          const own = vm.state === VmState.VM_STATE_RUNNING || (vm.state === VmState.VM_STATE_PAUSED && vm.stateReason.startsWith("migrated from"));
+          resolve(own ? "present" : undefined);
+        });
       });
-    });
+      if (answer) return answer;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return "unknown";
   }
 
   abort(reason: string): void {

@@ -1050,7 +1050,6 @@ export class VmManager {
     const incoming = new IncomingMigration(
       {
         vmId,
-        memoryBytes: spec.memoryBytes,
         ask: (exchange) => this.ask(e, exchange),
         loaded: (scrollback) => {
           e.console.reset(scrollback);
@@ -1062,6 +1061,7 @@ export class VmManager {
           const record: VmRecord = { ...e.record, intent: undefined };
           this.store.save(record);
           e.record = record;
+          // A source asking after a lost commit answer reads "migrated from" (api/migration-peer.ts probe).
           if (resume) {
             await this.ask(e, (c) => c.resume());
             this.transition(e, "RUNNING", `migrated from ${source}`, { startedAt: e.record.startedAt ?? new Date().toISOString() });

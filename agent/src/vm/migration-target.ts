@@ -11,7 +11,6 @@ const pagesOf = (runs: readonly PageRun[]) => runs.reduce((n, r) => n + r.pages,
 /** What an incoming migration may do with the VM made for it. */
 export interface TargetVm {
   vmId: string;
-  memoryBytes: number;
   ask<T>(exchange: (client: HelperClient) => Promise<T>): Promise<T>;
   /** The state is in: the console gets the source's scrollback and the VM is PAUSED. */
   loaded(scrollback: Buffer): void;
@@ -30,10 +29,6 @@ export class IncomingMigration {
     private readonly vm: TargetVm,
     private readonly resume: boolean,
   ) {}
-
-  get vmId(): string {
-    return this.vm.vmId;
-  }
 
   /**
    * The new helper's loader wrote its boot image and tables; the source's pages replace RAM, and pages the
@@ -88,10 +83,6 @@ export class IncomingMigration {
     if (this.phase === "committed" || this.phase === "discarded") return;
     this.phase = "discarded";
     await this.vm.discard(reason);
-  }
-
-  get committed(): boolean {
-    return this.phase === "committed";
   }
 
   private expect(phase: IncomingMigration["phase"], what: string): void {
