@@ -135,6 +135,7 @@ function receive(vms: VmManager, ctx: MigrationContext, call: grpc.ServerDuplexS
       case "pages": {
         const runs = packet.value.runs.map((r) => ({ gpa: Number(r.gpa), pages: r.pages }));
         await incoming.pages(runs, packet.value.data);
+        call.write({ kind: MigrationReply_Kind.KIND_PAGES_WRITTEN, ramCrc32: 0, display: undefined });
         return;
       }
       case "state": {

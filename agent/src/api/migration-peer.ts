@@ -13,6 +13,8 @@ import { specToPb } from "./vm-convert.js";
 const STEP_MS = 60_000;
 /** State bytes per message. */
 const STATE_PIECE = 1 << 20;
+/** Pages messages (≤ 1 MiB each) sent and not yet written at the destination, at most. */
+const PAGES_IN_FLIGHT = 4;
 
 /** Checks a destination before anything is sent: "HOST:PORT" or "unix:/PATH"; plaintext TCP only on loopback. */
 export function parseDestination(destination: string, tls: MigrationTls | undefined): { target: string; host: string } {
@@ -59,6 +61,8 @@ export class MigrationPeer implements MigrationChannel {
   private waiter?: { resolve: (r: MigrationReply) => void; reject: (e: unknown) => void };
   private failure?: QumraError;
   private vmId = "";
+  private pagesInFlight = 0;
+  private readonly pageWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** The destination's host as given (what a wildcard SPICE address there means for a client). */
   private readonly host: string;
 
@@ -80,6 +84,11 @@ export class MigrationPeer implements MigrationChannel {
     const call = this.client.receiveMigration(this.metadata);
     this.call = call;
     call.on("data", (r: MigrationReply) => {
+      if (r.kind === MigrationReply_Kind.KIND_PAGES_WRITTEN) {
+        this.pagesInFlight--;
+        this.pageWaiters.shift()?.resolve();
+        return;
+      }
       if (this.waiter) {
         const w = this.waiter;
         this.waiter = undefined;
@@ -100,7 +109,10 @@ export class MigrationPeer implements MigrationChannel {
 
   async sendPages(runs: readonly PageRun[], data: Buffer): Promise<void> {
     await this.write({ packet: { $case: "pages", value: { runs: runs.map((r) => ({ gpa: BigInt(r.gpa), pages: r.pages })), data } } });
+    this.pagesInFlight++;
+    if (this.pagesInFlight >= PAGES_IN_FLIGHT) await new Promise<void>((resolve, reject) => this.pageWaiters.push({ resolve, reject }));
   }
+
 
   async sendState(blob: Buffer, scrollback: Buffer): Promise<{ ramCrc32: number }> {
     for (let offset = 0; offset < blob.length; offset += STATE_PIECE) {
@@ -152,6 +164,7 @@ export class MigrationPeer implements MigrationChannel {
 
   private fail(err: QumraError): void {
     this.failure ??= err;
+    for (const w of this.pageWaiters.splice(0)) w.reject(this.failure);
     const w = this.waiter;
     this.waiter = undefined;
     w?.reject(this.failure);
