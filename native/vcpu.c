@@ -192,14 +192,14 @@ static int handle_exit(struct vcpu *v)
 	}
 }
 
-/* Parks the vCPU while a pause is requested; returns non-zero if the thread must exit. */
+/* After KVM_RUN returned EINTR: parks the vCPU while a pause is requested; returns non-zero if
+ * the thread must exit. */
 static int park(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 	int quit;
 
 	pthread_mutex_lock(&vm->lock);
-	v->run->immediate_exit = 0;
 	if (vm->pause_req && !vm->quit) {
 		vm->parked++;
 		pthread_cond_broadcast(&vm->cond);
@@ -207,6 +207,12 @@ static int park(struct vcpu *v)
 			pthread_cond_wait(&vm->cond, &vm->lock);
 		vm->parked--;
 	}
+	/* A kick is a one-shot "leave KVM_RUN". It is disarmed here, after the wait and under the
+	 * lock every kick is made with: a kick that reaches a thread already parked (the threads of
+	 * vcpus_start_parked park before vcpus_pause kicks them; the retry kick of a pause) must
+	 * not leave immediate_exit set, or every KVM_RUN after the resume returns EINTR at once
+	 * and the guest never runs again. */
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
 	quit = vm->quit;
 	pthread_mutex_unlock(&vm->lock);
 	return quit;
@@ -232,11 +238,8 @@ static void *vcpu_thread(void *arg)
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->count.intr++;
-				if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE) ||
-				    __atomic_load_n(&vm->quit, __ATOMIC_ACQUIRE)) {
-					if (park(v))
-						break;
-				}
+				if (park(v))	/* disarms the kick even when no pause is asked */
+					break;
 				continue;
 			}
 			char what[96];
