@@ -6,7 +6,8 @@ import { MigrationPhase, VmServiceClient, type MigrationProgress, type Migration
 import { callUnary, type GlobalOptions } from "./connection.js";
 import { withClients } from "./fan-out.js";
 import { bytes, fields } from "./format.js";
-import { progressBar } from "./progress.js";
+import { parseIntIn, parseSize } from "./parse.js";
+import { followProgress } from "./progress.js";
 
 type Globals = () => GlobalOptions;
 
@@ -19,20 +20,6 @@ interface MigrateOptions {
   maxDowntime: string;
   bandwidth?: string;
   maxRounds?: string;
-}
-
-const SIZE = /^(\d+(?:\.\d+)?)([KMG]?)$/i;
-
-/** "100M" → bytes (powers of 1024). */
-function parseRate(text: string): number {
-  const m = SIZE.exec(text);
-  if (!m) throw new Error(`--bandwidth ${text}: expected bytes per second, e.g. 100M or 1G`);
-  return Math.floor(Number(m[1]) * 1024 ** " KMG".indexOf(m[2].toUpperCase() || " "));
-}
-
-function wholeNumber(text: string, flag: string): number {
-  if (!/^\d+$/.test(text)) throw new Error(`${flag} ${text}: expected a whole number`);
-  return Number(text);
 }
 
 /** The caller's credentials at the destination: the --to-tls-* files, else the CLI's own --tls-* ones. */
@@ -76,34 +63,14 @@ function render(vmId: string, p: MigrationProgress): string {
 
 /** Reads MigrateVm's stream to its COMPLETED message, moving a bar over the bytes sent (RAM size as 100%). */
 function follow(stream: grpc.ClientReadableStream<MigrationProgress>, label: string, options: GlobalOptions): Promise<MigrationProgress> {
-  const bar = progressBar(!options.json);
-  let started = false;
-  let shown = 0;
-  let last: MigrationProgress | undefined;
-  return new Promise((resolve, reject) => {
-    stream.on("data", (p: MigrationProgress) => {
-      last = p;
-      const total = Number(p.memoryBytes);
-      if (!started && total > 0) {
-        bar.start(total, label);
-        started = true;
-      }
-      const done = Math.min(total, Number(p.bytesSent));
-      if (started && done > shown) {
-        bar.increment(done - shown);
-        shown = done;
-      }
-    });
-    stream.on("error", (err) => {
-      if (started) bar.stop();
-      reject(err);
-    });
-    stream.on("end", () => {
-      if (started) bar.stop();
-      if (last?.phase !== MigrationPhase.MIGRATION_PHASE_COMPLETED) reject(new Error("the agent ended the migration stream before it completed"));
-      else resolve(last);
-    });
-  });
+  return followProgress(
+    stream,
+    label,
+    !options.json,
+    (p) => ({ done: Math.min(Number(p.memoryBytes), Number(p.bytesSent)), total: Number(p.memoryBytes) }),
+    (p) => p.phase === MigrationPhase.MIGRATION_PHASE_COMPLETED,
+    "the agent ended the migration stream before it completed",
+  );
 }
 
 export function registerMigrate(vm: Command, globals: Globals): void {
@@ -124,9 +91,9 @@ export function registerMigrate(vm: Command, globals: Globals): void {
         vmId,
         destination: o.to,
         tls: destinationTls(o, options),
-        maxDowntimeMs: wholeNumber(o.maxDowntime, "--max-downtime"),
-        maxBandwidthBytesPerSecond: BigInt(o.bandwidth ? parseRate(o.bandwidth) : 0),
-        maxRounds: o.maxRounds ? wholeNumber(o.maxRounds, "--max-rounds") : 0,
+        maxDowntimeMs: parseIntIn(o.maxDowntime, "--max-downtime", 0, 60_000),
+        maxBandwidthBytesPerSecond: BigInt(o.bandwidth ? parseSize(o.bandwidth, "--bandwidth") : 0),
+        maxRounds: o.maxRounds ? parseIntIn(o.maxRounds, "--max-rounds", 0, 1000) : 0,
       };
       await withClients(options, VmServiceClient, async (c) => {
         // No deadline: a large VM takes as long as it takes; Ctrl-C cancels the call, which cancels it.

@@ -28,3 +28,51 @@ export function progressBar(enabled: boolean): Progress {
     },
   };
 }
+
+/** A server stream of progress messages (SnapshotVm, RestoreVm, MigrateVm). */
+interface ProgressStream<P> {
+  on(event: "data", listener: (p: P) => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+}
+
+/**
+ * Reads a progress stream to its end, moving a bar (stderr, a terminal, not --json) over `at(p)`, and
+ * resolves with the last message when `isLast` holds for it; otherwise rejects saying `unfinished`.
+ */
+export function followProgress<P>(
+  stream: ProgressStream<P>,
+  label: string,
+  enabled: boolean,
+  at: (p: P) => { done: number; total: number },
+  isLast: (p: P) => boolean,
+  unfinished: string,
+): Promise<P> {
+  const bar = progressBar(enabled);
+  let started = false;
+  let shown = 0;
+  let last: P | undefined;
+  return new Promise((resolve, reject) => {
+    stream.on("data", (p: P) => {
+      last = p;
+      const { done, total } = at(p);
+      if (!started && total > 0) {
+        bar.start(total, label);
+        started = true;
+      }
+      if (started && done > shown) {
+        bar.increment(done - shown);
+        shown = done;
+      }
+    });
+    stream.on("error", (err) => {
+      if (started) bar.stop();
+      reject(err);
+    });
+    stream.on("end", () => {
+      if (started) bar.stop();
+      if (last === undefined || !isLast(last)) reject(new Error(unfinished));
+      else resolve(last);
+    });
+  });
+}

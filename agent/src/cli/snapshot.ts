@@ -6,7 +6,7 @@ import { VmServiceClient, type Snapshot, type SnapshotProgress, type Vm } from "
 import { callUnary, deadline, type GlobalOptions } from "./connection.js";
 import { withClients } from "./fan-out.js";
 import { bytes, fields, table } from "./format.js";
-import { progressBar } from "./progress.js";
+import { followProgress } from "./progress.js";
 import { vmView } from "./vm.js";
 
 type Globals = () => GlobalOptions;
@@ -41,39 +41,9 @@ function renderSnapshot(s: Snapshot): string {
   ]);
 }
 
-/**
- * Reads a SnapshotVm / RestoreVm stream to its end, moving a progress bar (stderr, a terminal, not
- * --json) and resolving with the last message (the one with `done`).
- */
+/** Reads a SnapshotVm / RestoreVm stream to its last message (the one with `done`), with a progress bar. */
 function follow(stream: grpc.ClientReadableStream<SnapshotProgress>, label: string, options: GlobalOptions): Promise<SnapshotProgress> {
-  const bar = progressBar(!options.json);
-  let started = false;
-  let shown = 0;
-  let last: SnapshotProgress | undefined;
-  return new Promise((resolve, reject) => {
-    stream.on("data", (p: SnapshotProgress) => {
-      last = p;
-      const total = Number(p.bytesTotal);
-      if (!started && total > 0) {
-        bar.start(total, label);
-        started = true;
-      }
-      const done = Number(p.bytesDone);
-      if (started && done > shown) {
-        bar.increment(done - shown);
-        shown = done;
-      }
-    });
-    stream.on("error", (err) => {
-      if (started) bar.stop();
-      reject(err);
-    });
-    stream.on("end", () => {
-      if (started) bar.stop();
-      if (!last?.done) reject(new Error("the agent ended the stream before the work was done"));
-      else resolve(last);
-    });
-  });
+  return followProgress(stream, label, !options.json, (p) => ({ done: Number(p.bytesDone), total: Number(p.bytesTotal) }), (p) => p.done, "the agent ended the stream before the work was done");
 }
 
 export function registerSnapshot(vm: Command, globals: Globals): void {

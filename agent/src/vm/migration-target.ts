@@ -3,10 +3,8 @@
 // here; anything out of order, or the stream ending before the commit, discards it.
 import { QumraError, invalidArgument } from "../errors.js";
 import type { HelperClient } from "./helper-client.js";
-import { PAGES_MAX, PAGE_SIZE, STATE_MAX, type PageRun } from "./helper-protocol.js";
+import { PAGES_MAX, PAGE_SIZE, STATE_MAX, runsBytes, type PageRun } from "./helper-protocol.js";
 import { batchRuns, rangeRuns } from "./page-runs.js";
-
-const pagesOf = (runs: readonly PageRun[]) => runs.reduce((n, r) => n + r.pages, 0);
 
 /** What an incoming migration may do with the VM made for it. */
 export interface TargetVm {
@@ -36,12 +34,12 @@ export class IncomingMigration {
    */
   async prepare(): Promise<void> {
     const written = rangeRuns(await this.vm.ask((c) => c.ramMap()));
-    for (const batch of batchRuns(written)) await this.vm.ask((c) => c.writePages(batch, Buffer.alloc(pagesOf(batch) * PAGE_SIZE)));
+    for (const batch of batchRuns(written)) await this.vm.ask((c) => c.writePages(batch, Buffer.alloc(runsBytes(batch))));
   }
 
   async pages(runs: readonly PageRun[], data: Uint8Array): Promise<void> {
     this.expect("pages", "pages");
-    const pages = pagesOf(runs);
+    const pages = runsBytes(runs) / PAGE_SIZE;
     if (pages > PAGES_MAX) throw invalidArgument(`a pages message carries ${pages} pages: at most ${PAGES_MAX}`);
     if (data.length !== pages * PAGE_SIZE) throw invalidArgument(`a pages message has ${data.length} bytes of data for ${pages} pages (${pages * PAGE_SIZE} bytes)`);
     for (const r of runs) {
