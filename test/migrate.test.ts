@@ -9,17 +9,11 @@ import { DisplayServiceClient, ScreenshotFormat } from "../agent/src/gen/qumra/v
 import { startAgent, cleanup, killHelpersOf, type RunningAgent } from "./helpers/agent.js";
 import { call, callError, collect } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
-import { attachConsole, createVm, demoSpec, waitForState, watch } from "./helpers/vm.js";
+import { attachConsole, createVm, demoSpec, waitForState, watch, lastTick } from "./helpers/vm.js";
 import { helpersIn } from "./helpers/proc.js";
 
 const SPEC = () => demoSpec("mig", { display: { width: 640, height: 480 } });
 const MiB = 1 << 20;
-
-function lastTick(text: string): number {
-  let n = 0;
-  for (const m of text.matchAll(/tick (\d+)\n/g)) n = Math.max(n, Number(m[1]));
-  return n;
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

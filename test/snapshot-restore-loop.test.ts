@@ -11,17 +11,10 @@ import { VmServiceClient, VmState, type SnapshotProgress } from "../agent/src/ge
 import { startAgent, cleanup, type RunningAgent } from "./helpers/agent.js";
 import { call, collect } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
-import { attachConsole, createVm, demoSpec } from "./helpers/vm.js";
+import { attachConsole, createVm, demoSpec, lastTick } from "./helpers/vm.js";
 
 const ROUNDS = 8;
 const SPEC = () => demoSpec("loop", { vcpus: 4, display: { width: 320, height: 200 } });
-
-/** The highest "tick N" in the text, or 0. */
-function lastTick(text: string): number {
-  let n = 0;
-  for (const m of text.matchAll(/tick (\d+)\n/g)) n = Math.max(n, Number(m[1]));
-  return n;
-}
 
 describe.skipIf(!hasKvm)("snapshot/restore loop on real KVM", () => {
   let agent: RunningAgent;

@@ -12,17 +12,10 @@ import { DisplayServiceClient, ScreenshotFormat } from "../agent/src/gen/qumra/v
 import { startAgent, cleanup, type RunningAgent } from "./helpers/agent.js";
 import { call, callError, collect } from "./helpers/grpc.js";
 import { hasKvm } from "./helpers/kvm.js";
-import { attachConsole, createVm, demoSpec, type ConsoleReader } from "./helpers/vm.js";
+import { attachConsole, createVm, demoSpec, type ConsoleReader, lastTick } from "./helpers/vm.js";
 import { helpersIn } from "./helpers/proc.js";
 
 const SPEC = () => demoSpec("snap", { display: { width: 640, height: 480 } });
-
-/** The highest "tick N" in the text, or 0. */
-function lastTick(text: string): number {
-  let n = 0;
-  for (const m of text.matchAll(/tick (\d+)\n/g)) n = Math.max(n, Number(m[1]));
-  return n;
-}
 
 describe.skipIf(!hasKvm)("snapshots on real KVM", () => {
   let agent: RunningAgent;

@@ -59,6 +59,13 @@ export function attachConsole(client: VmServiceClient, vmId: string): ConsoleRea
   };
 }
 
+/** The highest "tick N" the demo guest printed in `text` (its heartbeat), or 0. */
+export function lastTick(text: string): number {
+  let n = 0;
+  for (const m of text.matchAll(/tick (\d+)\n/g)) n = Math.max(n, Number(m[1]));
+  return n;
+}
+
 export function demoSpec(name: string, extra: Partial<VmSpec> = {}): VmSpec {
   return { name, vcpus: 1, memoryBytes: 32n << 20n, boot: { $case: "demo", value: {} }, labels: {}, imageCompression: 0, cpuWeight: 0, ...extra } as VmSpec;
 }
