@@ -209,6 +209,8 @@ unsigned pvh_memmap(const struct guest_memory *mem, struct pvh_memmap_entry *out
 	unsigned n = 0;
 
 	out[n++] = (struct pvh_memmap_entry){ 0, MIN(low, PVH_LOW_RAM_END), E820_RAM, 0 };
+	/* The EBDA, VGA and BIOS area, as firmware reports it (Linux adds it for PVH guests too). */
+	out[n++] = (struct pvh_memmap_entry){ PVH_LOW_RAM_END, MEM_MIN_SIZE - PVH_LOW_RAM_END, E820_RESERVED, 0 };
 	if (low > MEM_MIN_SIZE)
 		out[n++] = (struct pvh_memmap_entry){ MEM_MIN_SIZE, low - MEM_MIN_SIZE, E820_RAM, 0 };
 	/* KVM's identity-map page and TSS (boot.h): guest-visible memory the guest must not use. */

@@ -41,7 +41,8 @@ struct pvh_memmap_entry {
 
 #define PVH_MEMMAP_MAX 5
 
-/* The e820 map of guest RAM as memory.c lays it out: conventional memory below 640 KiB, RAM from
+/* The e820 map of guest RAM as memory.c lays it out: conventional memory below 640 KiB (the rest
+ * up to 1 MiB reserved), RAM from
  * 1 MiB up to the 3 GiB hole and from 4 GiB on, and the pages KVM's TSS and identity map use
  * just below 4 GiB reserved. Returns the number of entries (at most PVH_MEMMAP_MAX). */
 unsigned pvh_memmap(const struct guest_memory *mem, struct pvh_memmap_entry *out);
