@@ -6,7 +6,7 @@ import type { VmSpec, VmState } from "./types.js";
 import { resolveInImagesDir } from "./images-dir.js";
 
 /** The helper's arguments for a VM; a flat image is read from imagePath, a Linux kernel and initrd from imagesDir. */
-export function helperArgsOf(spec: VmSpec, imagePath: string, imagesDir: string): HelperArgs {
+export function helperArgsOf(spec: VmSpec, imagePath: string, imagesDir = ""): HelperArgs {
   const common = { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, fbWidth: spec.display.width, fbHeight: spec.display.height };
   const boot = spec.boot;
   if (boot.kind === "demo") return { ...common, demo: true };
