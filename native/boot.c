@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gdt.h"
+#include "pvh.h"
 #include "util.h"
 
 #define PTE_P   (1ull << 0)
@@ -118,6 +119,9 @@ int boot_load(struct vm *vm, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
 		gdt[i] = gdt_encode(&boot_gdt[i]);
+	if (vm->cfg.mode == BOOT_PVH)
+		return pvh_load(&vm->mem, vm->cfg.kernel, vm->cfg.initrd, vm->cfg.cmdline,
+				&vm->cfg.entry, err, errlen);
 	if (vm->cfg.mode == BOOT_LONG && build_page_tables(vm, err, errlen) < 0)
 		return -1;
 	return load_image(vm, err, errlen);
@@ -140,7 +144,10 @@ int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
 	sregs->gdt.base = BOOT_GDT_ADDR;
 	sregs->gdt.limit = BOOT_GDT_ENTRIES * 8 - 1;
-	sregs->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE;
+	/* PVH ABI: CR0.PE and no other writable bit (ET is fixed), CR4 and EFER 0. */
+	sregs->cr0 = vm->cfg.mode == BOOT_PVH ? CR0_PE | CR0_ET : CR0_PE | CR0_MP | CR0_ET | CR0_NE;
+	sregs->cr4 = 0;
+	sregs->efer = 0;
 	if (lm) {
 		sregs->cr0 |= CR0_WP | CR0_PG;
 		sregs->cr3 = BOOT_PML4_ADDR;
@@ -150,6 +157,8 @@ int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs
 	memset(regs, 0, sizeof(*regs));
 	regs->rflags = 0x2;
 	regs->rip = vm->cfg.entry;
+	if (vm->cfg.mode == BOOT_PVH)
+		regs->rbx = PVH_START_INFO_ADDR;
 	return 0;
 }
 

@@ -57,7 +57,7 @@ static void status_json(struct server *s, struct sbuf *sb)
 	sb_printf(sb, ",\"vcpus\":%u,\"memory\":%llu,\"pid\":%d,\"mode\":\"%s\",\"uptimeMs\":%llu,"
 		  "\"consoleHead\":%llu,\"protocol\":%d",
 		  vm->nr_vcpus, (unsigned long long)vm->mem.size, (int)getpid(),
-		  vm->cfg.mode == BOOT_LONG ? "long" : "protected",
+		  boot_mode_name(vm->cfg.mode),
 		  (unsigned long long)((now_ns() - s->started_ns) / 1000000),
 		  (unsigned long long)ring_head(&vm->serial->out), PROTO_VERSION);
 	sandbox_status_json(sb);

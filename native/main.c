@@ -4,7 +4,8 @@
  *   qumra-vmm --probe [--device /dev/kvm]
  *   qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N]
  *             [--memory BYTES] [--fb-width W] [--fb-height H] [--uid N --gid N] [--no-sandbox]
- *             (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])
+ *             (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected]
+ *              | --kernel VMLINUX [--initrd FILE] [--cmdline STR])
  *
  * The VM is created but not started: the agent connects, says HELLO with the secret from
  * --secret-file (read here, before anything else, see auth.c) and sends START.
@@ -33,7 +34,8 @@ static void usage(void)
 		"       qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device PATH] [--vcpus N]\n"
 		"                 [--memory BYTES] [--fb-width W] [--fb-height H] [--uid N --gid N]\n"
 		"                 [--no-sandbox]\n"
-		"                 (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected])\n");
+		"                 (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected]\n"
+		"                  | --kernel VMLINUX [--initrd FILE] [--cmdline STR])\n");
 }
 
 static char demo_path[PATH_MAX];
@@ -87,6 +89,12 @@ static int parse_args(int argc, char **argv, struct vm_config *c, struct sandbox
 			c->runtime_dir = val;
 		} else if (!strcmp(a, "--image")) {
 			c->image = val;
+		} else if (!strcmp(a, "--kernel")) {
+			c->kernel = val;
+		} else if (!strcmp(a, "--initrd")) {
+			c->initrd = val;
+		} else if (!strcmp(a, "--cmdline")) {
+			c->cmdline = val;
 		} else if (!strcmp(a, "--mode")) {
 			if (!strcmp(val, "long"))
 				c->mode = BOOT_LONG;
@@ -153,6 +161,19 @@ static int parse_args(int argc, char **argv, struct vm_config *c, struct sandbox
 		c->load_addr = 0x100000;
 		c->mode = BOOT_LONG;
 		entry_set = 0;
+	}
+	if ((c->initrd || c->cmdline) && !c->kernel) {
+		fprintf(stderr, "qumra-vmm: --initrd and --cmdline go with --kernel\n");
+		return -1;
+	}
+	if (c->kernel) {
+		if (c->image || demo) {
+			fprintf(stderr, "qumra-vmm: --kernel boots Linux; it excludes --image and --demo\n");
+			return -1;
+		}
+		c->image = c->kernel;	/* what logs and STATUS name as the boot image */
+		c->mode = BOOT_PVH;
+		entry_set = 1;		/* from the kernel's PVH note */
 	}
 	if (!entry_set)
 		c->entry = c->load_addr;
@@ -260,8 +281,8 @@ int main(int argc, char **argv)
 	}
 	log_info("VM ready: %u vCPUs, %llu bytes, image %s at 0x%llx, %s mode; control %s",
 		 vm.nr_vcpus, (unsigned long long)vm.mem.size, vm.cfg.image,
-		 (unsigned long long)vm.cfg.load_addr, vm.cfg.mode == BOOT_LONG ? "long" : "protected",
-		 vm.cfg.control_path);
+		 (unsigned long long)(vm.cfg.mode == BOOT_PVH ? vm.cfg.entry : vm.cfg.load_addr),
+		 boot_mode_name(vm.cfg.mode), vm.cfg.control_path);
 	status = control_run(&vm, listen_fd, &secret);
 	close(listen_fd);
 	unlink(vm.cfg.control_path);

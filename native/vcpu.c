@@ -24,8 +24,20 @@ static void kick_handler(int sig)
 	(void)sig;	/* only there to make KVM_RUN return -EINTR */
 }
 
+/* kvm-pvm (the KVM module of hosts that are themselves guests without nested virtualization)
+ * emulates guest code; it is told by its module being loaded. */
+static int host_is_kvm_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+#define CPUID1_ECX_CX16 (1u << 13)
+
 static int setup_cpuid(struct vcpu *v, char *err, size_t errlen)
 {
+	/* kvm-pvm workaround (PROTOCOL.md, "Linux boot"): a Linux guest using CMPXCHG16B stops
+	 * there, so the feature is hidden from Linux guests on such hosts only. */
+	int hide_cx16 = v->vm->cfg.mode == BOOT_PVH && host_is_kvm_pvm();
 	int nent = 256;
 	struct kvm_cpuid2 *cpuid;
 
@@ -49,6 +61,8 @@ static int setup_cpuid(struct vcpu *v, char *err, size_t errlen)
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 		if (e->function == 1)	/* initial APIC id */
 			e->ebx = (e->ebx & 0x00ffffff) | (v->id << 24);
+		if (e->function == 1 && hide_cx16)
+			e->ecx &= ~CPUID1_ECX_CX16;
 		if (e->function == 0xb || e->function == 0x1f)	/* x2APIC id */
 			e->edx = v->id;
 	}

@@ -34,6 +34,16 @@ const char *vm_state_name(enum vm_state s)
 	return "unknown";
 }
 
+const char *boot_mode_name(enum boot_mode m)
+{
+	switch (m) {
+	case BOOT_LONG: return "long";
+	case BOOT_PROTECTED: return "protected";
+	case BOOT_PVH: return "pvh";
+	}
+	return "unknown";
+}
+
 void vm_set_state_locked(struct vm *vm, enum vm_state state, const char *reason)
 {
 	struct sbuf sb;

@@ -20,7 +20,8 @@ enum vm_state {
 	VM_CRASHED,	/* triple fault or a KVM exit the helper cannot handle */
 };
 
-enum boot_mode { BOOT_LONG, BOOT_PROTECTED };
+/* BOOT_PVH: an ELF kernel through its PVH entry (pvh.h), from --kernel. */
+enum boot_mode { BOOT_LONG, BOOT_PROTECTED, BOOT_PVH };
 
 struct vm_config {
 	unsigned nr_vcpus;
@@ -29,6 +30,9 @@ struct vm_config {
 	uint64_t load_addr;
 	uint64_t entry;
 	enum boot_mode mode;
+	const char *kernel;		/* BOOT_PVH: --kernel, --initrd (or NULL), --cmdline */
+	const char *initrd;
+	const char *cmdline;
 	const char *device;
 	const char *control_path;
 	const char *runtime_dir;
@@ -76,6 +80,8 @@ struct vm {
 };
 
 const char *vm_state_name(enum vm_state s);
+/* "long", "protected" or "pvh" (STATUS's mode). */
+const char *boot_mode_name(enum boot_mode m);
 
 /* Builds the VM described by cfg, in this order: KVM (device, VM, irqchip, PIT), guest RAM,
  * the boot image, the event queue, the devices (serial, i8042, debug port, framebuffer) and

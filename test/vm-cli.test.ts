@@ -85,6 +85,6 @@ describe.skipIf(!hasKvm)("qumra vm CLI", () => {
     expect(missing.stdout).toMatch(/error: NOT_FOUND: no VM 'nope' on this host/);
     const bad = await runCli(["--host", a.address!, "vm", "create", "--name", "x"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/give exactly one of --image FILE and --demo/);
+    expect(bad.stderr).toMatch(/give exactly one of --image FILE, --kernel FILE and --demo/);
   });
 });

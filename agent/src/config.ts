@@ -35,6 +35,8 @@ export interface AgentConfig {
   authz?: Policy;
   // --- end of API access ---
   stateDir: string;
+  /** --images-dir: where LinuxBoot's kernel and initrd paths are resolved (images-dir.ts). */
+  imagesDir: string;
   runtimeDir: string;
   tls?: TlsFiles;
   logLevel: Level;
@@ -101,6 +103,7 @@ export const USAGE = `Usage: qumra-agent [options]
                          optionally only for VMs with some labels; default: the read-write socket and every
                          mTLS client are admin, the read-only socket viewer
   --state-dir DIR        VM specs and states (default /var/lib/qumra as root, else ~/.local/state/qumra)
+  --images-dir DIR       Linux kernels and initrds VMs boot from, named relative to it (default STATE_DIR/images)
   --runtime-dir DIR      control sockets and framebuffers (default /run/qumra as root, else $XDG_RUNTIME_DIR/qumra
                          or STATE_DIR/run)
   --tls-cert FILE        server certificate (PEM); required to listen on a non-loopback address
@@ -154,6 +157,7 @@ const OPTIONS = {
   "socket-group": { type: "string" },
   authz: { type: "string" },
   "state-dir": { type: "string" },
+  "images-dir": { type: "string" },
   "runtime-dir": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
@@ -204,6 +208,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const isRoot = process.getuid?.() === 0;
   const stateDir = path.resolve(get("state-dir") ?? defaultStateDir(env, isRoot, os.homedir()));
   const runtimeDir = path.resolve(get("runtime-dir") ?? defaultRuntimeDir(env, isRoot, stateDir));
+  const imagesDir = path.resolve(get("images-dir") ?? path.join(stateDir, "images"));
 
   // --- API access ---
   const listenText = get("listen") ?? "none";
@@ -284,7 +289,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const cgroups = loadCgroups(get("cgroups"), get("cgroup-parent"));
   const clientLimits = loadClientLimits(get("max-consoles-per-vm"), get("max-viewers-per-vm"), get("console-backlog"));
 
-  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, metrics, healthListen, vmmSandbox, admission, cgroups, clientLimits };
+  return { listen, unix, unixReadOnly, socketGroup, authz, stateDir, imagesDir, runtimeDir, tls, logLevel, vmmPath: path.resolve(get("vmm") ?? defaultVmmPath), shutdownTimeoutMs, displayWorkers, spice, http, metrics, healthListen, vmmSandbox, admission, cgroups, clientLimits };
 }
 
 // ---- admission and cgroups ----

@@ -99,7 +99,7 @@ async function startLocked(config: AgentConfig, logger: Logger, parts: AgentPart
     stateDir: config.stateDir,
     runtimeDir: config.runtimeDir,
     logger,
-    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger), cgroups),
+    launcher: new ProcessLauncher(config.runtimeDir, config.vmmPath, await helperSandbox(config, logger), cgroups, config.imagesDir),
     hostLimits: () => host.limits(),
     admission,
     createGate,

@@ -12,6 +12,9 @@
 #include "boot.h"
 #include "check.h"
 #include "gdt.h"
+#include "pvh.h"
+
+#include <elf.h>
 
 #define RAM (2u << 20)
 
@@ -188,8 +191,136 @@ static void test_descriptor_round_trip(void)
 	CHECK_EQ(s.unusable, 1);
 }
 
+/* A minimal ELF kernel in a memfd: one PT_LOAD of 3 bytes (memsz 0x2000) at 1 MiB and a PT_NOTE
+ * holding the Xen PHYS32_ENTRY note (8-byte descriptor) naming 1 MiB + 1; with_note 0 leaves it out. */
+static int fake_kernel(int with_note, char *path, size_t pathlen)
+{
+	struct {
+		Elf64_Ehdr eh;
+		Elf64_Phdr ph[2];
+		Elf64_Nhdr nh;
+		char name[4];
+		uint64_t entry;
+		uint8_t code[3];
+	} __attribute__((packed)) k;
+	int fd = memfd_create("pvh-test-kernel", 0);
+
+	memset(&k, 0, sizeof(k));
+	memcpy(k.eh.e_ident, ELFMAG, SELFMAG);
+	k.eh.e_ident[EI_CLASS] = ELFCLASS64;
+	k.eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	k.eh.e_machine = EM_X86_64;
+	k.eh.e_phoff = offsetof(typeof(k), ph);
+	k.eh.e_phentsize = sizeof(Elf64_Phdr);
+	k.eh.e_phnum = with_note ? 2 : 1;
+	k.ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = offsetof(typeof(k), code),
+				.p_paddr = 0x100000, .p_filesz = 3, .p_memsz = 0x2000 };
+	k.ph[1] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = offsetof(typeof(k), nh),
+				.p_filesz = sizeof(Elf64_Nhdr) + 4 + 8 };
+	k.nh = (Elf64_Nhdr){ .n_namesz = 4, .n_descsz = 8, .n_type = PVH_XEN_ELFNOTE_PHYS32_ENTRY };
+	memcpy(k.name, "Xen", 4);
+	k.entry = 0x100001;
+	memcpy(k.code, "\xf4\xeb\xfd", 3);
+	CHECK(write(fd, &k, sizeof(k)) == (ssize_t)sizeof(k));
+	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static void test_pvh(void)
+{
+	struct rig r;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	char kpath[64], ipath[64], err[256] = "";
+	int kfd = fake_kernel(1, kpath, sizeof(kpath)), ifd = memfd_create("pvh-test-initrd", 0);
+	uint8_t *ram;
+
+	CHECK(write(ifd, "initrd!", 7) == 7);
+	snprintf(ipath, sizeof(ipath), "/proc/self/fd/%d", ifd);
+	rig_up(&r, BOOT_PVH, 0);
+	r.vm.cfg.kernel = kpath;
+	r.vm.cfg.initrd = ipath;
+	r.vm.cfg.cmdline = "console=ttyS0";
+	ram = r.vm.mem.host;
+	memset(ram + 0x100000, 0xaa, 0x2000);		/* the bss part must come out zeroed */
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), 0);
+	CHECK_EQ(r.vm.cfg.entry, 0x100001);
+	CHECK(!memcmp(ram + 0x100000, "\xf4\xeb\xfd\0", 4) && ram[0x101fff] == 0);
+	/* hvm_start_info: magic, version 1, one module, cmdline, no RSDP, memmap of 4 entries */
+	CHECK_EQ(*(uint32_t *)(ram + 0x2000), PVH_START_MAGIC);
+	CHECK_EQ(*(uint32_t *)(ram + 0x2004), 1);
+	CHECK_EQ(*(uint32_t *)(ram + 0x200c), 1);
+	CHECK_EQ(u64_at(&r, 0x2010), PVH_MODLIST_ADDR);
+	CHECK_EQ(u64_at(&r, 0x2018), PVH_CMDLINE_ADDR);
+	CHECK_EQ(u64_at(&r, 0x2020), 0);
+	CHECK_EQ(u64_at(&r, 0x2028), PVH_MEMMAP_ADDR);
+	CHECK_EQ(*(uint32_t *)(ram + 0x2030), 4);
+	CHECK_STR((char *)ram + PVH_CMDLINE_ADDR, "console=ttyS0");
+	/* the initrd: page-aligned at the top of the 2 MiB of RAM */
+	CHECK_EQ(u64_at(&r, PVH_MODLIST_ADDR), RAM - 0x1000);
+	CHECK_EQ(u64_at(&r, PVH_MODLIST_ADDR + 8), 7);
+	CHECK(!memcmp(ram + RAM - 0x1000, "initrd!", 7));
+	/* the map: low RAM, the reserved BIOS area, RAM from 1 MiB, KVM's pages below 4 GiB */
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 0), 0);
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 8), 0x9fc00);
+	CHECK_EQ(*(uint32_t *)(ram + PVH_MEMMAP_ADDR + 16), E820_RAM);
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 24), 0x9fc00);
+	CHECK_EQ(*(uint32_t *)(ram + PVH_MEMMAP_ADDR + 40), E820_RESERVED);
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 48), 0x100000);
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 56), RAM - 0x100000);
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 72), BOOT_IDMAP_ADDR);
+	CHECK_EQ(u64_at(&r, PVH_MEMMAP_ADDR + 80), 0x4000);
+	/* the PVH ABI's CPU state */
+	kvm_like_sregs(&sregs);
+	CHECK_EQ(boot_cpu_state(&r.vm, &sregs, &regs, err, sizeof(err)), 0);
+	CHECK_EQ(sregs.cr0, 0x11);
+	CHECK_EQ(sregs.cr3 | sregs.cr4 | sregs.efer, 0);
+	expect_flat(&sregs.cs, BOOT_SEL_CODE32, 0xb, 0, 1);
+	expect_flat(&sregs.ss, BOOT_SEL_DATA, 0x3, 0, 1);
+	CHECK_EQ(regs.rip, 0x100001);
+	CHECK_EQ(regs.rbx, PVH_START_INFO_ADDR);
+	CHECK_EQ(regs.rflags, 2);
+	rig_down(&r);
+	close(kfd);
+	close(ifd);
+}
+
+static void test_pvh_refusals(void)
+{
+	struct rig r;
+	char kpath[64], err[256] = "";
+	int kfd;
+
+	rig_up(&r, BOOT_PVH, 0);
+	r.vm.cfg.kernel = r.image_path;		/* a flat binary, not an ELF */
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "not an x86-64 ELF file (give the uncompressed vmlinux") != NULL);
+	kfd = fake_kernel(0, kpath, sizeof(kpath));
+	r.vm.cfg.kernel = kpath;
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "no PVH entry") != NULL);
+	close(kfd);
+	kfd = fake_kernel(1, kpath, sizeof(kpath));
+	r.vm.cfg.kernel = kpath;
+	r.vm.cfg.initrd = "/nonexistent-initrd";
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "initrd /nonexistent-initrd: No such file") != NULL);
+	r.vm.cfg.initrd = NULL;
+	{
+		static char longline[PVH_CMDLINE_MAX + 1];
+		memset(longline, 'x', PVH_CMDLINE_MAX);
+		r.vm.cfg.cmdline = longline;
+		CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+		CHECK(strstr(err, "at most 2047") != NULL);
+	}
+	close(kfd);
+	rig_down(&r);
+}
+
 int main(void)
 {
+	RUN(test_pvh);
+	RUN(test_pvh_refusals);
 	RUN(test_long_mode);
 	RUN(test_protected_mode);
 	RUN(test_refusals);

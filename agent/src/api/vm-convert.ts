@@ -61,6 +61,7 @@ export function specFromPb(spec: PbVmSpec | undefined): SpecRequest {
   const boot = spec.boot;
   let bootReq: SpecRequest["boot"];
   if (boot?.$case === "demo") bootReq = { kind: "demo" };
+  else if (boot?.$case === "linux") bootReq = { kind: "linux", kernel: boot.value.kernel, initrd: boot.value.initrd, cmdline: boot.value.cmdline };
   else if (boot?.$case === "flatImage") {
     const mode = boot.value.mode;
     if (mode !== CpuMode.CPU_MODE_UNSPECIFIED && mode !== CpuMode.CPU_MODE_LONG && mode !== CpuMode.CPU_MODE_PROTECTED) {
@@ -96,6 +97,8 @@ export function specToPb(spec: VmSpec): PbVmSpec {
     boot:
       boot.kind === "demo"
         ? { $case: "demo", value: {} }
+        : boot.kind === "linux"
+        ? { $case: "linux", value: { kernel: boot.kernel, initrd: boot.initrd ?? "", cmdline: boot.cmdline } }
         : {
             $case: "flatImage",
             value: {

@@ -43,6 +43,8 @@ export function vmView(vm: Vm) {
     memoryBytes: Number(vm.spec?.memoryBytes ?? 0n),
     boot: boot?.$case === "flatImage"
       ? { kind: "flat", loadAddress: hex(boot.value.loadAddress), entryAddress: hex(boot.value.entryAddress), mode: boot.value.mode === CpuMode.CPU_MODE_PROTECTED ? "protected" : "long", imageSha256: vm.imageSha256 }
+      : boot?.$case === "linux"
+      ? { kind: "linux", kernel: boot.value.kernel, initrd: boot.value.initrd, cmdline: boot.value.cmdline }
       : { kind: "demo" },
     display: vm.spec?.display ? `${vm.spec.display.width}x${vm.spec.display.height}` : "",
     labels: vm.spec?.labels ?? {},
@@ -77,7 +79,7 @@ function renderVm(vm: Vm): string {
     ["state", v.stateReason ? `${v.state} — ${v.stateReason}` : v.state],
     ["vcpus", v.vcpus],
     ["memory", bytes(v.memoryBytes)],
-    ["boot", v.boot.kind === "flat" ? `flat image, ${v.boot.mode} mode, load ${v.boot.loadAddress}, entry ${v.boot.entryAddress}` : "demo guest"],
+    ["boot", v.boot.kind === "flat" ? `flat image, ${v.boot.mode} mode, load ${v.boot.loadAddress}, entry ${v.boot.entryAddress}` : v.boot.kind === "linux" ? `linux ${v.boot.kernel}${v.boot.initrd ? ` + ${v.boot.initrd}` : ""}, cmdline "${v.boot.cmdline}"` : "demo guest"],
     ["display", v.display],
     ["helper pid", v.helperPid || "-"],
     ...(v.health ? [["helper", `HUNG since ${v.health.since}: ${v.health.reason}`] as [string, string]] : []),
@@ -102,14 +104,18 @@ export function registerVm(program: Command, globals: Globals): void {
     .option("--entry <addr>", "entry point (default: the load address)")
     .option("--mode <mode>", "long|protected", "long")
     .option("--demo", "boot the demo guest")
+    .option("--kernel <file>", "boot Linux: the vmlinux's path relative to the agent's --images-dir")
+    .option("--initrd <file>", "with --kernel: an initramfs, relative to the agent's --images-dir")
+    .option("--cmdline <str>", "with --kernel: the kernel command line", "console=ttyS0")
     .option("--display <WxH>", "framebuffer size", "1024x768")
     .option("--image-compression <mode>", "how the SPICE server codes this VM's images (default: the agent's --spice-image-compression)")
     .option("--label <k=v>", "label, repeatable", collect)
     .option("--cpu-weight <n>", "the VM's share of CPU against other VMs, 1..10000 (cgroup cpu.weight)", "100")
     .option("--start", "start the VM once created")
-    .action(async (o: { name: string; id?: string; requestId?: string; vcpus: string; memory: string; image?: string; load: string; entry?: string; mode: string; demo?: boolean; display: string; label?: string[]; start?: boolean; imageCompression?: string; cpuWeight: string }) => {
+    .action(async (o: { name: string; id?: string; requestId?: string; vcpus: string; memory: string; image?: string; load: string; entry?: string; mode: string; demo?: boolean; kernel?: string; initrd?: string; cmdline: string; display: string; label?: string[]; start?: boolean; imageCompression?: string; cpuWeight: string }) => {
       const options = globals();
-      if (Boolean(o.image) === Boolean(o.demo)) throw new Error("give exactly one of --image FILE and --demo");
+      if ([o.image, o.demo, o.kernel].filter(Boolean).length !== 1) throw new Error("give exactly one of --image FILE, --kernel FILE and --demo");
+      if (o.initrd && !o.kernel) throw new Error("--initrd goes with --kernel");
       if (o.mode !== "long" && o.mode !== "protected") throw new Error(`--mode ${o.mode}: expected long or protected`);
       const display = /^(\d+)x(\d+)$/.exec(o.display);
       if (!display) throw new Error(`--display ${o.display}: expected WIDTHxHEIGHT, e.g. 1024x768`);
@@ -121,7 +127,9 @@ export function registerVm(program: Command, globals: Globals): void {
           name: o.name,
           vcpus: parseIntIn(o.vcpus, "--vcpus", 1, 4096),
           memoryBytes: BigInt(parseSize(o.memory, "--memory")),
-          boot: o.image
+          boot: o.kernel
+            ? { $case: "linux", value: { kernel: o.kernel, initrd: o.initrd ?? "", cmdline: o.cmdline } }
+            : o.image
             ? { $case: "flatImage", value: { image: readImageFile(o.image), loadAddress: BigInt(load), entryAddress: BigInt(o.entry ? parseAddress(o.entry, "--entry") : load), mode: o.mode === "long" ? CpuMode.CPU_MODE_LONG : CpuMode.CPU_MODE_PROTECTED } }
             : { $case: "demo", value: {} },
           display: { width: Number(display[1]), height: Number(display[2]) },

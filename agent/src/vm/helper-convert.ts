@@ -3,12 +3,18 @@
 import type { HelperState } from "./helper-protocol.js";
 import type { HelperArgs } from "./helper-process.js";
 import type { VmSpec, VmState } from "./types.js";
+import { resolveInImagesDir } from "./images-dir.js";
 
-/** The helper's arguments for a VM; a flat image is read from imagePath. */
-export function helperArgsOf(spec: VmSpec, imagePath: string): HelperArgs {
+/** The helper's arguments for a VM; a flat image is read from imagePath, a Linux kernel and initrd from imagesDir. */
+export function helperArgsOf(spec: VmSpec, imagePath: string, imagesDir = ""): HelperArgs {
   const common = { vcpus: spec.vcpus, memoryBytes: spec.memoryBytes, fbWidth: spec.display.width, fbHeight: spec.display.height };
   const boot = spec.boot;
   if (boot.kind === "demo") return { ...common, demo: true };
+  if (boot.kind === "linux") {
+    const kernel = resolveInImagesDir(imagesDir, boot.kernel, "spec.linux.kernel");
+    const initrd = boot.initrd ? resolveInImagesDir(imagesDir, boot.initrd, "spec.linux.initrd") : undefined;
+    return { ...common, linux: { kernel, ...(initrd ? { initrd } : {}), cmdline: boot.cmdline } };
+  }
   return { ...common, image: imagePath, loadAddr: boot.loadAddress, entry: boot.entryAddress, mode: boot.mode };
 }
 

@@ -316,13 +316,16 @@ export class ProcessLauncher implements HelperLauncher {
     private readonly sandbox: HelperSandboxOptions = { enabled: true },
     /** Per-VM cgroups the helpers are moved into (cgroups.ts); none: helpers stay in the agent's. */
     private readonly cgroups?: VmCgroups,
+    /** --images-dir: where a Linux VM's kernel and initrd are. */
+    private readonly imagesDir = "",
   ) {}
 
   async launch(vmId: string, spec: VmSpec, imagePath: string, secret: ControlSecret, log: Logger): Promise<HelperLink> {
     const vmDir = path.join(this.runtimeDir, vmId);
     let spawned;
+    const args = helperArgsOf(spec, imagePath, this.imagesDir); // a refused path: INVALID_ARGUMENT
     try {
-      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, secretFile: secret.file, args: helperArgsOf(spec, imagePath), sandbox: this.sandbox });
+      spawned = await spawnHelper({ binary: this.vmmPath, runtimeDir: vmDir, secretFile: secret.file, args, sandbox: this.sandbox });
     } catch (err) {
       throw helperFailure(err, "start the VM's helper");
     }

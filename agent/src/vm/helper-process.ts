@@ -17,6 +17,8 @@ export interface HelperArgs {
   loadAddr?: number | bigint;
   entry?: number | bigint;
   mode?: "long" | "protected";
+  /** Boot a Linux kernel (an ELF vmlinux) through its PVH entry instead of an image. */
+  linux?: { kernel: string; initrd?: string; cmdline: string };
   /** Framebuffer size (helper defaults 1024×768; width 64..4096, height 64..2160). */
   fbWidth?: number;
   fbHeight?: number;
@@ -76,6 +78,9 @@ export function helperArgv(args: HelperArgs, paths: HelperPaths, sandbox?: Helpe
   if (args.fbHeight !== undefined) argv.push("--fb-height", String(args.fbHeight));
   if (args.demo) {
     argv.push("--demo");
+  } else if (args.linux) {
+    argv.push("--kernel", args.linux.kernel, "--cmdline", args.linux.cmdline);
+    if (args.linux.initrd) argv.push("--initrd", args.linux.initrd);
   } else {
     if (!args.image) throw new HelperError("INVALID_ARGUMENT", "helper arguments need an image or demo");
     argv.push("--image", args.image);

@@ -34,7 +34,8 @@ export function specProblem(spec: unknown): string | undefined {
   if (!isObj(spec.display) || !isNat(spec.display.width) || !isNat(spec.display.height)) return "spec.display is not {width, height}";
   if (!isObj(spec.labels) || !Object.values(spec.labels).every(isStr)) return "spec.labels is not a map of strings";
   const boot = spec.boot;
-  if (!isObj(boot) || (boot.kind !== "demo" && boot.kind !== "flat")) return "spec.boot.kind is not demo or flat";
+  if (!isObj(boot) || (boot.kind !== "demo" && boot.kind !== "flat" && boot.kind !== "linux")) return "spec.boot.kind is not demo, flat or linux";
+  if (boot.kind === "linux" && (!isStr(boot.kernel) || !isStr(boot.cmdline) || (boot.initrd !== undefined && !isStr(boot.initrd)))) return "spec.boot (linux) has missing or wrong fields";
   if (boot.kind === "flat") {
     if (!isStr(boot.imageSha256) || !isNat(boot.imageBytes) || !isNat(boot.loadAddress) || !isNat(boot.entryAddress)) return "spec.boot (flat) has missing or wrong fields";
     if (boot.mode !== "long" && boot.mode !== "protected") return "spec.boot.mode is not long or protected";

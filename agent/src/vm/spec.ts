@@ -26,6 +26,10 @@ export function inGuestRam(memoryBytes: number, address: number, length: number)
   return guestRamRanges(memoryBytes).some(([start, end]) => address >= start && address + length <= end);
 }
 export const MAX_IMAGE_BYTES = 16 * MIB;
+/** The helper's limit on a kernel command line (native/pvh.h). */
+export const MAX_CMDLINE_BYTES = 2047;
+/** Less than this and a stock kernel (loaded at 16 MiB, ~46 MiB in memory) has no room to run. */
+export const LINUX_MIN_MEMORY = 128 * MIB;
 export const DEFAULT_LOAD_ADDRESS = 0x100000;
 
 export const VM_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -43,7 +47,10 @@ export interface SpecRequest {
   name: string;
   vcpus: number;
   memoryBytes: number;
-  boot?: { kind: "demo" } | { kind: "flat"; image: Uint8Array; loadAddress: number; entryAddress: number; mode: "long" | "protected" };
+  boot?:
+    | { kind: "demo" }
+    | { kind: "flat"; image: Uint8Array; loadAddress: number; entryAddress: number; mode: "long" | "protected" }
+    | { kind: "linux"; kernel: string; initrd: string; cmdline: string };
   display?: { width: number; height: number };
   labels: Record<string, string>;
   imageCompression?: ImageCompression;
@@ -107,7 +114,15 @@ export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits,
 
   const base = { name, vcpus, memoryBytes, cpuWeight, display: { width, height }, labels: { ...req.labels }, ...(req.imageCompression ? { imageCompression: req.imageCompression } : {}) };
   const boot = req.boot;
-  if (!boot) throw invalidArgument("spec.boot is missing: give flat_image or demo");
+  if (!boot) throw invalidArgument("spec.boot is missing: give flat_image, linux or demo");
+  if (boot.kind === "linux") {
+    if (!boot.kernel) throw invalidArgument("spec.linux.kernel is empty: give the vmlinux's path relative to the agent's --images-dir");
+    const cmdlineBytes = Buffer.byteLength(boot.cmdline);
+    if (cmdlineBytes > MAX_CMDLINE_BYTES) throw invalidArgument(`spec.linux.cmdline is ${cmdlineBytes} bytes: at most ${MAX_CMDLINE_BYTES} (Linux's COMMAND_LINE_SIZE less its NUL)`);
+    if (boot.cmdline.includes("\0")) throw invalidArgument("spec.linux.cmdline contains a NUL byte");
+    if (memoryBytes < LINUX_MIN_MEMORY) throw invalidArgument(`spec.memory_bytes ${memoryBytes} is too small to boot Linux: at least ${LINUX_MIN_MEMORY} (${LINUX_MIN_MEMORY / MIB} MiB)`);
+    return { spec: { ...base, boot: { kind: "linux", kernel: boot.kernel, ...(boot.initrd ? { initrd: boot.initrd } : {}), cmdline: boot.cmdline } } };
+  }
   if (boot.kind === "demo") {
     if (limits.demoImageBytes !== undefined && memoryBytes < demoMinimumMemory(limits.demoImageBytes)) {
       const need = demoMinimumMemory(limits.demoImageBytes);

@@ -20,6 +20,13 @@ export type BootSource =
       loadAddress: number;
       entryAddress: number;
       mode: "long" | "protected";
+    }
+  | {
+      kind: "linux";
+      /** Paths relative to the agent's --images-dir (resolved at each start: images-dir.ts). */
+      kernel: string;
+      initrd?: string;
+      cmdline: string;
     };
 
 export interface VmSpec {
