@@ -1,5 +1,6 @@
-/* Flat-image boot: copy the image, build a GDT (and identity page tables for long mode),
- * and start the boot vCPU directly in protected or long mode at the entry point. */
+/* Boot setup: build a GDT (and identity page tables for long mode), load what boots — a flat
+ * image, or Linux through pvh.c or bzimage.c with acpi.c's tables — and start the boot vCPU
+ * directly in protected or long mode at the entry point. */
 #include "boot.h"
 
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acpi.h"
+#include "bzimage.h"
 #include "gdt.h"
 #include "pvh.h"
 #include "util.h"
@@ -37,6 +40,34 @@ static const struct seg_desc boot_gdt[BOOT_GDT_ENTRIES] = {
 	[BOOT_SEL_DATA >> 3] = { 0, 0xfffff, 0x93, 0xc },		/* data, D/B=1, G=1 */
 	[BOOT_SEL_CODE32 >> 3] = { 0, 0xfffff, 0x9b, 0xc },		/* code, D/B=1, G=1 */
 };
+
+/* The boot protocol's 64-bit entry wants __BOOT_CS = 0x10 (code) and __BOOT_DS = 0x18 (data). */
+#define LINUX_SEL_CODE64 0x10
+#define LINUX_SEL_DATA   0x18
+static const struct seg_desc linux_gdt[BOOT_GDT_ENTRIES] = {
+	[0] = { 0 },
+	[1] = { 0 },
+	[LINUX_SEL_CODE64 >> 3] = { 0, 0xfffff, 0x9b, 0xa },
+	[LINUX_SEL_DATA >> 3] = { 0, 0xfffff, 0x93, 0xc },
+};
+
+/* What the boot vCPU starts with in each mode: the GDT and the selectors loaded from it. */
+struct boot_segments {
+	const struct seg_desc *gdt;
+	uint16_t cs, ds;
+	int long_mode;
+};
+
+static struct boot_segments boot_segments(enum boot_mode mode)
+{
+	switch (mode) {
+	case BOOT_LONG: return (struct boot_segments){ boot_gdt, BOOT_SEL_CODE64, BOOT_SEL_DATA, 1 };
+	case BOOT_BZIMAGE: return (struct boot_segments){ linux_gdt, LINUX_SEL_CODE64, LINUX_SEL_DATA, 1 };
+	case BOOT_PROTECTED:
+	case BOOT_PVH: break;
+	}
+	return (struct boot_segments){ boot_gdt, BOOT_SEL_CODE32, BOOT_SEL_DATA, 0 };
+}
 
 static int load_image(struct vm *vm, char *err, size_t errlen)
 {
@@ -118,12 +149,17 @@ int boot_load(struct vm *vm, char *err, size_t errlen)
 		return -1;
 	}
 	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
-		gdt[i] = gdt_encode(&boot_gdt[i]);
+		gdt[i] = gdt_encode(&boot_segments(vm->cfg.mode).gdt[i]);
+	if (boot_segments(vm->cfg.mode).long_mode && build_page_tables(vm, err, errlen) < 0)
+		return -1;
+	if (boot_mode_is_linux(vm->cfg.mode) && acpi_build(&vm->mem, vm->nr_vcpus, err, errlen) < 0)
+		return -1;
 	if (vm->cfg.mode == BOOT_PVH)
 		return pvh_load(&vm->mem, vm->cfg.kernel, vm->cfg.initrd, vm->cfg.cmdline,
 				&vm->cfg.entry, err, errlen);
-	if (vm->cfg.mode == BOOT_LONG && build_page_tables(vm, err, errlen) < 0)
-		return -1;
+	if (vm->cfg.mode == BOOT_BZIMAGE)
+		return bzimage_load(&vm->mem, vm->cfg.kernel, vm->cfg.initrd, vm->cfg.cmdline, vm->fb,
+				    ACPI_RSDP_ADDR, &vm->cfg.entry, err, errlen);
 	return load_image(vm, err, errlen);
 }
 
@@ -132,15 +168,15 @@ int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs
 {
 	/* The GDT boot_load wrote: the segment registers are what loading its selectors gives. */
 	const uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, BOOT_GDT_ENTRIES * 8);
-	int lm = vm->cfg.mode == BOOT_LONG;
-	uint16_t cs = lm ? BOOT_SEL_CODE64 : BOOT_SEL_CODE32;
+	struct boot_segments seg = boot_segments(vm->cfg.mode);
+	int lm = seg.long_mode;
 
 	if (!gdt) {
 		snprintf(err, errlen, "guest RAM too small for the boot GDT");
 		return -1;
 	}
-	gdt_segment(gdt[cs >> 3], cs, &sregs->cs);
-	gdt_segment(gdt[BOOT_SEL_DATA >> 3], BOOT_SEL_DATA, &sregs->ds);
+	gdt_segment(gdt[seg.cs >> 3], seg.cs, &sregs->cs);
+	gdt_segment(gdt[seg.ds >> 3], seg.ds, &sregs->ds);
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
 	sregs->gdt.base = BOOT_GDT_ADDR;
 	sregs->gdt.limit = BOOT_GDT_ENTRIES * 8 - 1;
@@ -159,6 +195,8 @@ int boot_cpu_state(struct vm *vm, struct kvm_sregs *sregs, struct kvm_regs *regs
 	regs->rip = vm->cfg.entry;
 	if (vm->cfg.mode == BOOT_PVH)
 		regs->rbx = PVH_START_INFO_ADDR;
+	if (vm->cfg.mode == BOOT_BZIMAGE)
+		regs->rsi = BZ_BOOT_PARAMS_ADDR;
 	return 0;
 }
 

@@ -5,7 +5,7 @@
  *   qumra-vmm --control PATH --secret-file PATH [--runtime-dir DIR] [--device /dev/kvm] [--vcpus N]
  *             [--memory BYTES] [--fb-width W] [--fb-height H] [--uid N --gid N] [--no-sandbox]
  *             (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected]
- *              | --kernel VMLINUX [--initrd FILE] [--cmdline STR])
+ *              | --kernel VMLINUX|BZIMAGE [--initrd FILE] [--cmdline STR])
  *
  * The VM is created but not started: the agent connects, says HELLO with the secret from
  * --secret-file (read here, before anything else, see auth.c) and sends START.
@@ -20,6 +20,7 @@
 #include <sys/file.h>
 
 #include "auth.h"
+#include "bzimage.h"
 #include "control.h"
 #include "framebuffer.h"
 #include "probe.h"
@@ -35,7 +36,7 @@ static void usage(void)
 		"                 [--memory BYTES] [--fb-width W] [--fb-height H] [--uid N --gid N]\n"
 		"                 [--no-sandbox]\n"
 		"                 (--demo | --image FILE [--load ADDR] [--entry ADDR] [--mode long|protected]\n"
-		"                  | --kernel VMLINUX [--initrd FILE] [--cmdline STR])\n");
+		"                  | --kernel VMLINUX|BZIMAGE [--initrd FILE] [--cmdline STR])\n");
 }
 
 static char demo_path[PATH_MAX];
@@ -172,8 +173,8 @@ static int parse_args(int argc, char **argv, struct vm_config *c, struct sandbox
 			return -1;
 		}
 		c->image = c->kernel;	/* what logs and STATUS name as the boot image */
-		c->mode = BOOT_PVH;
-		entry_set = 1;		/* from the kernel's PVH note */
+		c->mode = bzimage_detect(c->kernel) ? BOOT_BZIMAGE : BOOT_PVH;
+		entry_set = 1;		/* from the kernel's PVH note or setup header */
 	}
 	if (!entry_set)
 		c->entry = c->load_addr;
@@ -281,7 +282,7 @@ int main(int argc, char **argv)
 	}
 	log_info("VM ready: %u vCPUs, %llu bytes, image %s at 0x%llx, %s mode; control %s",
 		 vm.nr_vcpus, (unsigned long long)vm.mem.size, vm.cfg.image,
-		 (unsigned long long)(vm.cfg.mode == BOOT_PVH ? vm.cfg.entry : vm.cfg.load_addr),
+		 (unsigned long long)(boot_mode_is_linux(vm.cfg.mode) ? vm.cfg.entry : vm.cfg.load_addr),
 		 boot_mode_name(vm.cfg.mode), vm.cfg.control_path);
 	status = control_run(&vm, listen_fd, &secret);
 	close(listen_fd);

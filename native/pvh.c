@@ -4,19 +4,18 @@
 
 #include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "acpi.h"
 #include "boot.h"
+#include "bootfile.h"
 #include "util.h"
 
 #define PHDRS_MAX  64
 #define NOTES_MAX  (64u << 10)	/* a PT_NOTE segment larger than this is not a kernel's */
-#define PAGE_MASK  0xfffull
 
 /* The PVH ABI's structures, version 1 (all little-endian, naturally aligned). */
 struct hvm_start_info {
@@ -43,41 +42,6 @@ _Static_assert(sizeof(struct hvm_start_info) == 56, "hvm_start_info is 56 bytes"
 _Static_assert(sizeof(struct hvm_modlist_entry) == 32, "hvm_modlist_entry is 32 bytes");
 _Static_assert(sizeof(struct pvh_memmap_entry) == 24, "hvm_memmap_table_entry is 24 bytes");
 _Static_assert(PVH_MEMMAP_ADDR + PVH_MEMMAP_MAX * 24 <= PVH_CMDLINE_ADDR, "memmap fits below the cmdline");
-
-static int read_at(int fd, uint64_t off, void *dst, uint64_t len)
-{
-	uint8_t *p = dst;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
-		if (n <= 0)
-			return -1;
-		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
-static int open_file(const char *what, const char *path, uint64_t *size, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s %s: not a regular file", what, path);
-		close(fd);
-		return -1;
-	}
-	*size = (uint64_t)st.st_size;
-	return fd;
-}
 
 /* The PHYS32_ENTRY address in one PT_NOTE segment's notes, or 0. */
 static uint64_t find_pvh_entry(const uint8_t *notes, uint64_t len)
@@ -112,20 +76,19 @@ static int load_elf(struct guest_memory *mem, const char *path, uint64_t *entry,
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[PHDRS_MAX];
 	uint64_t size;
-	int fd = open_file("kernel", path, &size, err, errlen);
+	int fd = bootfile_open("kernel", path, &size, err, errlen);
 
 	if (fd < 0)
 		return -1;
 	*entry = *end = 0;
-	if (read_at(fd, 0, &eh, sizeof(eh)) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	if (bootfile_read_at(fd, 0, &eh, sizeof(eh)) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64) {
-		snprintf(err, errlen, "kernel %s: not an x86-64 ELF file (give the uncompressed vmlinux, "
-			 "not a bzImage)", path);
+		snprintf(err, errlen, "kernel %s: neither an x86-64 ELF vmlinux nor a bzImage", path);
 		goto fail;
 	}
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > PHDRS_MAX ||
-	    read_at(fd, eh.e_phoff, ph, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr)) < 0) {
+	    bootfile_read_at(fd, eh.e_phoff, ph, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr)) < 0) {
 		snprintf(err, errlen, "kernel %s: bad or unreadable program headers", path);
 		goto fail;
 	}
@@ -135,7 +98,7 @@ static int load_elf(struct guest_memory *mem, const char *path, uint64_t *entry,
 
 		if (p->p_type == PT_NOTE && !*entry && p->p_filesz <= NOTES_MAX) {
 			uint8_t *notes = malloc(p->p_filesz ? p->p_filesz : 1);
-			if (notes && read_at(fd, p->p_offset, notes, p->p_filesz) == 0)
+			if (notes && bootfile_read_at(fd, p->p_offset, notes, p->p_filesz) == 0)
 				*entry = find_pvh_entry(notes, p->p_filesz);
 			free(notes);
 		}
@@ -152,7 +115,7 @@ static int load_elf(struct guest_memory *mem, const char *path, uint64_t *entry,
 				 (unsigned long long)p->p_paddr);
 			goto fail;
 		}
-		if (read_at(fd, p->p_offset, dst, p->p_filesz) < 0) {
+		if (bootfile_read_at(fd, p->p_offset, dst, p->p_filesz) < 0) {
 			snprintf(err, errlen, "kernel %s: read: %s", path, strerror(errno ? errno : EIO));
 			goto fail;
 		}
@@ -173,34 +136,6 @@ static int load_elf(struct guest_memory *mem, const char *path, uint64_t *entry,
 fail:
 	close(fd);
 	return -1;
-}
-
-/* Reads the initrd to the top of low RAM (page-aligned), above kernel_end. */
-static int load_initrd(struct guest_memory *mem, const char *path, uint64_t kernel_end,
-		       struct hvm_modlist_entry *mod, char *err, size_t errlen)
-{
-	uint64_t size, ceiling = MIN(mem->slots[0].size, PVH_INITRD_CEILING), addr;
-	int fd = open_file("initrd", path, &size, err, errlen);
-	void *dst;
-
-	if (fd < 0)
-		return -1;
-	addr = size < ceiling ? (ceiling - size) & ~PAGE_MASK : 0;
-	if (size == 0 || addr < ((kernel_end + PAGE_MASK) & ~PAGE_MASK)) {
-		snprintf(err, errlen, "initrd %s: %s", path, size == 0 ? "empty" :
-			 "does not fit in guest RAM between the kernel and 896 MiB (give the VM more memory)");
-		close(fd);
-		return -1;
-	}
-	dst = memory_gpa_to_host(mem, addr, size);
-	if (!dst || read_at(fd, 0, dst, size) < 0) {
-		snprintf(err, errlen, "initrd %s: read: %s", path, strerror(errno ? errno : EIO));
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	*mod = (struct hvm_modlist_entry){ .paddr = addr, .size = size };
-	return 0;
 }
 
 unsigned pvh_memmap(const struct guest_memory *mem, struct pvh_memmap_entry *out)
@@ -244,7 +179,8 @@ int pvh_load(struct guest_memory *mem, const char *kernel, const char *initrd, c
 	if (load_elf(mem, kernel, entry, &kernel_end, err, errlen) < 0)
 		return -1;
 	memset(mod, 0, sizeof(*mod));
-	if (initrd && load_initrd(mem, initrd, kernel_end, mod, err, errlen) < 0)
+	if (initrd && bootfile_load_initrd(mem, initrd, kernel_end, PVH_INITRD_CEILING, &mod->paddr,
+					   &mod->size, err, errlen) < 0)
 		return -1;
 	memcpy(cl, cmdline ? cmdline : "", cl_len + 1);
 	*si = (struct hvm_start_info){
@@ -253,7 +189,7 @@ int pvh_load(struct guest_memory *mem, const char *kernel, const char *initrd, c
 		.nr_modules = initrd ? 1 : 0,
 		.modlist_paddr = initrd ? PVH_MODLIST_ADDR : 0,
 		.cmdline_paddr = PVH_CMDLINE_ADDR,
-		.rsdp_paddr = 0,	/* no ACPI tables: the kernel finds none and goes without */
+		.rsdp_paddr = ACPI_RSDP_ADDR,
 		.memmap_paddr = PVH_MEMMAP_ADDR,
 		.memmap_entries = pvh_memmap(mem, map),
 	};

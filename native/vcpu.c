@@ -37,7 +37,7 @@ static int setup_cpuid(struct vcpu *v, char *err, size_t errlen)
 {
 	/* kvm-pvm workaround (PROTOCOL.md, "Linux boot"): a Linux guest using CMPXCHG16B stops
 	 * there, so the feature is hidden from Linux guests on such hosts only. */
-	int hide_cx16 = v->vm->cfg.mode == BOOT_PVH && host_is_kvm_pvm();
+	int hide_cx16 = boot_mode_is_linux(v->vm->cfg.mode) && host_is_kvm_pvm();
 	int nent = 256;
 	struct kvm_cpuid2 *cpuid;
 

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "acpi_pm.h"
 #include "boot.h"
 #include "debugport.h"
 #include "events.h"
@@ -40,6 +41,7 @@ const char *boot_mode_name(enum boot_mode m)
 	case BOOT_LONG: return "long";
 	case BOOT_PROTECTED: return "protected";
 	case BOOT_PVH: return "pvh";
+	case BOOT_BZIMAGE: return "bzimage";
 	}
 	return "unknown";
 }
@@ -158,7 +160,14 @@ static int create_devices(struct vm *vm, char *err, size_t errlen)
 		return -1;
 	vm->fb = framebuffer_init(vm->vm_fd, vm->cfg.fb_width, vm->cfg.fb_height,
 				  vm->cfg.runtime_dir, &vm->pio, vm->debug, err, errlen);
-	return vm->fb ? 0 : -1;
+	if (!vm->fb)
+		return -1;
+	if (boot_mode_is_linux(vm->cfg.mode)) {
+		vm->acpi_pm = acpi_pm_init(&vm->pio, vm->events, stop, err, errlen);
+		if (!vm->acpi_pm)
+			return -1;
+	}
+	return 0;
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
@@ -172,7 +181,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	vm->state = VM_CREATED;
 	if (create_kvm_vm(vm, err, errlen) < 0 ||
 	    memory_init(&vm->mem, vm->vm_fd, vm->cfg.mem_size, err, errlen) < 0 ||
-	    boot_load(vm, err, errlen) < 0 || create_devices(vm, err, errlen) < 0)
+	    create_devices(vm, err, errlen) < 0 || boot_load(vm, err, errlen) < 0)
 		return -1;
 	if (vcpus_create(vm, err, errlen) < 0)
 		return -1;
@@ -185,12 +194,14 @@ void vm_destroy(struct vm *vm)
 	vcpus_teardown(vm);
 	vmstate_host_free(vm);
 	migration_teardown(&vm->migration);
+	acpi_pm_teardown(vm->acpi_pm);
 	framebuffer_teardown(vm->fb);
 	debugport_teardown(vm->debug);
 	i8042_teardown(vm->kbd);
 	serial_teardown(vm->serial);
 	events_destroy(vm->events);
 	vm->fb = NULL;
+	vm->acpi_pm = NULL;
 	vm->debug = NULL;
 	vm->kbd = NULL;
 	vm->serial = NULL;

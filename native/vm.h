@@ -20,8 +20,14 @@ enum vm_state {
 	VM_CRASHED,	/* triple fault or a KVM exit the helper cannot handle */
 };
 
-/* BOOT_PVH: an ELF kernel through its PVH entry (pvh.h), from --kernel. */
-enum boot_mode { BOOT_LONG, BOOT_PROTECTED, BOOT_PVH };
+/* From --kernel: BOOT_PVH, an ELF kernel through its PVH entry (pvh.h); BOOT_BZIMAGE, a bzImage
+ * through the Linux boot protocol (bzimage.h). Both get ACPI tables (acpi.h). */
+enum boot_mode { BOOT_LONG, BOOT_PROTECTED, BOOT_PVH, BOOT_BZIMAGE };
+
+static inline int boot_mode_is_linux(enum boot_mode m)
+{
+	return m == BOOT_PVH || m == BOOT_BZIMAGE;
+}
 
 struct vm_config {
 	unsigned nr_vcpus;
@@ -30,7 +36,7 @@ struct vm_config {
 	uint64_t load_addr;
 	uint64_t entry;
 	enum boot_mode mode;
-	const char *kernel;		/* BOOT_PVH: --kernel, --initrd (or NULL), --cmdline */
+	const char *kernel;		/* Linux: --kernel, --initrd (or NULL), --cmdline */
 	const char *initrd;
 	const char *cmdline;
 	const char *device;
@@ -45,6 +51,7 @@ struct serial;
 struct i8042;
 struct debugport;
 struct framebuffer;
+struct acpi_pm;
 struct events;
 struct vmstate_host;
 
@@ -65,6 +72,7 @@ struct vm {
 	struct i8042 *kbd;
 	struct debugport *debug;
 	struct framebuffer *fb;
+	struct acpi_pm *acpi_pm;	/* Linux guests only */
 	struct events *events;
 	struct vmstate_host *vs_host;	/* what a saved state is checked against (vmstate.h) */
 
@@ -80,13 +88,15 @@ struct vm {
 };
 
 const char *vm_state_name(enum vm_state s);
-/* "long", "protected" or "pvh" (STATUS's mode). */
+/* "long", "protected", "pvh" or "bzimage" (STATUS's mode). */
 const char *boot_mode_name(enum boot_mode m);
 
 /* Builds the VM described by cfg, in this order: KVM (device, VM, irqchip, PIT), guest RAM,
- * the boot image, the event queue, the devices (serial, i8042, debug port, framebuffer) and
- * the vCPUs, which are not started, and what this host's KVM saves of them (vmstate_host_init). Returns 0, or -1 with err naming the part that failed and
- * why; vm_destroy must be called either way. */
+ * the event queue, the devices (serial, i8042, debug port, framebuffer, and ACPI power
+ * management for Linux guests), the boot image (after the framebuffer, which a bzImage is told
+ * about), the vCPUs, which are not started, and what this host's KVM saves of them
+ * (vmstate_host_init). Returns 0, or -1 with err naming the part that failed and why;
+ * vm_destroy must be called either way. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen);
 /* Joins the vCPU threads and frees what vm_create built, in reverse order. */
 void vm_destroy(struct vm *vm);

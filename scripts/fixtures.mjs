@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Test fixtures for booting a stock Linux kernel (test/linux-boot.test.ts): Debian's cloud kernel as
-// an uncompressed vmlinux (its PVH entry needs the ELF, not the bzImage) and a tiny initramfs whose
-// /init (static busybox) prints QUMRA-INIT-OK and runs a shell.
+// Test fixtures for booting a stock Linux kernel (test/linux-boot.test.ts, bench boot): Debian's cloud
+// kernel as its bzImage and as an uncompressed vmlinux (the PVH entry needs the ELF), and a tiny
+// initramfs whose /init (static busybox) prints QUMRA-INIT-OK and runs a shell.
 //
 //   node scripts/fixtures.mjs     (npm run fixtures)
 //
-// Output in $XDG_CACHE_HOME/qumra/fixtures (or ~/.cache/qumra/fixtures): vmlinux, qumra-init.cpio,
-// kernel-version. Idempotent: a file already there is kept. Needs apt (Debian's mirror) once.
+// Output in $XDG_CACHE_HOME/qumra/fixtures (or ~/.cache/qumra/fixtures): vmlinux, bzImage,
+// qumra-init.cpio, kernel-version. Idempotent: a file already there is kept. Needs apt (Debian's mirror) once.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -140,15 +140,17 @@ export function makeFixtures(dir = fixturesDir()) {
   mkdirSync(dir, { recursive: true });
   const work = join(dir, "work");
   const vmlinux = join(dir, "vmlinux");
+  const bzImage = join(dir, "bzImage");
   const initramfs = join(dir, "qumra-init.cpio");
-  if (!existsSync(vmlinux)) {
+  if (!existsSync(vmlinux) || !existsSync(bzImage)) {
     const pkg = kernelPackage();
     fetchPackage(pkg, work);
     const release = pkg.replace(/^linux-image-/, "");
     const bz = readFileSync(join(work, "root", "boot", `vmlinuz-${release}`));
     writeAtomic(vmlinux, extractVmlinux(bz));
+    writeAtomic(bzImage, bz);
     writeFileSync(join(dir, "kernel-version"), `${release}\n`);
-    console.log(`fixtures: ${vmlinux} (${release})`);
+    console.log(`fixtures: ${vmlinux} and ${bzImage} (${release})`);
   }
   if (!existsSync(initramfs)) {
     fetchPackage("busybox-static", work);
@@ -156,7 +158,7 @@ export function makeFixtures(dir = fixturesDir()) {
     console.log(`fixtures: ${initramfs}`);
   }
   rmSync(join(work, "root"), { recursive: true, force: true });
-  return { dir, vmlinux, initramfs };
+  return { dir, vmlinux, bzImage, initramfs };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -12,6 +12,8 @@
 #include "boot.h"
 #include "check.h"
 #include "gdt.h"
+#include "acpi.h"
+#include "bzimage.h"
 #include "pvh.h"
 
 #include <elf.h>
@@ -38,7 +40,8 @@ static void rig_up(struct rig *r, enum boot_mode mode, uint64_t load)
 	CHECK(write(r->image_fd, image, sizeof(image)) == sizeof(image));
 	snprintf(r->image_path, sizeof(r->image_path), "/proc/self/fd/%d", r->image_fd);
 	r->vm.cfg = (struct vm_config){ .mode = mode, .image = r->image_path, .load_addr = load,
-					.entry = load + 1 };
+					.entry = load + 1, .nr_vcpus = 1 };
+	r->vm.nr_vcpus = 1;
 }
 
 static void rig_down(struct rig *r)
@@ -246,13 +249,13 @@ static void test_pvh(void)
 	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), 0);
 	CHECK_EQ(r.vm.cfg.entry, 0x100001);
 	CHECK(!memcmp(ram + 0x100000, "\xf4\xeb\xfd\0", 4) && ram[0x101fff] == 0);
-	/* hvm_start_info: magic, version 1, one module, cmdline, no RSDP, memmap of 4 entries */
+	/* hvm_start_info: magic, version 1, one module, cmdline, the RSDP, memmap of 4 entries */
 	CHECK_EQ(*(uint32_t *)(ram + 0x2000), PVH_START_MAGIC);
 	CHECK_EQ(*(uint32_t *)(ram + 0x2004), 1);
 	CHECK_EQ(*(uint32_t *)(ram + 0x200c), 1);
 	CHECK_EQ(u64_at(&r, 0x2010), PVH_MODLIST_ADDR);
 	CHECK_EQ(u64_at(&r, 0x2018), PVH_CMDLINE_ADDR);
-	CHECK_EQ(u64_at(&r, 0x2020), 0);
+	CHECK_EQ(u64_at(&r, 0x2020), ACPI_RSDP_ADDR);
 	CHECK_EQ(u64_at(&r, 0x2028), PVH_MEMMAP_ADDR);
 	CHECK_EQ(*(uint32_t *)(ram + 0x2030), 4);
 	CHECK_STR((char *)ram + PVH_CMDLINE_ADDR, "console=ttyS0");
@@ -294,7 +297,7 @@ static void test_pvh_refusals(void)
 	rig_up(&r, BOOT_PVH, 0);
 	r.vm.cfg.kernel = r.image_path;		/* a flat binary, not an ELF */
 	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
-	CHECK(strstr(err, "not an x86-64 ELF file (give the uncompressed vmlinux") != NULL);
+	CHECK(strstr(err, "neither an x86-64 ELF vmlinux nor a bzImage") != NULL);
 	kfd = fake_kernel(0, kpath, sizeof(kpath));
 	r.vm.cfg.kernel = kpath;
 	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
@@ -317,8 +320,206 @@ static void test_pvh_refusals(void)
 	rig_down(&r);
 }
 
+static uint8_t sum_bytes(const uint8_t *p, size_t len)
+{
+	uint8_t sum = 0;
+
+	while (len--)
+		sum += *p++;
+	return sum;
+}
+
+static uint32_t u32_at(struct rig *r, uint64_t gpa)
+{
+	uint32_t v;
+
+	memcpy(&v, r->vm.mem.host + gpa, 4);
+	return v;
+}
+
+/* An ACPI table at gpa: its signature, and its bytes sum to 0 over the length it states. */
+static void expect_table(struct rig *r, uint64_t gpa, const char *sig)
+{
+	CHECK(!memcmp(r->vm.mem.host + gpa, sig, 4));
+	CHECK_EQ(sum_bytes(r->vm.mem.host + gpa, u32_at(r, gpa + 4)), 0);
+}
+
+static void test_acpi_tables(void)
+{
+	struct rig r;
+	const uint8_t *ram, *madt;
+	char err[256] = "";
+
+	rig_up(&r, BOOT_PVH, 0);
+	ram = r.vm.mem.host;
+	CHECK_EQ(acpi_build(&r.vm.mem, 2, err, sizeof(err)), 0);
+	/* RSDP revision 2: both checksums, the XSDT */
+	CHECK(!memcmp(ram + ACPI_RSDP_ADDR, "RSD PTR ", 8));
+	CHECK_EQ(ram[ACPI_RSDP_ADDR + 15], 2);
+	CHECK_EQ(sum_bytes(ram + ACPI_RSDP_ADDR, 20), 0);
+	CHECK_EQ(sum_bytes(ram + ACPI_RSDP_ADDR, 36), 0);
+	CHECK_EQ(u64_at(&r, ACPI_RSDP_ADDR + 24), ACPI_XSDT_ADDR);
+	expect_table(&r, ACPI_XSDT_ADDR, "XSDT");
+	CHECK_EQ(u32_at(&r, ACPI_XSDT_ADDR + 4), 36 + 16);
+	CHECK_EQ(u64_at(&r, ACPI_XSDT_ADDR + 36), ACPI_FADT_ADDR);
+	CHECK_EQ(u64_at(&r, ACPI_XSDT_ADDR + 44), ACPI_MADT_ADDR);
+	/* FADT 6: hardware-reduced with a reset register, the DSDT, the sleep registers' ports */
+	expect_table(&r, ACPI_FADT_ADDR, "FACP");
+	CHECK_EQ(u32_at(&r, ACPI_FADT_ADDR + 4), 276);
+	CHECK_EQ(ram[ACPI_FADT_ADDR + 8], 6);
+	CHECK_EQ(u32_at(&r, ACPI_FADT_ADDR + 112), (1u << 20) | (1u << 10));
+	CHECK_EQ(ram[ACPI_FADT_ADDR + 116], 1);				/* reset register: system I/O */
+	CHECK_EQ(u64_at(&r, ACPI_FADT_ADDR + 120), ACPI_RESET_PORT);
+	CHECK_EQ(ram[ACPI_FADT_ADDR + 128], ACPI_RESET_VALUE);
+	CHECK_EQ(u64_at(&r, ACPI_FADT_ADDR + 140), ACPI_DSDT_ADDR);
+	CHECK_EQ(u64_at(&r, ACPI_FADT_ADDR + 248), ACPI_SLEEP_CONTROL_PORT);
+	CHECK_EQ(u64_at(&r, ACPI_FADT_ADDR + 260), ACPI_SLEEP_STATUS_PORT);
+	/* DSDT: just \_S5_ = { 5, 5 } */
+	expect_table(&r, ACPI_DSDT_ADDR, "DSDT");
+	CHECK(!memcmp(ram + ACPI_DSDT_ADDR + 36, "\x08_S5_\x12\x06\x02\x0a\x05\x0a\x05", 12));
+	CHECK_EQ(u32_at(&r, ACPI_DSDT_ADDR + 4), 36 + 12);
+	/* MADT: two enabled local APICs with ids 0 and 1, then the IOAPIC */
+	expect_table(&r, ACPI_MADT_ADDR, "APIC");
+	madt = ram + ACPI_MADT_ADDR;
+	CHECK_EQ(u32_at(&r, ACPI_MADT_ADDR + 4), 36 + 8 + 2 * 8 + 12);
+	CHECK_EQ(u32_at(&r, ACPI_MADT_ADDR + 36), ACPI_LAPIC_ADDR);
+	for (unsigned i = 0; i < 2; i++) {
+		const uint8_t *e = madt + 44 + i * 8;
+		CHECK(e[0] == 0 && e[1] == 8 && e[2] == i && e[3] == i && e[4] == 1);
+	}
+	CHECK(madt[60] == 1 && madt[61] == 12 && madt[62] == 0);
+	CHECK_EQ(u32_at(&r, ACPI_MADT_ADDR + 64), ACPI_IOAPIC_ADDR);
+	/* refusals */
+	CHECK_EQ(acpi_build(&r.vm.mem, 0, err, sizeof(err)), -1);
+	CHECK_STR(err, "0 vCPUs: a Linux guest's MADT holds 1 to 255");
+	CHECK_EQ(acpi_build(&r.vm.mem, 256, err, sizeof(err)), -1);
+	rig_down(&r);
+}
+
+/* A minimal bzImage in a memfd: one setup sector after the boot sector, a setup header of
+ * protocol `version` (relocatable, preferred address 1 MiB, init_size 0x3000, 64-bit entry),
+ * then 0x300 bytes of "kernel". */
+static int fake_bzimage(uint16_t version, char *path, size_t pathlen)
+{
+	static uint8_t k[1024 + 0x300];
+	int fd = memfd_create("bzimage-test-kernel", 0);
+
+	memset(k, 0, sizeof(k));
+	k[0x1f1] = 1;						/* setup_sects */
+	k[0x1fe] = 0x55, k[0x1ff] = 0xaa;
+	k[0x201] = 0x266 - 0x202;				/* the header ends at 0x266 */
+	memcpy(k + 0x202, "HdrS", 4);
+	memcpy(k + 0x206, &version, 2);
+	k[0x211] = 0x80;					/* loadflags: CAN_USE_HEAP, kept */
+	*(uint32_t *)(k + 0x22c) = 0x7fffffff;			/* initrd_addr_max */
+	k[0x234] = 1;						/* relocatable */
+	k[0x236] = 1;						/* XLF_KERNEL_64 */
+	*(uint32_t *)(k + 0x238) = 255;				/* cmdline_size */
+	*(uint64_t *)(k + 0x258) = 0x100000;			/* pref_address */
+	*(uint32_t *)(k + 0x260) = 0x3000;			/* init_size */
+	memset(k + 1024, 0x90, 0x300);
+	CHECK(write(fd, k, sizeof(k)) == (ssize_t)sizeof(k));
+	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static void test_bzimage(void)
+{
+	struct rig r;
+	struct framebuffer fb = { .width = 640, .height = 480, .stride = 2560,
+				  .size = 2560 * 480, .gpa = 0xd0000000 };
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	char kpath[64], ipath[64], err[256] = "";
+	int kfd = fake_bzimage(0x020f, kpath, sizeof(kpath)), ifd = memfd_create("bz-initrd", 0);
+	const uint8_t *ram, *bp;
+
+	CHECK(write(ifd, "initrd!", 7) == 7);
+	snprintf(ipath, sizeof(ipath), "/proc/self/fd/%d", ifd);
+	CHECK(bzimage_detect(kpath));
+	CHECK(!bzimage_detect(ipath));
+	rig_up(&r, BOOT_BZIMAGE, 0);
+	r.vm.cfg.kernel = kpath;
+	r.vm.cfg.initrd = ipath;
+	r.vm.cfg.cmdline = "console=ttyS0";
+	r.vm.fb = &fb;
+	ram = r.vm.mem.host;
+	bp = ram + BZ_BOOT_PARAMS_ADDR;
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	CHECK_EQ(r.vm.cfg.entry, 0x100000 + 0x200);
+	CHECK(ram[0x100000] == 0x90 && ram[0x1002ff] == 0x90);
+	/* the setup header copied, then what a loader fills in */
+	CHECK(!memcmp(bp + 0x202, "HdrS", 4));
+	CHECK_EQ(*(uint32_t *)(bp + 0x260), 0x3000);
+	CHECK_EQ(bp[0x210], 0xff);				/* type_of_loader */
+	CHECK_EQ(bp[0x211], 0x81);				/* LOADED_HIGH | CAN_USE_HEAP */
+	CHECK_EQ(*(uint32_t *)(bp + 0x228), BZ_CMDLINE_ADDR);
+	CHECK_STR((char *)ram + BZ_CMDLINE_ADDR, "console=ttyS0");
+	CHECK_EQ(*(uint32_t *)(bp + 0x218), RAM - 0x1000);	/* initrd at the top of RAM */
+	CHECK_EQ(*(uint32_t *)(bp + 0x21c), 7);
+	CHECK(!memcmp(ram + RAM - 0x1000, "initrd!", 7));
+	CHECK_EQ(*(uint64_t *)(bp + 0x070), ACPI_RSDP_ADDR);
+	expect_table(&r, ACPI_MADT_ADDR, "APIC");
+	/* e820: the same four ranges as PVH's map, in 20-byte entries */
+	CHECK_EQ(bp[0x1e8], 4);
+	CHECK_EQ(*(uint64_t *)(bp + 0x2d0 + 20 * 2), 0x100000);
+	CHECK_EQ(*(uint64_t *)(bp + 0x2d0 + 20 * 2 + 8), RAM - 0x100000);
+	CHECK_EQ(*(uint32_t *)(bp + 0x2d0 + 20 * 2 + 16), E820_RAM);
+	CHECK_EQ(*(uint32_t *)(bp + 0x2d0 + 20 * 1 + 16), E820_RESERVED);
+	/* screen_info: an EFI framebuffer, 32 bpp x8r8g8b8 */
+	CHECK_EQ(bp[0x0f], 0x70);
+	CHECK_EQ(*(uint16_t *)(bp + 0x12), 640);
+	CHECK_EQ(*(uint16_t *)(bp + 0x14), 480);
+	CHECK_EQ(*(uint16_t *)(bp + 0x16), 32);
+	CHECK_EQ(*(uint32_t *)(bp + 0x18), 0xd0000000);
+	CHECK_EQ(*(uint16_t *)(bp + 0x24), 2560);
+	CHECK(!memcmp(bp + 0x26, "\x08\x10\x08\x08\x08\x00\x08\x18", 8));
+	/* the 64-bit entry: long mode, __BOOT_CS 0x10 and __BOOT_DS 0x18, RSI = zero page */
+	kvm_like_sregs(&sregs);
+	CHECK_EQ(boot_cpu_state(&r.vm, &sregs, &regs, err, sizeof(err)), 0);
+	expect_flat(&sregs.cs, 0x10, 0xb, 1, 0);
+	expect_flat(&sregs.ds, 0x18, 0x3, 0, 1);
+	CHECK_EQ(sregs.cr3, BOOT_PML4_ADDR);
+	CHECK_EQ(sregs.efer & 0x500, 0x500);
+	CHECK_EQ(regs.rip, 0x100200);
+	CHECK_EQ(regs.rsi, BZ_BOOT_PARAMS_ADDR);
+	CHECK_EQ(u64_at(&r, BOOT_PML4_ADDR) & ~0xfffull, BOOT_PDPT_ADDR);
+	rig_down(&r);
+	close(kfd);
+
+	/* refusals: an old protocol, a kernel larger than RAM allows, a long command line */
+	kfd = fake_bzimage(0x0206, kpath, sizeof(kpath));
+	rig_up(&r, BOOT_BZIMAGE, 0);
+	r.vm.cfg.kernel = kpath;
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "boot protocol 2.06 without a 64-bit entry") != NULL);
+	close(kfd);
+	kfd = fake_bzimage(0x020f, kpath, sizeof(kpath));
+	r.vm.cfg.kernel = kpath;
+	r.vm.cfg.cmdline = "x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x"
+			   "x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x"
+			   "x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x"
+			   "x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x";	/* 276 bytes; the kernel takes 255 */
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "at most 255") != NULL);
+	r.vm.cfg.cmdline = NULL;
+	r.vm.cfg.initrd = "/nonexistent-initrd";
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "initrd /nonexistent-initrd: No such file") != NULL);
+	r.vm.cfg.initrd = NULL;
+	r.vm.mem.slots[0].size = 0x101000;		/* 4 KiB above 1 MiB: no room for init_size */
+	CHECK_EQ(boot_load(&r.vm, err, sizeof(err)), -1);
+	CHECK(strstr(err, "needs 0x3000 bytes at 0x100000: give the VM more memory") != NULL);
+	close(kfd);
+	rig_down(&r);
+	close(ifd);
+}
+
 int main(void)
 {
+	RUN(test_acpi_tables);
+	RUN(test_bzimage);
 	RUN(test_pvh);
 	RUN(test_pvh_refusals);
 	RUN(test_long_mode);

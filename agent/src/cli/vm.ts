@@ -104,7 +104,7 @@ export function registerVm(program: Command, globals: Globals): void {
     .option("--entry <addr>", "entry point (default: the load address)")
     .option("--mode <mode>", "long|protected", "long")
     .option("--demo", "boot the demo guest")
-    .option("--kernel <file>", "boot Linux: the vmlinux's path relative to the agent's --images-dir")
+    .option("--kernel <file>", "boot Linux: the kernel (vmlinux or bzImage), its path relative to the agent's --images-dir")
     .option("--initrd <file>", "with --kernel: an initramfs, relative to the agent's --images-dir")
     .option("--cmdline <str>", "with --kernel: the kernel command line", "console=ttyS0")
     .option("--display <WxH>", "framebuffer size", "1024x768")

@@ -17,7 +17,7 @@ export interface HelperArgs {
   loadAddr?: number | bigint;
   entry?: number | bigint;
   mode?: "long" | "protected";
-  /** Boot a Linux kernel (an ELF vmlinux) through its PVH entry instead of an image. */
+  /** Boot a Linux kernel (an ELF vmlinux through its PVH entry, or a bzImage) instead of an image. */
   linux?: { kernel: string; initrd?: string; cmdline: string };
   /** Framebuffer size (helper defaults 1024×768; width 64..4096, height 64..2160). */
   fbWidth?: number;

@@ -46,7 +46,7 @@ export interface HelperStatus {
   vcpus: number;
   memory: number;
   pid: number;
-  mode: "long" | "protected" | "pvh";
+  mode: "long" | "protected" | "pvh" | "bzimage";
   uptimeMs: number;
   consoleHead: number;
   protocol: number;
@@ -234,7 +234,7 @@ export function decodeStatus(payload: Uint8Array): HelperStatus {
   const o = jsonObject(payload, what);
   if (!isHelperState(o.state)) throw malformed(what, `has an unknown state ${JSON.stringify(o.state)}`);
   const mode = str(o, "mode", what);
-  if (mode !== "long" && mode !== "protected" && mode !== "pvh") throw malformed(what, `has an unknown mode "${mode}"`);
+  if (mode !== "long" && mode !== "protected" && mode !== "pvh" && mode !== "bzimage") throw malformed(what, `has an unknown mode "${mode}"`);
   return {
     state: o.state,
     reason: str(o, "reason", what),

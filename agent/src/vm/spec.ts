@@ -116,7 +116,7 @@ export function validateSpec(vmId: string, req: SpecRequest, limits: HostLimits,
   const boot = req.boot;
   if (!boot) throw invalidArgument("spec.boot is missing: give flat_image, linux or demo");
   if (boot.kind === "linux") {
-    if (!boot.kernel) throw invalidArgument("spec.linux.kernel is empty: give the vmlinux's path relative to the agent's --images-dir");
+    if (!boot.kernel) throw invalidArgument("spec.linux.kernel is empty: give the kernel's (vmlinux or bzImage) path relative to the agent's --images-dir");
     const cmdlineBytes = Buffer.byteLength(boot.cmdline);
     if (cmdlineBytes > MAX_CMDLINE_BYTES) throw invalidArgument(`spec.linux.cmdline is ${cmdlineBytes} bytes: at most ${MAX_CMDLINE_BYTES} (Linux's COMMAND_LINE_SIZE less its NUL)`);
     if (boot.cmdline.includes("\0")) throw invalidArgument("spec.linux.cmdline contains a NUL byte");
