@@ -6,3 +6,12 @@ export const hasKvm = existsSync("/dev/kvm");
 if (!hasKvm) {
   console.warn("\n*** /dev/kvm is absent on this machine: the tests that run real VMs are SKIPPED ***\n");
 }
+
+/** kvm-pvm: the KVM of a host that is itself a VM without nested virtualization; guest code is emulated. */
+export const isKvmPvm = existsSync("/sys/module/kvm_pvm");
+
+/** Why a stock Linux kernel cannot reach userspace on kvm-pvm (measured; native/PROTOCOL.md, "Linux boot"). */
+export const KVM_PVM_LINUX_SKIP =
+  "this /dev/kvm is kvm-pvm (/sys/module/kvm_pvm): guest code is emulated at ~5 M instructions/s and a stock kernel stops " +
+  "where it first needs int3 in 64-bit mode (text patching, after 'x86/fpu: x87 FPU will use FXSAVE'), long before /init; " +
+  "qemu stops at the same place";
