@@ -28,6 +28,8 @@ export interface QemuBootOptions {
   vcpus: number;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Called as each milestone is first seen (for a progress bar). */
+  onMilestone?: (name: string) => void;
 }
 
 /** qemu's run states that mean the guest will not print any more by itself. */
@@ -82,7 +84,9 @@ export async function bootQemu(o: QemuBootOptions): Promise<BootRun> {
     const ended = await new Promise<{ end: BootRun["end"]; detail: string }>((resolve) => {
       child.stdout.setEncoding("latin1");
       child.stdout.on("data", (chunk: string) => {
+        const before = Object.keys(clock.reached());
         clock.feed(chunk);
+        for (const name of Object.keys(clock.reached())) if (!before.includes(name)) o.onMilestone?.(name);
         if (clock.has(INIT_MARKER.name)) resolve({ end: "init-marker", detail: `${INIT_MARKER.pattern.source} on the serial console` });
       });
       child.stderr.setEncoding("utf8");
