@@ -181,5 +181,5 @@ export async function runBootBench(o: BootBenchOptions, progress: Progress, tear
     const ratio = qumraMs !== undefined && qemuMs !== undefined ? Math.round((qumraMs / Math.max(1, qemuMs)) * 100) / 100 : undefined;
     return { milestone: name, qumraMs, qemuMs, ratio };
   });
-  return { options: o, rows, qumra, qemu, qemuArgs: o.vsQemu ? qemuBootArgs(o, "QMP.sock") : undefined };
+  return { options: o, rows, qumra, qemu, qemuArgs: o.vsQemu ? qemuBootArgs(o, "TMPDIR/qmp.sock") : undefined };
 }
