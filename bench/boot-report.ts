@@ -2,6 +2,7 @@
 // their ratio), how far each side got and how it ended, and a footnote saying what each side ran.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import os from "node:os";
 import { table } from "../agent/src/cli/format.js";
 import type { BootBenchResult } from "./boot.js";
 import type { BootRun } from "./boot-qemu.js";
@@ -24,6 +25,7 @@ export function renderBootBench(r: BootBenchResult): string {
   const pvm = existsSync("/sys/module/kvm_pvm");
   const notes = [
     `both: kernel ${o.kernel}${o.initrd ? `, initrd ${o.initrd}` : ", no initrd"}, command line "${o.cmdline}", ${mib} MiB, ${o.vcpus} vCPU${o.vcpus > 1 ? "s" : ""}, timeout ${o.timeoutMs} ms${pvm ? "; host KVM is kvm-pvm (guest code emulated)" : ""}`,
+    `host load (1 min) as each side started: qumra ${r.loadAtStart.qumra.toFixed(2)}${r.loadAtStart.qemu === undefined ? "" : `, qemu ${r.loadAtStart.qemu.toFixed(2)}`} on ${os.availableParallelism()} CPUs`,
     `qumra: its own agent (--images-dir holding links of those files), CreateVm with boot linux (PVH entry), t0 just before CreateVm; ended: ${r.qumra.endDetail}; last console line: ${lastLine(r.qumra)}`,
   ];
   if (r.qemu) {

@@ -47,6 +47,8 @@ export interface BootBenchResult {
   qemu?: BootRun;
   /** The qemu command line the yardstick ran (its QMP socket path aside). */
   qemuArgs?: string[];
+  /** The host's 1-minute load average as each side started: the sides run apart, others may not. */
+  loadAtStart: { qumra: number; qemu?: number };
 }
 
 interface BenchAgent {
@@ -107,11 +109,13 @@ function milestoneProgress(clock: MilestoneClock, progress: Progress): () => voi
 }
 
 /** One boot through the agent: t0 just before CreateVm; ends at the init marker, CRASHED/STOPPED, or timeout. */
-async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progress): Promise<BootRun> {
+async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progress, teardown: Teardown): Promise<BootRun> {
   const kernel = placeImage(o.kernel, agent.imagesDir, "vmlinux");
   const initrd = o.initrd ? placeImage(o.initrd, agent.imagesDir, "initrd") : "";
   const vmId = `bench-boot-${randomUUID().slice(0, 8)}`;
   const { vms } = agent;
+  // Interrupted mid-boot: the VM goes through the agent before the agent goes.
+  teardown.add("boot VM", () => unary(vms.deleteVm.bind(vms), { vmId, force: true }).catch(() => undefined));
   const t0 = Date.now();
   const clock = new MilestoneClock(t0);
   const moved = milestoneProgress(clock, progress);
@@ -134,7 +138,7 @@ async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progr
       serial.write({ vmId, data: Buffer.alloc(0) });
       events.on("data", (e: VmEvent) => {
         if (e.state === VmState.VM_STATE_CRASHED || e.state === VmState.VM_STATE_STOPPED) {
-          resolve({ end: "stopped", detail: `VM ${VmState[e.state]}${e.reason ? `: ${e.reason}` : ""}` });
+          resolve({ end: "stopped", detail: `VM ${VmState[e.state].replace("VM_STATE_", "")}${e.reason ? `: ${e.reason}` : ""}` });
         }
       });
       events.on("error", () => undefined);
@@ -152,15 +156,17 @@ async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progr
 
 export async function runBootBench(o: BootBenchOptions, progress: Progress, teardown: Teardown): Promise<BootBenchResult> {
   const agent = await startAgent(teardown);
+  const loadAtStart: BootBenchResult["loadAtStart"] = { qumra: os.loadavg()[0] };
   progress.start(BOOT_MILESTONES.length, "qumra boot");
   let qumra: BootRun;
   try {
-    qumra = await bootQumra(agent, o, progress);
+    qumra = await bootQumra(agent, o, progress, teardown);
   } finally {
     progress.stop();
   }
   let qemu: BootRun | undefined;
   if (o.vsQemu) {
+    loadAtStart.qemu = os.loadavg()[0];
     progress.start(BOOT_MILESTONES.length, "qemu boot");
     const abort = new AbortController();
     const running = bootQemu({ ...o, signal: abort.signal, onMilestone: () => progress.increment() });
@@ -181,5 +187,5 @@ export async function runBootBench(o: BootBenchOptions, progress: Progress, tear
     const ratio = qumraMs !== undefined && qemuMs !== undefined ? Math.round((qumraMs / Math.max(1, qemuMs)) * 100) / 100 : undefined;
     return { milestone: name, qumraMs, qemuMs, ratio };
   });
-  return { options: o, rows, qumra, qemu, qemuArgs: o.vsQemu ? qemuBootArgs(o, "TMPDIR/qmp.sock") : undefined };
+  return { options: o, rows, qumra, qemu, loadAtStart, qemuArgs: o.vsQemu ? qemuBootArgs(o, "TMPDIR/qmp.sock") : undefined };
 }
