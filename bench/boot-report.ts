@@ -24,6 +24,7 @@ export function renderBootBench(r: BootBenchResult): string {
   const mib = Math.round(o.memoryBytes / (1 << 20));
   const pvm = existsSync("/sys/module/kvm_pvm");
   const notes = [
+    ...(vs ? ["QUMRA/QEMU: ours over qemu's ms, below 1 is sooner; each side's t0 is just before it is asked to make its VM"] : []),
     `both: kernel ${o.kernel}${o.initrd ? `, initrd ${o.initrd}` : ", no initrd"}, command line "${o.cmdline}", ${mib} MiB, ${o.vcpus} vCPU${o.vcpus > 1 ? "s" : ""}, timeout ${o.timeoutMs} ms${pvm ? "; host KVM is kvm-pvm (guest code emulated)" : ""}`,
     `host load (1 min) as each side started: qumra ${r.loadAtStart.qumra.toFixed(2)}${r.loadAtStart.qemu === undefined ? "" : `, qemu ${r.loadAtStart.qemu.toFixed(2)}`} on ${os.availableParallelism()} CPUs`,
     `qumra: its own agent (--images-dir holding links of those files), CreateVm with boot linux (PVH entry), t0 just before CreateVm; ended: ${r.qumra.endDetail}; last console line: ${lastLine(r.qumra)}`,
