@@ -1,8 +1,9 @@
-// qumra bench api|vm|encode|display|spice|metrics|sdk: each prints a table (or --json) with ratios against a yardstick
+// qumra bench api|vm|encode|display|spice|metrics|sdk|migrate|boot: each prints a table (or --json) with ratios against a yardstick
 // measured in the same run. The qumra binary adds this noun to the CLI (bin/qumra.js); the agent's own
 // code never imports bench/.
 import type { Command } from "commander";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { runApiBench, runApiUnderDisplayBench } from "./api.js";
 import { runVmBench, type VmBenchResult } from "./vm.js";
 import { runVmSandboxBench, type VmSandboxBenchResult } from "./vm-sandbox.js";
@@ -13,12 +14,15 @@ import { DISPLAY_BENCH_CODECS, runDisplayPipelineBench, runDisplayVmBench, type 
 import { credentialsOf, describeError, targetOf, type GlobalOptions } from "../agent/src/cli/connection.js";
 import { fanOut, toJson } from "../agent/src/cli/fan-out.js";
 import { table } from "../agent/src/cli/format.js";
-import { parseIntIn } from "../agent/src/cli/parse.js";
+import { parseIntIn, parseSize as parseMemorySize } from "../agent/src/cli/parse.js";
 import { progressBar } from "../agent/src/cli/progress.js";
 import { round } from "./stats.js";
 import { runMetricsBench, type MetricsBenchResult } from "./metrics.js";
 import { runSdkBench } from "./sdk.js";
 import { runMigrateBench, type MigrateBenchResult } from "./migrate.js";
+import { DEFAULT_BOOT_CMDLINE, fixturesDir, runBootBench } from "./boot.js";
+import { renderBootBench } from "./boot-report.js";
+import { qemuBootMissing } from "./boot-qemu.js";
 import { runSpiceBench, SPICE_BENCH_CODECS, type SpiceBenchCodec, type SpiceBenchResult } from "./spice.js";
 import { clientMissing } from "./spice-client.js";
 import { qemuMissing } from "./spice-qemu.js";
@@ -234,6 +238,36 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
       if (o.vsQemu && qemuMissing()) throw new Error(`bench migrate --vs-qemu: ${qemuMissing()}`);
       const r = await withTeardown((teardown) => runMigrateBench({ memoryBytes, dirtyBytesPerSecond, maxDowntimeMs, vsQemu: Boolean(o.vsQemu) }, progressBar(!options.json), teardown));
       console.log(options.json ? toJson(r) : renderMigrateBench(r));
+    });
+
+  bench
+    .command("boot")
+    .description("create → each Linux boot milestone on the serial console (banner … init marker), a kernel booted through its PVH entry by an agent of its own; --vs-qemu: Debian's qemu -M microvm booting the same kernel, initrd and command line afterwards in the same run")
+    .option("--kernel <file>", "an ELF vmlinux with a PVH entry (default: the fixture of npm run fixtures)")
+    .option("--initrd <file>", "an initramfs (default: the fixture's, which prints QUMRA-INIT-OK)")
+    .option("--cmdline <text>", "the kernel command line", DEFAULT_BOOT_CMDLINE)
+    .option("--memory <size>", "guest memory", "256M")
+    .option("--vcpus <n>", "vCPUs", "1")
+    .option("--timeout <seconds>", "per side: give up on the init marker after this long", "240")
+    .option("--vs-qemu", "also boot the same kernel in qemu-system-x86_64 -M microvm -enable-kvm (after ours, not beside it)")
+    .action(async (o: { kernel?: string; initrd?: string; cmdline: string; memory: string; vcpus: string; timeout: string; vsQemu?: boolean }, command: Command) => {
+      const options = globals();
+      // The CLI's global --timeout (each call's deadline) takes the flag wherever it is written; this
+      // bench makes no calls to another agent, so a --timeout given is this one.
+      const root = command.parent!.parent!;
+      const timeoutText = root.getOptionValueSource("timeout") === "cli" ? String(root.opts<{ timeout: string }>().timeout) : o.timeout;
+      const kernel = path.resolve(o.kernel ?? path.join(fixturesDir(), "vmlinux"));
+      const initrd = o.initrd === "" ? undefined : path.resolve(o.initrd ?? path.join(fixturesDir(), "qumra-init.cpio"));
+      for (const [flag, file, given] of [["--kernel", kernel, o.kernel], ["--initrd", initrd, o.initrd]] as const) {
+        if (file !== undefined && !existsSync(file)) throw new Error(`${flag} ${file} does not exist${given === undefined ? " (its default comes from npm run fixtures)" : ""}`);
+      }
+      const memoryBytes = parseMemorySize(o.memory, "--memory");
+      if (memoryBytes < 64 << 20 || memoryBytes % (1 << 20) !== 0) throw new Error(`--memory ${o.memory}: a whole number of MiB, at least 64M (a kernel and its initramfs need room)`);
+      const vcpus = parseIntIn(o.vcpus, "--vcpus", 1, 64);
+      const timeoutMs = parseIntIn(timeoutText, "--timeout", 1, 3600) * 1000;
+      if (o.vsQemu && qemuBootMissing()) throw new Error(`bench boot --vs-qemu: ${qemuBootMissing()}`);
+      const r = await withTeardown((teardown) => runBootBench({ kernel, initrd, cmdline: o.cmdline, memoryBytes, vcpus, timeoutMs, vsQemu: Boolean(o.vsQemu) }, progressBar(!options.json), teardown));
+      console.log(options.json ? toJson({ ...r, qumra: { ...r.qumra, console: undefined }, qemu: r.qemu && { ...r.qemu, console: undefined } }) : renderBootBench(r));
     });
 
   return bench;
