@@ -4,6 +4,7 @@ import type { HelperState } from "./helper-protocol.js";
 import type { HelperArgs } from "./helper-process.js";
 import type { VmSpec, VmState } from "./types.js";
 import { resolveInImagesDir } from "./images-dir.js";
+import { kernelFormat } from "./kernel-format.js";
 
 /** The helper's arguments for a VM; a flat image is read from imagePath, a Linux kernel and initrd from imagesDir. */
 export function helperArgsOf(spec: VmSpec, imagePath: string, imagesDir = ""): HelperArgs {
@@ -12,6 +13,7 @@ export function helperArgsOf(spec: VmSpec, imagePath: string, imagesDir = ""): H
   if (boot.kind === "demo") return { ...common, demo: true };
   if (boot.kind === "linux") {
     const kernel = resolveInImagesDir(imagesDir, boot.kernel, "spec.linux.kernel");
+    kernelFormat(kernel, "spec.linux.kernel", boot.kernel);
     const initrd = boot.initrd ? resolveInImagesDir(imagesDir, boot.initrd, "spec.linux.initrd") : undefined;
     return { ...common, linux: { kernel, ...(initrd ? { initrd } : {}), cmdline: boot.cmdline } };
   }
