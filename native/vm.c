@@ -162,12 +162,9 @@ static int create_devices(struct vm *vm, char *err, size_t errlen)
 				  vm->cfg.runtime_dir, &vm->pio, vm->debug, err, errlen);
 	if (!vm->fb)
 		return -1;
-	if (boot_mode_is_linux(vm->cfg.mode)) {
-		vm->acpi_pm = acpi_pm_init(&vm->pio, vm->events, stop, err, errlen);
-		if (!vm->acpi_pm)
-			return -1;
-	}
-	return 0;
+	/* Every guest has the ports; only Linux guests get the ACPI tables that name them. */
+	vm->acpi_pm = acpi_pm_init(&vm->pio, vm->events, stop, err, errlen);
+	return vm->acpi_pm ? 0 : -1;
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)

@@ -72,7 +72,7 @@ struct vm {
 	struct i8042 *kbd;
 	struct debugport *debug;
 	struct framebuffer *fb;
-	struct acpi_pm *acpi_pm;	/* Linux guests only */
+	struct acpi_pm *acpi_pm;
 	struct events *events;
 	struct vmstate_host *vs_host;	/* what a saved state is checked against (vmstate.h) */
 
@@ -92,8 +92,8 @@ const char *vm_state_name(enum vm_state s);
 const char *boot_mode_name(enum boot_mode m);
 
 /* Builds the VM described by cfg, in this order: KVM (device, VM, irqchip, PIT), guest RAM,
- * the event queue, the devices (serial, i8042, debug port, framebuffer, and ACPI power
- * management for Linux guests), the boot image (after the framebuffer, which a bzImage is told
+ * the event queue, the devices (serial, i8042, debug port, framebuffer, ACPI power
+ * management), the boot image (after the framebuffer, which a bzImage is told
  * about), the vCPUs, which are not started, and what this host's KVM saves of them
  * (vmstate_host_init). Returns 0, or -1 with err naming the part that failed and why;
  * vm_destroy must be called either way. */

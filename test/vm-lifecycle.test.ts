@@ -139,6 +139,24 @@ describe.skipIf(!hasKvm)("VM lifecycle on real KVM", () => {
     await call(vms, vms.deleteVm, { vmId: "poweroff", force: false });
   });
 
+  it("a guest writing the ACPI soft-off or reset value to its ports is STOPPED with the reason", async () => {
+    // mov dx, PORT; mov al, VALUE; out dx, al; hlt; jmp $-1 (32-bit protected mode)
+    const guest = (port: number, value: number) => Buffer.from([0x66, 0xba, port & 0xff, port >> 8, 0xb0, value, 0xee, 0xf4, 0xeb, 0xfd]);
+    const cases: [string, Buffer, RegExp][] = [
+      ["acpi-off", guest(0x600, 0x20 | (5 << 2)), /^guest power-off \(ACPI\)$/], // SLP_EN | SLP_TYP 5
+      ["acpi-reset", guest(0x602, 0x06), /^guest reset \(ACPI\)$/],
+    ];
+    for (const [vmId, image, reason] of cases) {
+      await createVm(vms, vmId, {
+        name: vmId, vcpus: 1, memoryBytes: 4n << 20n, labels: {}, imageCompression: 0, cpuWeight: 0,
+        boot: { $case: "flatImage", value: { image, loadAddress: 0x200000n, entryAddress: 0n, mode: CpuMode.CPU_MODE_PROTECTED } },
+      });
+      const vm = await waitForState(vms, vmId, VmState.VM_STATE_STOPPED, 30_000);
+      expect(vm.stateReason).toMatch(reason);
+      await call(vms, vms.deleteVm, { vmId, force: false });
+    }
+  });
+
   it("boots a flat image in long and in protected mode", async () => {
     for (const mode of [CpuMode.CPU_MODE_LONG, CpuMode.CPU_MODE_PROTECTED]) {
       const vmId = `flat-${mode}`;
