@@ -110,8 +110,8 @@ function milestoneProgress(clock: MilestoneClock, progress: Progress): () => voi
 
 /** One boot through the agent: t0 just before CreateVm; ends at the init marker, CRASHED/STOPPED, or timeout. */
 async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progress, teardown: Teardown): Promise<BootRun> {
-  const kernel = placeImage(o.kernel, agent.imagesDir, "vmlinux");
-  const initrd = o.initrd ? placeImage(o.initrd, agent.imagesDir, "initrd") : "";
+  const kernel = placeImage(o.kernel, agent.imagesDir, `kernel-${path.basename(o.kernel)}`);
+  const initrd = o.initrd ? placeImage(o.initrd, agent.imagesDir, `initrd-${path.basename(o.initrd)}`) : "";
   const vmId = `bench-boot-${randomUUID().slice(0, 8)}`;
   const { vms } = agent;
   // Interrupted mid-boot: the VM goes through the agent before the agent goes.
