@@ -23,6 +23,9 @@ export const BOOT_MILESTONES: readonly Milestone[] = [
 /** The marker the test initramfs (qumra-init.cpio) prints once its /init runs. */
 export const INIT_MARKER = BOOT_MILESTONES[BOOT_MILESTONES.length - 1];
 
+/** After a guest halts, how long its last console bytes may still be on their way (another pipe or stream). */
+export const CONSOLE_SETTLE_MS = 500;
+
 export class MilestoneClock {
   private buffered = "";
   /** Where the line that was still incomplete at the last feed starts: matching resumes there. */

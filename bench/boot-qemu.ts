@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { INIT_MARKER, MilestoneClock } from "./boot-milestones.js";
+import { CONSOLE_SETTLE_MS, INIT_MARKER, MilestoneClock } from "./boot-milestones.js";
 import { QmpClient } from "./qmp.js";
 import { QEMU } from "./spice-qemu.js";
 
@@ -80,8 +80,16 @@ export async function bootQemu(o: QemuBootOptions): Promise<BootRun> {
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   let finished = false;
+  /** When qemu said the guest halted: the end, though the console gets a moment more to drain. */
+  let haltedAt: number | undefined;
   try {
     const ended = await new Promise<{ end: BootRun["end"]; detail: string }>((resolve) => {
+      // The guest will print no more; its last serial bytes (another pipe) get a moment to arrive.
+      const halted = (detail: string) => {
+        if (haltedAt !== undefined) return;
+        haltedAt = Date.now();
+        setTimeout(() => resolve({ end: "stopped", detail }), CONSOLE_SETTLE_MS);
+      };
       child.stdout.setEncoding("latin1");
       child.stdout.on("data", (chunk: string) => {
         const before = Object.keys(clock.reached());
@@ -93,10 +101,11 @@ export async function bootQemu(o: QemuBootOptions): Promise<BootRun> {
       child.stderr.on("data", (chunk: string) => {
         stderr += chunk;
         const internal = /KVM internal error[^\n]*/.exec(stderr);
-        if (internal) resolve({ end: "stopped", detail: `qemu: ${internal[0].trim()} (the guest is paused)` });
+        if (internal) halted(`qemu: ${internal[0].trim()} (the guest is paused)`);
       });
       child.on("error", (err) => resolve({ end: "exited", detail: `${QEMU} did not start: ${err.message}` }));
-      child.on("exit", (code, signal) => {
+      // "close", not "exit": by then its stdout and stderr are read to the end.
+      child.on("close", (code, signal) => {
         const last = stderr.trim().split("\n").filter((l) => !/warning: host doesn't support/.test(l)).at(-1);
         resolve({ end: "exited", detail: `${QEMU} exited (${signal ?? `code ${code}`})${last ? `: ${last.trim()}` : ""}` });
       });
@@ -111,7 +120,7 @@ export async function bootQemu(o: QemuBootOptions): Promise<BootRun> {
           qmp = client;
           poll = setInterval(() => {
             client.execute<{ status: string }>("query-status").then(
-              (s) => HALTED_STATES.has(s.status) && resolve({ end: "stopped", detail: `qemu run state ${s.status}` }),
+              (s) => HALTED_STATES.has(s.status) && halted(`qemu run state ${s.status}`),
               () => undefined,
             );
           }, STATUS_POLL_MS);
@@ -119,7 +128,8 @@ export async function bootQemu(o: QemuBootOptions): Promise<BootRun> {
         () => undefined,
       );
     });
-    return { milestones: clock.reached(), furthest: clock.furthest(), end: ended.end, endDetail: ended.detail, console: clock.text(), totalMs: Date.now() - t0 };
+    const endedAt = ended.end === "stopped" ? haltedAt! : Date.now();
+    return { milestones: clock.reached(), furthest: clock.furthest(), end: ended.end, endDetail: ended.detail, console: clock.text(), totalMs: endedAt - t0 };
   } finally {
     finished = true;
     clearTimeout(timer);

@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { packageRoot } from "../agent/src/paths.js";
 import { VmServiceClient, VmState, type ConsoleOutput, type VmEvent } from "../agent/src/gen/qumra/v1/vm.js";
 import type { Progress } from "../agent/src/cli/progress.js";
-import { BOOT_MILESTONES, INIT_MARKER, MilestoneClock } from "./boot-milestones.js";
+import { BOOT_MILESTONES, CONSOLE_SETTLE_MS, INIT_MARKER, MilestoneClock } from "./boot-milestones.js";
 import { bootQemu, qemuBootArgs, type BootRun } from "./boot-qemu.js";
 import type { Teardown } from "./teardown.js";
 
@@ -110,8 +110,8 @@ function milestoneProgress(clock: MilestoneClock, progress: Progress): () => voi
 
 /** One boot through the agent: t0 just before CreateVm; ends at the init marker, CRASHED/STOPPED, or timeout. */
 async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progress, teardown: Teardown): Promise<BootRun> {
-  const kernel = placeImage(o.kernel, agent.imagesDir, "vmlinux");
-  const initrd = o.initrd ? placeImage(o.initrd, agent.imagesDir, "initrd") : "";
+  const kernel = placeImage(o.kernel, agent.imagesDir, `kernel-${path.basename(o.kernel)}`);
+  const initrd = o.initrd ? placeImage(o.initrd, agent.imagesDir, `initrd-${path.basename(o.initrd)}`) : "";
   const vmId = `bench-boot-${randomUUID().slice(0, 8)}`;
   const { vms } = agent;
   // Interrupted mid-boot: the VM goes through the agent before the agent goes.
@@ -127,6 +127,8 @@ async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progr
   const serial = vms.attachConsole();
   const events = vms.watchVms({ vmId, fromSequence: 0n, heartbeatMs: 0, instanceId: "" });
   let timer: NodeJS.Timeout | undefined;
+  /** When the state event came: the end, though the console gets a moment more to drain. */
+  let haltedAt: number | undefined;
   try {
     const ended = await new Promise<{ end: BootRun["end"]; detail: string }>((resolve, reject) => {
       serial.on("data", (m: ConsoleOutput) => {
@@ -137,15 +139,18 @@ async function bootQumra(agent: BenchAgent, o: BootBenchOptions, progress: Progr
       serial.on("error", () => undefined);
       serial.write({ vmId, data: Buffer.alloc(0) });
       events.on("data", (e: VmEvent) => {
-        if (e.state === VmState.VM_STATE_CRASHED || e.state === VmState.VM_STATE_STOPPED) {
-          resolve({ end: "stopped", detail: `VM ${VmState[e.state].replace("VM_STATE_", "")}${e.reason ? `: ${e.reason}` : ""}` });
+        if ((e.state === VmState.VM_STATE_CRASHED || e.state === VmState.VM_STATE_STOPPED) && haltedAt === undefined) {
+          haltedAt = Date.now();
+          const detail = `VM ${VmState[e.state].replace("VM_STATE_", "")}${e.reason ? `: ${e.reason}` : ""}`;
+          setTimeout(() => resolve({ end: "stopped", detail }), CONSOLE_SETTLE_MS);
         }
       });
       events.on("error", () => undefined);
       timer = setTimeout(() => resolve({ end: "timeout", detail: `no init marker within ${o.timeoutMs} ms` }), o.timeoutMs);
       unary(vms.startVm.bind(vms), { vmId }).catch(reject);
     });
-    return { milestones: clock.reached(), furthest: clock.furthest(), end: ended.end, endDetail: ended.detail, console: clock.text(), totalMs: Date.now() - t0 };
+    const endedAt = ended.end === "stopped" ? haltedAt! : Date.now();
+    return { milestones: clock.reached(), furthest: clock.furthest(), end: ended.end, endDetail: ended.detail, console: clock.text(), totalMs: endedAt - t0 };
   } finally {
     clearTimeout(timer);
     serial.cancel();

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { BOOT_MILESTONES, MilestoneClock } from "../bench/boot-milestones.js";
 import { bootQemu, qemuBootMissing } from "../bench/boot-qemu.js";
-import { cleanup, tempDir } from "./helpers/agent.js";
+import { cleanup, runCli, tempDir } from "./helpers/agent.js";
 
 /** A kernel log as a stock 6.1 kernel prints it on ttyS0 (abridged), then the test initramfs's marker. */
 const LOG = [
@@ -70,5 +70,24 @@ describe.skipIf(missing !== undefined)("bootQemu", () => {
     expect(run.endDetail).toMatch(/qemu-system-x86_64 exited \(code 1\): .*invalid kernel header/);
     expect(run.milestones).toEqual({});
     expect(run.furthest).toBeUndefined();
+  });
+});
+
+describe("qumra bench boot flags", () => {
+  it("refuses bad flags with one line naming the flag, before starting anything", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--kernel", "/nonexistent/vmlinux"], /^qumra: --kernel \/nonexistent\/vmlinux does not exist$/],
+      [["--memory", "10M"], /^qumra: --memory 10M: a whole number of MiB, at least 64M/],
+      [["--memory", "lots"], /^qumra: --memory lots: expected a size/],
+      [["--vcpus", "0"], /^qumra: --vcpus 0: expected a whole number from 1 to 64/],
+      [["--timeout", "0"], /^qumra: --timeout 0: expected a positive number/],
+      [["--timeout", "1.5"], /^qumra: --timeout 1.5: expected a whole number from 1 to 3600/],
+    ];
+    for (const [flags, message] of cases) {
+      // A kernel and initrd that exist, so each case fails on its own flag (the fixture may not be there).
+      const r = await runCli(["bench", "boot", "--kernel", process.execPath, "--initrd", process.execPath, ...flags]);
+      expect(r.code, flags.join(" ")).not.toBe(0);
+      expect(r.stderr.trim().split("\n")[0], flags.join(" ")).toMatch(message);
+    }
   });
 });
