@@ -20,7 +20,7 @@ export interface BootRun {
 }
 
 export interface QemuBootOptions {
-  /** An ELF vmlinux with a PVH note (qemu boots a bzImage another way, not through PVH). */
+  /** An ELF vmlinux with a PVH note (qemu boots it through PVH, as we do) or a bzImage (qemu loads it its own way). */
   kernel: string;
   initrd?: string;
   cmdline: string;
