@@ -321,6 +321,7 @@ static void build_filter(struct prog *p)
 		KVM_IRQ_LINE,		/* device interrupts (serial, i8042, doorbell) */
 		KVM_GET_DIRTY_LOG,	/* DIRTY, RAM_DIRTY: the framebuffer's and RAM's dirty pages */
 		KVM_SET_USER_MEMORY_REGION,	/* RAM_DIRTY_LOG: a RAM slot's logging flag */
+		KVM_TRANSLATE,		/* kvm-pvm's INT3 gap: the instruction's address (vcpu.c) */
 		/* SAVE_STATE / LOAD_STATE (vmstate.c): the vCPUs' and the VM's state */
 		KVM_GET_FPU, KVM_SET_FPU, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_SET_XSAVE,
 		KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_LAPIC, KVM_SET_LAPIC,

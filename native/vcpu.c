@@ -15,6 +15,7 @@
 #include "boot.h"
 #include "events.h"
 #include "proto.h"
+#include "pvm_insn.h"
 #include "util.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -24,20 +25,13 @@ static void kick_handler(int sig)
 	(void)sig;	/* only there to make KVM_RUN return -EINTR */
 }
 
-/* kvm-pvm (the KVM module of hosts that are themselves guests without nested virtualization)
- * emulates guest code; it is told by its module being loaded. */
-static int host_is_kvm_pvm(void)
-{
-	return access("/sys/module/kvm_pvm", F_OK) == 0;
-}
-
 #define CPUID1_ECX_CX16 (1u << 13)
 
 static int setup_cpuid(struct vcpu *v, char *err, size_t errlen)
 {
 	/* kvm-pvm workaround (PROTOCOL.md, "Linux boot"): a Linux guest using CMPXCHG16B stops
 	 * there, so the feature is hidden from Linux guests on such hosts only. */
-	int hide_cx16 = boot_mode_is_linux(v->vm->cfg.mode) && host_is_kvm_pvm();
+	int hide_cx16 = boot_mode_is_linux(v->vm->cfg.mode) && v->vm->kvm_pvm;
 	int nent = 256;
 	struct kvm_cpuid2 *cpuid;
 
@@ -189,6 +183,9 @@ static int handle_exit(struct vcpu *v)
 		return -1;
 	case KVM_EXIT_INTERNAL_ERROR:
 		v->count.other++;
+		if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && v->vm->kvm_pvm &&
+		    pvm_complete_insn(v) == 0)
+			return 0;
 		snprintf(what, sizeof(what), "KVM internal error (suberror %u)",
 			 run->internal.suberror);
 		crash(v, what, run->exit_reason);

@@ -12,6 +12,7 @@
 
 struct vcpu_counters {
 	uint64_t total, io, mmio, hlt, intr, shutdown, other;
+	uint64_t completed_insns;	/* kvm-pvm emulator gaps the helper completed (pvm_insn.c) */
 };
 
 struct vcpu {

@@ -111,6 +111,7 @@ static int create_kvm_vm(struct vm *vm, char *err, size_t errlen)
 		return -1;
 	}
 	vm->nr_vcpus = vm->cfg.nr_vcpus;
+	vm->kvm_pvm = !strcmp(kvm_module_name(), "kvm_pvm");
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->run_size <= 0 || vm->vm_fd < 0) {

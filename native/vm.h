@@ -67,6 +67,9 @@ struct vm {
 	struct iobus mmio;
 	struct vcpu *vcpus;
 	unsigned nr_vcpus;
+	/* KVM is kvm-pvm (a host that is itself a VM without nested virtualization: guest code is
+	 * emulated); some of its emulator's gaps are worked around (PROTOCOL.md, "Linux boot"). */
+	int kvm_pvm;
 
 	struct serial *serial;
 	struct i8042 *kbd;

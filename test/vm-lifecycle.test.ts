@@ -157,6 +157,31 @@ describe.skipIf(!hasKvm)("VM lifecycle on real KVM", () => {
     }
   });
 
+  it("a long-mode guest's POPCNT gives the right count (kvm-pvm cannot emulate it; the helper completes it there)", async () => {
+    const guest = Buffer.from([
+      0xbc, 0x00, 0x00, 0x30, 0x00, // mov esp, 0x300000
+      0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+      0xbf, 0xff, 0x00, 0x00, 0x00, // mov edi, 0xff
+      0xf3, 0x48, 0x0f, 0xb8, 0xc7, // popcnt rax, rdi
+      0x04, 0x30, 0xee, // add al, '0'; out dx, al
+      0x31, 0xc9, // xor ecx, ecx
+      0xf3, 0x0f, 0xb8, 0xc1, // popcnt eax, ecx (0, ZF set)
+      0x9c, 0x58, 0x48, 0xc1, 0xe8, 0x06, 0x24, 0x01, // pushfq; pop rax; shr rax, 6; and al, 1 (ZF)
+      0x04, 0x30, 0xee, // add al, '0'; out dx, al
+      0xb0, 0x0a, 0xee, 0xf4, 0xeb, 0xfd, // '\n'; hlt; jmp back
+    ]);
+    const vmId = "popcnt";
+    await createVm(vms, vmId, {
+      name: vmId, vcpus: 1, memoryBytes: 4n << 20n, labels: {}, imageCompression: 0, cpuWeight: 0,
+      boot: { $case: "flatImage", value: { image: guest, loadAddress: 0x200000n, entryAddress: 0n, mode: CpuMode.CPU_MODE_LONG } },
+    });
+    const con = attachConsole(vms, vmId);
+    await con.waitFor("\n");
+    expect(con.text()).toBe("81\n");
+    con.close();
+    await call(vms, vms.deleteVm, { vmId, force: true });
+  });
+
   it("boots a flat image in long and in protected mode", async () => {
     for (const mode of [CpuMode.CPU_MODE_LONG, CpuMode.CPU_MODE_PROTECTED]) {
       const vmId = `flat-${mode}`;
