@@ -12,6 +12,7 @@ export const isKvmPvm = existsSync("/sys/module/kvm_pvm");
 
 /** Why a stock Linux kernel cannot reach userspace on kvm-pvm (measured; native/PROTOCOL.md, "Linux boot"). */
 export const KVM_PVM_LINUX_SKIP =
-  "this /dev/kvm is kvm-pvm (/sys/module/kvm_pvm): guest code is emulated at ~5 M instructions/s and a stock kernel stops " +
-  "where it first needs int3 in 64-bit mode (text patching, after 'x86/fpu: x87 FPU will use FXSAVE'), long before /init; " +
-  "qemu stops at the same place";
+  "this /dev/kvm is kvm-pvm (/sys/module/kvm_pvm): guest code is emulated at ~5 M instructions/s; qemu stops at the " +
+  "kernel's first int3 (after 'x86/fpu: x87 FPU will use FXSAVE') and ours, with the instructions kvm-pvm cannot emulate " +
+  "completed by the helper, is past 'smp: Brought up' at ~80 s but still in the kernel's initcalls (soft-lockup warnings " +
+  "from the emulated speed) minutes later, far from /init";
