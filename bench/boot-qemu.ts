@@ -1,5 +1,5 @@
 // The yardstick of `qumra bench boot`: Debian's qemu-system-x86_64 (-M microvm, KVM) booting a Linux
-// kernel through its PVH entry (an ELF vmlinux given to -kernel), its serial console on stdout, timed
+// kernel given to -kernel (an ELF vmlinux through its PVH entry, or a bzImage), its serial console on stdout, timed
 // milestone by milestone from just before the spawn.
 import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";

@@ -27,7 +27,7 @@ export function renderBootBench(r: BootBenchResult): string {
     ...(vs ? ["QUMRA/QEMU: ours over qemu's ms, below 1 is sooner; each side's t0 is just before it is asked to make its VM"] : []),
     `both: kernel ${o.kernel}${o.initrd ? `, initrd ${o.initrd}` : ", no initrd"}, command line "${o.cmdline}", ${mib} MiB, ${o.vcpus} vCPU${o.vcpus > 1 ? "s" : ""}, timeout ${o.timeoutMs} ms${pvm ? "; host KVM is kvm-pvm (guest code emulated)" : ""}`,
     `host load (1 min) as each side started: qumra ${r.loadAtStart.qumra.toFixed(2)}${r.loadAtStart.qemu === undefined ? "" : `, qemu ${r.loadAtStart.qemu.toFixed(2)}`} on ${os.availableParallelism()} CPUs`,
-    `qumra: its own agent (--images-dir holding links of those files), CreateVm with boot linux (PVH entry), t0 just before CreateVm; ended: ${r.qumra.endDetail}; last console line: ${lastLine(r.qumra)}`,
+    `qumra: its own agent (--images-dir holding links of those files), CreateVm with boot linux (a vmlinux through its PVH entry, a bzImage through the boot protocol), t0 just before CreateVm; ended: ${r.qumra.endDetail}; last console line: ${lastLine(r.qumra)}`,
   ];
   if (r.qemu) {
     const version = spawnSync(QEMU, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]?.trim() ?? QEMU;

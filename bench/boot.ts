@@ -1,5 +1,5 @@
 // `qumra bench boot`: create → each Linux boot milestone on the serial console, through an agent of its
-// own booting a kernel through its PVH entry (LinuxBoot), and with --vs-qemu Debian's qemu -M microvm
+// own booting a kernel (LinuxBoot: a vmlinux through its PVH entry or a bzImage), and with --vs-qemu Debian's qemu -M microvm
 // booting the same kernel, initrd and command line in the same run, one after the other (this bench is
 // CPU-bound: side by side they would slow each other down).
 import { spawn } from "node:child_process";

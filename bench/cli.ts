@@ -242,7 +242,7 @@ export function registerBench(program: Command, globals: () => GlobalOptions): C
 
   bench
     .command("boot")
-    .description("create → each Linux boot milestone on the serial console (banner … init marker), a kernel booted through its PVH entry by an agent of its own; --vs-qemu: Debian's qemu -M microvm booting the same kernel, initrd and command line afterwards in the same run")
+    .description("create → each Linux boot milestone on the serial console (banner … init marker), a kernel (vmlinux or bzImage) booted by an agent of its own; --vs-qemu: Debian's qemu -M microvm booting the same kernel, initrd and command line afterwards in the same run")
     .option("--kernel <file>", "an ELF vmlinux (PVH entry) or a bzImage (default: the vmlinux of npm run fixtures)")
     .option("--initrd <file>", "an initramfs (default: the fixture's, which prints QUMRA-INIT-OK)")
     .option("--cmdline <text>", "the kernel command line", DEFAULT_BOOT_CMDLINE)
