@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "le.h"
+
 #define HEADER_LEN 36
 
 /* FADT fields (offsets in the ACPI 6 FADT) and flags. */
@@ -32,10 +34,6 @@
 #define GAS_SYSTEM_IO 1
 #define GAS_BYTE      1
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
 	uint8_t sum = 0;
@@ -49,13 +47,13 @@ static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t revision)
 {
 	memset(t, 0, HEADER_LEN);
 	memcpy(t, sig, 4);
-	put32(t + 4, len);
+	le_put32(t + 4, len);
 	t[8] = revision;
 	memcpy(t + 10, "QUMRA ", 6);		/* OEM id */
 	memcpy(t + 16, "QUMRAVMM", 8);		/* OEM table id */
-	put32(t + 24, 1);			/* OEM revision */
+	le_put32(t + 24, 1);			/* OEM revision */
 	memcpy(t + 28, "QVMM", 4);		/* creator id */
-	put32(t + 32, 1);			/* creator revision */
+	le_put32(t + 32, 1);			/* creator revision */
 }
 
 static void seal(uint8_t *t)
@@ -74,7 +72,7 @@ static void io_port_gas(uint8_t *g, uint16_t port)
 	g[0] = GAS_SYSTEM_IO;
 	g[1] = 8;		/* register width in bits */
 	g[3] = GAS_BYTE;	/* access size */
-	put64(g + 4, port);
+	le_put64(g + 4, port);
 }
 
 /* \_S5_: Name (_S5_, Package (2) { 5, 5 }) — SLP_TYPa and SLP_TYPb of the soft-off state. */
@@ -89,12 +87,12 @@ static void build_fadt(uint8_t *t)
 {
 	memset(t, 0, FADT_LEN);
 	header(t, "FACP", FADT_LEN, 6);
-	put16(t + FADT_IAPC_BOOT_ARCH, BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_CMOS_RTC);
-	put32(t + FADT_FLAGS, FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP);
+	le_put16(t + FADT_IAPC_BOOT_ARCH, BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_CMOS_RTC);
+	le_put32(t + FADT_FLAGS, FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP);
 	io_port_gas(t + FADT_RESET_REG, ACPI_RESET_PORT);
 	t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
 	t[FADT_MINOR_VERSION] = 0;
-	put64(t + FADT_X_DSDT, ACPI_DSDT_ADDR);
+	le_put64(t + FADT_X_DSDT, ACPI_DSDT_ADDR);
 	io_port_gas(t + FADT_SLEEP_CONTROL, ACPI_SLEEP_CONTROL_PORT);
 	io_port_gas(t + FADT_SLEEP_STATUS, ACPI_SLEEP_STATUS_PORT);
 	memcpy(t + FADT_HYPERVISOR_ID, "QUMRAVMM", 8);
@@ -112,14 +110,14 @@ static void build_madt(uint8_t *t, unsigned nr_vcpus)
 	uint8_t *e = t + HEADER_LEN + 8;
 
 	header(t, "APIC", len, 5);
-	put32(t + HEADER_LEN, ACPI_LAPIC_ADDR);
-	put32(t + HEADER_LEN + 4, MADT_PCAT_COMPAT);
+	le_put32(t + HEADER_LEN, ACPI_LAPIC_ADDR);
+	le_put32(t + HEADER_LEN + 4, MADT_PCAT_COMPAT);
 	for (unsigned i = 0; i < nr_vcpus; i++, e += 8) {
 		e[0] = MADT_LAPIC;
 		e[1] = 8;
 		e[2] = (uint8_t)i;		/* ACPI processor UID */
 		e[3] = (uint8_t)i;		/* APIC id */
-		put32(e + 4, MADT_LAPIC_ENABLED);
+		le_put32(e + 4, MADT_LAPIC_ENABLED);
 	}
 	/* KVM's IOAPIC: id 0 (its ID register's reset value), GSIs from 0. KVM's default routing
 	 * takes ISA IRQ n to pin n, so no interrupt source overrides. */
@@ -127,8 +125,8 @@ static void build_madt(uint8_t *t, unsigned nr_vcpus)
 	e[1] = 12;
 	e[2] = 0;
 	e[3] = 0;
-	put32(e + 4, ACPI_IOAPIC_ADDR);
-	put32(e + 8, 0);
+	le_put32(e + 4, ACPI_IOAPIC_ADDR);
+	le_put32(e + 8, 0);
 	seal(t);
 }
 
@@ -158,15 +156,15 @@ int acpi_build(struct guest_memory *mem, unsigned nr_vcpus, char *err, size_t er
 	memcpy(dsdt + HEADER_LEN, dsdt_aml, sizeof(dsdt_aml));
 	seal(dsdt);
 	header(xsdt, "XSDT", HEADER_LEN + 16, 1);
-	put64(xsdt + HEADER_LEN, ACPI_FADT_ADDR);
-	put64(xsdt + HEADER_LEN + 8, ACPI_MADT_ADDR);
+	le_put64(xsdt + HEADER_LEN, ACPI_FADT_ADDR);
+	le_put64(xsdt + HEADER_LEN + 8, ACPI_MADT_ADDR);
 	seal(xsdt);
 
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, "QUMRA ", 6);
 	rsdp[15] = 2;				/* revision: XSDT */
-	put32(rsdp + 20, 36);			/* length */
-	put64(rsdp + 24, ACPI_XSDT_ADDR);
+	le_put32(rsdp + 20, 36);			/* length */
+	le_put64(rsdp + 24, ACPI_XSDT_ADDR);
 	rsdp[8] = checksum(rsdp, 20);		/* over the ACPI 1.0 part */
 	rsdp[32] = checksum(rsdp, 36);		/* over all of it */
 	return 0;

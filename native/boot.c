@@ -143,14 +143,15 @@ static int build_page_tables(struct vm *vm, char *err, size_t errlen)
 int boot_load(struct vm *vm, char *err, size_t errlen)
 {
 	uint64_t *gdt = memory_gpa_to_host(&vm->mem, BOOT_GDT_ADDR, BOOT_GDT_ENTRIES * 8);
+	struct boot_segments seg = boot_segments(vm->cfg.mode);
 
 	if (!gdt) {
 		snprintf(err, errlen, "guest RAM too small for the boot GDT");
 		return -1;
 	}
 	for (unsigned i = 0; i < BOOT_GDT_ENTRIES; i++)
-		gdt[i] = gdt_encode(&boot_segments(vm->cfg.mode).gdt[i]);
-	if (boot_segments(vm->cfg.mode).long_mode && build_page_tables(vm, err, errlen) < 0)
+		gdt[i] = gdt_encode(&seg.gdt[i]);
+	if (seg.long_mode && build_page_tables(vm, err, errlen) < 0)
 		return -1;
 	if (boot_mode_is_linux(vm->cfg.mode) && acpi_build(&vm->mem, vm->nr_vcpus, err, errlen) < 0)
 		return -1;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bootfile.h"
+#include "le.h"
 #include "pvh.h"
 #include "util.h"
 
@@ -58,13 +59,6 @@
 #define VIDEO_TYPE_EFI  0x70
 #define VIDEO_CAPABILITY_SKIP_QUIRKS 0x1
 
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-
 int bzimage_detect(const char *path)
 {
 	char err[64];
@@ -85,16 +79,18 @@ static void screen_info(uint8_t *si, const struct framebuffer *fb)
 	static const uint8_t rgbx[8] = { 8, 16, 8, 8, 8, 0, 8, 24 };	/* size, position each */
 
 	si[SI_ISVGA] = VIDEO_TYPE_EFI;
-	put16(si + SI_LFB_WIDTH, (uint16_t)fb->width);
-	put16(si + SI_LFB_HEIGHT, (uint16_t)fb->height);
-	put16(si + SI_LFB_DEPTH, 32);
-	put32(si + SI_LFB_BASE, (uint32_t)fb->gpa);
-	put32(si + SI_LFB_SIZE, (uint32_t)fb->size);
-	put16(si + SI_LFB_LINELEN, (uint16_t)fb->stride);
+	le_put16(si + SI_LFB_WIDTH, (uint16_t)fb->width);
+	le_put16(si + SI_LFB_HEIGHT, (uint16_t)fb->height);
+	le_put16(si + SI_LFB_DEPTH, 32);
+	le_put32(si + SI_LFB_BASE, (uint32_t)fb->gpa);
+	le_put32(si + SI_LFB_SIZE, (uint32_t)fb->size);
+	le_put16(si + SI_LFB_LINELEN, (uint16_t)fb->stride);
 	memcpy(si + SI_RED_SIZE, rgbx, sizeof(rgbx));
-	put16(si + SI_PAGES, 1);
-	put32(si + SI_CAPABILITIES, VIDEO_CAPABILITY_SKIP_QUIRKS);
+	le_put16(si + SI_PAGES, 1);
+	le_put32(si + SI_CAPABILITIES, VIDEO_CAPABILITY_SKIP_QUIRKS);
 }
+
+_Static_assert(PVH_MEMMAP_MAX <= BP_E820_MAX, "the memory map fits the zero page's e820 table");
 
 /* The e820 map of pvh_memmap in the zero page's 20-byte entries. */
 static void e820_table(struct guest_memory *mem, uint8_t *bp)
@@ -104,9 +100,9 @@ static void e820_table(struct guest_memory *mem, uint8_t *bp)
 
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + i * 20;
-		put64(e, map[i].addr);
-		put64(e + 8, map[i].size);
-		put32(e + 16, map[i].type);
+		le_put64(e, map[i].addr);
+		le_put64(e + 8, map[i].size);
+		le_put32(e + 16, map[i].type);
 	}
 	bp[BP_E820_ENTRIES] = (uint8_t)n;
 }
@@ -134,12 +130,12 @@ int bzimage_load(struct guest_memory *mem, const char *kernel, const char *initr
 		return -1;
 	memset(hdr, 0, sizeof(hdr));
 	if (size < sizeof(hdr) || bootfile_read_at(fd, 0, hdr, sizeof(hdr)) < 0 ||
-	    memcmp(hdr + HDR_MAGIC, "HdrS", 4) || get16(hdr + HDR_BOOT_FLAG) != 0xaa55) {
+	    memcmp(hdr + HDR_MAGIC, "HdrS", 4) || le_get16(hdr + HDR_BOOT_FLAG) != 0xaa55) {
 		snprintf(err, errlen, "kernel %s: no Linux boot protocol header (not a bzImage)", kernel);
 		goto fail;
 	}
-	version = get16(hdr + HDR_VERSION);
-	if (version < HDR_MIN_VERSION || !(get16(hdr + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
+	version = le_get16(hdr + HDR_VERSION);
+	if (version < HDR_MIN_VERSION || !(le_get16(hdr + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
 		snprintf(err, errlen, "kernel %s: boot protocol %u.%02u without a 64-bit entry: "
 			 "qumra boots x86-64 kernels of protocol 2.12 and later", kernel,
 			 version >> 8, version & 0xff);
@@ -148,13 +144,13 @@ int bzimage_load(struct guest_memory *mem, const char *kernel, const char *initr
 	setup_sects = hdr[HDR_SETUP_SECTS] ? hdr[HDR_SETUP_SECTS] : 4;
 	setup_size = (setup_sects + 1ull) * 512;
 	hdr_end = 0x202u + hdr[HDR_JUMP_END];
-	init_size = get32(hdr + HDR_INIT_SIZE);
+	init_size = le_get32(hdr + HDR_INIT_SIZE);
 	if (setup_size >= size || hdr_end > sizeof(hdr) || hdr_end <= HDR_INIT_SIZE + 4) {
 		snprintf(err, errlen, "kernel %s: malformed setup header", kernel);
 		goto fail;
 	}
 	code_size = size - setup_size;
-	load = hdr[HDR_RELOCATABLE] ? get64(hdr + HDR_PREF_ADDRESS) : get32(hdr + HDR_CODE32_START);
+	load = hdr[HDR_RELOCATABLE] ? le_get64(hdr + HDR_PREF_ADDRESS) : le_get32(hdr + HDR_CODE32_START);
 	init_size = MAX(init_size, code_size);
 	dst = load >= MEM_MIN_SIZE ? memory_gpa_to_host(mem, load, init_size) : NULL;
 	if (!dst) {
@@ -168,12 +164,12 @@ int bzimage_load(struct guest_memory *mem, const char *kernel, const char *initr
 	}
 	close(fd);
 	fd = -1;
-	if (cl_len >= MIN(BZ_CMDLINE_MAX, get32(hdr + HDR_CMDLINE_SIZE) + 1ull)) {
+	if (cl_len >= MIN(BZ_CMDLINE_MAX, le_get32(hdr + HDR_CMDLINE_SIZE) + 1ull)) {
 		snprintf(err, errlen, "kernel command line of %zu bytes: at most %llu", cl_len,
-			 (unsigned long long)MIN(BZ_CMDLINE_MAX - 1, get32(hdr + HDR_CMDLINE_SIZE)));
+			 (unsigned long long)MIN(BZ_CMDLINE_MAX - 1, le_get32(hdr + HDR_CMDLINE_SIZE)));
 		return -1;
 	}
-	ceiling = MIN((uint64_t)get32(hdr + HDR_INITRD_ADDR_MAX) + 1, MEM_HOLE_START);
+	ceiling = MIN((uint64_t)le_get32(hdr + HDR_INITRD_ADDR_MAX) + 1, MEM_HOLE_START);
 	if (initrd && bootfile_load_initrd(mem, initrd, load + init_size, ceiling, &initrd_addr,
 					   &initrd_size, err, errlen) < 0)
 		return -1;
@@ -182,11 +178,11 @@ int bzimage_load(struct guest_memory *mem, const char *kernel, const char *initr
 	memcpy(bp + BP_SETUP_HEADER, hdr + BP_SETUP_HEADER, hdr_end - BP_SETUP_HEADER);
 	bp[HDR_TYPE_OF_LOADER] = LOADER_UNKNOWN;
 	bp[HDR_LOADFLAGS] |= LOADED_HIGH;
-	put32(bp + HDR_CODE32_START, (uint32_t)load);
-	put32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_addr);
-	put32(bp + HDR_RAMDISK_SIZE, (uint32_t)initrd_size);
-	put32(bp + HDR_CMD_LINE_PTR, (uint32_t)BZ_CMDLINE_ADDR);
-	put64(bp + BP_ACPI_RSDP_ADDR, rsdp);
+	le_put32(bp + HDR_CODE32_START, (uint32_t)load);
+	le_put32(bp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_addr);
+	le_put32(bp + HDR_RAMDISK_SIZE, (uint32_t)initrd_size);
+	le_put32(bp + HDR_CMD_LINE_PTR, (uint32_t)BZ_CMDLINE_ADDR);
+	le_put64(bp + BP_ACPI_RSDP_ADDR, rsdp);
 	e820_table(mem, bp);
 	if (fb)
 		screen_info(bp + BP_SCREEN_INFO, fb);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "le.h"
+
 #define HDR_CRC_AT   92		/* the header CRC covers bytes [0, 92) */
 #define MAX_MSRS     4096
 
@@ -28,28 +30,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 int vmstate_cpu_features(int kvm_fd, uint32_t out[VMSTATE_CPU_WORDS])
@@ -98,16 +78,16 @@ void vmstate_begin(struct state_out *o, const struct vmstate_expect *shape)
 		return;
 	memset(h, 0, VMSTATE_HEADER_SIZE);
 	memcpy(h, VMSTATE_MAGIC, 8);
-	put32(h + 8, VMSTATE_VERSION);
-	put32(h + 12, VMSTATE_HEADER_SIZE);
-	put32(h + 16, shape->nr_vcpus);
-	put64(h + 24, shape->mem_size);
-	put32(h + 32, shape->fb_width);
-	put32(h + 36, shape->fb_height);
+	le_put32(h + 8, VMSTATE_VERSION);
+	le_put32(h + 12, VMSTATE_HEADER_SIZE);
+	le_put32(h + 16, shape->nr_vcpus);
+	le_put64(h + 24, shape->mem_size);
+	le_put32(h + 32, shape->fb_width);
+	le_put32(h + 36, shape->fb_height);
 	for (int i = 0; i < VMSTATE_CPU_WORDS; i++)
-		put32(h + 40 + 4 * i, shape->host->cpu[i]);
-	put32(h + 72, shape->host->xsave_size);
-	put32(h + 76, shape->host->flags);
+		le_put32(h + 40 + 4 * i, shape->host->cpu[i]);
+	le_put32(h + 72, shape->host->xsave_size);
+	le_put32(h + 76, shape->host->flags);
 	o->len += VMSTATE_HEADER_SIZE;
 }
 
@@ -138,8 +118,8 @@ void vmstate_section_end(struct state_out *o, size_t at)
 		o->oom = 1;
 		return;
 	}
-	put32(o->data + at + 4, (uint32_t)n);
-	put32(o->data + at + 8, crc32_update(0, o->data + at + VMSTATE_SECTION_HDR, n));
+	le_put32(o->data + at + 4, (uint32_t)n);
+	le_put32(o->data + at + 8, crc32_update(0, o->data + at + VMSTATE_SECTION_HDR, n));
 }
 
 void vmstate_section(struct state_out *o, uint16_t id, uint16_t instance, const void *p,
@@ -155,9 +135,9 @@ void vmstate_finish(struct state_out *o, uint32_t nr_sections)
 {
 	if (o->oom || o->len < VMSTATE_HEADER_SIZE)
 		return;
-	put32(o->data + 20, nr_sections);
-	put64(o->data + 80, o->len);
-	put32(o->data + HDR_CRC_AT, crc32_update(0, o->data, HDR_CRC_AT));
+	le_put32(o->data + 20, nr_sections);
+	le_put64(o->data + 80, o->len);
+	le_put32(o->data + HDR_CRC_AT, crc32_update(0, o->data, HDR_CRC_AT));
 }
 
 int vmstate_parse_header(const uint8_t *b, size_t len, struct vmstate_header *h, char *err,
@@ -169,23 +149,23 @@ int vmstate_parse_header(const uint8_t *b, size_t len, struct vmstate_header *h,
 			    len, VMSTATE_HEADER_SIZE);
 	if (memcmp(b, VMSTATE_MAGIC, 8) != 0)
 		return fail(err, errlen, "not a qumra VM state (bad magic)");
-	h->version = get32(b + 8);
+	h->version = le_get32(b + 8);
 	if (h->version != VMSTATE_VERSION)
 		return fail(err, errlen, "state format version %u, this helper reads version %d",
 			    h->version, VMSTATE_VERSION);
-	if (get32(b + HDR_CRC_AT) != crc32_update(0, b, HDR_CRC_AT))
+	if (le_get32(b + HDR_CRC_AT) != crc32_update(0, b, HDR_CRC_AT))
 		return fail(err, errlen, "state header checksum mismatch (corrupt)");
-	h->header_size = get32(b + 12);
-	h->nr_vcpus = get32(b + 16);
-	h->nr_sections = get32(b + 20);
-	h->mem_size = get64(b + 24);
-	h->fb_width = get32(b + 32);
-	h->fb_height = get32(b + 36);
+	h->header_size = le_get32(b + 12);
+	h->nr_vcpus = le_get32(b + 16);
+	h->nr_sections = le_get32(b + 20);
+	h->mem_size = le_get64(b + 24);
+	h->fb_width = le_get32(b + 32);
+	h->fb_height = le_get32(b + 36);
 	for (int i = 0; i < VMSTATE_CPU_WORDS; i++)
-		h->cpu[i] = get32(b + 40 + 4 * i);
-	h->xsave_size = get32(b + 72);
-	h->flags = get32(b + 76);
-	h->total = get64(b + 80);
+		h->cpu[i] = le_get32(b + 40 + 4 * i);
+	h->xsave_size = le_get32(b + 72);
+	h->flags = le_get32(b + 76);
+	h->total = le_get64(b + 80);
 	if (h->header_size != VMSTATE_HEADER_SIZE)
 		return fail(err, errlen, "state header of %u bytes, expected %d", h->header_size,
 			    VMSTATE_HEADER_SIZE);
@@ -264,12 +244,12 @@ static int check_msrs(const struct vmstate_host *host, const struct vmstate_ref 
 
 	if (r->len < 4)
 		return fail(err, errlen, "vcpu %u msrs section too short", vcpu);
-	count = get32(r->p);
+	count = le_get32(r->p);
 	if (count > MAX_MSRS || r->len != 4 + 12ull * count)
 		return fail(err, errlen, "vcpu %u msrs section: %u MSRs in %u bytes", vcpu, count,
 			    r->len);
 	for (uint32_t i = 0; i < count; i++) {
-		uint32_t index = get32(r->p + 4 + 12 * i);
+		uint32_t index = le_get32(r->p + 4 + 12 * i);
 		if (!msr_known(host, index))
 			return fail(err, errlen, "vcpu %u: MSR 0x%x is not one this host's KVM saves "
 				    "and restores", vcpu, index);
@@ -332,7 +312,7 @@ static int check_blob(const struct vmstate_expect *want, const uint8_t *b, size_
 				    h->nr_sections);
 		id = b[off] | (unsigned)b[off + 1] << 8;
 		inst = b[off + 2] | (unsigned)b[off + 3] << 8;
-		slen = get32(b + off + 4);
+		slen = le_get32(b + off + 4);
 		if (slen > len - off - VMSTATE_SECTION_HDR)
 			return fail(err, errlen, "section %u (%s): %u bytes past the end (truncated)", n,
 				    section_name(id) ? section_name(id) : "?", slen);
@@ -345,7 +325,7 @@ static int check_blob(const struct vmstate_expect *want, const uint8_t *b, size_
 		if (r->p)
 			return fail(err, errlen, "section %s (instance %u) appears twice",
 				    section_name(id), inst);
-		if (get32(b + off + 8) != crc32_update(0, b + off + VMSTATE_SECTION_HDR, slen))
+		if (le_get32(b + off + 8) != crc32_update(0, b + off + VMSTATE_SECTION_HDR, slen))
 			return fail(err, errlen, "section %s (instance %u): checksum mismatch (corrupt)",
 				    section_name(id), inst);
 		r->p = b + off + VMSTATE_SECTION_HDR;
