@@ -50,20 +50,23 @@ static __u64 *gpr(struct kvm_regs *r, unsigned i)
 	return regs[i & 15];
 }
 
-/* FWAIT: #NM when CR0.MP and CR0.TS are set, #MF when an unmasked x87 exception is pending
- * (FSW.ES), else nothing. 0 when RIP may move past it, the vector to deliver, or -1. */
-static int fwait(struct vcpu *v)
+/* FWAIT: *vector = 7 (#NM) when CR0.MP and CR0.TS are set, 16 (#MF) when an unmasked x87
+ * exception is pending (FSW.ES), else -1 (nothing happens). -1 if the state cannot be read. */
+static int fwait(struct vcpu *v, int *vector)
 {
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -1;
-	if ((sregs.cr0 & 0xa) == 0xa)		/* MP | TS */
-		return 7;
+	if ((sregs.cr0 & 0xa) == 0xa) {		/* MP | TS */
+		*vector = 7;
+		return 0;
+	}
 	if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0)
 		return -1;
-	return (fpu.fsw & 0x80) ? 16 : 0;
+	*vector = (fpu.fsw & 0x80) ? 16 : -1;
+	return 0;
 }
 
 /* F3 [REX] 0F B8 /r with a register operand (mod = 3): 32- or 64-bit POPCNT. Its length, or 0. */
@@ -111,13 +114,9 @@ int pvm_complete_insn(struct vcpu *v)
 		regs.rip += 1;			/* #BP is a trap: it returns after the INT3 */
 		vector = 3;
 	} else if (b[0] == 0x9b) {		/* FWAIT */
-		vector = fwait(v);
-		if (vector < 0)
+		if (fwait(v, &vector) < 0)
 			return -1;
-		if (vector == 0) {
-			vector = -1;
-			len = 1;
-		}
+		len = vector < 0;		/* no exception: past it */
 	} else if (!(len = popcnt_reg(b, &regs)) && !(len = clac_stac(b, &regs))) {
 		log_error("vcpu %u: emulation failure at rip=0x%llx, bytes %02x %02x %02x %02x %02x %02x "
 			  "%02x %02x", v->id, (unsigned long long)regs.rip, b[0], b[1], b[2], b[3], b[4],
