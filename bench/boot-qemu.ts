@@ -19,7 +19,8 @@ export interface BootRun {
   totalMs: number;
 }
 
-export interface QemuBootOptions {
+/** What both sides of bench boot boot, and for how long. */
+export interface LinuxBootTarget {
   /** An ELF vmlinux with a PVH note (qemu boots it through PVH, as we do) or a bzImage (qemu loads it its own way). */
   kernel: string;
   initrd?: string;
@@ -27,6 +28,9 @@ export interface QemuBootOptions {
   memoryBytes: number;
   vcpus: number;
   timeoutMs: number;
+}
+
+export interface QemuBootOptions extends LinuxBootTarget {
   signal?: AbortSignal;
   /** Called as each milestone is first seen (for a progress bar). */
   onMilestone?: (name: string) => void;

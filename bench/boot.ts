@@ -12,7 +12,7 @@ import { packageRoot } from "../agent/src/paths.js";
 import { VmServiceClient, VmState, type ConsoleOutput, type VmEvent } from "../agent/src/gen/qumra/v1/vm.js";
 import type { Progress } from "../agent/src/cli/progress.js";
 import { BOOT_MILESTONES, CONSOLE_SETTLE_MS, INIT_MARKER, MilestoneClock } from "./boot-milestones.js";
-import { bootQemu, qemuBootArgs, type BootRun } from "./boot-qemu.js";
+import { bootQemu, qemuBootArgs, type BootRun, type LinuxBootTarget } from "./boot-qemu.js";
 import type { Teardown } from "./teardown.js";
 
 export const DEFAULT_BOOT_CMDLINE = "console=ttyS0 earlyprintk=ttyS0 noxsave";
@@ -22,13 +22,7 @@ export function fixturesDir(): string {
   return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "qumra", "fixtures");
 }
 
-export interface BootBenchOptions {
-  kernel: string;
-  initrd?: string;
-  cmdline: string;
-  memoryBytes: number;
-  vcpus: number;
-  timeoutMs: number;
+export interface BootBenchOptions extends LinuxBootTarget {
   vsQemu: boolean;
 }
 

@@ -14,18 +14,17 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import os from "node:os";
 import { VmServiceClient, VmState, type VmSpec } from "../agent/src/gen/qumra/v1/vm.js";
 import { DisplayServiceClient, ScreenshotFormat } from "../agent/src/gen/qumra/v1/display.js";
 import { BOOT_MILESTONES, MilestoneClock, type Milestone } from "../bench/boot-milestones.js";
 import { bootQemu, qemuBootMissing, type BootRun } from "../bench/boot-qemu.js";
+import { fixturesDir } from "../bench/boot.js";
 import { startAgent, cleanup, discardAgent, tempDir, type RunningAgent } from "./helpers/agent.js";
 import { call, callError } from "./helpers/grpc.js";
 import { hasKvm, isKvmPvm, KVM_PVM_LINUX_SKIP } from "./helpers/kvm.js";
 import { attachConsole, waitForState, type ConsoleReader } from "./helpers/vm.js";
 
-/** Where scripts/fixtures.mjs caches them. */
-const FIXTURES = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "qumra", "fixtures");
+const FIXTURES = fixturesDir();
 const VMLINUX = path.join(FIXTURES, "vmlinux");
 const BZIMAGE = path.join(FIXTURES, "bzImage");
 const INITRD = path.join(FIXTURES, "qumra-init.cpio");
