@@ -34,11 +34,22 @@ static void rig_down(struct rig *r)
 	events_destroy(r->events);
 }
 
+/* The guest was stopped once, with reason, and one event of type with {"source":"acpi"}. */
+static void expect_stopped(struct rig *r, const char *reason, uint16_t type)
+{
+	unsigned matching;
+	char json[128];
+
+	CHECK_EQ(r->stop.calls, 1);
+	CHECK_STR(r->stop.reason, reason);
+	CHECK_EQ(take_events(r->events, type, &matching, json, sizeof(json)), 1);
+	CHECK_EQ(matching, 1);
+	CHECK_STR(json, "{\"source\":\"acpi\"}");
+}
+
 static void test_power_off(void)
 {
 	struct rig r;
-	unsigned matching;
-	char json[128];
 
 	rig_up(&r);
 	outb(&r.bus, ACPI_SLEEP_CONTROL_PORT, ACPI_S5_TYPE << ACPI_SLEEP_TYPE_SHIFT);	/* no SLP_EN */
@@ -47,29 +58,19 @@ static void test_power_off(void)
 	CHECK_EQ(inb(&r.bus, ACPI_SLEEP_STATUS_PORT), 0);
 	CHECK_EQ(r.stop.calls, 0);
 	outb(&r.bus, ACPI_SLEEP_CONTROL_PORT, ACPI_SLEEP_ENABLE | (ACPI_S5_TYPE << ACPI_SLEEP_TYPE_SHIFT));
-	CHECK_EQ(r.stop.calls, 1);
-	CHECK_STR(r.stop.reason, "guest power-off (ACPI)");
-	CHECK_EQ(take_events(r.events, PROTO_EV_POWEROFF, &matching, json, sizeof(json)), 1);
-	CHECK_EQ(matching, 1);
-	CHECK_STR(json, "{\"source\":\"acpi\"}");
+	expect_stopped(&r, "guest power-off (ACPI)", PROTO_EV_POWEROFF);
 	rig_down(&r);
 }
 
 static void test_reset(void)
 {
 	struct rig r;
-	unsigned matching;
-	char json[128];
 
 	rig_up(&r);
 	outb(&r.bus, ACPI_RESET_PORT, 0x02);
 	CHECK_EQ(r.stop.calls, 0);
 	outb(&r.bus, ACPI_RESET_PORT, ACPI_RESET_VALUE);
-	CHECK_EQ(r.stop.calls, 1);
-	CHECK_STR(r.stop.reason, "guest reset (ACPI)");
-	CHECK_EQ(take_events(r.events, PROTO_EV_RESET, &matching, json, sizeof(json)), 1);
-	CHECK_EQ(matching, 1);
-	CHECK_STR(json, "{\"source\":\"acpi\"}");
+	expect_stopped(&r, "guest reset (ACPI)", PROTO_EV_RESET);
 	rig_down(&r);
 }
 
